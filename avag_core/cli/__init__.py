@@ -1,0 +1,1 @@
+"""The `avag` command line: one module per subcommand, discovered lazily."""

@@ -1,0 +1,75 @@
+"""`avag` entry point.
+
+Each subcommand lives in its own module exposing ``add_parser(subparsers)``; the parser
+sets ``func(args) -> int``. Modules import heavy dependencies (torch, rclpy) inside
+``func`` so that ``avag --help`` stays fast. Subcommands whose module cannot be imported
+(e.g. ROS tools on a training server) are listed as unavailable instead of crashing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from avag_core.errors import AvagError
+
+# name -> module; order is the order shown in --help.
+SUBCOMMANDS: dict[str, str] = {
+    "demo": "avag_ros.cli.demo",
+    "data": "avag_core.cli.data",
+    "train": "avag_core.cli.train",
+    "eval": "avag_core.cli.evaluate",
+    "predict": "avag_core.cli.predict",
+    "export": "avag_core.cli.export",
+    "bench": "avag_core.cli.bench",
+    "bag": "avag_ros.cli.bag",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="avag",
+        description="Audio-visual affordance grounding: train, evaluate, export and run AVAGFormer.",
+    )
+    from avag_core import __version__
+
+    parser.add_argument("--version", action="version", version=f"avag {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            p = sub.add_parser(name, help=f"(unavailable: {exc})")
+            p.set_defaults(func=_unavailable(name, str(exc)))
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def _unavailable(name: str, reason: str):
+    def func(_args: argparse.Namespace) -> int:
+        raise AvagError(f"'avag {name}' is unavailable here: {reason}")
+
+    return func
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except AvagError as exc:
+        print(f"avag {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"avag {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""Streaming sound-event detection: energy and spectral flux over an adaptive noise floor.
+
+Why this design: a robot hears fans, traffic and speech all the time; an action sound
+(a chop, a click, a press) is a rise of energy and a burst of new spectral content above
+that background. The floor is a low quantile of recent frame energies, so it follows
+slow background changes but not the event itself; hysteresis (start at ``on_db``, keep
+going down to ``off_db``) and a release time keep one physical action one event.
+
+The detector works chunk by chunk (a ROS callback hands it 512 samples at a time) and
+gives identical results on a whole recording (``detect_events``). Frames are
+``frame_samples`` long every ``hop_samples``; all frames of a chunk are analysed in one
+vectorised FFT, so a 512-sample chunk costs well under a millisecond.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from avag_core.events.config import EventConfig
+from avag_core.events.resample import StreamingResampler
+from avag_core.events.timebase import to_mono_float32, to_seconds
+
+_EPS_POWER = 1e-12  # -120 dBFS: digital silence
+
+
+@dataclass(frozen=True)
+class SoundEvent:
+    """One detected action sound (or one analysis window in continuous mode).
+
+    start_time/end_time include pre-roll/post-roll and bound the audio to analyse;
+    onset_time is the detected onset; peak_score is the highest frame energy above the
+    noise floor in dB, at peak_time. truncated: cut at ``max_event_s`` (the sound went on).
+    """
+
+    start_time: float
+    end_time: float
+    peak_score: float
+    onset_time: float
+    peak_time: float
+    truncated: bool = False
+
+    @property
+    def duration(self) -> float:
+        return self.end_time - self.start_time
+
+
+class SoundEventDetector:
+    """Feed (samples, first-sample time) chunks of mono audio at ``config.sample_rate``."""
+
+    def __init__(self, config: EventConfig | None = None) -> None:
+        self.config = (config or EventConfig()).validate()
+        cfg = self.config
+        self.sample_rate = int(cfg.sample_rate)
+        self._frame = int(cfg.frame_samples)
+        self._hop = int(cfg.hop_samples)
+        self._window = np.hanning(self._frame).astype(np.float32)
+        self._hist_len = max(8, int(round(cfg.noise_window_s * self.sample_rate / self._hop)))
+        self._warmup_frames = int(np.ceil(cfg.warmup_s * self.sample_rate / self._hop))
+        self.dropped_short = 0  # events discarded by min_event_s
+        self.discontinuities = 0  # gaps / time jumps seen in the input times
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Forget the noise floor, the framing and any event in progress."""
+        self._e_hist = np.zeros(self._hist_len, dtype=np.float64)
+        self._f_hist = np.zeros(self._hist_len, dtype=np.float64)
+        self._hist_count = 0  # frames written to the history (write index = count % len)
+        self._prev_logmag: np.ndarray | None = None
+        self._soft_reset_framing(None)
+        self._state = "idle"  # idle | active | hold (cut at max length, waiting for quiet)
+        self._onset = 0.0
+        self._last_active_end = 0.0
+        self._peak = -np.inf
+        self._peak_t = 0.0
+        self._refractory_until = -np.inf
+        self._next_window_t: float | None = None
+        self._win_t = np.zeros(0)
+        self._win_score = np.zeros(0)
+
+    def _soft_reset_framing(self, t0: float | None) -> None:
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._anchor_t = t0  # time of sample index 0 of the current contiguous segment
+        self._consumed = 0  # samples of that segment already framed (pending starts here)
+        self._seg_start = t0
+
+    @property
+    def active_onset(self) -> float | None:
+        """Onset time of the event in progress (None when idle): lets a node grab a frame early."""
+        return self._onset if self._state == "active" else None
+
+    @property
+    def stream_time(self) -> float | None:
+        """Time just after the last sample received."""
+        if self._anchor_t is None:
+            return None
+        return self._anchor_t + (self._consumed + self._pending.size) / self.sample_rate
+
+    # ------------------------------------------------------------------ input
+    def process(self, samples: np.ndarray, t0: float | int) -> list[SoundEvent]:
+        """Analyse one chunk; return the events that ended (or windows that closed) in it.
+
+        Chunks must be in time order. A chunk that does not continue the previous one
+        (gap or overlap beyond one hop) closes any event in progress and restarts framing;
+        a jump backwards beyond ``backjump_reset_s`` resets the detector.
+        """
+        x = to_mono_float32(samples)
+        t = to_seconds(t0)
+        events: list[SoundEvent] = []
+        expected = self.stream_time
+        if expected is None:
+            self._soft_reset_framing(t)
+        elif abs(t - expected) > max(self._hop / self.sample_rate, self.config.stamp_tolerance_s):
+            self.discontinuities += 1
+            events.extend(self._close(self._last_time()))
+            if t < expected - self.config.backjump_reset_s:
+                self.reset()
+            self._soft_reset_framing(t)
+        if x.size:
+            if not np.isfinite(x).all():
+                x = np.where(np.isfinite(x), x, np.float32(0.0))
+            events.extend(self._analyse(x))
+        return events
+
+    def flush(self) -> list[SoundEvent]:
+        """End of stream: close the event in progress (if long enough)."""
+        return self._close(self._last_time())
+
+    def _last_time(self) -> float:
+        st = self.stream_time
+        return st if st is not None else 0.0
+
+    # ------------------------------------------------------------------ analysis
+    def _analyse(self, x: np.ndarray) -> list[SoundEvent]:
+        buf = np.concatenate([self._pending, x]) if self._pending.size else x
+        if buf.size < self._frame:
+            self._pending = buf
+            return []
+        n_frames = 1 + (buf.size - self._frame) // self._hop
+        frames = np.lib.stride_tricks.sliding_window_view(buf, self._frame)[:: self._hop][:n_frames]
+        power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / self._frame
+        energy_db = 10.0 * np.log10(power + _EPS_POWER)
+        spec = np.abs(np.fft.rfft(frames * self._window, axis=1))
+        logmag = np.log(spec + 1e-6)
+        prev = self._prev_logmag if self._prev_logmag is not None else logmag[:1]
+        diffs = np.diff(np.concatenate([prev, logmag]), axis=0)
+        flux = np.maximum(diffs, 0.0).mean(axis=1)
+        self._prev_logmag = logmag[-1:]
+        base = self._anchor_t + self._consumed / self.sample_rate
+        times = base + np.arange(n_frames) * (self._hop / self.sample_rate)
+        # one floor per chunk (history before it): the floor moves over seconds, not frames
+        ready0 = self._hist_count
+        if self._hist_count:
+            floor, f_med, f_scale = self._floor()
+            snr = energy_db - floor
+            fz = (flux - f_med) / f_scale
+        else:
+            snr, fz = np.zeros(n_frames), np.zeros(n_frames)
+        self._push_history(energy_db, flux)
+        warm = max(self._warmup_frames, 2)
+        events: list[SoundEvent] = []
+        for k in range(n_frames):
+            ready = ready0 + k >= warm
+            events.extend(self._step(float(times[k]), float(snr[k]), float(fz[k]), ready))
+        used = n_frames * self._hop
+        self._consumed += used
+        self._pending = buf[used:].copy()
+        return events
+
+    def _floor(self) -> tuple[float, float, float]:
+        """Noise floor (dB), flux median and flux scale from the history (before this frame)."""
+        n = min(self._hist_count, self._hist_len)
+        e, f = self._e_hist[:n], self._f_hist[:n]
+        q = int(self.config.noise_quantile * (e.size - 1))
+        floor = max(float(np.partition(e, q)[q]), self.config.min_floor_db)
+        m = (f.size - 1) // 2
+        med = float(np.partition(f, m)[m])
+        scale = 1.4826 * float(np.partition(np.abs(f - med), m)[m])
+        return floor, med, max(scale, 1e-3 * max(med, 1e-3))
+
+    def _push_history(self, energy_db: np.ndarray, flux: np.ndarray) -> None:
+        n = energy_db.size
+        idx = (self._hist_count + np.arange(n)) % self._hist_len
+        self._e_hist[idx], self._f_hist[idx] = energy_db, flux
+        self._hist_count += n
+
+    def _step(self, tf: float, snr: float, fz: float, ready: bool) -> list[SoundEvent]:
+        cfg = self.config
+        frame_s = self._frame / self.sample_rate
+        if cfg.mode == "continuous":
+            return self._continuous(tf, snr, ready)
+
+        out: list[SoundEvent] = []
+        frame_end = tf + frame_s
+        # the onset lies in the newest hop of the first frame loud enough to trigger
+        onset_t = tf + (self._frame - self._hop) / self.sample_rate
+        if self._state == "idle":
+            trigger = snr >= cfg.on_db or (fz >= cfg.flux_on and snr >= cfg.flux_min_db)
+            if ready and trigger and onset_t >= self._refractory_until:
+                self._state = "active"
+                self._onset = onset_t
+                self._last_active_end = frame_end
+                self._peak, self._peak_t = snr, onset_t
+        elif snr >= cfg.off_db:
+            self._last_active_end = frame_end
+            if self._state == "active" and snr > self._peak:
+                self._peak, self._peak_t = snr, tf
+            if self._state == "active" and frame_end - self._onset >= cfg.max_event_s:
+                out.extend(self._emit(self._onset + cfg.max_event_s, truncated=True))
+                self._state = "hold"
+        elif frame_end - self._last_active_end >= cfg.release_s:
+            if self._state == "active":
+                out.extend(self._emit(self._last_active_end, truncated=False))
+            self._state = "idle"
+            self._refractory_until = self._last_active_end + cfg.refractory_s
+        return out
+
+    def _emit(self, end: float, truncated: bool) -> list[SoundEvent]:
+        cfg = self.config
+        if end - self._onset < cfg.min_event_s:
+            self.dropped_short += 1
+            return []
+        start = self._onset - cfg.pre_roll_s
+        if self._seg_start is not None:
+            start = max(start, self._seg_start)
+        stop = end if truncated else end + cfg.post_roll_s
+        return [SoundEvent(start, stop, float(self._peak), self._onset, self._peak_t, truncated)]
+
+    def _close(self, t_end: float) -> list[SoundEvent]:
+        out: list[SoundEvent] = []
+        if self._state == "active" and self.config.mode == "onset":
+            end = min(self._last_active_end, t_end)
+            ev = self._emit(end, truncated=False)
+            # the stream ended: no post-roll beyond the audio that exists
+            out.extend(
+                SoundEvent(e.start_time, min(e.end_time, t_end), e.peak_score, e.onset_time,
+                           e.peak_time, e.truncated) for e in ev
+            )
+            self._refractory_until = end + self.config.refractory_s
+        self._state = "idle"
+        return out
+
+    def _continuous(self, tf: float, snr: float, ready: bool) -> list[SoundEvent]:
+        """Fixed-rate windows: [t - window, t] every continuous_hop_ms once a window is full."""
+        cfg = self.config
+        frame_end = tf + self._frame / self.sample_rate
+        self._win_t = np.append(self._win_t, tf)
+        self._win_score = np.append(self._win_score, snr if ready else -np.inf)
+        keep = self._win_t >= frame_end - cfg.continuous_window_s - 1e-9
+        self._win_t, self._win_score = self._win_t[keep], self._win_score[keep]
+        seg_start = self._seg_start if self._seg_start is not None else tf
+        if self._next_window_t is None or self._next_window_t < seg_start + cfg.continuous_window_s:
+            self._next_window_t = seg_start + cfg.continuous_window_s
+        out: list[SoundEvent] = []
+        while frame_end >= self._next_window_t:
+            end = self._next_window_t
+            start = end - cfg.continuous_window_s
+            j = int(np.argmax(self._win_score)) if self._win_score.size else 0
+            peak = float(self._win_score[j]) if self._win_score.size else -np.inf
+            peak_t = float(self._win_t[j]) if self._win_t.size else start
+            out.append(SoundEvent(start, end, peak, start, peak_t, False))
+            self._next_window_t += cfg.continuous_hop_ms / 1000.0
+        return out
+
+
+def detect_events(
+    samples: np.ndarray,
+    sample_rate: int,
+    config: EventConfig | None = None,
+    t0: float | int = 0.0,
+) -> list[SoundEvent]:
+    """Events in a whole recording ([n] or [channels, n]); same results as streaming it."""
+    cfg = (config or EventConfig()).validate()
+    x = to_mono_float32(samples)
+    if int(sample_rate) != cfg.sample_rate:
+        rs = StreamingResampler(int(sample_rate), cfg.sample_rate)
+        x = np.concatenate([rs.process(x), rs.flush()])
+    det = SoundEventDetector(cfg)
+    start = to_seconds(t0)
+    events: list[SoundEvent] = []
+    n = cfg.chunk_samples
+    for i in range(0, x.size, n):
+        events.extend(det.process(x[i:i + n], start + i / cfg.sample_rate))
+    events.extend(det.flush())
+    return events

@@ -1,0 +1,261 @@
+"""Timestamped mono audio history with a linear timeline, robust to real stream faults.
+
+Microphone drivers and bags deliver chunks with gaps (dropped packets), duplicated or
+reordered stamps (multiple publishers, network reordering), stamps that jump backwards
+(a bag restarting its loop), NaN/Inf samples (broken drivers) and rates other than 16 kHz.
+The buffer converts everything to one linear 16 kHz mono timeline so that "the samples
+between t0 and t1" has one answer, and counts every fault so a node can report it.
+
+Timeline rules (times in float seconds; integer stamps are nanoseconds):
+- a chunk whose stamp is within ``stamp_tolerance_s`` of where the previous chunk ended
+  is contiguous (stamp jitter is ignored; sample counts define time);
+- a later stamp is a gap: the gap is filled with zeros (bounded by the buffer size);
+- a stamp inside the previous chunk drops the overlapping leading samples;
+- the same stamp as the previous chunk is a duplicate: dropped;
+- an earlier stamp is out of order (dropped) unless it is more than
+  ``backjump_reset_s`` earlier, which means time restarted: the buffer is cleared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from avag_core.events.config import EventConfig
+from avag_core.events.resample import StreamingResampler
+from avag_core.events.timebase import to_mono_float32, to_seconds
+
+_DUPLICATE_EPS_S = 1e-6
+
+
+@dataclass
+class BufferStats:
+    """Fault counters; they only grow (reset() of the buffer keeps them)."""
+
+    chunks: int = 0  # chunks offered
+    accepted: int = 0  # chunks (partly) written
+    duplicates: int = 0
+    out_of_order: int = 0
+    overlaps: int = 0  # chunks whose start overlapped the previous one (trimmed)
+    gaps: int = 0
+    gap_seconds: float = 0.0
+    time_resets: int = 0  # stamp jumped backwards -> history cleared
+    nonfinite_chunks: int = 0
+    nonfinite_samples: int = 0
+    rate_changes: int = 0
+    rate_rejected: int = 0  # chunks dropped by sample_rate_policy="drop"
+    resampled_chunks: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class PushResult:
+    """What one push did: the 16 kHz samples written (without gap zeros) and their start time."""
+
+    status: str  # ok | duplicate | out_of_order | overlap_dropped | nonfinite_dropped | rate_dropped | empty
+    samples: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    t0: float = 0.0  # time of samples[0] on the buffer timeline
+    gap: bool = False  # zeros were inserted before these samples
+    reset: bool = False  # the history was cleared before these samples
+
+
+class AudioRingBuffer:
+    """Fixed-size circular float32 history at ``config.sample_rate`` with a time axis."""
+
+    def __init__(self, config: EventConfig | None = None) -> None:
+        self.config = (config or EventConfig()).validate()
+        self.sample_rate = int(self.config.sample_rate)
+        self.capacity = int(round(self.config.buffer_s * self.sample_rate))
+        self._data = np.zeros(self.capacity, dtype=np.float32)
+        self.stats = BufferStats()
+        self._resampler: StreamingResampler | None = None
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Clear the audio (counters are kept)."""
+        self._total = 0  # absolute index of the next sample written
+        self._anchor_t = 0.0  # time of absolute index _anchor_i
+        self._anchor_i = 0
+        self._started = False
+        self._last_stamp = 0.0  # stamp of the last accepted chunk
+        self._seg_t0 = 0.0  # input segment: stamp of its first chunk ...
+        self._seg_in = 0  # ... and input samples accepted since (at _seg_rate)
+        self._seg_rate = 0
+        if self._resampler is not None:
+            self._resampler.reset()
+
+    @property
+    def start_time(self) -> float:
+        """Time of the oldest sample still held."""
+        first = max(0, self._total - self.capacity)
+        return self._time_of(first)
+
+    @property
+    def end_time(self) -> float:
+        """Time just after the newest sample written."""
+        return self._time_of(self._total)
+
+    def __len__(self) -> int:
+        return min(self._total, self.capacity)
+
+    def _time_of(self, index: int) -> float:
+        return self._anchor_t + (index - self._anchor_i) / self.sample_rate
+
+    def _index_of(self, t: float) -> int:
+        return self._anchor_i + int(np.floor((t - self._anchor_t) * self.sample_rate + 0.5))
+
+    # ------------------------------------------------------------------ writing
+    def push(self, samples: np.ndarray, stamp: float | int, sample_rate: int | None = None) -> PushResult:
+        """Append one chunk ([n] or [channels, n]) whose first sample was taken at ``stamp``."""
+        cfg = self.config
+        rate = int(sample_rate or self.sample_rate)
+        t0 = to_seconds(stamp)
+        x = to_mono_float32(samples)
+        self.stats.chunks += 1
+        if x.size == 0:
+            return PushResult("empty")
+        if rate != self.sample_rate and cfg.sample_rate_policy == "drop":
+            self.stats.rate_rejected += 1
+            return PushResult("rate_dropped")
+        finite = np.isfinite(x)
+        if not finite.all():
+            self.stats.nonfinite_chunks += 1
+            self.stats.nonfinite_samples += int(x.size - np.count_nonzero(finite))
+            if cfg.nonfinite == "drop":
+                return PushResult("nonfinite_dropped")
+            x = np.where(finite, x, np.float32(0.0))
+
+        reset = False
+        if self._started:
+            dt = t0 - self._last_stamp
+            if abs(dt) <= _DUPLICATE_EPS_S:
+                self.stats.duplicates += 1
+                return PushResult("duplicate")
+            if dt < 0:
+                if -dt <= cfg.backjump_reset_s:
+                    self.stats.out_of_order += 1
+                    return PushResult("out_of_order")
+                self.stats.time_resets += 1
+                self.reset()
+                reset = True
+        if self._started and rate != self._seg_rate:
+            self.stats.rate_changes += 1
+            if cfg.reset_on_rate_change:
+                self.reset()
+                reset = True
+            else:
+                self._flush_resampler()
+                # the new segment continues the timeline where the old one ended
+                self._seg_t0 = self._seg_t0 + self._seg_in / self._seg_rate
+                self._seg_in = 0
+                self._seg_rate = rate
+                self._set_resampler(rate)
+
+        gap = False
+        if not self._started:
+            self._start(t0, rate)
+        else:
+            expected = self._seg_t0 + self._seg_in / self._seg_rate
+            diff = t0 - expected
+            if diff > cfg.stamp_tolerance_s:
+                gap = True
+                self._flush_resampler()
+                self._fill_gap(t0)
+                self._seg_t0, self._seg_in = t0, 0
+            elif diff < -cfg.stamp_tolerance_s:
+                skip = int(round(-diff * rate))
+                self.stats.overlaps += 1
+                if skip >= x.size:
+                    return PushResult("overlap_dropped")
+                x = x[skip:]
+                t0 = expected
+        self._last_stamp = to_seconds(stamp)
+        self._seg_in += x.size
+        self.stats.accepted += 1
+        t_first = self._time_of(self._total)
+        if self._resampler is not None:
+            self.stats.resampled_chunks += 1
+            # the resampler holds back a few samples; what comes out continues the timeline
+            x = self._resampler.process(x)
+        self._write(x)
+        return PushResult("ok", x, t_first, gap=gap, reset=reset)
+
+    def _start(self, t0: float, rate: int) -> None:
+        self._started = True
+        self._anchor_t, self._anchor_i = t0, self._total
+        self._seg_t0, self._seg_in, self._seg_rate = t0, 0, rate
+        self._set_resampler(rate)
+
+    def _set_resampler(self, rate: int) -> None:
+        if rate == self.sample_rate:
+            self._resampler = None
+        elif self._resampler is None or self._resampler.in_rate != rate:
+            self._resampler = StreamingResampler(rate, self.sample_rate)
+        else:
+            self._resampler.reset()
+
+    def _flush_resampler(self) -> None:
+        if self._resampler is not None:
+            self._write(self._resampler.flush())
+
+    def _fill_gap(self, t0: float) -> None:
+        n = self._index_of(t0) - self._total
+        self.stats.gaps += 1
+        self.stats.gap_seconds += max(0.0, t0 - self.end_time)
+        if n >= self.capacity:
+            self._total += n  # nothing old survives: just move on
+        elif n > 0:
+            self._write(np.zeros(n, dtype=np.float32))
+        self._anchor_t, self._anchor_i = t0, self._total  # re-anchor on the stamp
+
+    def _write(self, x: np.ndarray) -> None:
+        n = x.size
+        if n == 0:
+            return
+        if n >= self.capacity:
+            x = x[-self.capacity:]
+            self._total += n - self.capacity
+            n = self.capacity
+        start = self._total % self.capacity
+        first = min(n, self.capacity - start)
+        self._data[start:start + first] = x[:first]
+        if first < n:
+            self._data[: n - first] = x[first:]
+        self._total += n
+
+    # ------------------------------------------------------------------ reading
+    def extract(self, t_start: float | int, t_end: float | int, pad: bool = False) -> tuple[np.ndarray, float]:
+        """Samples in [t_start, t_end) and the time of the first one returned.
+
+        Without ``pad`` the range is clipped to what the buffer holds (possibly empty);
+        with ``pad`` the result always has round((t_end - t_start) * rate) samples,
+        zeros where the buffer has nothing.
+        """
+        t0, t1 = to_seconds(t_start), to_seconds(t_end)
+        if t1 < t0:
+            raise ValueError(f"extract: t_end ({t1}) is before t_start ({t0})")
+        i0, i1 = self._index_of(t0), self._index_of(t1)
+        lo, hi = max(0, self._total - self.capacity), self._total
+        c0, c1 = max(i0, lo), min(i1, hi)
+        held = self._read(c0, c1) if c1 > c0 else np.zeros(0, np.float32)
+        if not pad:
+            return held, self._time_of(c0) if c1 > c0 else t0
+        out = np.zeros(max(0, i1 - i0), dtype=np.float32)
+        if c1 > c0:
+            out[c0 - i0:c1 - i0] = held
+        return out, self._time_of(i0)
+
+    def latest(self, seconds: float) -> tuple[np.ndarray, float]:
+        """The newest ``seconds`` of audio (fewer if the buffer holds less)."""
+        return self.extract(self.end_time - seconds, self.end_time)
+
+    def _read(self, i0: int, i1: int) -> np.ndarray:
+        idx0, n = i0 % self.capacity, i1 - i0
+        first = min(n, self.capacity - idx0)
+        if first == n:
+            return self._data[idx0:idx0 + n].copy()
+        return np.concatenate([self._data[idx0:], self._data[: n - first]])

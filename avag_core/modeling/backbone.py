@@ -1,0 +1,31 @@
+"""Visual backbone: any timm model with multi-scale ``features_only`` outputs."""
+
+from __future__ import annotations
+
+import timm
+import torch
+from torch import nn
+
+from avag_core.errors import AvagError
+
+# Backbones known to work with the default out_indices; any timm name with features_only works.
+PVT_V2 = [f"pvt_v2_b{i}" for i in range(6)] + ["pvt_v2_b2_li"]
+MOBILE = ["mobilenetv3_large_100", "mobilenetv3_small_100", "efficientnet_lite0", "mobilevitv2_050"]
+
+
+class VisualBackbone(nn.Module):
+    """Wraps ``timm.create_model(features_only=True)``; returns three maps, finest first."""
+
+    def __init__(self, name: str, out_indices: list[int], pretrained: bool = False) -> None:
+        super().__init__()
+        try:
+            self.body = timm.create_model(
+                name, pretrained=pretrained, features_only=True, out_indices=tuple(out_indices)
+            )
+        except RuntimeError as exc:  # unknown model name or unsupported features_only
+            raise AvagError(f"model.backbone={name!r}: {str(exc).splitlines()[0]}") from None
+        self.channels: list[int] = list(self.body.feature_info.channels())
+        self.strides: list[int] = list(self.body.feature_info.reduction())
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.body(image))

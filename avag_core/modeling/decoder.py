@@ -1,0 +1,116 @@
+"""Dual-head decoder: audio-guided multi-scale decoding, query-conditioned mask maps, and
+the function -> dependency guidance (the dependency features attend to the function map).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class AudioGuidedDecoder(nn.Module):
+    """Per scale: project, cross-attend image -> audio, fuse, then sum all scales at the finest."""
+
+    def __init__(self, in_dim: int, audio_dim: int, out_dim: int, heads: int, num_scales: int) -> None:
+        super().__init__()
+        self.proj_vis = nn.ModuleList(nn.Conv2d(in_dim, out_dim, 1) for _ in range(num_scales))
+        self.proj_audio = nn.ModuleList(nn.Linear(audio_dim, out_dim) for _ in range(num_scales))
+        self.cross_attn = nn.ModuleList(
+            nn.MultiheadAttention(out_dim, heads, batch_first=True) for _ in range(num_scales)
+        )
+        self.conv_fuse = nn.ModuleList(nn.Conv2d(out_dim * 2, out_dim, 3, padding=1) for _ in range(num_scales))
+        self.norms = nn.ModuleList(nn.GroupNorm(min(4, out_dim), out_dim) for _ in range(num_scales))
+
+    def forward(self, vis: list[torch.Tensor], audio: list[torch.Tensor], pad: torch.Tensor) -> torch.Tensor:
+        out = None
+        for i, (v, a) in enumerate(zip(vis, audio)):
+            b, _, h, w = v.shape
+            vp = self.proj_vis[i](v)
+            ap = self.proj_audio[i](a)
+            q = vp.flatten(2).transpose(1, 2)
+            att = self.cross_attn[i](q, ap, ap, key_padding_mask=pad, need_weights=False)[0]
+            att = att.transpose(1, 2).reshape(b, -1, h, w)
+            x = F.relu(self.norms[i](self.conv_fuse[i](torch.cat([vp, att], 1))))
+            if out is None:
+                out = x
+            else:
+                out = out + F.interpolate(x, size=out.shape[-2:], mode="bilinear", align_corners=False)
+        assert out is not None
+        return out
+
+
+class QueryMaskHead(nn.Module):
+    """One mask map per query: ``conv1x1(relu(conv3x3(feat + query)))``.
+
+    The query is constant over the map, so ``conv3x3(feat + q) = conv3x3(feat) + conv3x3(q)``
+    and ``conv3x3(q)`` only differs at the borders (zero padding). It is computed on a
+    <= 3x3 map and broadcast, which avoids running the 3x3 conv once per query (the same
+    result, ~Q times cheaper).
+    """
+
+    def __init__(self, feat_dim: int, query_dim: int) -> None:
+        super().__init__()
+        self.query_proj = nn.Linear(query_dim, feat_dim)
+        self.mask_head = nn.Sequential(
+            nn.Conv2d(feat_dim, feat_dim, 3, padding=1), nn.ReLU(), nn.Conv2d(feat_dim, 1, 1)
+        )
+
+    def forward(self, feat: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        """feat [B, C, H, W], query [B, Q, D] -> [B, Q, H, W] logits."""
+        b, c, h, w = feat.shape
+        conv3, conv1 = self.mask_head[0], self.mask_head[2]
+        q = self.query_proj(query)  # [B, Q, C]
+        nq = q.shape[1]
+        fmap = conv3(feat)  # includes the bias
+        hs, ws = min(h, 3), min(w, 3)
+        qsmall = q.reshape(b * nq, c, 1, 1).expand(b * nq, c, hs, ws)
+        qconv = F.conv2d(qsmall, conv3.weight, None, padding=1).view(b, nq, c, hs, ws)
+        rows = torch.ones(h, dtype=torch.long, device=feat.device).clamp(max=hs - 1)
+        rows[0], rows[-1] = 0, hs - 1
+        cols = torch.ones(w, dtype=torch.long, device=feat.device).clamp(max=ws - 1)
+        cols[0], cols[-1] = 0, ws - 1
+        qfull = qconv.index_select(3, rows).index_select(4, cols)  # [B, Q, C, H, W]
+        act = torch.relu(fmap.unsqueeze(1) + qfull)
+        out = torch.einsum("bqchw,c->bqhw", act, conv1.weight.view(-1)) + conv1.bias
+        return out
+
+
+class MaskGuidedAttention(nn.Module):
+    """Dependency features (queries) attend to the function map (keys/values): HW x HW
+    attention, run as one fused scaled_dot_product_attention call."""
+
+    def __init__(self, dep_dim: int, mask_dim: int, attn_dim: int) -> None:
+        super().__init__()
+        self.query_proj = nn.Conv2d(dep_dim, attn_dim, 1)
+        self.key_proj = nn.Conv2d(mask_dim, attn_dim, 1)
+        self.value_proj = nn.Conv2d(mask_dim, attn_dim, 1)
+        self.out_proj = nn.Conv2d(attn_dim, dep_dim, 1)
+
+    def forward(self, dep: torch.Tensor, mask_map: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = dep.shape
+        q = self.query_proj(dep).flatten(2).transpose(1, 2).unsqueeze(1)
+        k = self.key_proj(mask_map).flatten(2).transpose(1, 2).unsqueeze(1)
+        v = self.value_proj(mask_map).flatten(2).transpose(1, 2).unsqueeze(1)
+        fused = F.scaled_dot_product_attention(q, k, v).squeeze(1)
+        return self.out_proj(fused.transpose(1, 2).reshape(b, -1, h, w))
+
+
+class DualHeadDecoder(nn.Module):
+    def __init__(self, fpn_dim: int, audio_dim: int, out_dim: int, heads: int, num_scales: int, query_dim: int):
+        super().__init__()
+        self.decode_func = AudioGuidedDecoder(fpn_dim, audio_dim, out_dim, heads, num_scales)
+        self.decode_dep = AudioGuidedDecoder(fpn_dim, audio_dim, out_dim, heads, num_scales)
+        self.func_head = QueryMaskHead(out_dim, query_dim)
+        self.mask_conditioned_attn = MaskGuidedAttention(out_dim, 1, out_dim)
+        self.dep_head = QueryMaskHead(out_dim, query_dim)
+
+    def forward(self, func_v, func_a, dep_v, dep_a, query_func, query_dep, pad):
+        """Returns per-query logits [B, Q, h, w] for function and dependency."""
+        feat_func = self.decode_func(func_v, func_a, pad)
+        feat_dep = self.decode_dep(dep_v, dep_a, pad)
+        pred_func = self.func_head(feat_func, query_func)
+        guide = pred_func.mean(dim=1, keepdim=True)
+        feat_dep = feat_dep + self.mask_conditioned_attn(feat_dep, guide)
+        pred_dep = self.dep_head(feat_dep, query_dep)
+        return pred_func, pred_dep

@@ -1,0 +1,172 @@
+"""Multi-scale deformable-attention encoder in pure PyTorch.
+
+Deformable DETR's attention samples a few learned points per head and level around each
+token's reference point. The sampling is done with ``grid_sample`` (bilinear, zero
+padding, ``align_corners=False``), so no compiled op is needed: it runs on CPU and CUDA
+and exports to ONNX (GridSample, opset >= 16).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def sine_position_encoding(h: int, w: int, num_feats: int, device: torch.device) -> torch.Tensor:
+    """DETR's unnormalised sine encoding of pixel indices 1..h, 1..w -> [1, 2*num_feats, h, w]."""
+    y = torch.arange(1, h + 1, dtype=torch.float32, device=device)[:, None].expand(h, w)
+    x = torch.arange(1, w + 1, dtype=torch.float32, device=device)[None, :].expand(h, w)
+    i = torch.arange(num_feats, dtype=torch.float32, device=device)
+    dim_t = 10000.0 ** (2 * torch.div(i, 2, rounding_mode="floor") / num_feats)
+
+    def encode(v: torch.Tensor) -> torch.Tensor:
+        p = v[..., None] / dim_t  # [h, w, F]
+        return torch.stack((p[..., 0::2].sin(), p[..., 1::2].cos()), dim=3).reshape(h, w, -1)
+
+    return torch.cat((encode(y), encode(x)), dim=2).permute(2, 0, 1).unsqueeze(0)
+
+
+def reference_points(shapes: list[tuple[int, int]], device: torch.device) -> torch.Tensor:
+    """Normalised pixel centres of every level, concatenated: [N_tokens, 2] as (x, y)."""
+    pts = []
+    for h, w in shapes:
+        ys = (torch.arange(h, dtype=torch.float32, device=device) + 0.5) / h
+        xs = (torch.arange(w, dtype=torch.float32, device=device) + 0.5) / w
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        pts.append(torch.stack((gx.reshape(-1), gy.reshape(-1)), dim=-1))
+    return torch.cat(pts, dim=0)
+
+
+class MSDeformAttn(nn.Module):
+    """Multi-scale deformable attention (state-dict names follow Deformable DETR)."""
+
+    def __init__(self, dim: int, levels: int, heads: int, points: int) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} must be divisible by heads {heads}")
+        self.dim, self.levels, self.heads, self.points = dim, levels, heads, points
+        self.sampling_offsets = nn.Linear(dim, heads * levels * points * 2)
+        self.attention_weights = nn.Linear(dim, heads * levels * points)
+        self.value_proj = nn.Linear(dim, dim)
+        self.output_proj = nn.Linear(dim, dim)
+        self._reset_parameters()
+
+    def _reset_parameters(self) -> None:
+        # Offsets start as a ring of points around the reference, one direction per head.
+        nn.init.zeros_(self.sampling_offsets.weight)
+        theta = torch.arange(self.heads, dtype=torch.float32) * (2.0 * math.pi / self.heads)
+        grid = torch.stack([theta.cos(), theta.sin()], -1)
+        grid = grid / grid.abs().max(-1, keepdim=True)[0]
+        grid = grid.view(self.heads, 1, 1, 2).repeat(1, self.levels, self.points, 1)
+        grid = grid * torch.arange(1, self.points + 1, dtype=torch.float32).view(1, 1, -1, 1)
+        with torch.no_grad():
+            self.sampling_offsets.bias.copy_(grid.reshape(-1))
+        nn.init.zeros_(self.attention_weights.weight)
+        nn.init.zeros_(self.attention_weights.bias)
+        nn.init.xavier_uniform_(self.value_proj.weight)
+        nn.init.zeros_(self.value_proj.bias)
+        nn.init.xavier_uniform_(self.output_proj.weight)
+        nn.init.zeros_(self.output_proj.bias)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        ref: torch.Tensor,
+        value_in: torch.Tensor,
+        shapes: list[tuple[int, int]],
+    ) -> torch.Tensor:
+        """query, value_in: [B, N, D]; ref: [N, 2] in [0, 1]; shapes: (h, w) per level."""
+        b, n, _ = query.shape
+        m, lv, p = self.heads, self.levels, self.points
+        d = self.dim // m
+        value = self.value_proj(value_in)
+        offsets = self.sampling_offsets(query).view(b, n, m, lv, p, 2)
+        weights = self.attention_weights(query).view(b, n, m, lv * p).softmax(-1)
+        weights = weights.view(b, n, m, lv, p)
+        # Offsets are in pixels of each level: divide by (w, h).
+        norm = torch.tensor([[w, h] for h, w in shapes], dtype=query.dtype, device=query.device)
+        loc = ref.to(query.dtype)[None, :, None, None, None, :] + offsets / norm[None, None, None, :, None, :]
+        grids = 2.0 * loc - 1.0  # grid_sample coordinates in [-1, 1]
+        out = query.new_zeros(b * m, d, n)
+        start = 0
+        for lid, (h, w) in enumerate(shapes):
+            v = value[:, start : start + h * w].reshape(b, h * w, m, d)
+            v = v.permute(0, 2, 3, 1).reshape(b * m, d, h, w)
+            start += h * w
+            g = grids[:, :, :, lid].permute(0, 2, 1, 3, 4).reshape(b * m, n, p, 2)
+            sampled = F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+            wl = weights[:, :, :, lid].permute(0, 2, 1, 3).reshape(b * m, 1, n, p)
+            out = out + (sampled * wl).sum(-1)  # [B*M, d, N]
+        out = out.view(b, m * d, n).transpose(1, 2)
+        return self.output_proj(out)
+
+
+class DeformableEncoderLayer(nn.Module):
+    """Post-norm layer: deformable self-attention, then a GELU FFN."""
+
+    def __init__(self, dim: int, ffn_dim: int, dropout: float, levels: int, heads: int, points: int):
+        super().__init__()
+        self.self_attn = MSDeformAttn(dim, levels, heads, points)
+        self.dropout1 = nn.Dropout(dropout)
+        self.norm1 = nn.LayerNorm(dim)
+        self.linear1 = nn.Linear(dim, ffn_dim)
+        self.activation = nn.GELU()
+        self.dropout2 = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(ffn_dim, dim)
+        self.dropout3 = nn.Dropout(dropout)
+        self.norm2 = nn.LayerNorm(dim)
+
+    def forward(self, src: torch.Tensor, pos: torch.Tensor, ref: torch.Tensor, shapes) -> torch.Tensor:
+        src = self.norm1(src + self.dropout1(self.self_attn(src + pos, ref, src, shapes)))
+        ffn = self.linear2(self.dropout2(self.activation(self.linear1(src))))
+        return self.norm2(src + self.dropout3(ffn))
+
+
+class PixelEncoder(nn.Module):
+    """Backbone maps -> 1x1 conv + GroupNorm -> deformable encoder -> maps at the same scales."""
+
+    def __init__(
+        self,
+        in_channels: list[int],
+        dim: int,
+        layers: int,
+        heads: int,
+        points: int,
+        ffn_dim: int,
+        dropout: float,
+        groups: int,
+    ) -> None:
+        super().__init__()
+        self.in_proj = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, dim, kernel_size=1), nn.GroupNorm(groups, dim))
+            for c in in_channels
+        )
+        self.level_embed = nn.Parameter(torch.randn(len(in_channels), dim))
+        self.layers = nn.ModuleList(
+            DeformableEncoderLayer(dim, ffn_dim, dropout, len(in_channels), heads, points)
+            for _ in range(layers)
+        )
+        self.dim = dim
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        srcs = [proj(f) for proj, f in zip(self.in_proj, feats)]
+        b = srcs[0].shape[0]
+        shapes = [(int(s.shape[2]), int(s.shape[3])) for s in srcs]
+        tokens, pos = [], []
+        for lvl, (s, (h, w)) in enumerate(zip(srcs, shapes)):
+            tokens.append(s.flatten(2).transpose(1, 2))
+            pe = sine_position_encoding(h, w, self.dim // 2, s.device).to(s.dtype)
+            pos.append(pe.flatten(2).transpose(1, 2) + self.level_embed[lvl].view(1, 1, -1))
+        x = torch.cat(tokens, 1)
+        pos_all = torch.cat(pos, 1)
+        ref = reference_points(shapes, x.device)
+        for layer in self.layers:
+            x = layer(x, pos_all, ref, shapes)
+        outs, start = [], 0
+        for h, w in shapes:
+            outs.append(x[:, start : start + h * w].transpose(1, 2).reshape(b, -1, h, w))
+            start += h * w
+        return outs

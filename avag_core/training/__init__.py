@@ -1,0 +1,1 @@
+"""avag_core.training"""

@@ -1,0 +1,1 @@
+"""Weight files: pretrained backbones, the reference converter and our checkpoints."""

@@ -1,0 +1,97 @@
+"""Record topics into a rosbag2 (mcap or sqlite3) without rosbag2_py.
+
+Subscribes in raw mode, so messages are written exactly as they arrived (no
+deserialise/serialise round trip), stamped with the receive time on the node's clock
+(sim time under ``use_sim_time``), like ``ros2 bag record``.
+
+    python -m avag_ros.bag.recorder --out BAG --topic /avag/detection:avag/msg/AffordanceDetection
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosbags.rosbag2 import StoragePlugin, Writer
+
+from avag_ros.bag.typestore import avag_typestore
+from avag_ros.msg_types import get_message_class
+
+
+class BagRecorder(Node):
+    def __init__(
+        self,
+        out: Path,
+        topics: list[tuple[str, str]],
+        storage: str = "mcap",
+        reliable: bool = True,
+        max_messages: int = 0,
+    ) -> None:
+        super().__init__("avag_bag_recorder")
+        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+        self._writer = Writer(out, version=9, storage_plugin=plugin)
+        self._writer.open()
+        self._store = avag_typestore()
+        self._max = max_messages
+        self.count = 0
+        qos = QoSProfile(
+            depth=100,
+            reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+        )
+        self._subs = []
+        for topic, type_name in topics:
+            conn = self._writer.add_connection(topic, type_name, typestore=self._store)
+            cls = get_message_class(type_name)
+            self._subs.append(
+                self.create_subscription(cls, topic, self._make_cb(conn), qos, raw=True)
+            )
+
+    def _make_cb(self, conn):
+        def cb(data: bytes) -> None:
+            self._writer.write(conn, self.get_clock().now().nanoseconds, bytes(data))
+            self.count += 1
+            if self._max and self.count >= self._max:
+                raise SystemExit(0)
+
+        return cb
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def parse_topic(spec: str) -> tuple[str, str]:
+    topic, sep, type_name = spec.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--topic expects NAME:pkg/msg/Type, got {spec!r}")
+    return topic, type_name
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="bag folder to create")
+    parser.add_argument("--topic", type=parse_topic, action="append", required=True)
+    parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    parser.add_argument("--best-effort", action="store_true", help="best-effort subscriptions")
+    parser.add_argument("--max-messages", type=int, default=0, help="stop after N (0 = never)")
+    args, ros_args = parser.parse_known_args(argv)
+    rclpy.init(args=[sys.argv[0], *ros_args])
+    node = BagRecorder(args.out, args.topic, args.storage, not args.best_effort, args.max_messages)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        node.close()
+        node.get_logger().info(f"wrote {node.count} messages to {args.out}")
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
