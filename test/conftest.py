@@ -79,3 +79,48 @@ def stop_proc(proc: subprocess.Popen, timeout: float = 10.0) -> str:
             proc.wait()
     out = proc.stdout.read() if proc.stdout else ""
     return out
+
+
+@pytest.fixture
+def virtual_mic(tmp_path: Path):
+    """A private PulseAudio server with a null sink and a virtual microphone fed by it:
+    whatever `paplay` plays reaches `sounddevice` input device 'default' in real time."""
+    import shutil
+    import time
+
+    if not shutil.which("pulseaudio") or not shutil.which("paplay"):
+        pytest.skip("pulseaudio/paplay not installed (scripts/setup.sh installs them)")
+    runtime = tmp_path / "pulse_runtime"
+    home = tmp_path / "pulse_home"
+    runtime.mkdir(mode=0o700)
+    home.mkdir()
+    config = tmp_path / "virtual_mic.pa"
+    config.write_text(
+        "load-module module-native-protocol-unix auth-anonymous=1\n"
+        "load-module module-null-sink sink_name=vspeaker\n"
+        "load-module module-virtual-source source_name=vmic master=vspeaker.monitor\n"
+        "set-default-sink vspeaker\n"
+        "set-default-source vmic\n"
+    )
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime), HOME=str(home))
+    env.pop("PULSE_SERVER", None)
+    server = subprocess.Popen(
+        ["pulseaudio", "-n", "-F", str(config), "--daemonize=no", "--exit-idle-time=-1",
+         "--disallow-exit", "--log-target=stderr"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 15
+    while not (runtime / "pulse" / "native").exists():
+        if server.poll() is not None or time.monotonic() > deadline:
+            err = server.stderr.read() if server.poll() is not None else ""
+            server.kill()
+            pytest.fail(f"pulseaudio did not start: {err[-500:]}")
+        time.sleep(0.05)
+    try:
+        yield env
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            server.kill()

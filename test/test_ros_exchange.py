@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import PROCS_DIR, run_proc, stop_proc
+from conftest import PROCS_DIR, REPO_ROOT, run_proc, stop_proc
 
 
 def assert_msg_equal(got, want, path: str = "msg") -> None:
@@ -32,13 +32,18 @@ def _load_publisher_module():
     return mod
 
 
-@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
-def test_detection_and_audio_cross_process_into_bag(ros_env, tmp_path, storage):
+@pytest.mark.parametrize(
+    ("storage", "profile"), [("mcap", False), ("sqlite3", False), ("mcap", True)]
+)
+def test_detection_and_audio_cross_process_into_bag(ros_env, tmp_path, storage, profile):
     from rclpy.serialization import deserialize_message
     from rosbags.rosbag2 import Reader
 
     from avag.msg import AffordanceDetection, AudioFrame
 
+    if profile:  # the shipped single-host Fast DDS profile (large SHM segment, UDP on loopback)
+        ros_env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(REPO_ROOT / "config" / "fastdds_single_host.xml")
+        ros_env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SYSTEM_DEFAULT"
     bag = tmp_path / "bag"
     count = 8
     rec = run_proc(
@@ -60,6 +65,7 @@ def test_detection_and_audio_cross_process_into_bag(ros_env, tmp_path, storage):
     finally:
         rec_out = stop_proc(rec)
     assert rec.returncode == 0, rec_out
+    assert "XMLPARSER" not in rec_out and "XMLPARSER" not in pub_out  # profile parsed cleanly
 
     expected = _load_publisher_module()
     got: dict[str, list] = {"/test/detection": [], "/test/audio": []}

@@ -56,7 +56,7 @@ class SoundEventDetector:
         self._frame = int(cfg.frame_samples)
         self._hop = int(cfg.hop_samples)
         self._window = np.hanning(self._frame).astype(np.float32)
-        self._hist_len = max(8, int(round(cfg.noise_window_s * self.sample_rate / self._hop)))
+        self._hist_len = max(8, round(cfg.noise_window_s * self.sample_rate / self._hop))
         self._warmup_frames = int(np.ceil(cfg.warmup_s * self.sample_rate / self._hop))
         self.dropped_short = 0  # events discarded by min_event_s
         self.discontinuities = 0  # gaps / time jumps seen in the input times
@@ -139,7 +139,9 @@ class SoundEventDetector:
             self._pending = buf
             return []
         n_frames = 1 + (buf.size - self._frame) // self._hop
-        frames = np.lib.stride_tricks.sliding_window_view(buf, self._frame)[:: self._hop][:n_frames]
+        buf = np.ascontiguousarray(buf, dtype=np.float32)
+        # overlapping frames as a strided view (no copy; cheaper than sliding_window_view)
+        frames = np.ndarray((n_frames, self._frame), np.float32, buf, 0, (self._hop * 4, 4))
         power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / self._frame
         energy_db = 10.0 * np.log10(power + _EPS_POWER)
         spec = np.abs(np.fft.rfft(frames * self._window, axis=1))
@@ -211,10 +213,11 @@ class SoundEventDetector:
                 out.extend(self._emit(self._onset + cfg.max_event_s, truncated=True))
                 self._state = "hold"
         elif frame_end - self._last_active_end >= cfg.release_s:
-            if self._state == "active":
-                out.extend(self._emit(self._last_active_end, truncated=False))
+            emitted = self._emit(self._last_active_end, False) if self._state == "active" else []
+            if emitted or self._state == "hold":  # a discarded glitch does not block the next event
+                self._refractory_until = self._last_active_end + cfg.refractory_s
+            out.extend(emitted)
             self._state = "idle"
-            self._refractory_until = self._last_active_end + cfg.refractory_s
         return out
 
     def _emit(self, end: float, truncated: bool) -> list[SoundEvent]:
@@ -276,7 +279,8 @@ def detect_events(
     x = to_mono_float32(samples)
     if int(sample_rate) != cfg.sample_rate:
         rs = StreamingResampler(int(sample_rate), cfg.sample_rate)
-        x = np.concatenate([rs.process(x), rs.flush()])
+        step = 1 << 16  # bounded temporary memory for long recordings
+        x = np.concatenate([*(rs.process(x[i:i + step]) for i in range(0, x.size, step)), rs.flush()])
     det = SoundEventDetector(cfg)
     start = to_seconds(t0)
     events: list[SoundEvent] = []

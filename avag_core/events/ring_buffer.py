@@ -68,7 +68,7 @@ class AudioRingBuffer:
     def __init__(self, config: EventConfig | None = None) -> None:
         self.config = (config or EventConfig()).validate()
         self.sample_rate = int(self.config.sample_rate)
-        self.capacity = int(round(self.config.buffer_s * self.sample_rate))
+        self.capacity = round(self.config.buffer_s * self.sample_rate)
         self._data = np.zeros(self.capacity, dtype=np.float32)
         self.stats = BufferStats()
         self._resampler: StreamingResampler | None = None
@@ -167,7 +167,7 @@ class AudioRingBuffer:
                 self._fill_gap(t0)
                 self._seg_t0, self._seg_in = t0, 0
             elif diff < -cfg.stamp_tolerance_s:
-                skip = int(round(-diff * rate))
+                skip = round(-diff * rate)
                 self.stats.overlaps += 1
                 if skip >= x.size:
                     return PushResult("overlap_dropped")

@@ -28,7 +28,9 @@ class AVAGFormer(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg.embed_dim
-        self.backbone = VisualBackbone(cfg.backbone, cfg.backbone_out_indices, cfg.backbone_pretrained)
+        self.backbone = VisualBackbone(
+            cfg.backbone, cfg.backbone_out_indices, cfg.backbone_pretrained, cfg.backbone_weights
+        )
         n_scales = len(self.backbone.channels)
         self.pixel_encoder = PixelEncoder(
             self.backbone.channels,
@@ -140,11 +142,11 @@ class AVAGFormer(nn.Module):
 
 def build_model(cfg: ModelConfig) -> AVAGFormer:
     """Build AVAGFormer and load the local pretrained files named in ``cfg``."""
-    model = AVAGFormer(cfg)
-    if cfg.backbone_weights or cfg.audio_weights:
-        from avag_core.weights.pretrained import load_pretrained
+    model = AVAGFormer(cfg)  # loads cfg.backbone_weights / timm hub weights itself
+    if cfg.audio_weights:
+        from avag_core.weights.pretrained import load_audio_weights
 
-        load_pretrained(model, cfg)
+        load_audio_weights(model, cfg.audio_weights)
     return model
 
 

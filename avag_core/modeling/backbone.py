@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import timm
 import torch
 from torch import nn
@@ -16,14 +18,24 @@ MOBILE = ["mobilenetv3_large_100", "mobilenetv3_small_100", "efficientnet_lite0"
 class VisualBackbone(nn.Module):
     """Wraps ``timm.create_model(features_only=True)``; returns three maps, finest first."""
 
-    def __init__(self, name: str, out_indices: list[int], pretrained: bool = False) -> None:
+    def __init__(
+        self, name: str, out_indices: list[int], pretrained: bool = False, weights_file: str = ""
+    ) -> None:
+        """``weights_file``: a local file in timm's layout or the model's original release
+        layout (timm's filter converts e.g. ``pvt_v2_b5.pth``); ``pretrained``: timm hub."""
         super().__init__()
+        kwargs: dict = {}
+        if weights_file:
+            if not Path(weights_file).is_file():
+                raise AvagError(f"model.backbone_weights: file {weights_file} not found")
+            kwargs = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(weights_file)}}
+        else:
+            kwargs = {"pretrained": pretrained}
         try:
-            self.body = timm.create_model(
-                name, pretrained=pretrained, features_only=True, out_indices=tuple(out_indices)
-            )
-        except RuntimeError as exc:  # unknown model name or unsupported features_only
-            raise AvagError(f"model.backbone={name!r}: {str(exc).splitlines()[0]}") from None
+            self.body = timm.create_model(name, features_only=True, out_indices=tuple(out_indices), **kwargs)
+        except RuntimeError as exc:  # unknown name, unsupported features_only, bad weights
+            where = f"weights {weights_file}" if weights_file else f"model.backbone={name!r}"
+            raise AvagError(f"{where}: {str(exc).splitlines()[0]}") from None
         self.channels: list[int] = list(self.body.feature_info.channels())
         self.strides: list[int] = list(self.body.feature_info.reduction())
 

@@ -61,8 +61,13 @@ def pick_device(requested: str | None, dist_info: D.DistInfo | None = None) -> t
     return torch.device("cpu")
 
 
-def backbone_trainable(epoch: int, unfreeze_epoch: int) -> bool:
-    """Derived from the epoch alone, so a resumed run gets it right."""
+def backbone_trainable(epoch: int, unfreeze_epoch: int, frozen_at_start: bool = True) -> bool:
+    """Derived from the epoch alone, so a resumed run gets it right.
+
+    A model configured with ``freeze_backbone: false`` trains its backbone throughout.
+    """
+    if not frozen_at_start:
+        return True
     return unfreeze_epoch >= 0 and epoch >= unfreeze_epoch
 
 
@@ -78,7 +83,14 @@ def make_dataset(cfg: AvagConfig, root: str | Path, csv: str, train: bool):
     root = Path(root)
     if not (root / csv).is_file():
         raise AvagError(f"data split {root / csv} does not exist")
-    return AVAGDDataset(root, csv, cfg.model.image_size, train=train, cfg=cfg.data)
+    return AVAGDDataset(
+        root,
+        csv,
+        cfg.model.image_size,
+        train=train,
+        cfg=cfg.data,
+        max_audio_patches=getattr(cfg.model, "max_audio_patches", 0),
+    )
 
 
 def make_eval_loader(dataset, batch_size: int, num_workers: int, dist_info: D.DistInfo):
@@ -186,7 +198,9 @@ class Trainer:
         self.logger = RunLogger(self.out_dir, self.dist.is_main)
 
     def _set_backbone(self, epoch: int) -> None:
-        trainable = backbone_trainable(epoch, self.tc.unfreeze_backbone_epoch)
+        trainable = backbone_trainable(
+            epoch, self.tc.unfreeze_backbone_epoch, getattr(self.cfg.model, "freeze_backbone", True)
+        )
         if trainable == self._ddp_trainable:
             return
         self.model.set_backbone_trainable(trainable)
@@ -245,10 +259,7 @@ class Trainer:
             return
         from avag_core.weights.checkpoint import save_model_checkpoint
 
-        path = self.out_dir / name
-        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-        save_model_checkpoint(tmp, self.model, self.cfg, extra=extra)
-        tmp.replace(path)
+        save_model_checkpoint(self.out_dir / name, self.model, self.cfg, extra=extra)  # atomic
 
     # --------------------------------------------------------------- training
     def _train_step(self, batch: dict[str, Any]) -> dict[str, float]:

@@ -24,6 +24,11 @@ _UNIT_SHAPES = {
 }
 
 
+# Small parts are enlarged so every function region covers a learnable area.
+_PART_BOOST = {"button": 1.4, "knob": 1.25, "spout": 1.35, "zipper": 1.25, "lid": 1.2,
+               "blade": 1.15, "wheel": 1.15, "head": 1.1}  # fmt: skip
+
+
 @dataclass
 class Rendered:
     image: np.ndarray  # [H, W, 3] uint8
@@ -145,10 +150,10 @@ def render(category: Category, rng: Rng, width: int = 256, height: int = 256) ->
     img = _background(rng, width, height)
     labels = np.full((height, width), -1, dtype=np.int16)
     short = min(width, height)
-    scale = rng.uniform(0.27, 0.42) * short  # pixels per object unit
+    scale = rng.uniform(0.33, 0.46) * short  # pixels per object unit
     theta = np.deg2rad(rng.uniform(-35, 35))
     flip = -1.0 if rng.random() < 0.5 else 1.0
-    margin = scale * 1.05
+    margin = scale * 1.0
     cx = rng.uniform(margin, width - margin) if width > 2 * margin else width / 2
     cy = rng.uniform(margin, height - margin) if height > 2 * margin else height / 2
     rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
@@ -156,7 +161,7 @@ def render(category: Category, rng: Rng, width: int = 256, height: int = 256) ->
 
     parts = []
     for base in category.parts:
-        j = rng.uniform(0.88, 1.12, size=2)
+        j = rng.uniform(0.88, 1.12, size=2) * _PART_BOOST.get(base.kind, 1.0)
         parts.append(Part(base.kind, base.shape, base.cx + rng.uniform(-0.04, 0.04),
                           base.cy + rng.uniform(-0.04, 0.04), base.hw * j[0], base.hh * j[1],
                           base.angle + rng.uniform(-6, 6)))

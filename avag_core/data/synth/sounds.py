@@ -222,7 +222,7 @@ def synth_action_sound(
 ) -> np.ndarray:
     """One random action sound of ``affordance`` as float32 mono in [-1, 1].
 
-    Duration (default random 1.0-2.6 s), noise floor (SNR 12-35 dB) and peak gain
+    Duration (default random 1.0-2.2 s), noise floor (SNR 12-35 dB) and peak gain
     (-18 to -3 dBFS) are random so loudness and background never give the class away.
     """
     try:
@@ -232,7 +232,7 @@ def synth_action_sound(
             f"unknown affordance {affordance!r}; known: {', '.join(SOUND_FAMILIES)}"
         ) from None
     if duration is None:
-        duration = float(rng.uniform(1.0, 2.6))
+        duration = float(rng.uniform(1.0, 2.2))
     n = max(int(duration * sample_rate), 16)
     sig = family(rng, sample_rate, n)
     sig = sig / (np.abs(sig).max() + 1e-9)

@@ -139,9 +139,9 @@ SEEN: tuple[Category, ...] = (
     Category(
         "pocket_knife",
         (
-            P("handle", "rect", -0.35, 0.0, 0.55, 0.17),
-            P("blade", "triangle", 0.55, 0.0, 0.42, 0.17),
-            P("button", "ellipse", -0.35, 0.0, 0.14, 0.14),
+            P("handle", "rect", -0.4, 0.0, 0.58, 0.25),
+            P("blade", "triangle", 0.55, 0.0, 0.45, 0.25),
+            P("button", "ellipse", -0.4, 0.0, 0.16, 0.16),
         ),
         ("cut", "press"),
         (("press", "handle"),),

@@ -1,0 +1,53 @@
+"""Ring buffer + detector in one object: what a node's audio callback needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from avag_core.events.config import EventConfig
+from avag_core.events.detector import SoundEvent, SoundEventDetector
+from avag_core.events.ring_buffer import AudioRingBuffer, PushResult
+
+
+@dataclass
+class EventAudio:
+    """An event and its 16 kHz mono audio (zeros where the stream had a gap)."""
+
+    event: SoundEvent
+    samples: np.ndarray
+    sample_rate: int
+
+
+class AudioEventTracker:
+    """Push raw chunks (any rate, any channel count, faulty stamps); get finished events.
+
+    The buffer repairs the timeline (see ring_buffer), the detector sees only clean
+    contiguous 16 kHz audio; a reset of the buffer (time jumped back) resets the detector.
+    """
+
+    def __init__(self, config: EventConfig | None = None) -> None:
+        self.config = (config or EventConfig()).validate()
+        self.buffer = AudioRingBuffer(self.config)
+        self.detector = SoundEventDetector(self.config)
+        self.last_push: PushResult | None = None
+
+    def push(self, samples: np.ndarray, stamp: float | int, sample_rate: int | None = None) -> list[SoundEvent]:
+        res = self.buffer.push(samples, stamp, sample_rate)
+        self.last_push = res
+        events: list[SoundEvent] = []
+        if res.reset:
+            events.extend(self.detector.flush())
+            self.detector.reset()
+        if res.samples.size:
+            events.extend(self.detector.process(res.samples, res.t0))
+        return events
+
+    def flush(self) -> list[SoundEvent]:
+        return self.detector.flush()
+
+    def audio_for(self, event: SoundEvent) -> EventAudio:
+        """The event's samples from the buffer, zero-padded to its exact length."""
+        x, _ = self.buffer.extract(event.start_time, event.end_time, pad=True)
+        return EventAudio(event, x, self.buffer.sample_rate)

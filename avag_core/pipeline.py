@@ -1,0 +1,235 @@
+"""Sound events -> camera frame -> AVAGFormer -> masks and grasp region, without ROS.
+
+The perception node and the offline rosbag evaluation both run this class, so a bag
+replayed offline and the live node detect the same events and produce the same masks.
+Inputs are pushed as they arrive (audio chunks, frames, depth, intrinsics); every sound
+event yields one ``Detection`` from the frame nearest the event onset.
+
+Frames are stored as given (e.g. undecoded ROS messages) and decoded only for the one
+frame an event uses; ``decode_frame``/``decode_depth`` turn them into arrays.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from avag_core.events import AudioEventTracker, EventConfig, FrameCache, SoundEvent
+from avag_core.geometry import RegionGeometry, region_geometry, scale_intrinsics
+
+
+@dataclass
+class Thresholds:
+    function: float = 0.5
+    dependency: float = 0.5
+    min_mask_pixels: int = 20
+    voxel_size: float = 0.0
+    max_depth_m: float = 5.0
+
+
+@dataclass
+class Detection:
+    """One grounding result; times are int nanoseconds on the input clock."""
+
+    event: SoundEvent
+    frame_stamp_ns: int
+    frame_header: Any  # whatever the frame source carries (ROS header for the node)
+    rgb: np.ndarray  # the analysed frame, H x W x 3 uint8
+    function_prob: np.ndarray  # H x W float32
+    dependency_prob: np.ndarray
+    function_mask: np.ndarray  # H x W bool
+    dependency_mask: np.ndarray
+    geometry: RegionGeometry
+    inference_ms: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def function_score(self) -> float:
+        return float(self.function_prob[self.function_mask].mean()) if self.function_mask.any() else 0.0
+
+    @property
+    def dependency_score(self) -> float:
+        m = self.dependency_mask
+        return float(self.dependency_prob[m].mean()) if m.any() else 0.0
+
+
+@dataclass
+class PipelineStats:
+    events: int = 0
+    detections: int = 0
+    no_frame: int = 0  # event with no camera frame near its onset
+    depth_missing: int = 0
+    errors: int = 0
+
+
+class GroundingPipeline:
+    """Thread-safe: inputs may be pushed from one thread while ``run`` works in another."""
+
+    def __init__(
+        self,
+        predictor: Any,
+        events: EventConfig | None = None,
+        decode_frame: Callable[[Any], np.ndarray] = lambda f: f,
+        decode_depth: Callable[[Any], np.ndarray] = lambda d: d,
+        depth_cache_size: int = 30,
+        depth_max_gap_s: float = 0.1,
+        thresholds: Thresholds | None = None,
+    ) -> None:
+        self.predictor = predictor
+        self.events_cfg = (events or EventConfig()).validate()
+        self.tracker = AudioEventTracker(self.events_cfg)
+        self.frames = FrameCache(self.events_cfg.frame_cache_size, self.events_cfg.backjump_reset_s)
+        self.depths = FrameCache(depth_cache_size, self.events_cfg.backjump_reset_s)
+        self.decode_frame = decode_frame
+        self.decode_depth = decode_depth
+        self.depth_max_gap_s = depth_max_gap_s
+        self.thresholds = thresholds or Thresholds()
+        self.K: np.ndarray | None = None
+        self.K_size: tuple[int, int] | None = None  # (width, height) the intrinsics belong to
+        self.stats = PipelineStats()
+        self._lock = threading.Lock()
+        # The frame nearest the onset of the event in progress, pinned so that a long
+        # event cannot evict it from the bounded frame cache before it ends.
+        self._pinned: dict[int, tuple[int, Any, Any]] = {}
+        self._last_onset: float | None = None
+        self._encoded_stamp: int | None = None
+
+    # ---- inputs (cheap; called from subscription callbacks) ----
+    def push_frame(self, stamp_ns: int, frame: Any, header: Any = None) -> bool:
+        with self._lock:
+            added = self.frames.add(int(stamp_ns), (frame, header))
+            self._pin_onset_frame()
+            return added
+
+    def push_depth(self, stamp_ns: int, depth: Any) -> bool:
+        with self._lock:
+            return self.depths.add(int(stamp_ns), depth)
+
+    def set_intrinsics(self, K: np.ndarray, size_wh: tuple[int, int]) -> None:
+        """Camera matrix and the (width, height) it was calibrated for."""
+        with self._lock:
+            self.K = np.asarray(K, np.float64).reshape(3, 3)
+            self.K_size = (int(size_wh[0]), int(size_wh[1]))
+
+    def push_audio(self, samples: np.ndarray, stamp_ns: int, sample_rate: int) -> list[SoundEvent]:
+        """Feed one chunk ([channels, n] or [n] float); returns the events it completed."""
+        with self._lock:
+            events = self.tracker.push(samples, int(stamp_ns), sample_rate)
+            self._pin_onset_frame()
+            self.stats.events += len(events)
+            return events
+
+    def flush_audio(self) -> list[SoundEvent]:
+        with self._lock:
+            events = self.tracker.flush()
+            self.stats.events += len(events)
+            return events
+
+    def _pin_onset_frame(self) -> None:
+        onset = self.tracker.detector.active_onset
+        if onset is None or onset == self._last_onset:
+            return
+        hit = self.frames.nearest(round(onset * 1e9), self.events_cfg.frame_max_gap_s)
+        if hit is None:
+            return
+        # Keep only the pin that matches the newest onset; earlier ones were consumed.
+        self._pinned = {round(onset * 1e9): (hit[0], *hit[1])}
+        self._last_onset = onset
+
+    # ---- the heavy part (worker thread) ----
+    def frame_for(self, event: SoundEvent) -> tuple[int, Any, Any] | None:
+        """(stamp_ns, frame, header) nearest the event onset, pinned or cached."""
+        onset_ns = round(event.onset_time * 1e9)
+        with self._lock:
+            pinned = self._pinned.get(onset_ns)
+            hit = self.frames.nearest(onset_ns, self.events_cfg.frame_max_gap_s)
+        candidates = [c for c in (pinned, hit and (hit[0], *hit[1])) if c is not None]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda c: abs(c[0] - onset_ns))
+
+    def event_audio(self, event: SoundEvent) -> np.ndarray:
+        with self._lock:
+            return self.tracker.audio_for(event).samples
+
+    def run(self, event: SoundEvent, audio: np.ndarray | None = None) -> Detection | None:
+        """One inference for ``event``; None (counted) when no frame is near its onset."""
+        t_start = time.perf_counter()
+        picked = self.frame_for(event)
+        if picked is None:
+            self.stats.no_frame += 1
+            return None
+        stamp, frame, header = picked
+        if audio is None:
+            audio = self.event_audio(event)
+        rgb = np.ascontiguousarray(self.decode_frame(frame))
+        t_decode = time.perf_counter()
+        if self._encoded_stamp != stamp:
+            self.predictor.set_image(rgb)
+            self._encoded_stamp = stamp
+        t_visual = time.perf_counter()
+        pred = self.predictor.predict(audio, self.events_cfg.sample_rate)
+        t_model = time.perf_counter()
+        th = self.thresholds
+        fmask = pred.function_prob > th.function
+        dmask = pred.dependency_prob > th.dependency
+        geometry = self._geometry(stamp, rgb, pred.function_prob, fmask)
+        t_end = time.perf_counter()
+        self.stats.detections += 1
+        return Detection(
+            event=event,
+            frame_stamp_ns=stamp,
+            frame_header=header,
+            rgb=rgb,
+            function_prob=pred.function_prob,
+            dependency_prob=pred.dependency_prob,
+            function_mask=fmask,
+            dependency_mask=dmask,
+            geometry=geometry,
+            inference_ms=(t_model - t_decode) * 1e3,
+            timings={
+                "decode_ms": (t_decode - t_start) * 1e3,
+                "visual_ms": (t_visual - t_decode) * 1e3,
+                "audio_decoder_ms": (t_model - t_visual) * 1e3,
+                "geometry_ms": (t_end - t_model) * 1e3,
+            },
+        )
+
+    def encode_ahead(self) -> bool:
+        """Encode the pinned onset frame while the event is still going on (saves the
+        visual path from the latency after the event ends). Returns True if it encoded."""
+        with self._lock:
+            pinned = next(iter(self._pinned.values()), None)
+        if pinned is None or pinned[0] == self._encoded_stamp:
+            return False
+        self.predictor.set_image(np.ascontiguousarray(self.decode_frame(pinned[1])))
+        self._encoded_stamp = pinned[0]
+        return True
+
+    def _geometry(self, stamp: int, rgb: np.ndarray, prob: np.ndarray, mask: np.ndarray) -> RegionGeometry:
+        th = self.thresholds
+        with self._lock:
+            hit = self.depths.nearest(stamp, self.depth_max_gap_s)
+            K, K_size = self.K, self.K_size
+        depth = None
+        if hit is not None and K is not None and mask.sum() >= th.min_mask_pixels:
+            depth = self.decode_depth(hit[1])
+        elif hit is None:
+            self.stats.depth_missing += 1
+        image_wh = (mask.shape[1], mask.shape[0])
+        if K is not None and K_size is not None and K_size != image_wh:
+            K = scale_intrinsics(K, K_size, image_wh)
+        return region_geometry(
+            prob,
+            mask,
+            depth,
+            K,
+            image=rgb,
+            voxel_size=th.voxel_size or None,
+            max_depth=th.max_depth_m,
+        )

@@ -1,0 +1,155 @@
+"""Microphone node: a sounddevice input stream published as avag/msg/AudioFrame chunks.
+
+Each chunk is stamped at its FIRST sample. Stamps come from a sample counter anchored to
+the ROS clock when the stream starts (so consecutive chunks are exactly
+chunk_size / sample_rate apart and audio time never jitters), and the anchor is re-synced
+when the counter drifts from the clock by more than ``resync_s`` (an overflow, a stall).
+When the device disappears or fails to open, the node logs why, lists the devices it
+can see, and retries every ``retry_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+import numpy as np
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from avag.msg import AudioFrame
+from avag_ros.conversions import make_header, numpy_to_audio_frame
+
+
+def parse_device(value: str) -> int | str | None:
+    """'' -> default device, '3' -> index 3, anything else -> a name (substring match)."""
+    value = value.strip()
+    if not value:
+        return None
+    return int(value) if value.isdigit() else value
+
+
+class AudioCaptureNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("audio_capture_node", **kwargs)
+        self.declare_parameter("device", "")
+        self.declare_parameter("sample_rate", 16000)
+        self.declare_parameter("channels", 1)
+        self.declare_parameter("chunk_size", 512)
+        self.declare_parameter("sample_format", AudioFrame.FORMAT_F32)
+        self.declare_parameter("frame_id", "mic_link")
+        self.declare_parameter("topic", "/audio/audio")
+        self.declare_parameter("reliability", "best_effort")
+        self.declare_parameter("retry_s", 2.0)
+        self.declare_parameter("resync_s", 0.1)
+        g = lambda name: self.get_parameter(name).value  # noqa: E731
+        self.device = parse_device(str(g("device")))
+        self.rate = int(g("sample_rate"))
+        self.channels = int(g("channels"))
+        self.chunk = int(g("chunk_size"))
+        self.sample_format = str(g("sample_format"))
+        self.frame_id = str(g("frame_id"))
+        self.resync_ns = int(float(g("resync_s")) * 1e9)
+        if self.sample_format not in (AudioFrame.FORMAT_F32, AudioFrame.FORMAT_S16, AudioFrame.FORMAT_S32):
+            raise ValueError(f"sample_format must be F32LE, S16LE or S32LE, got {self.sample_format!r}")
+        rel = ReliabilityPolicy.RELIABLE if g("reliability") == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        self.pub = self.create_publisher(AudioFrame, str(g("topic")), QoSProfile(depth=50, reliability=rel))
+        self._stream = None
+        self._lock = threading.Lock()
+        self._anchor_ns: int | None = None
+        self._samples = 0
+        self.chunks = 0
+        self.overflows = 0
+        self.resyncs = 0
+        self._open()
+        self.create_timer(float(g("retry_s")), self._watchdog)
+
+    def _open(self) -> None:
+        import sounddevice as sd
+
+        try:
+            stream = sd.InputStream(
+                device=self.device, samplerate=self.rate, channels=self.channels,
+                blocksize=self.chunk, dtype="float32", callback=self._on_audio,
+            )
+            stream.start()
+        except Exception as exc:  # PortAudioError, ValueError for an unknown name
+            try:
+                devices = "; ".join(
+                    f"{i}: {d['name']}" for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0
+                ) or "none"
+            except Exception:
+                devices = "unknown"
+            self.get_logger().error(
+                f"cannot open audio device {self.device!r} at {self.rate} Hz x{self.channels}: {exc}"
+                f" (input devices: {devices}); retrying", throttle_duration_sec=10.0)
+            self._stream = None
+            return
+        with self._lock:
+            self._stream = stream
+            self._anchor_ns = None
+            self._samples = 0
+        self.get_logger().info(
+            f"capturing from {stream.device!r} at {self.rate} Hz, {self.channels} ch, {self.chunk}-sample chunks")
+
+    def _watchdog(self) -> None:
+        stream = self._stream
+        if stream is not None and stream.active:
+            return
+        if stream is not None:
+            self.get_logger().warning("audio stream stopped (device gone?); reopening")
+            try:
+                stream.close()
+            except Exception:
+                pass
+            self._stream = None
+        self._open()
+
+    def _on_audio(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        now_ns = self.get_clock().now().nanoseconds
+        if status and status.input_overflow:
+            self.overflows += 1
+        first_sample_ns = now_ns - frames * 1_000_000_000 // self.rate
+        with self._lock:
+            if self._anchor_ns is None:
+                self._anchor_ns, self._samples = first_sample_ns, 0
+            stamp = self._anchor_ns + self._samples * 1_000_000_000 // self.rate
+            if abs(stamp - first_sample_ns) > self.resync_ns:
+                self.resyncs += 1
+                self._anchor_ns, self._samples, stamp = first_sample_ns, 0, first_sample_ns
+            self._samples += frames
+        msg = numpy_to_audio_frame(indata.T, self.rate, self.sample_format, make_header(stamp, self.frame_id))
+        self.pub.publish(msg)
+        self.chunks += 1
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    try:
+        node = AudioCaptureNode()
+    except ValueError as exc:
+        print(f"audio_capture_node: {exc}", file=sys.stderr)
+        rclpy.shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.close()
+        node.get_logger().info(f"published {node.chunks} chunks ({node.overflows} overflows)")
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
