@@ -96,7 +96,6 @@ class GroundingPipeline:
         # The frame nearest the onset of the event in progress, pinned so that a long
         # event cannot evict it from the bounded frame cache before it ends.
         self._pinned: dict[int, tuple[int, Any, Any]] = {}
-        self._last_onset: float | None = None
         self._encoded_stamp: int | None = None
 
     # ---- inputs (cheap; called from subscription callbacks) ----
@@ -131,15 +130,20 @@ class GroundingPipeline:
             return events
 
     def _pin_onset_frame(self) -> None:
+        """Keep the frame nearest the onset of the event in progress. Re-checked on every
+        input so a frame that arrives after the onset was detected (but is closer to it)
+        still wins: live and offline replays then pick the same frame."""
         onset = self.tracker.detector.active_onset
-        if onset is None or onset == self._last_onset:
+        if onset is None:
             return
-        hit = self.frames.nearest(round(onset * 1e9), self.events_cfg.frame_max_gap_s)
+        onset_ns = round(onset * 1e9)
+        hit = self.frames.nearest(onset_ns, self.events_cfg.frame_max_gap_s)
         if hit is None:
             return
-        # Keep only the pin that matches the newest onset; earlier ones were consumed.
-        self._pinned = {round(onset * 1e9): (hit[0], *hit[1])}
-        self._last_onset = onset
+        pinned = self._pinned.get(onset_ns)
+        if pinned is None or abs(hit[0] - onset_ns) < abs(pinned[0] - onset_ns):
+            # only the newest onset's pin is kept; earlier ones were consumed
+            self._pinned = {onset_ns: (hit[0], *hit[1])}
 
     # ---- the heavy part (worker thread) ----
     def frame_for(self, event: SoundEvent) -> tuple[int, Any, Any] | None:

@@ -207,6 +207,8 @@ def numpy_to_audio_frame(
         x = x[None, :]
     if x.ndim != 2:
         raise ValueError(f"audio must be [n] or [channels, n], got shape {x.shape}")
+    if int(sample_rate) < 1:
+        raise ValueError(f"audio sample_rate must be >= 1, got {sample_rate}")
     dtype, scale = AUDIO_FORMATS[sample_format]
     inter = x.T.reshape(-1)  # frame-major interleaving
     if sample_format != AudioFrame.FORMAT_F32:

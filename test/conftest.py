@@ -124,3 +124,25 @@ def virtual_mic(tmp_path: Path):
             server.wait(timeout=5)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+SHIPPED_CHECKPOINT = REPO_ROOT / "avag_core" / "checkpoints" / "realtime_synth.safetensors"
+
+
+@pytest.fixture(scope="session")
+def shipped_checkpoint(tmp_path_factory) -> Path:
+    """The small checkpoint shipped in the repository (what the demo and the node use)."""
+    if SHIPPED_CHECKPOINT.exists():
+        return SHIPPED_CHECKPOINT
+    # Until a trained checkpoint is committed: a real checkpoint file of the tiny preset.
+    from avag_core.config import load_config
+    from avag_core.modeling import build_model
+    from avag_core.weights.checkpoint import save_model_checkpoint
+
+    import torch
+
+    torch.manual_seed(0)
+    cfg = load_config("tiny")
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    save_model_checkpoint(path, build_model(cfg.model), cfg)
+    return path

@@ -78,7 +78,9 @@ def test_cli_check_reports_lines(broken_root, capsys):
         assert f"line {line}:" in out
     assert "line 2:" not in out
     assert "4 rows, 1 ok, 3 bad" in out
-    assert main(["data", "check", "--data", str(broken_root), "--csv", "bad.csv", "--skip-bad"]) == 0
+    assert (
+        main(["data", "check", "--data", str(broken_root), "--csv", "bad.csv", "--skip-bad"]) == 0
+    )
 
 
 def test_cli_check_clean_csv(capsys):
@@ -87,7 +89,7 @@ def test_cli_check_clean_csv(capsys):
 
 
 def test_missing_csv_and_columns(tmp_path, capsys):
-    with pytest.raises(AvagError, match="nope.csv"):
+    with pytest.raises(AvagError, match=r"nope\.csv"):
         AVAGDDataset(tmp_path, "nope.csv", 32, train=False)
     (tmp_path / "c.csv").write_text("image,audio\nx.jpg,y.wav\n")
     with pytest.raises(AvagError, match="lacks column"):

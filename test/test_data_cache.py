@@ -33,7 +33,7 @@ def test_second_epoch_reads_cache_not_mp3(tmp_path, monkeypatch):
     fresh = AVAGDDataset(ROOT, ROOT / "examples.csv", 32, train=True, cfg=cfg)
     again = [fresh[i]["audio"] for i in range(len(fresh))]
     assert fresh.cache.decodes == 0 and fresh.cache.disk_hits == len(fresh)
-    for a, b in zip(first, again):
+    for a, b in zip(first, again, strict=True):
         assert torch.equal(a, b)
 
 
@@ -55,7 +55,9 @@ def test_changed_file_is_recomputed(tmp_path):
 @pytest.mark.parametrize("setting", ["", "none"])
 def test_memory_only_cache_writes_nothing(tmp_path, setting, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    ds = AVAGDDataset(ROOT, ROOT / "examples.csv", 32, train=False, cfg=DataConfig(cache_dir=setting))
+    ds = AVAGDDataset(
+        ROOT, ROOT / "examples.csv", 32, train=False, cfg=DataConfig(cache_dir=setting)
+    )
     ds.audio_patches(0)
     ds.audio_patches(0)
     assert ds.cache.decodes == 1

@@ -48,9 +48,9 @@ def test_examples_load_with_contract_shapes(val_items):
 
 
 def test_masks_match_files_and_empty_dependency(val_items):
-    ds, items = val_items
+    _ds, items = val_items
     empty = 0
-    for row, it in zip(_rows(), items):
+    for row, it in zip(_rows(), items, strict=True):
         dep = np.asarray(Image.open(ROOT / row["mask_dep"]).convert("L")) > 127
         if not dep.any():
             empty += 1
@@ -64,13 +64,13 @@ def test_masks_match_files_and_empty_dependency(val_items):
 
 
 def test_file_name_with_space_loads(val_items):
-    ds, items = val_items
+    _ds, items = val_items
     spaced = [it for it in items if " " in Path(it["image_path"]).name]
     assert spaced and spaced[0]["mask_func"].sum() > 0
 
 
 def test_image_normalisation_matches_resized_pixels(val_items):
-    ds, items = val_items
+    _ds, items = val_items
     it = items[0]
     mean = torch.tensor(IMAGE_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGE_STD).view(3, 1, 1)
@@ -81,7 +81,7 @@ def test_image_normalisation_matches_resized_pixels(val_items):
 
 
 def test_mp3_decodes_and_patch_count_follows_duration(val_items):
-    ds, items = val_items
+    _ds, items = val_items
     row = _rows()[0]
     wave, rate = load_audio(ROOT / row["audio"])
     assert rate == 44100 and wave.shape[0] == 2 and wave.dtype == np.float32
@@ -90,7 +90,7 @@ def test_mp3_decodes_and_patch_count_follows_duration(val_items):
 
 
 def test_collate_pads_audio_with_mask(val_items):
-    ds, items = val_items
+    _ds, items = val_items
     batch = collate_batch(items[:4])
     lengths = [it["audio"].shape[0] for it in items[:4]]
     assert batch["audio"].shape == (4, max(lengths), 96, 64)
@@ -137,9 +137,9 @@ def test_audio_formats_rates_channels_resample_alike(tmp_path, fmt, ext, rate, c
 def test_load_audio_names_file_on_failure(tmp_path):
     bad = tmp_path / "noise.mp3"
     bad.write_bytes(b"this is not audio at all" * 20)
-    with pytest.raises(AvagError, match="noise.mp3"):
+    with pytest.raises(AvagError, match=r"noise\.mp3"):
         load_audio(bad)
-    with pytest.raises(AvagError, match="missing.wav"):
+    with pytest.raises(AvagError, match=r"missing\.wav"):
         load_audio(tmp_path / "missing.wav")
 
 
@@ -159,7 +159,9 @@ def test_any_image_mode_and_size(tmp_path):
         sf.write(str(tmp_path / f"a{i}.wav"), rng.standard_normal(16000) * 0.1, 16000)
         rows.append(f"im{i}.{ext},a{i}.wav,im{i}_f.png,")
     (tmp_path / "x.csv").write_text("image,audio,mask_func,mask_dep\n" + "\n".join(rows) + "\n")
-    ds = AVAGDDataset(tmp_path, "x.csv", 32, train=True, cfg=DataConfig(cache_dir="", affine_prob=0, hflip_prob=0))
+    ds = AVAGDDataset(
+        tmp_path, "x.csv", 32, train=True, cfg=DataConfig(cache_dir="", affine_prob=0, hflip_prob=0)
+    )
     for i in range(len(ds)):
         it = ds[i]
         assert it["image"].shape == (3, 32, 32) and torch.isfinite(it["image"]).all()

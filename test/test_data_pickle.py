@@ -64,7 +64,7 @@ def test_non_tensor_and_wrong_shape_refused(tmp_path):
     with pytest.raises(AvagError, match=r"shape \[2, 50, 64\]"):
         load_feature_pickle(tmp_path / "s.pkl")
     (tmp_path / "g.pkl").write_bytes(b"garbage")
-    with pytest.raises(AvagError, match="g.pkl"):
+    with pytest.raises(AvagError, match=r"g\.pkl"):
         load_feature_pickle(tmp_path / "g.pkl")
 
 

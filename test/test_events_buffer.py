@@ -1,5 +1,7 @@
 """AudioRingBuffer: timeline repair (gaps, duplicates, reordering, loops), NaN, resampling."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -147,11 +149,16 @@ def test_stereo_is_averaged_to_mono():
 
 def test_rate_change_mid_stream_is_counted_and_continues():
     buf = AudioRingBuffer()
-    buf.push(sine(440, SR, 0.5), T0, SR)
-    x48 = sine(440, 48000, 0.5, phase_t0=0.5)
-    for i in range(0, x48.size, 1536):
-        buf.push(x48[i:i + 1536], T0 + 0.5 + i / 48000, 48000)
+    handed = []
+    x48 = sine(440, 48000, 0.5)
+    for i in range(0, x48.size, 1536):  # 48 kHz first, then the driver switches to 16 kHz
+        handed.append(buf.push(x48[i:i + 1536], T0 + i / 48000, 48000))
+    handed.append(buf.push(sine(440, SR, 0.5, phase_t0=0.5), T0 + 0.5, SR))
+    assert sum(r.samples.size for r in handed) == SR
+    assert all(a.t0 + a.samples.size / SR == pytest.approx(b.t0) for a, b in itertools.pairwise(handed))
     assert buf.stats.rate_changes == 1 and buf.stats.gaps == 0
+    # every written sample was handed out once, on the buffer's timeline
+    assert buf.end_time == pytest.approx(T0 + 1.0, abs=1e-6)
     got, t_first = buf.extract(T0 + 0.6, T0 + 0.9)
     ref = np.sin(2 * np.pi * 440.0 * (t_first - T0 + np.arange(got.size) / SR))
     assert np.max(np.abs(got - ref)) < 2e-3

@@ -15,7 +15,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Write train.csv, val.csv, unseen.csv, metadata.json and the images, "
         "masks and WAV clips they name. The same seed always gives identical files.",
     )
-    synth.add_argument("--out", required=True, help="output folder (replaced if it holds a previous synth output)")
+    synth.add_argument(
+        "--out", required=True, help="output folder (replaced if it holds a previous synth output)"
+    )
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument(
         "--size",
@@ -33,10 +35,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "size, audio decodes. Exit status 1 when any row is bad.",
     )
     check.add_argument("--data", required=True, help="data root (CSV paths are relative to it)")
-    check.add_argument("--csv", required=True, action="append", help="CSV file (repeatable); relative to --data if not found as given")
-    check.add_argument("--shallow", action="store_true", help="read file headers only (fast), do not decode")
-    check.add_argument("--pkl", action="store_true", help="check the pkl feature files instead of the audio")
-    check.add_argument("--skip-bad", action="store_true", help="report bad rows but exit 0 when some rows are usable")
+    check.add_argument(
+        "--csv",
+        required=True,
+        action="append",
+        help="CSV file (repeatable); relative to --data if not found as given",
+    )
+    check.add_argument(
+        "--shallow", action="store_true", help="read file headers only (fast), do not decode"
+    )
+    check.add_argument(
+        "--pkl", action="store_true", help="check the pkl feature files instead of the audio"
+    )
+    check.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="report bad rows but exit 0 when some rows are usable",
+    )
     check.set_defaults(func=_check)
     parser.set_defaults(func=lambda _args: (parser.print_help(), 1)[1])
 

@@ -46,9 +46,7 @@ class PairedAugment:
             ]
         )
 
-    def __call__(
-        self, image: torch.Tensor, *masks: torch.Tensor
-    ) -> tuple[torch.Tensor, ...]:
+    def __call__(self, image: torch.Tensor, *masks: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``image`` uint8 [3,H,W]; masks uint8 [1,H,W]; returns the same types and shapes."""
         from torchvision import tv_tensors
 

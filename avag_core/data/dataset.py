@@ -135,11 +135,14 @@ class AVAGDDataset(Dataset):
         masks = [load_mask(row.mask_func, hw), load_mask(row.mask_dep, hw)]
         size = (self.image_size, self.image_size)
         image = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float()
-        image = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+        image = F.interpolate(
+            image, size=size, mode="bilinear", align_corners=False, antialias=True
+        )
         image = image.round().clamp(0, 255).to(torch.uint8)[0]
         mask_t = [
-            F.interpolate(torch.from_numpy(m)[None, None].float(), size=size, mode="nearest")[0]
-            .to(torch.uint8)
+            F.interpolate(torch.from_numpy(m)[None, None].float(), size=size, mode="nearest")[0].to(
+                torch.uint8
+            )
             for m in masks
         ]
         if self.augment is not None:

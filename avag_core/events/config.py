@@ -44,7 +44,7 @@ class EventConfig:
     flux_min_db: float = 4.0  # ... when the energy is at least this far above the floor
 
     # --- event shaping ---
-    release_s: float = 0.3  # quiet needed to end an event (merges hits closer than this)
+    release_s: float = 0.8  # quiet needed to end an event (merges strokes of one action: pauses up to ~0.75 s)
     pre_roll_s: float = 0.1  # audio kept before the detected onset
     post_roll_s: float = 0.05  # audio kept after the last active frame
     min_event_s: float = 0.03  # shorter events are discarded (a click spans >= 2 frames = 32 ms)

@@ -104,7 +104,9 @@ class SoundEventDetector:
 
         Chunks must be in time order. A chunk that does not continue the previous one
         (gap or overlap beyond one hop) closes any event in progress and restarts framing;
-        a jump backwards beyond ``backjump_reset_s`` resets the detector.
+        a jump backwards beyond ``backjump_reset_s`` resets the detector. Raw driver
+        stamps jitter: feed them through AudioRingBuffer (or use AudioEventTracker),
+        which hands out contiguous times.
         """
         x = to_mono_float32(samples)
         t = to_seconds(t0)

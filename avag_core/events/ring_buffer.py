@@ -142,13 +142,16 @@ class AudioRingBuffer:
                 self.stats.time_resets += 1
                 self.reset()
                 reset = True
+        tail = np.zeros(0, np.float32)  # held-back samples of the old rate, handed out too
+        t_tail = 0.0
         if self._started and rate != self._seg_rate:
             self.stats.rate_changes += 1
             if cfg.reset_on_rate_change:
                 self.reset()
                 reset = True
             else:
-                self._flush_resampler()
+                t_tail = self.end_time
+                tail = self._flush_resampler()
                 # the new segment continues the timeline where the old one ended
                 self._seg_t0 = self._seg_t0 + self._seg_in / self._seg_rate
                 self._seg_in = 0
@@ -182,6 +185,8 @@ class AudioRingBuffer:
             # the resampler holds back a few samples; what comes out continues the timeline
             x = self._resampler.process(x)
         self._write(x)
+        if tail.size and not gap:
+            x, t_first = np.concatenate([tail, x]), t_tail
         return PushResult("ok", x, t_first, gap=gap, reset=reset)
 
     def _start(self, t0: float, rate: int) -> None:
@@ -198,9 +203,12 @@ class AudioRingBuffer:
         else:
             self._resampler.reset()
 
-    def _flush_resampler(self) -> None:
-        if self._resampler is not None:
-            self._write(self._resampler.flush())
+    def _flush_resampler(self) -> np.ndarray:
+        if self._resampler is None:
+            return np.zeros(0, np.float32)
+        tail = self._resampler.flush()
+        self._write(tail)
+        return tail
 
     def _fill_gap(self, t0: float) -> None:
         n = self._index_of(t0) - self._total

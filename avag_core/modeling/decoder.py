@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avag_core.modeling.attention import MultiheadAttention
+
 
 class AudioGuidedDecoder(nn.Module):
     """Per scale: project, cross-attend image -> audio, fuse, then sum all scales at the finest."""
@@ -17,7 +19,7 @@ class AudioGuidedDecoder(nn.Module):
         self.proj_vis = nn.ModuleList(nn.Conv2d(in_dim, out_dim, 1) for _ in range(num_scales))
         self.proj_audio = nn.ModuleList(nn.Linear(audio_dim, out_dim) for _ in range(num_scales))
         self.cross_attn = nn.ModuleList(
-            nn.MultiheadAttention(out_dim, heads, batch_first=True) for _ in range(num_scales)
+            MultiheadAttention(out_dim, heads) for _ in range(num_scales)
         )
         self.conv_fuse = nn.ModuleList(nn.Conv2d(out_dim * 2, out_dim, 3, padding=1) for _ in range(num_scales))
         self.norms = nn.ModuleList(nn.GroupNorm(min(4, out_dim), out_dim) for _ in range(num_scales))
@@ -29,7 +31,7 @@ class AudioGuidedDecoder(nn.Module):
             vp = self.proj_vis[i](v)
             ap = self.proj_audio[i](a)
             q = vp.flatten(2).transpose(1, 2)
-            att = self.cross_attn[i](q, ap, ap, key_padding_mask=pad, need_weights=False)[0]
+            att = self.cross_attn[i](q, ap, ap, key_padding_mask=pad)
             att = att.transpose(1, 2).reshape(b, -1, h, w)
             x = F.relu(self.norms[i](self.conv_fuse[i](torch.cat([vp, att], 1))))
             if out is None:
@@ -62,17 +64,31 @@ class QueryMaskHead(nn.Module):
         conv3, conv1 = self.mask_head[0], self.mask_head[2]
         q = self.query_proj(query)  # [B, Q, C]
         nq = q.shape[1]
-        fmap = conv3(feat)  # includes the bias
+        fmap = conv3(feat)  # [B, C, H, W], includes the bias
+        # conv3x3 of the constant query map: <= 3x3 distinct values (corner/edge/interior).
         hs, ws = min(h, 3), min(w, 3)
         qsmall = q.reshape(b * nq, c, 1, 1).expand(b * nq, c, hs, ws)
-        qconv = F.conv2d(qsmall, conv3.weight, None, padding=1).view(b, nq, c, hs, ws)
-        rows = torch.ones(h, dtype=torch.long, device=feat.device).clamp(max=hs - 1)
-        rows[0], rows[-1] = 0, hs - 1
-        cols = torch.ones(w, dtype=torch.long, device=feat.device).clamp(max=ws - 1)
-        cols[0], cols[-1] = 0, ws - 1
-        qfull = qconv.index_select(3, rows).index_select(4, cols)  # [B, Q, C, H, W]
-        act = torch.relu(fmap.unsqueeze(1) + qfull)
-        out = torch.einsum("bqchw,c->bqhw", act, conv1.weight.view(-1)) + conv1.bias
+        qc = F.conv2d(qsmall, conv3.weight, None, padding=1).view(b, nq, c, hs, ws)
+        w1 = conv1.weight.view(1, 1, c)
+
+        def head(f: torch.Tensor, qv: torch.Tensor) -> torch.Tensor:
+            # f [B, 1, C, N] + qv [B, Q, C, 1 or N] -> [B, Q, N]
+            return torch.matmul(w1, torch.relu(f + qv).view(b * nq, c, -1)).view(b, nq, -1) + conv1.bias
+
+        ci = 1 if ws > 1 else 0
+        ri = 1 if hs > 1 else 0
+        out = head(fmap.reshape(b, 1, c, h * w), qc[:, :, :, ri, ci, None]).view(b, nq, h, w)
+        # Border rows/columns see part of the kernel only: recompute them exactly.
+        cols = [0] + [ci] * max(w - 2, 0) + ([ws - 1] if w > 1 else [])
+        rows = [0] + [ri] * max(h - 2, 0) + ([hs - 1] if h > 1 else [])
+        col_idx = torch.tensor(cols, device=feat.device)
+        row_idx = torch.tensor(rows, device=feat.device)
+        for y, r in ((0, 0), (h - 1, hs - 1)):
+            qv = qc[:, :, :, r].index_select(3, col_idx)  # [B, Q, C, W]
+            out[:, :, y, :] = head(fmap[:, None, :, y, :], qv)
+        for x, cc in ((0, 0), (w - 1, ws - 1)):
+            qv = qc[:, :, :, :, cc].index_select(3, row_idx)  # [B, Q, C, H]
+            out[:, :, :, x] = head(fmap[:, None, :, :, x], qv)
         return out
 
 

@@ -5,20 +5,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from avag_core.modeling.attention import MultiheadAttention
+
 
 class QueryLayer(nn.Module):
     def __init__(self, dim: int, heads: int, ffn_dim: int) -> None:
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(dim, heads, bias=False, batch_first=True)
-        self.cross_attn = nn.MultiheadAttention(dim, heads, bias=False, batch_first=True)
+        self.self_attn = MultiheadAttention(dim, heads, bias=False)
+        self.cross_attn = MultiheadAttention(dim, heads, bias=False)
         self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(), nn.Linear(ffn_dim, dim))
         self.norm1 = nn.LayerNorm(dim)
         self.norm2 = nn.LayerNorm(dim)
         self.norm3 = nn.LayerNorm(dim)
 
     def forward(self, q: torch.Tensor, audio: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
-        q = self.norm1(q + self.self_attn(q, q, q, need_weights=False)[0])
-        q = self.norm2(q + self.cross_attn(q, audio, audio, key_padding_mask=pad, need_weights=False)[0])
+        q = self.norm1(q + self.self_attn(q, q, q))
+        q = self.norm2(q + self.cross_attn(q, audio, audio, key_padding_mask=pad))
         return self.norm3(q + self.ffn(q))
 
 

@@ -12,6 +12,7 @@ Files written to ``out_dir`` (main process):
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ from avag_core.training.state import (
 )
 
 STATE_FILE = "checkpoint.pt"
+# Test hook: seconds to sleep after each resumable checkpoint (kill/resume tests).
+PAUSE_ENV = "AVAG_TEST_PAUSE_AFTER_CHECKPOINT"
 
 
 @dataclass
@@ -253,6 +256,9 @@ class Trainer:
             "world_size": self.dist.world_size,
         }
         atomic_torch_save(state, self.out_dir / STATE_FILE)
+        pause = os.environ.get(PAUSE_ENV)
+        if pause:  # lets a test kill the process at a known point after a checkpoint
+            time.sleep(float(pause))
 
     def _save_model(self, name: str, extra: dict[str, Any]) -> None:
         if not self.dist.is_main:

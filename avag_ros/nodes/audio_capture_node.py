@@ -10,16 +10,17 @@ can see, and retries every ``retry_s`` seconds.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from typing import Any
 
 import numpy as np
 import rclpy
+from avag.msg import AudioFrame
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from avag.msg import AudioFrame
 from avag_ros.conversions import make_header, numpy_to_audio_frame
 
 
@@ -100,10 +101,8 @@ class AudioCaptureNode(Node):
             return
         if stream is not None:
             self.get_logger().warning("audio stream stopped (device gone?); reopening")
-            try:
+            with contextlib.suppress(Exception):
                 stream.close()
-            except Exception:
-                pass
             self._stream = None
         self._open()
 

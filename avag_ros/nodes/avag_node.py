@@ -69,6 +69,13 @@ class LatestSlot:
             return item
 
 
+def decode_frame(msg: Any) -> np.ndarray:
+    """Camera message (Image or CompressedImage) -> RGB uint8; only for frames an event uses."""
+    if isinstance(msg, CompressedImage):
+        return compressed_to_numpy(msg, rgb=True)
+    return image_to_rgb(msg)
+
+
 def default_checkpoint() -> Path:
     """The small checkpoint shipped with avag (trained on synthetic data)."""
     import avag_core
@@ -129,7 +136,7 @@ class AvagNode(LifecycleNode):
         self.pipeline = GroundingPipeline(
             self.predictor,
             cfg.events,
-            decode_frame=self._decode_frame,
+            decode_frame=decode_frame,
             decode_depth=image_to_numpy,
             depth_cache_size=cfg.depth_cache_size,
             depth_max_gap_s=cfg.depth_max_gap_s,
@@ -252,11 +259,6 @@ class AvagNode(LifecycleNode):
     def _bad(self, what: str, exc: Exception) -> None:
         self.counters[f"bad_{what}"] += 1
         self.get_logger().warning(f"dropped {what} message: {exc}", throttle_duration_sec=5.0)
-
-    def _decode_frame(self, msg: Any) -> np.ndarray:
-        if isinstance(msg, CompressedImage):
-            return compressed_to_numpy(msg, rgb=True)
-        return image_to_rgb(msg)
 
     def _on_image(self, msg: Any) -> None:
         self._last_seen["image"] = time.monotonic()

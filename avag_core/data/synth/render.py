@@ -130,7 +130,9 @@ def _background(rng: Rng, width: int, height: int) -> np.ndarray:
     pil = Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8))
     draw = ImageDraw.Draw(pil)
     for _ in range(rng.integers(3, 10)):  # clutter: plain blobs, boxes and sticks
-        col = tuple(int(v * 255) for v in _hsv(rng.random(), rng.uniform(0, 0.6), rng.uniform(0.2, 0.95)))
+        col = tuple(
+            int(v * 255) for v in _hsv(rng.random(), rng.uniform(0, 0.6), rng.uniform(0.2, 0.95))
+        )
         x, y = rng.uniform(0, width), rng.uniform(0, height)
         w, h = rng.uniform(8, width * 0.3), rng.uniform(8, height * 0.3)
         kind = rng.integers(3)
@@ -139,8 +141,11 @@ def _background(rng: Rng, width: int, height: int) -> np.ndarray:
         elif kind == 1:
             draw.rectangle([x - w, y - h, x + w, y + h], fill=col)
         else:
-            draw.line([x, y, x + rng.uniform(-1, 1) * w * 2, y + rng.uniform(-1, 1) * h * 2],
-                      fill=col, width=int(rng.integers(2, 6)))
+            draw.line(
+                [x, y, x + rng.uniform(-1, 1) * w * 2, y + rng.uniform(-1, 1) * h * 2],
+                fill=col,
+                width=int(rng.integers(2, 6)),
+            )
     img = np.asarray(pil).astype(np.float32) / 255
     return img + rng.normal(0, rng.uniform(0.005, 0.03), img.shape)
 
@@ -162,9 +167,17 @@ def render(category: Category, rng: Rng, width: int = 256, height: int = 256) ->
     parts = []
     for base in category.parts:
         j = rng.uniform(0.88, 1.12, size=2) * _PART_BOOST.get(base.kind, 1.0)
-        parts.append(Part(base.kind, base.shape, base.cx + rng.uniform(-0.04, 0.04),
-                          base.cy + rng.uniform(-0.04, 0.04), base.hw * j[0], base.hh * j[1],
-                          base.angle + rng.uniform(-6, 6)))
+        parts.append(
+            Part(
+                base.kind,
+                base.shape,
+                base.cx + rng.uniform(-0.04, 0.04),
+                base.cy + rng.uniform(-0.04, 0.04),
+                base.hw * j[0],
+                base.hh * j[1],
+                base.angle + rng.uniform(-6, 6),
+            )
+        )
     yy, xx = np.mgrid[0:height, 0:width]
     pix = np.stack([xx.ravel() + 0.5, yy.ravel() + 0.5], axis=0).astype(np.float64)
     out = img.reshape(-1, 3)

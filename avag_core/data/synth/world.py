@@ -22,7 +22,18 @@ AFFORDANCES: dict[str, tuple[str, str | None]] = {
     "zip": ("zipper", "body"),
 }
 
-PART_TYPES = ("body", "handle", "blade", "head", "knob", "button", "wheel", "lid", "spout", "zipper")
+PART_TYPES = (
+    "body",
+    "handle",
+    "blade",
+    "head",
+    "knob",
+    "button",
+    "wheel",
+    "lid",
+    "spout",
+    "zipper",
+)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,50 @@
+"""Multi-head attention with nn.MultiheadAttention's parameter layout, on the fused
+``scaled_dot_product_attention`` and with a key padding mask that stays dynamic when
+exported to ONNX (nn.MultiheadAttention bakes the traced key length into its graph)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MultiheadAttention(nn.Module):
+    def __init__(self, dim: int, heads: int, bias: bool = True) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} must be divisible by heads {heads}")
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim)) if bias else None
+        self.out_proj = nn.Linear(dim, dim, bias=bias)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        if bias:
+            nn.init.zeros_(self.out_proj.bias)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        return x.view(b, n, self.heads, c // self.heads).transpose(1, 2)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Batch-first [B, N, D]; ``key_padding_mask`` [B, S] bool, True = ignore."""
+        wq, wk, wv = self.in_proj_weight.chunk(3)
+        bq = bk = bv = None
+        if self.in_proj_bias is not None:
+            bq, bk, bv = self.in_proj_bias.chunk(3)
+        q = self._heads(F.linear(query, wq, bq))
+        k = self._heads(F.linear(key, wk, bk))
+        v = self._heads(F.linear(value, wv, bv))
+        mask = None
+        if key_padding_mask is not None:
+            mask = torch.zeros(key_padding_mask.shape, dtype=q.dtype, device=q.device)
+            mask = mask.masked_fill(key_padding_mask, float("-inf"))[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        b, _, n, _ = out.shape
+        return self.out_proj(out.transpose(1, 2).reshape(b, n, -1))
