@@ -63,7 +63,9 @@ def export_onnx(model: nn.Module, image_size: int, path: str | Path) -> Path:
     return path
 
 
-def check_onnx(model: nn.Module, path: str | Path, image_size: int, patch_counts=(1, 5, 20)) -> float:
+def check_onnx(
+    model: nn.Module, path: str | Path, image_size: int, patch_counts=(1, 5, 20)
+) -> float:
     """Max abs difference between onnxruntime and PyTorch logits over several audio lengths."""
     import onnxruntime as ort
 
@@ -74,13 +76,17 @@ def check_onnx(model: nn.Module, path: str | Path, image_size: int, patch_counts
         image, audio, mask = example_inputs(image_size, patches=t, seed=i + 1)
         with torch.inference_mode():
             ref = model(image, audio, mask)
-        got = sess.run(None, {"image": image.numpy(), "audio": audio.numpy(), "audio_mask": mask.numpy()})
-        for name, arr in zip(("function", "dependency"), got):
+        got = sess.run(
+            None, {"image": image.numpy(), "audio": audio.numpy(), "audio_mask": mask.numpy()}
+        )
+        for name, arr in zip(("function", "dependency"), got, strict=True):
             worst = max(worst, float(np.abs(ref[name].numpy() - arr).max()))
     return worst
 
 
-def export_and_check(model: nn.Module, image_size: int, path: str | Path, tol: float = 1e-3) -> float:
+def export_and_check(
+    model: nn.Module, image_size: int, path: str | Path, tol: float = 1e-3
+) -> float:
     export_onnx(model, image_size, path)
     diff = check_onnx(model, path, image_size)
     if diff > tol:

@@ -35,15 +35,23 @@ class AffordancePrediction:
 def _dtype(value: str | torch.dtype | None) -> torch.dtype | None:
     if value is None or isinstance(value, torch.dtype):
         return value
-    table = {"fp32": None, "float32": None, "fp16": torch.float16, "float16": torch.float16,
-             "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+    table = {
+        "fp32": None,
+        "float32": None,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+    }
     if value not in table:
         raise AvagError(f"unknown dtype {value!r} (use fp32, fp16 or bf16)")
     return table[value]
 
 
 class Predictor:
-    def __init__(self, model: AVAGFormer, cfg, device: str | torch.device = "cpu", dtype=None) -> None:
+    def __init__(
+        self, model: AVAGFormer, cfg, device: str | torch.device = "cpu", dtype=None
+    ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.cfg = cfg
@@ -93,11 +101,15 @@ class Predictor:
     def _prepare_audio(self, waveforms: list[np.ndarray], sample_rate: int):
         items = []
         for w in waveforms:
-            p = select_patches(waveform_to_patches(np.asarray(w), sample_rate), self.mcfg.max_audio_patches)
+            p = select_patches(
+                waveform_to_patches(np.asarray(w), sample_rate), self.mcfg.max_audio_patches
+            )
             items.append(p.to(self.device))
         return pad_patch_batch(items)
 
-    def _to_probs(self, out: dict[str, torch.Tensor], sizes: list[tuple[int, int]]) -> list[AffordancePrediction]:
+    def _to_probs(
+        self, out: dict[str, torch.Tensor], sizes: list[tuple[int, int]]
+    ) -> list[AffordancePrediction]:
         res = []
         for i, (h, w) in enumerate(sizes):
             maps = torch.cat([out["function"][i : i + 1], out["dependency"][i : i + 1]], 1).float()
@@ -138,5 +150,7 @@ class Predictor:
     ) -> list[AffordancePrediction]:
         """Full forward for a batch of (frame, sound) pairs; audio of different lengths is padded."""
         if len(images) != len(waveforms):
-            raise AvagError(f"predict_batch got {len(images)} images but {len(waveforms)} waveforms")
+            raise AvagError(
+                f"predict_batch got {len(images)} images but {len(waveforms)} waveforms"
+            )
         return self._run(list(images), list(waveforms), sample_rate)

@@ -62,3 +62,22 @@ def test_memory_only_cache_writes_nothing(tmp_path, setting, monkeypatch):
     ds.audio_patches(0)
     assert ds.cache.decodes == 1
     assert not (tmp_path / "xdg").exists()
+
+
+def test_worker_processes_fill_the_shared_cache(tmp_path, monkeypatch):
+    """DataLoader workers write the disk cache; a later reader decodes nothing."""
+    from avag_core.data import build_loader
+
+    cfg = DataConfig(cache_dir=str(tmp_path / "cache"), num_workers=2)
+    ds = AVAGDDataset(ROOT, ROOT / "examples.csv", 32, train=True, cfg=cfg)
+    seen = sum(len(b["category"]) for b in build_loader(ds, 4, shuffle=True, seed=0))
+    assert seen == len(ds)
+    assert len(list((tmp_path / "cache").rglob("*.pt"))) == len(ds)
+
+    def no_decode(path):
+        raise AssertionError(f"decoded {path} again")
+
+    monkeypatch.setattr(cache_mod, "load_audio", no_decode)
+    fresh = AVAGDDataset(ROOT, ROOT / "examples.csv", 32, train=False, cfg=cfg)
+    assert all(fresh[i]["audio"].shape[1:] == (96, 64) for i in range(len(fresh)))
+    assert fresh.cache.decodes == 0

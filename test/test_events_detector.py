@@ -89,7 +89,7 @@ def test_min_length_refractory_and_max_length():
     add_click(x, 3.4)
     assert len(detect_events(x, SR, EventConfig(release_s=0.1, refractory_s=0.0))) == 2
     assert len(detect_events(x, SR, EventConfig(release_s=0.1, refractory_s=0.5))) == 1
-    det = SoundEventDetector(EventConfig(min_event_s=0.2))
+    det = SoundEventDetector(EventConfig(min_event_s=0.2, release_s=0.1))
     assert stream(det, x) == [] and det.dropped_short == 2
 
     step = np.concatenate([noise(5, -70, seed=2), noise(15, -30, seed=3)])  # a fan turns on

@@ -38,7 +38,9 @@ def numpy_vggish_log_mel(wave: np.ndarray) -> np.ndarray:
 def test_log_mel_patches_match_numpy_reference():
     rng = np.random.default_rng(0)
     t = np.arange(16000 * 3) / 16000
-    wave = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    wave = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(t.size)).astype(
+        np.float32
+    )
     ours = log_mel_patches(torch.from_numpy(wave)).numpy()
     ref = numpy_vggish_log_mel(wave)
     n = ref.shape[0] // 96

@@ -70,17 +70,23 @@ def test_split_paths_equal_forward(tiny):
 
 def test_gradients_reach_trainable_parts_and_frozen_parts_stay_frozen():
     torch.manual_seed(0)
-    cfg = load_config("tiny", ["model.freeze_backbone=true", "model.freeze_audio_encoder=true"]).model
+    cfg = load_config(
+        "tiny", ["model.freeze_backbone=true", "model.freeze_audio_encoder=true"]
+    ).model
     model: AVAGFormer = build_model(cfg).train()
     image, audio = _inputs(2, 3, 64, 64, seed=3)
     out = model(image, audio, torch.tensor([[1, 1, 0], [1, 1, 1]], dtype=torch.bool))
     loss = sum(v.float().pow(2).mean() for v in out.values())
     loss.backward()
-    frozen = [n for n, _ in model.named_parameters() if n.startswith(("backbone.", "audio_encoder."))]
+    frozen = [
+        n for n, _ in model.named_parameters() if n.startswith(("backbone.", "audio_encoder."))
+    ]
     assert frozen and all(p.grad is None for n, p in model.named_parameters() if n in frozen)
     trainable = {n: p for n, p in model.named_parameters() if n not in frozen}
     assert all(p.requires_grad for p in trainable.values())
-    no_grad = [n for n, p in trainable.items() if p.grad is None or not torch.isfinite(p.grad).all()]
+    no_grad = [
+        n for n, p in trainable.items() if p.grad is None or not torch.isfinite(p.grad).all()
+    ]
     assert not no_grad, no_grad
     assert sum(float(p.grad.abs().sum() > 0) for p in trainable.values()) > 0.9 * len(trainable)
     # Unfreezing the backbone (the reference schedule) makes it learn too.

@@ -11,7 +11,11 @@ import torch
 from avag_core.config import load_config
 from avag_core.errors import AvagError
 from avag_core.modeling import AVAGFormer, build_model
-from avag_core.weights.checkpoint import checkpoint_extra, load_model_checkpoint, save_model_checkpoint
+from avag_core.weights.checkpoint import (
+    checkpoint_extra,
+    load_model_checkpoint,
+    save_model_checkpoint,
+)
 from avag_core.weights.reference import convert_reference_state_dict, load_reference_checkpoint
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -29,11 +33,15 @@ def test_checkpoint_round_trip(tiny, tmp_path):
     path = save_model_checkpoint(tmp_path / "m.safetensors", model, cfg, {"epoch": 7, "note": "x"})
     loaded, cfg2 = load_model_checkpoint(path)
     assert cfg2 == cfg and checkpoint_extra(path) == {"epoch": "7", "note": "x"}
-    for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+    for (k, a), (k2, b) in zip(
+        model.state_dict().items(), loaded.state_dict().items(), strict=True
+    ):
         assert k == k2 and torch.equal(a, b)
     image, audio = torch.randn(1, 3, 64, 64), torch.randn(1, 2, 96, 64)
     with torch.inference_mode():
-        torch.testing.assert_close(loaded(image, audio)["function"], model(image, audio)["function"])
+        torch.testing.assert_close(
+            loaded(image, audio)["function"], model(image, audio)["function"]
+        )
 
 
 def test_checkpoint_errors_name_the_file(tiny, tmp_path):
@@ -48,7 +56,7 @@ def test_checkpoint_errors_name_the_file(tiny, tmp_path):
     good = save_model_checkpoint(tmp_path / "good.safetensors", model, cfg)
     truncated = tmp_path / "trunc.safetensors"
     truncated.write_bytes(good.read_bytes()[:-100])
-    with pytest.raises(AvagError, match="trunc.safetensors"):
+    with pytest.raises(AvagError, match=r"trunc\.safetensors"):
         load_model_checkpoint(truncated)
     # Weights that do not fit the stored config: a shape mismatch is listed by key.
     other_cfg = load_config("tiny", ["model.num_queries=6"])
@@ -82,14 +90,25 @@ def test_pvt_release_weights_file_loads(tmp_path):
     src = timm.create_model("pvt_v2_b0")
     path = tmp_path / "pvt_v2_b0.pth"
     torch.save(_pvt_release_layout(src.state_dict()), path)
-    cfg = load_config("tiny", ["model.backbone=pvt_v2_b0", "model.backbone_out_indices=[1,2,3]",
-                               f"model.backbone_weights={path}"]).model
+    cfg = load_config(
+        "tiny",
+        [
+            "model.backbone=pvt_v2_b0",
+            "model.backbone_out_indices=[1,2,3]",
+            f"model.backbone_weights={path}",
+        ],
+    ).model
     model = build_model(cfg)
     ours = model.backbone.body.state_dict()
     assert torch.equal(ours["patch_embed.proj.weight"], src.state_dict()["patch_embed.proj.weight"])
-    assert torch.equal(ours["stages_2.blocks.1.mlp.dwconv.weight"], src.state_dict()["stages.2.blocks.1.mlp.dwconv.weight"])
-    with pytest.raises(AvagError, match="missing.pth not found"):
-        build_model(load_config("tiny", [f"model.backbone_weights={tmp_path / 'missing.pth'}"]).model)
+    assert torch.equal(
+        ours["stages_2.blocks.1.mlp.dwconv.weight"],
+        src.state_dict()["stages.2.blocks.1.mlp.dwconv.weight"],
+    )
+    with pytest.raises(AvagError, match=r"missing\.pth not found"):
+        build_model(
+            load_config("tiny", [f"model.backbone_weights={tmp_path / 'missing.pth'}"]).model
+        )
 
 
 def test_vggish_release_weights_load(tmp_path):
@@ -101,11 +120,15 @@ def test_vggish_release_weights_load(tmp_path):
     torch.save(src, path)
     cfg = load_config("tiny", ["model.audio_encoder=vggish", f"model.audio_weights={path}"]).model
     model = build_model(cfg)
-    assert torch.equal(model.audio_encoder.state_dict()["embeddings.4.weight"], src["embeddings.4.weight"])
+    assert torch.equal(
+        model.audio_encoder.state_dict()["embeddings.4.weight"], src["embeddings.4.weight"]
+    )
     bad = tmp_path / "bad.pth"
     torch.save({"features.0.weight": torch.zeros(3)}, bad)
-    with pytest.raises(AvagError, match="bad.pth"):
-        build_model(load_config("tiny", ["model.audio_encoder=vggish", f"model.audio_weights={bad}"]).model)
+    with pytest.raises(AvagError, match=r"bad\.pth"):
+        build_model(
+            load_config("tiny", ["model.audio_encoder=vggish", f"model.audio_weights={bad}"]).model
+        )
 
 
 def _reference_keys():
@@ -121,36 +144,53 @@ def test_reference_converter_covers_every_key_of_the_paper_model():
     converted, report = convert_reference_state_dict(ref, model.state_dict())
     assert report.missing == []
     assert len(converted) == len(model.state_dict())
-    left_groups = {k.split(".")[0] if k.startswith("audio_proj1") else ".".join(k.split(".")[:3])
-                   for k in report.left_out}
-    assert left_groups == {"audio_proj1", "head.in_proj.0", "head.transformer.decoder",
-                           "head.decode_func.film", "head.decode_dep.film"}
-    assert converted["pixel_encoder.in_proj.0.0.weight"].shape == ref["head.in_proj.1.0.weight"].shape
+    left_groups = {
+        k.split(".")[0] if k.startswith("audio_proj1") else ".".join(k.split(".")[:3])
+        for k in report.left_out
+    }
+    assert left_groups == {
+        "audio_proj1",
+        "head.in_proj.0",
+        "head.transformer.decoder",
+        "head.decode_func.film",
+        "head.decode_dep.film",
+    }
+    assert (
+        converted["pixel_encoder.in_proj.0.0.weight"].shape == ref["head.in_proj.1.0.weight"].shape
+    )
     assert "backbone.body.stages_2.blocks.39.mlp.dwconv.weight" in converted
     # A wrong shape is reported with the key.
     bad = dict(ref)
     bad["head.fpn.lateral_convs.0.weight"] = torch.empty(1, 2, 1, 1, device="meta")
-    with pytest.raises(AvagError, match="head.fpn.lateral_convs.0.weight"):
+    with pytest.raises(AvagError, match=r"head\.fpn\.lateral_convs\.0\.weight"):
         convert_reference_state_dict(bad, model.state_dict())
 
 
 def test_load_reference_checkpoint_reports_and_loads_values(tiny, tmp_path):
     _, model = tiny
     # A reference-named dict for the tiny model (names follow the reference's modules).
-    inverse = {"pixel_encoder.layers.": "head.transformer.encoder.layers.", "fpn.": "head.fpn.",
-               "mixer.": "head.mixer.", "query_generator.": "head.query_generator.",
-               "learnable_query.": "head.learnable_query.", "decoder.": "head.", "seg_func.":
-               "head.learnable_upsample_func.", "seg_dep.": "head.learnable_upsample_dep.",
-               "audio_encoder.": "vggish.", "audio_proj.": "audio_proj.",
-               "pixel_encoder.level_embed": "head.level_embed", "backbone.body.": "backbone."}
+    inverse = {
+        "pixel_encoder.layers.": "head.transformer.encoder.layers.",
+        "fpn.": "head.fpn.",
+        "mixer.": "head.mixer.",
+        "query_generator.": "head.query_generator.",
+        "learnable_query.": "head.learnable_query.",
+        "decoder.": "head.",
+        "seg_func.": "head.learnable_upsample_func.",
+        "seg_dep.": "head.learnable_upsample_dep.",
+        "audio_encoder.": "vggish.",
+        "audio_proj.": "audio_proj.",
+        "pixel_encoder.level_embed": "head.level_embed",
+        "backbone.body.": "backbone.",
+    }
     ref = {}
     for k, v in model.state_dict().items():
         if k.startswith("pixel_encoder.in_proj."):
-            i, rest = k[len("pixel_encoder.in_proj."):].split(".", 1)
+            i, rest = k[len("pixel_encoder.in_proj.") :].split(".", 1)
             ref[f"head.in_proj.{int(i) + 1}.{rest}"] = torch.randn_like(v.float()).to(v.dtype)
             continue
         src = next(s for s in inverse if k.startswith(s))
-        ref[inverse[src] + k[len(src):]] = torch.randn_like(v.float()).to(v.dtype)
+        ref[inverse[src] + k[len(src) :]] = torch.randn_like(v.float()).to(v.dtype)
     ref["audio_proj1.weight"] = torch.zeros(2, 2)
     ref["head.transformer.decoder.layers.0.norm1.weight"] = torch.zeros(2)
     path = tmp_path / "ref.pth"
@@ -158,8 +198,12 @@ def test_load_reference_checkpoint_reports_and_loads_values(tiny, tmp_path):
     fresh = build_model(load_config("tiny").model)
     report = load_reference_checkpoint(fresh, path)
     assert report.missing == [] and sorted(report.left_out) == [
-        "audio_proj1.weight", "head.transformer.decoder.layers.0.norm1.weight"]
-    assert torch.equal(fresh.state_dict()["mixer.task_prompt_img.weight"], ref["head.mixer.task_prompt_img.weight"])
+        "audio_proj1.weight",
+        "head.transformer.decoder.layers.0.norm1.weight",
+    ]
+    assert torch.equal(
+        fresh.state_dict()["mixer.task_prompt_img.weight"], ref["head.mixer.task_prompt_img.weight"]
+    )
     partial = {k: v for k, v in ref.items() if not k.startswith("head.fpn.")}
     with pytest.raises(AvagError, match="fpn"):
         load_reference_checkpoint(fresh, partial)

@@ -115,3 +115,37 @@ def test_one_detection_per_event_matching_offline_replay(ros_env, tmp_path, scen
     diag = got["/diagnostics"][-1].status[0]
     values = {kv.key: kv.value for kv in diag.values}
     assert int(values["detections"]) == N_SCENES
+
+
+def test_node_survives_bad_input_and_keeps_publishing(ros_env, tmp_path, scene_bag, shipped_checkpoint):
+    from conftest import PROCS_DIR
+
+    out_bag = tmp_path / "node_outputs"
+    topics = [a for t, ty in OUTPUTS.items() for a in ("--topic", f"{t}:{ty}")]
+    rec = run_proc(["-m", "avag_ros.bag.recorder", "--out", str(out_bag), *topics], ros_env)
+    node = run_proc(["-m", "avag_ros.nodes.avag_node", "--ros-args", "-p", f"checkpoint:={shipped_checkpoint}"],
+                    ros_env)
+    try:
+        feeder = run_proc([str(PROCS_DIR / "hostile_feeder.py"), str(scene_bag)], ros_env)
+        feed_out, _ = feeder.communicate(timeout=180)
+        assert feeder.returncode == 0, feed_out
+        time.sleep(2.5)  # diagnostics tick after the last input
+        assert node.poll() is None, "node died"
+    finally:
+        node_out = stop_proc(node)
+        stop_proc(rec)
+    got = read_bag(out_bag)
+    dets = got.get("/avag_node/detection", [])
+    # 20 s of silence gave nothing; each loop of the bag gave one detection per event
+    assert len(dets) == 2 * N_SCENES, [(d.header.stamp.sec % 100 + d.header.stamp.nanosec / 1e9, d.event_start.sec % 100 + d.event_start.nanosec / 1e9, d.event_end.sec % 100 + d.event_end.nanosec / 1e9) for d in dets]
+    first, second = dets[:N_SCENES], dets[N_SCENES:]
+    assert [d.header.stamp for d in first] == [d.header.stamp for d in second]  # time looped back
+    # loop 1 had no camera_info: masks yes, point clouds and poses no
+    assert all(d.function_mask.width > 0 and d.grasp_region.width == 0 and not d.has_pose for d in first)
+    assert len(got.get("/avag_node/grasp_region", [])) == sum(d.grasp_region.width > 0 for d in second)
+    values = {kv.key: kv.value for kv in got["/diagnostics"][-1].status[0].values}
+    assert int(values["bad_image"]) >= 2 and int(values["bad_audio"]) >= 2
+    assert int(values["duplicate_frames"]) >= 1
+    assert float(values["audio_time_resets"]) >= 1  # the loop was seen as time going backwards
+    assert float(values["audio_nonfinite_chunks"]) >= 1 and float(values["audio_duplicates"]) >= 1
+    assert "dropped" in node_out  # bad messages were logged

@@ -27,6 +27,8 @@ class PairedAugment:
                             translate=(cfg.affine_translate, cfg.affine_translate),
                             scale=(cfg.affine_scale_min, cfg.affine_scale_max),
                             shear=cfg.affine_shear,
+                            # Masks are always resampled nearest-neighbour by v2.
+                            interpolation=v2.InterpolationMode.BILINEAR,
                         )
                     ],
                     p=cfg.affine_prob,

@@ -41,6 +41,14 @@ class AudioEventTracker:
             events.extend(self.detector.flush())
             self.detector.reset()
         if res.samples.size:
+            expected = self.detector.stream_time
+            if res.gap and expected is not None:
+                # A short dropout (lost packet, dropped NaN chunk) is silence inside the
+                # sound, not its end: bridge it so one action stays one event.
+                gap_s = res.t0 - expected
+                if 0.0 < gap_s <= self.config.release_s:
+                    silence = np.zeros(round(gap_s * self.buffer.sample_rate), np.float32)
+                    events.extend(self.detector.process(silence, expected))
             events.extend(self.detector.process(res.samples, res.t0))
         return events
 

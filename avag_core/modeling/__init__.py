@@ -7,4 +7,11 @@ from avag_core.modeling.config import ModelConfig
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
 
-__all__ = ["AVAGFormer", "IMAGE_MEAN", "IMAGE_STD", "ModelConfig", "build_model", "count_parameters"]
+__all__ = [
+    "IMAGE_MEAN",
+    "IMAGE_STD",
+    "AVAGFormer",
+    "ModelConfig",
+    "build_model",
+    "count_parameters",
+]

@@ -23,7 +23,10 @@ class VGGishEncoder(nn.Module):
             if v == "M":
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
-                layers += [nn.Conv2d(in_ch, int(v), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+                layers += [
+                    nn.Conv2d(in_ch, int(v), kernel_size=3, padding=1),
+                    nn.ReLU(inplace=True),
+                ]
                 in_ch = int(v)
         self.features = nn.Sequential(*layers)
         self.embeddings = nn.Sequential(

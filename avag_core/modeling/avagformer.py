@@ -50,13 +50,21 @@ class AVAGFormer(nn.Module):
             self.audio_encoder = LightAudioEncoder(cfg.light_audio_channels, cfg.audio_dim)
             audio_dim = cfg.audio_dim
         else:
-            raise ValueError(f"model.audio_encoder must be 'vggish' or 'light', got {cfg.audio_encoder!r}")
+            raise ValueError(
+                f"model.audio_encoder must be 'vggish' or 'light', got {cfg.audio_encoder!r}"
+            )
         self.audio_dim = audio_dim
         self.audio_proj = nn.Linear(audio_dim, d)
         self.mixer = CrossModalMixer(n_scales, cfg.fpn_dim, d, cfg.mixer_heads)
-        self.query_generator = QueryGenerator(cfg.num_queries, d, cfg.query_layers, cfg.query_heads, cfg.query_ffn_dim)
-        self.learnable_query = nn.Embedding(cfg.num_queries, d) if cfg.use_learnable_queries else None
-        self.decoder = DualHeadDecoder(cfg.fpn_dim, d, cfg.decoder_dim, cfg.decoder_heads, n_scales, d)
+        self.query_generator = QueryGenerator(
+            cfg.num_queries, d, cfg.query_layers, cfg.query_heads, cfg.query_ffn_dim
+        )
+        self.learnable_query = (
+            nn.Embedding(cfg.num_queries, d) if cfg.use_learnable_queries else None
+        )
+        self.decoder = DualHeadDecoder(
+            cfg.fpn_dim, d, cfg.decoder_dim, cfg.decoder_heads, n_scales, d
+        )
         self.seg_func = SegmentationHead(cfg.num_queries, cfg.seg_hidden_dim, cfg.seg_upsamples)
         self.seg_dep = SegmentationHead(cfg.num_queries, cfg.seg_hidden_dim, cfg.seg_upsamples)
         self.set_backbone_trainable(not cfg.freeze_backbone)
@@ -97,7 +105,10 @@ class AVAGFormer(nn.Module):
         return self.audio_proj(emb)
 
     def decode(
-        self, features: list[torch.Tensor], audio: torch.Tensor, audio_mask: torch.Tensor | None = None
+        self,
+        features: list[torch.Tensor],
+        audio: torch.Tensor,
+        audio_mask: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """FPN maps + audio -> logits; output size = finest map x 2**seg_upsamples, or the
         ``out_size`` stored by ``forward``."""
@@ -111,8 +122,8 @@ class AVAGFormer(nn.Module):
         func_v, func_a, dep_v, dep_a = self.mixer(features, tokens, audio_mask)
         # Query generator keys: the audio tokens and their per-scale mixed versions.
         keys_mask = audio_mask.repeat(1, 1 + len(func_a))
-        q_func = self.query_generator(torch.cat([tokens] + func_a, 1), keys_mask)
-        q_dep = self.query_generator(torch.cat([tokens] + dep_a, 1), keys_mask)
+        q_func = self.query_generator(torch.cat([tokens, *func_a], 1), keys_mask)
+        q_dep = self.query_generator(torch.cat([tokens, *dep_a], 1), keys_mask)
         if self.learnable_query is not None:
             q_func = q_func + self.learnable_query.weight.unsqueeze(0)
             q_dep = q_dep + self.learnable_query.weight.unsqueeze(0)

@@ -32,7 +32,9 @@ class VisualBackbone(nn.Module):
         else:
             kwargs = {"pretrained": pretrained}
         try:
-            self.body = timm.create_model(name, features_only=True, out_indices=tuple(out_indices), **kwargs)
+            self.body = timm.create_model(
+                name, features_only=True, out_indices=tuple(out_indices), **kwargs
+            )
         except RuntimeError as exc:  # unknown name, unsupported features_only, bad weights
             where = f"weights {weights_file}" if weights_file else f"model.backbone={name!r}"
             raise AvagError(f"{where}: {str(exc).splitlines()[0]}") from None

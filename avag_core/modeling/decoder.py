@@ -14,19 +14,27 @@ from avag_core.modeling.attention import MultiheadAttention
 class AudioGuidedDecoder(nn.Module):
     """Per scale: project, cross-attend image -> audio, fuse, then sum all scales at the finest."""
 
-    def __init__(self, in_dim: int, audio_dim: int, out_dim: int, heads: int, num_scales: int) -> None:
+    def __init__(
+        self, in_dim: int, audio_dim: int, out_dim: int, heads: int, num_scales: int
+    ) -> None:
         super().__init__()
         self.proj_vis = nn.ModuleList(nn.Conv2d(in_dim, out_dim, 1) for _ in range(num_scales))
         self.proj_audio = nn.ModuleList(nn.Linear(audio_dim, out_dim) for _ in range(num_scales))
         self.cross_attn = nn.ModuleList(
             MultiheadAttention(out_dim, heads) for _ in range(num_scales)
         )
-        self.conv_fuse = nn.ModuleList(nn.Conv2d(out_dim * 2, out_dim, 3, padding=1) for _ in range(num_scales))
-        self.norms = nn.ModuleList(nn.GroupNorm(min(4, out_dim), out_dim) for _ in range(num_scales))
+        self.conv_fuse = nn.ModuleList(
+            nn.Conv2d(out_dim * 2, out_dim, 3, padding=1) for _ in range(num_scales)
+        )
+        self.norms = nn.ModuleList(
+            nn.GroupNorm(min(4, out_dim), out_dim) for _ in range(num_scales)
+        )
 
-    def forward(self, vis: list[torch.Tensor], audio: list[torch.Tensor], pad: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, vis: list[torch.Tensor], audio: list[torch.Tensor], pad: torch.Tensor
+    ) -> torch.Tensor:
         out = None
-        for i, (v, a) in enumerate(zip(vis, audio)):
+        for i, (v, a) in enumerate(zip(vis, audio, strict=True)):
             b, _, h, w = v.shape
             vp = self.proj_vis[i](v)
             ap = self.proj_audio[i](a)
@@ -37,7 +45,9 @@ class AudioGuidedDecoder(nn.Module):
             if out is None:
                 out = x
             else:
-                out = out + F.interpolate(x, size=out.shape[-2:], mode="bilinear", align_corners=False)
+                out = out + F.interpolate(
+                    x, size=out.shape[-2:], mode="bilinear", align_corners=False
+                )
         assert out is not None
         return out
 
@@ -73,7 +83,10 @@ class QueryMaskHead(nn.Module):
 
         def head(f: torch.Tensor, qv: torch.Tensor) -> torch.Tensor:
             # f [B, 1, C, N] + qv [B, Q, C, 1 or N] -> [B, Q, N]
-            return torch.matmul(w1, torch.relu(f + qv).view(b * nq, c, -1)).view(b, nq, -1) + conv1.bias
+            return (
+                torch.matmul(w1, torch.relu(f + qv).view(b * nq, c, -1)).view(b, nq, -1)
+                + conv1.bias
+            )
 
         ci = 1 if ws > 1 else 0
         ri = 1 if hs > 1 else 0
@@ -113,7 +126,15 @@ class MaskGuidedAttention(nn.Module):
 
 
 class DualHeadDecoder(nn.Module):
-    def __init__(self, fpn_dim: int, audio_dim: int, out_dim: int, heads: int, num_scales: int, query_dim: int):
+    def __init__(
+        self,
+        fpn_dim: int,
+        audio_dim: int,
+        out_dim: int,
+        heads: int,
+        num_scales: int,
+        query_dim: int,
+    ):
         super().__init__()
         self.decode_func = AudioGuidedDecoder(fpn_dim, audio_dim, out_dim, heads, num_scales)
         self.decode_dep = AudioGuidedDecoder(fpn_dim, audio_dim, out_dim, heads, num_scales)

@@ -88,7 +88,10 @@ class MSDeformAttn(nn.Module):
         weights = weights.view(b, n, m, lv, p)
         # Offsets are in pixels of each level: divide by (w, h).
         norm = torch.tensor([[w, h] for h, w in shapes], dtype=query.dtype, device=query.device)
-        loc = ref.to(query.dtype)[None, :, None, None, None, :] + offsets / norm[None, None, None, :, None, :]
+        loc = (
+            ref.to(query.dtype)[None, :, None, None, None, :]
+            + offsets / norm[None, None, None, :, None, :]
+        )
         grids = 2.0 * loc - 1.0  # grid_sample coordinates in [-1, 1]
         out = query.new_zeros(b * m, d, n)
         start = 0
@@ -97,7 +100,9 @@ class MSDeformAttn(nn.Module):
             v = v.permute(0, 2, 3, 1).reshape(b * m, d, h, w)
             start += h * w
             g = grids[:, :, :, lid].permute(0, 2, 1, 3, 4).reshape(b * m, n, p, 2)
-            sampled = F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+            sampled = F.grid_sample(
+                v, g, mode="bilinear", padding_mode="zeros", align_corners=False
+            )
             wl = weights[:, :, :, lid].permute(0, 2, 1, 3).reshape(b * m, 1, n, p)
             out = out + (sampled * wl).sum(-1)  # [B*M, d, N]
         out = out.view(b, m * d, n).transpose(1, 2)
@@ -107,7 +112,9 @@ class MSDeformAttn(nn.Module):
 class DeformableEncoderLayer(nn.Module):
     """Post-norm layer: deformable self-attention, then a GELU FFN."""
 
-    def __init__(self, dim: int, ffn_dim: int, dropout: float, levels: int, heads: int, points: int):
+    def __init__(
+        self, dim: int, ffn_dim: int, dropout: float, levels: int, heads: int, points: int
+    ):
         super().__init__()
         self.self_attn = MSDeformAttn(dim, levels, heads, points)
         self.dropout1 = nn.Dropout(dropout)
@@ -119,7 +126,9 @@ class DeformableEncoderLayer(nn.Module):
         self.dropout3 = nn.Dropout(dropout)
         self.norm2 = nn.LayerNorm(dim)
 
-    def forward(self, src: torch.Tensor, pos: torch.Tensor, ref: torch.Tensor, shapes) -> torch.Tensor:
+    def forward(
+        self, src: torch.Tensor, pos: torch.Tensor, ref: torch.Tensor, shapes
+    ) -> torch.Tensor:
         src = self.norm1(src + self.dropout1(self.self_attn(src + pos, ref, src, shapes)))
         ffn = self.linear2(self.dropout2(self.activation(self.linear1(src))))
         return self.norm2(src + self.dropout3(ffn))
@@ -152,11 +161,11 @@ class PixelEncoder(nn.Module):
         self.dim = dim
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
-        srcs = [proj(f) for proj, f in zip(self.in_proj, feats)]
+        srcs = [proj(f) for proj, f in zip(self.in_proj, feats, strict=True)]
         b = srcs[0].shape[0]
         shapes = [(int(s.shape[2]), int(s.shape[3])) for s in srcs]
         tokens, pos = [], []
-        for lvl, (s, (h, w)) in enumerate(zip(srcs, shapes)):
+        for lvl, (s, (h, w)) in enumerate(zip(srcs, shapes, strict=True)):
             tokens.append(s.flatten(2).transpose(1, 2))
             pe = sine_position_encoding(h, w, self.dim // 2, s.device).to(s.dtype)
             pos.append(pe.flatten(2).transpose(1, 2) + self.level_embed[lvl].view(1, 1, -1))

@@ -36,8 +36,12 @@ class CrossModalFusionBlock(nn.Module):
         self.k_proj_audio = nn.Linear(aud_dim, aud_dim)
         self.v_proj_audio = nn.Linear(aud_dim, aud_dim)
         self.out_proj_audio = nn.Linear(img_dim, aud_dim)
-        self.cond_proj_img = nn.Sequential(nn.Linear(img_dim + 2, img_dim), nn.ReLU(), nn.Linear(img_dim, heads))
-        self.cond_proj_aud = nn.Sequential(nn.Linear(aud_dim + 2, aud_dim), nn.ReLU(), nn.Linear(aud_dim, heads))
+        self.cond_proj_img = nn.Sequential(
+            nn.Linear(img_dim + 2, img_dim), nn.ReLU(), nn.Linear(img_dim, heads)
+        )
+        self.cond_proj_aud = nn.Sequential(
+            nn.Linear(aud_dim + 2, aud_dim), nn.ReLU(), nn.Linear(aud_dim, heads)
+        )
         self.gate_fc_img = nn.Sequential(nn.Linear(img_dim, img_dim), nn.Sigmoid())
         self.gate_fc_aud = nn.Sequential(nn.Linear(aud_dim, aud_dim), nn.Sigmoid())
         self.scale_img = (img_dim // heads) ** -0.5
@@ -47,9 +51,21 @@ class CrossModalFusionBlock(nn.Module):
         b, n, c = x.shape
         return x.view(b, n, self.heads, c // self.heads).transpose(1, 2)
 
+    def project_image(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Task-independent image projections (queries, keys, values), split into heads.
+
+        Both tasks start from the same image tokens, so these are computed once per scale
+        instead of once per task (same result, half the work on the largest tensors)."""
+        return (
+            self._split(self.q_proj_image(image)),
+            self._split(self.k_proj_image(image)),
+            self._split(self.v_proj_image(image)),
+        )
+
     def forward(
         self,
         image: torch.Tensor,
+        image_qkv: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
         audio: torch.Tensor,
         prompt_img: torch.Tensor,
         prompt_aud: torch.Tensor,
@@ -59,12 +75,15 @@ class CrossModalFusionBlock(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         b, n_a, _ = audio.shape
         n_v = image.shape[1]
+        q_img, k_img, v_img = image_qkv
         # Audio attends to the image (every image token is real: no key mask).
-        cond_aud = self.cond_proj_aud(torch.cat([prompt_aud, spatial, temporal], -1))[:, :, None, None]
+        cond_aud = self.cond_proj_aud(torch.cat([prompt_aud, spatial, temporal], -1))[
+            :, :, None, None
+        ]
         fused = F.scaled_dot_product_attention(
             self._split(self.q_proj_audio(audio)),
-            self._split(self.k_proj_image(image)),
-            self._split(self.v_proj_image(image)),
+            k_img,
+            v_img,
             attn_mask=cond_aud.expand(b, self.heads, n_a, n_v),
             scale=self.scale_aud,
         )
@@ -72,9 +91,11 @@ class CrossModalFusionBlock(nn.Module):
         gate = self.gate_fc_aud(prompt_aud).unsqueeze(1)
         audio = gate * fused + (1 - gate) * audio
         # The image attends to the updated audio; padded patches are masked out.
-        cond_img = self.cond_proj_img(torch.cat([prompt_img, spatial, temporal], -1))[:, :, None, None]
+        cond_img = self.cond_proj_img(torch.cat([prompt_img, spatial, temporal], -1))[
+            :, :, None, None
+        ]
         fused = F.scaled_dot_product_attention(
-            self._split(self.q_proj_image(image)),
+            q_img,
             self._split(self.k_proj_audio(audio)),
             self._split(self.v_proj_audio(audio)),
             attn_mask=cond_img + audio_bias,
@@ -91,8 +112,13 @@ class CrossModalMixer(nn.Module):
 
     def __init__(self, num_scales: int, vision_dim: int, audio_dim: int, heads: int) -> None:
         super().__init__()
-        self.vision_proj_in = nn.ModuleList(nn.Linear(vision_dim, audio_dim) for _ in range(num_scales))
-        self.vision_proj_out = nn.ModuleList(nn.Linear(audio_dim, vision_dim) for _ in range(num_scales))
+        self.vision_proj_in = nn.ModuleList(
+            nn.Linear(vision_dim, audio_dim) for _ in range(num_scales)
+        )
+        self.vision_proj_out = nn.ModuleList(
+            nn.Linear(audio_dim, vision_dim) for _ in range(num_scales)
+        )
+        # One fusion block shared by all scales and both tasks (as in the reference).
         self.fusion = nn.ModuleList([CrossModalFusionBlock(audio_dim, audio_dim, heads)])
         self.task_prompt_img = nn.Embedding(2, audio_dim)
         self.task_prompt_aud = nn.Embedding(2, audio_dim)
@@ -107,12 +133,12 @@ class CrossModalMixer(nn.Module):
             b, c, h, w = feat.shape
             v = self.vision_proj_in[idx](feat.flatten(2).transpose(1, 2))
             spatial = v.norm(dim=-1).mean(dim=1, keepdim=True)
+            block = self.fusion[0]
+            qkv = block.project_image(v)
             for task in range(2):
                 p_img = self.task_prompt_img.weight[task].unsqueeze(0).expand(b, -1)
                 p_aud = self.task_prompt_aud.weight[task].unsqueeze(0).expand(b, -1)
-                vt, at = v, audio
-                for block in self.fusion:
-                    vt, at = block(vt, at, p_img, p_aud, spatial, temporal, audio_bias)
+                vt, at = block(v, qkv, audio, p_img, p_aud, spatial, temporal, audio_bias)
                 vt = self.vision_proj_out[idx](vt).transpose(1, 2).reshape(b, c, h, w)
                 (func_v if task == 0 else dep_v).append(vt)
                 (func_a if task == 0 else dep_a).append(at)

@@ -10,7 +10,9 @@ from torch import nn
 class SqueezeExciteFusion(nn.Module):
     def __init__(self, in_channels: int, hidden: int) -> None:
         super().__init__()
-        self.reduce = nn.Sequential(nn.Conv2d(in_channels, hidden, 1), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True))
+        self.reduce = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 1), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True)
+        )
         mid = max(hidden // 8, 1)
         self.se = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),

@@ -79,3 +79,15 @@ def mean_over_ranks(value: float, info: DistInfo, device: torch.device) -> float
     t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return float(t.item() / info.world_size)
+
+
+def sync_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Copy rank 0's buffers (batch-norm statistics) to every rank.
+
+    DDP broadcasts buffers before each forward, so after the last step they differ by that
+    step's local update; this makes every rank end with the weights rank 0 saves.
+    """
+    if not info.enabled:
+        return
+    for buf in module.buffers():
+        dist.broadcast(buf.data, src=0)

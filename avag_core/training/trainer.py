@@ -355,6 +355,7 @@ class Trainer:
             val = self.validate()
             if val is not None:
                 self._record_val(val)
+        D.sync_buffers(self.model, self.dist)
         self._save_model("last.safetensors", {"epoch": self.epoch, "step": self.step})
         if self.best_score == -math.inf:  # no validation: the last weights are the best known
             self._save_model("best.safetensors", {"epoch": self.epoch, "step": self.step})

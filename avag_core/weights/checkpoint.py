@@ -50,7 +50,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
     except Exception as exc:  # safetensors raises several types for damaged files
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise AvagError(f"checkpoint {path} is not a readable safetensors file ({msg})") from None
@@ -96,7 +96,9 @@ def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], so
     model.load_state_dict(state, strict=True)
 
 
-def load_model_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[AVAGFormer, AvagConfig]:
+def load_model_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[AVAGFormer, AvagConfig]:
     """Rebuild the model from the config stored in the file and load its weights."""
     import dataclasses
 
@@ -109,7 +111,9 @@ def load_model_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
     except (json.JSONDecodeError, AvagError) as exc:
         raise AvagError(f"checkpoint {path} has an invalid config: {exc}") from None
     # The weights come from the file: do not load pretrained files or hub weights again.
-    mcfg = dataclasses.replace(cfg.model, backbone_weights="", audio_weights="", backbone_pretrained=False)
+    mcfg = dataclasses.replace(
+        cfg.model, backbone_weights="", audio_weights="", backbone_pretrained=False
+    )
     model = AVAGFormer(mcfg)
     load_state_strict(model, tensors, str(path))
     model.cfg = cfg.model

@@ -45,5 +45,7 @@ def load_audio_weights(model: torch.nn.Module, path: str | Path) -> None:
     from avag_core.weights.checkpoint import load_state_strict
 
     state = read_state_dict(path, "model.audio_weights")
-    state = {k: v for k, v in state.items() if not k.startswith("pproc.") and not k.startswith("pca_")}
+    state = {
+        k: v for k, v in state.items() if not k.startswith("pproc.") and not k.startswith("pca_")
+    }
     load_state_strict(model.audio_encoder, state, str(path))

@@ -76,15 +76,22 @@ def _group(key: str) -> str:
 def _backbone_key(key: str, own: dict[str, torch.Tensor]) -> str | None:
     """``backbone.<release-layout key>`` -> our ``backbone.body.<timm features key>``."""
     k = key[len("backbone.") :]
-    if "backbone.body.patch_embed.proj.weight" not in own:  # non-PVT backbone: keys already in timm layout
+    if (
+        "backbone.body.patch_embed.proj.weight" not in own
+    ):  # non-PVT backbone: keys already in timm layout
         cand = "backbone.body." + k
         return cand if cand in own else None
     k = k.replace("patch_embed1", "patch_embed")
     k = re.sub(r"^patch_embed(\d)", lambda m: f"stages.{int(m.group(1)) - 1}.downsample", k)
     k = k.replace("dwconv.dwconv", "dwconv")
-    k = re.sub(r"^block(\d+)\.(\d+)", lambda m: f"stages.{int(m.group(1)) - 1}.blocks.{m.group(2)}", k)
+    k = re.sub(
+        r"^block(\d+)\.(\d+)", lambda m: f"stages.{int(m.group(1)) - 1}.blocks.{m.group(2)}", k
+    )
     k = re.sub(r"^norm(\d+)", lambda m: f"stages.{int(m.group(1)) - 1}.norm", k)
-    for cand in ("backbone.body." + k, "backbone.body." + re.sub(r"^stages\.(\d+)", r"stages_\1", k)):
+    for cand in (
+        "backbone.body." + k,
+        "backbone.body." + re.sub(r"^stages\.(\d+)", r"stages_\1", k),
+    ):
         if cand in own:
             return cand
     return None

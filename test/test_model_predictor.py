@@ -1,0 +1,72 @@
+"""Predictor on raw inputs: cached-image path equals the full forward, any sizes, batches."""
+
+import numpy as np
+import pytest
+import torch
+
+from avag_core.config import load_config
+from avag_core.errors import AvagError
+from avag_core.modeling import build_model
+from avag_core.predictor import AffordancePrediction, Predictor
+from avag_core.weights.checkpoint import save_model_checkpoint
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = load_config("tiny")
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    save_model_checkpoint(path, build_model(cfg.model), cfg)
+    return Predictor.from_checkpoint(path)
+
+
+def _rgb(h, w, seed):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _wave(seconds, rate, seed, channels=None):
+    shape = (int(seconds * rate),) if channels is None else (channels, int(seconds * rate))
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32) * 0.1
+
+
+def test_set_image_then_predict_equals_full_forward(predictor):
+    img = _rgb(120, 90, 0)
+    predictor.set_image(img)
+    sounds = [(_wave(1.5, 44100, 1, channels=2), 44100), (_wave(4.0, 16000, 2), 16000)]
+    for wave, rate in sounds:
+        cached = predictor.predict(wave, rate)
+        full = predictor.predict_batch([img], [wave], rate)[0]
+        assert isinstance(cached, AffordancePrediction)
+        assert cached.function_prob.shape == (120, 90) and cached.function_prob.dtype == np.float32
+        np.testing.assert_allclose(cached.function_prob, full.function_prob, atol=1e-5)
+        np.testing.assert_allclose(cached.dependency_prob, full.dependency_prob, atol=1e-5)
+        assert cached.function_prob.min() >= 0.0 and cached.function_prob.max() <= 1.0
+
+
+def test_batch_of_different_sizes_and_lengths_equals_singles(predictor):
+    images = [_rgb(64, 64, 3), _rgb(200, 150, 4)]
+    waves = [_wave(0.4, 22050, 5), _wave(3.3, 22050, 6)]
+    batch = predictor.predict_batch(images, waves, 22050)
+    for img, wave, got in zip(images, waves, batch, strict=True):
+        single = predictor.predict_batch([img], [wave], 22050)[0]
+        assert got.function_prob.shape == img.shape[:2]
+        np.testing.assert_allclose(got.function_prob, single.function_prob, atol=1e-5)
+        np.testing.assert_allclose(got.dependency_prob, single.dependency_prob, atol=1e-5)
+
+
+def test_long_clip_is_cut_to_max_patches(predictor):
+    predictor.set_image(_rgb(64, 64, 7))
+    out = predictor.predict(_wave(30.0, 8000, 8), 8000)  # 31 patches > 20
+    assert out.function_prob.shape == (64, 64)
+
+
+def test_errors(predictor):
+    fresh = Predictor(predictor.model, predictor.cfg)
+    with pytest.raises(AvagError, match="set_image"):
+        fresh.predict(_wave(1.0, 16000, 0), 16000)
+    with pytest.raises(AvagError, match="HxWx3"):
+        fresh.set_image(np.zeros((10, 10), dtype=np.uint8))
+    with pytest.raises(AvagError, match="2 images but 1 waveforms"):
+        fresh.predict_batch([_rgb(8, 8, 0)] * 2, [_wave(1.0, 16000, 0)], 16000)
+    with pytest.raises(AvagError, match="CUDA"):
+        Predictor(predictor.model, predictor.cfg, "cpu", dtype="fp16")
