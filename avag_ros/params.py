@@ -20,7 +20,6 @@ SENSOR_QOS = {"reliability": "best_effort", "depth": 5}
 class NodeConfig:
     # --- model ---
     checkpoint: str = ""  # empty = the checkpoint shipped with avag
-    preset: str = ""  # model preset override (empty = the one saved in the checkpoint)
     device: str = "cpu"  # "cpu", "cuda" or "cuda:N"; cuda falls back to cpu with a warning
     fp16: bool = False  # fp16 autocast on CUDA
     # --- thresholds (reconfigurable at run time) ---
@@ -91,3 +90,15 @@ def build(values: dict[str, Any]) -> NodeConfig:
     if cfg.audio_type not in ("avag", "audio_common", "audio_common_stamped"):
         raise ValueError("parameter audio_type must be avag, audio_common or audio_common_stamped")
     return cfg
+
+
+def to_ros_yaml(cfg: NodeConfig | None = None, node_name: str = "avag_node") -> str:
+    """A ROS 2 parameters file for ``cfg`` (config/avag.yaml is generated from this)."""
+    import yaml
+
+    values = dataclasses.asdict(cfg or NodeConfig())
+    return yaml.safe_dump({node_name: {"ros__parameters": values}}, sort_keys=False)
+
+
+if __name__ == "__main__":
+    print(to_ros_yaml(), end="")

@@ -88,14 +88,15 @@ if ! stamp_ok pip "$req_hash"; then
   stamp_set pip "$req_hash"
 fi
 
-# 4. ROS interfaces (msg/ -> C + Python type support), built with the same CMakeLists.txt that
-#    colcon uses, installed into the venv prefix so `import avag.msg` works with no sourcing.
+# 4. ROS interfaces (msg/ -> C + Python type support), node launchers, launch/ and config/,
+#    built with the same CMakeLists.txt that colcon uses and installed into the venv prefix,
+#    so `import avag.msg` works with no sourcing and launch finds share/avag and lib/avag.
 if [ "$SYSTEM" -eq 0 ] || ! "$PY" -c "import rclpy" 2>/dev/null || [ -z "${AMENT_PREFIX_PATH:-}" ]; then
   PREFIX_PATH="$VENV"
 else
   PREFIX_PATH="$VENV:$AMENT_PREFIX_PATH"
 fi
-msg_hash="$(hash_of "$ROOT"/msg/*.msg "$ROOT/CMakeLists.txt" "$ROOT/package.xml")"
+msg_hash="$(hash_of "$ROOT"/msg/*.msg "$ROOT/CMakeLists.txt" "$ROOT/package.xml" "$ROOT"/launch/* "$ROOT"/config/* "$ROOT"/scripts/avag_node "$ROOT"/scripts/audio_capture_node)"
 if ! stamp_ok interfaces "$msg_hash" || ! "$PY" -c "import avag.msg" 2>/dev/null; then
   log "building interfaces from msg/"
   BUILD="$ROOT/build/interfaces"

@@ -20,7 +20,7 @@ from avag_core.weights.checkpoint import save_model_checkpoint
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
-    data = make_tiny_dataset(root / "data")
+    data = make_tiny_dataset(root / "data", n_val=5)
     torch.manual_seed(0)
     cfg = load_config("tiny", ["data.cache_dir="])
     ckpt = save_model_checkpoint(root / "model.safetensors", build_model(cfg.model), cfg)
@@ -29,12 +29,13 @@ def setup(tmp_path_factory):
 
 def test_scores_independent_of_batch_size_and_complete(setup):
     data, ckpt, _ = setup
-    one = evaluate_checkpoint(ckpt, data, "val", batch_size=1, device="cpu", progress=False)
-    many = evaluate_checkpoint(ckpt, data, "val", batch_size=4, device="cpu", progress=False)
-    n_rows = len((data / "val.csv").read_text().splitlines()) - 1
+    one = evaluate_checkpoint(ckpt, data, "val_small", batch_size=1, device="cpu", progress=False)
+    many = evaluate_checkpoint(ckpt, data, "val_small", batch_size=4, device="cpu",
+                               progress=False)
+    n_rows = len((data / "val_small.csv").read_text().splitlines()) - 1
     assert one["overall"]["num_samples"] == n_rows == len(one["per_sample"])
     assert [r["index"] for r in one["per_sample"]] == list(range(n_rows))
-    for a, b in zip(one["per_sample"], many["per_sample"]):
+    for a, b in zip(one["per_sample"], many["per_sample"], strict=True):
         for k in ("miou_function", "fscore_function"):
             assert a[k] == pytest.approx(b[k], abs=1e-6)
     for k, v in one["overall"].items():
@@ -48,11 +49,13 @@ def test_scores_independent_of_batch_size_and_complete(setup):
 
 def test_shuffled_audio_swaps_every_sample(setup):
     data, ckpt, _ = setup
-    res = evaluate_checkpoint(ckpt, data, "val", batch_size=3, device="cpu", shuffle_audio=True,
+    res = evaluate_checkpoint(ckpt, data, "val_small", batch_size=3, device="cpu", shuffle_audio=True,
                               progress=False)
-    pairs = [(r["index"], r.get("audio_from")) for r in res["per_sample"]]
     assert res["shuffle_audio"] is True
-    assert len(pairs) == res["overall"]["num_samples"]
+    assert res["overall"]["num_samples"] == 5
+    partners = [r["audio_from"] for r in res["per_sample"]]
+    assert sorted(partners) == list(range(5))  # a permutation...
+    assert all(p != r["index"] for p, r in zip(partners, res["per_sample"], strict=True))  # ...with no fixed point
 
 
 def test_cli_writes_json_plot_and_overlays(setup, tmp_path, capsys):

@@ -12,7 +12,12 @@ from avag_core.training.config import TrainConfig
 from avag_core.training.losses import compute_losses, dice_loss, empty_background_bce, focal_loss
 from avag_core.training.sampler import ResumableSampler
 from avag_core.training.schedule import build_optimizer, build_scheduler, lr_factor
-from avag_core.training.state import atomic_torch_save, capture_rng, load_training_state, restore_rng
+from avag_core.training.state import (
+    atomic_torch_save,
+    capture_rng,
+    load_training_state,
+    restore_rng,
+)
 
 
 def test_dice_and_focal_reward_correct_masks():
@@ -95,7 +100,7 @@ def test_sampler_covers_every_sample_and_resumes_mid_epoch():
     ranks = [ResumableSampler(7, True, seed=1, rank=r, world_size=3) for r in range(3)]
     shares = [list(s) for s in ranks]
     assert all(len(s) == 3 for s in shares)  # padded to 9
-    assert set(sum(shares, [])) == set(range(7))
+    assert {i for s in shares for i in s} == set(range(7))
 
 
 def test_rng_states_round_trip_through_checkpoint(tmp_path):

@@ -92,6 +92,9 @@ def evaluate_checkpoint(
     records = evaluate_model(
         model, loader, dev, dist_info, expected=len(dataset), on_batch=hook, progress=progress
     )
+    if shuffle_audio:
+        for r in records:
+            r["audio_from"] = int(dataset.partner[r["index"]])
     overall = summarize(records)
     per_cat = summarize_by_category(records)
     payload = {

@@ -25,8 +25,8 @@ from avag_core.errors import AvagError
 from avag_core.evaluation.evaluator import evaluate_model
 from avag_core.evaluation.metrics import summarize
 from avag_core.training import distributed as D
-from avag_core.training.losses import compute_losses
 from avag_core.training.logs import RunLogger
+from avag_core.training.losses import compute_losses
 from avag_core.training.sampler import ResumableSampler
 from avag_core.training.schedule import build_optimizer, build_scheduler
 from avag_core.training.state import (
@@ -187,6 +187,11 @@ class Trainer:
         self._val_step = -1
         if self.resume_state is not None:
             s = self.resume_state
+            if int(s.get("world_size", 1)) != self.dist.world_size:
+                raise AvagError(
+                    f"resume checkpoint was written by {s.get('world_size')} process(es), this run "
+                    f"has {self.dist.world_size}: resume with the same number of processes"
+                )
             self.model.load_state_dict(s["model"])
             self.optimizer.load_state_dict(s["optimizer"])
             self.scheduler.load_state_dict(s["scheduler"])

@@ -41,6 +41,18 @@ def make_pipeline(predictor: Any, cfg: NodeConfig) -> GroundingPipeline:
     )
 
 
+def _checked(messages: Any, bag: Path) -> Any:
+    """Re-raise the reader's own failures (truncated/corrupt file) as one-line errors."""
+    while True:
+        try:
+            item = next(messages)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise AvagError(f"bag {bag} is truncated or corrupt: {str(exc).splitlines()[0] or type(exc).__name__}") from None
+        yield item
+
+
 def replay_offline(
     bag: Path, predictor: Any, cfg: NodeConfig | None = None, truth_topic: str = "/avag/ground_truth"
 ) -> ReplayResult:
@@ -72,8 +84,9 @@ def replay_offline(
     detections: list[Detection] = []
     truth: list[Any] = []
     bad: dict[str, int] = {}
+    messages = reader.messages(connections=conns)
     try:
-        for conn, _t, raw in reader.messages(connections=conns):
+        for conn, _t, raw in _checked(messages, bag):
             try:
                 msg = deserialize_message(bytes(raw), classes[conn.topic])
                 if conn.topic == truth_topic:

@@ -25,6 +25,7 @@ import rclpy
 from avag.msg import AffordanceDetection
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -115,7 +116,9 @@ class AvagNode(LifecycleNode):
         self._audio_info: audio_inputs.RawAudioInfo | None = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
         if self.get_parameter("autostart").value:
-            self._autostart_timer = self.create_timer(0.01, self._autostart)
+            # a wall-clock timer: under use_sim_time a ROS-time timer would wait for /clock
+            self._autostart_timer = self.create_timer(
+                0.01, self._autostart, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     # ------------------------------------------------------------------ lifecycle
     def _autostart(self) -> None:
