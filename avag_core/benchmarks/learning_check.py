@@ -118,7 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-train", action="store_true", help="only evaluate <work>/run")
     p.add_argument("--ship", default=None, metavar="DIR",
                    help="copy the checkpoint to DIR/realtime_synth.safetensors with a README")
+    p.add_argument("--ship-only", action="store_true",
+                   help="with --ship: ship the finished run in <work> without re-running anything")
     args = p.parse_args(argv)
+    if args.ship_only:
+        payload = json.loads((Path(args.work) / "learning_check.json").read_text())
+        ship(Path(args.work) / "run" / "best.safetensors", Path(args.ship), payload,
+             payload.get("argv", []))
+        return 0
 
     work = Path(args.work)
     data = Path(args.data) if args.data else work / "synth"
@@ -181,11 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         "budget_s": args.budget_s, "timings": timings, "results": results,
         "checks": {k: {"value": v, "target": TARGETS[k], "pass": ok} for k, (v, ok) in checks.items()},
         "table": table,
+        "argv": list(argv) if argv is not None else sys.argv[1:],
     }
     (work / "learning_check.json").write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {work / 'learning_check.json'}")
     if args.ship:
-        ship(ckpt, Path(args.ship), payload, argv if argv is not None else sys.argv[1:])
+        ship(ckpt, Path(args.ship), payload, payload["argv"])
     return 0 if all(ok for _, ok in checks.values()) else 1
 
 

@@ -1,0 +1,181 @@
+"""rosbag2 tools: synthetic bags round trip, the replay report, event matching, bad bags."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO_ROOT, ros_available
+
+ok, why = ros_available()
+pytestmark = pytest.mark.skipif(not ok, reason=why)
+
+
+@pytest.fixture(scope="module")
+def small_bag(tmp_path_factory) -> tuple[Path, list]:
+    from avag_core.data.synth import generate
+    from avag_ros.bag.synth_bag import SynthBagConfig, load_scenes, write_synth_bag
+
+    root = tmp_path_factory.mktemp("bagtools")
+    data = generate(root / "data", seed=5, size="tiny")
+    scenes = load_scenes(data, "val", limit=2)
+    bag = root / "bag"
+    info = write_synth_bag(scenes, bag, SynthBagConfig(seed=5, scene_s=2.5, sound_at_s=0.8, max_sound_s=1.0))
+    return bag, scenes, info
+
+
+def _avag(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "avag_core.cli.main", *args], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=300)
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_synth_bag_round_trip(small_bag, tmp_path, storage):
+    from rosbags.rosbag2 import Reader
+
+    from avag_ros.bag.evaluate import read_topics
+    from avag_ros.bag.synth_bag import BAG_START_NS, SynthBagConfig, write_synth_bag
+    from avag_ros.conversions import audio_frame_to_numpy, image_to_numpy, stamp_to_ns
+
+    _bag, scenes, _ = small_bag
+    cfg = SynthBagConfig(seed=5, scene_s=2.5, sound_at_s=0.8, max_sound_s=1.0)
+    bag = tmp_path / f"bag_{storage}"
+    info = write_synth_bag(scenes, bag, cfg, storage)
+    with Reader(bag) as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+        log_times = [t for _c, t, _r in reader.messages()]
+    duration = len(scenes) * cfg.scene_s + cfg.tail_s
+    assert counts["/camera/color/image_raw"] == int(duration * cfg.fps)
+    assert counts["/audio/audio"] == int(duration * cfg.sample_rate) // cfg.chunk
+    assert counts["/avag/ground_truth"] == len(scenes)
+    assert log_times == sorted(log_times)
+
+    msgs = read_topics(bag)
+    # images come back pixel-exact up to the +-2 sensor noise, with their masks' truth
+    first = image_to_numpy(msgs["/camera/color/image_raw"][0][1]).astype(int)
+    assert np.abs(first - scenes[0].rgb.astype(int)).max() <= 2
+    gt = msgs["/avag/ground_truth"][0][1]
+    assert np.array_equal(image_to_numpy(gt.function_mask) > 0, scenes[0].function_mask)
+    assert gt.action_label == scenes[0].category
+    assert stamp_to_ns(gt.event_start) == BAG_START_NS + round(cfg.sound_at_s * 1e9)
+    # audio: 32 ms frames stamped at their first sample, contiguous, the sound where the truth says
+    frames = [m for _t, m in msgs["/audio/audio"]]
+    stamps = np.array([stamp_to_ns(f.header.stamp) for f in frames])
+    assert set(np.diff(stamps)) == {32_000_000}
+    audio = np.concatenate([audio_frame_to_numpy(f)[0][0] for f in frames])
+    onset = (stamp_to_ns(gt.event_start) - BAG_START_NS) * 16000 // 10**9
+    assert np.abs(audio[onset : onset + 8000]).max() > 20 * np.abs(audio[: onset - 1600]).max()
+    # depth is plausible: object nearer than the background
+    depth = image_to_numpy(msgs["/camera/aligned_depth_to_color/image_raw"][0][1])
+    obj = scenes[0].function_mask | scenes[0].dependency_mask
+    assert depth[obj].mean() < depth[~obj].mean()
+    assert info["events_ns"][0][0] == stamp_to_ns(gt.event_start)
+
+
+def _scored(onset_s: float, prob: np.ndarray):
+    from avag_ros.bag.report import Scored
+
+    ns = round(onset_s * 1e9)
+    return Scored(ns, ns - 100_000_000, ns + 500_000_000, ns, prob, prob * 0, prob > 0.5, prob > 2, None, 10.0)
+
+
+def _truth(start_s: float, end_s: float, mask: np.ndarray, category: str = "a/b"):
+    from avag_ros.bag.report import Truth
+
+    return Truth(round(start_s * 1e9), round(end_s * 1e9), category, mask, np.zeros_like(mask))
+
+
+def test_event_matching_precision_recall_by_hand():
+    from avag_ros.bag.report import score
+
+    mask = np.zeros((4, 4), bool)
+    mask[:2] = True  # 8 pixels
+    half = np.zeros((4, 4), np.float32)
+    half[:1] = 1.0  # predicts 4 of the 8
+    truth = [_truth(1.0, 2.0, mask), _truth(5.0, 6.0, mask), _truth(9.0, 9.5, mask)]
+    dets = [
+        _scored(1.05, mask.astype(np.float32)),  # event 0, perfect
+        _scored(1.5, mask.astype(np.float32)),  # a second detection of event 0: false positive
+        _scored(5.2, half),  # event 1, IoU 0.5
+        _scored(7.5, half),  # nothing there: false positive
+    ]  # event 2 missed
+    r = score(dets, truth)
+    assert r["events"]["matched"] == 2
+    assert r["events"]["precision"] == pytest.approx(2 / 4)
+    assert r["events"]["recall"] == pytest.approx(2 / 3)
+    assert r["segmentation"]["miou_function"] == pytest.approx((1.0 + 0.5) / 2)
+    # F at the best threshold for the half prediction: P=1, R=0.5 -> 1.3*0.5/(0.3+0.5)
+    assert r["segmentation"]["fscore_function"] == pytest.approx((1.0 + 1.3 * 0.5 / 0.8) / 2)
+    # empty dependency truth: dependency metrics count no sample
+    assert r["segmentation"]["num_dependency"] == 0
+
+
+def test_offline_report_on_tiny_bag(small_bag, shipped_checkpoint, tmp_path):
+    bag, scenes, _ = small_bag
+    res = _avag("bag", "eval", str(bag), "--checkpoint", str(shipped_checkpoint), "--out", str(tmp_path / "rep"))
+    assert res.returncode == 0, res.stderr
+    import json
+
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    ev = summary["offline"]["events"]
+    assert ev["ground_truth"] == len(scenes) and ev["detections"] == len(scenes) and ev["recall"] == 1.0
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert html.count("<img src='overlays/event_") == len(scenes)
+    assert len(list((tmp_path / "rep" / "overlays").glob("*.png"))) == len(scenes)
+    for ply in (tmp_path / "rep" / "grasp_regions").glob("*.ply"):
+        head, _, body = ply.read_bytes().partition(b"end_header\n")
+        n = int(head.split(b"element vertex ")[1].split(b"\n")[0])
+        assert len(body) == n * 19  # 3 float + 3 uchar + 1 float
+        xyz = np.frombuffer(body, np.dtype([("xyz", "<f4", 3), ("rgb", "u1", 3), ("p", "<f4")]))["xyz"]
+        assert np.isfinite(xyz).all() and (xyz[:, 2] > 0).all()
+    assert "offline" in res.stdout and "report:" in res.stdout
+
+
+def test_bad_bags_fail_with_one_line_errors(small_bag, tmp_path, shipped_checkpoint):
+    from rosbags.rosbag2 import Writer
+
+    from avag_ros.bag.typestore import avag_typestore
+
+    bag, _scenes, _ = small_bag
+    ck = ["--checkpoint", str(shipped_checkpoint), "--out", str(tmp_path / "r")]
+
+    missing = _avag("bag", "eval", str(tmp_path / "nope"), *ck)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+    # a bag without camera topics
+    audio_only = tmp_path / "audio_only"
+    w = Writer(audio_only, version=9)
+    w.open()
+    w.add_connection("/audio/audio", "avag/msg/AudioFrame", typestore=avag_typestore())
+    w.close()
+    res = _avag("bag", "eval", str(audio_only), *ck)
+    assert res.returncode == 2 and "/camera/color/image_raw" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+    # truncated: the same mcap cut in half
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    src = next(bag.glob("*.mcap"))
+    (cut / src.name).write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    (cut / "metadata.yaml").write_bytes((bag / "metadata.yaml").read_bytes())
+    res = _avag("bag", "eval", str(cut), *ck)
+    assert res.returncode == 2 and ("truncated" in res.stderr or "cannot read" in res.stderr), res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+    # a message type nobody has installed
+    unknown = tmp_path / "unknown"
+    store = avag_typestore()
+    from rosbags.typesys import get_types_from_msg
+
+    store.register(get_types_from_msg("int32 x", "mystery_msgs/msg/Thing"))
+    w = Writer(unknown, version=9)
+    w.open()
+    w.add_connection("/camera/color/image_raw", "mystery_msgs/msg/Thing", typestore=store)
+    w.close()
+    res = _avag("bag", "eval", str(unknown), *ck)
+    assert res.returncode == 2 and "mystery_msgs/msg/Thing" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
