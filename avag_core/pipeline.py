@@ -46,6 +46,7 @@ class Detection:
     dependency_mask: np.ndarray
     geometry: RegionGeometry
     inference_ms: float
+    decided_ns: int = 0  # audio time at which the event was known to be over
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -97,6 +98,7 @@ class GroundingPipeline:
         # event cannot evict it from the bounded frame cache before it ends.
         self._pinned: dict[int, tuple[int, Any, Any]] = {}
         self._encoded_stamp: int | None = None
+        self._decided: dict[SoundEvent, int] = {}
 
     # ---- inputs (cheap; called from subscription callbacks) ----
     def push_frame(self, stamp_ns: int, frame: Any, header: Any = None) -> bool:
@@ -121,12 +123,21 @@ class GroundingPipeline:
             events = self.tracker.push(samples, int(stamp_ns), sample_rate)
             self._pin_onset_frame()
             self.stats.events += len(events)
+            if events:
+                chunk_end = int(stamp_ns) + np.shape(samples)[-1] * 1_000_000_000 // int(sample_rate)
+                for event in events:
+                    self._decided[event] = chunk_end
+                while len(self._decided) > 64:  # events never run (latest-only drops)
+                    self._decided.pop(next(iter(self._decided)))
             return events
 
     def flush_audio(self) -> list[SoundEvent]:
         with self._lock:
             events = self.tracker.flush()
             self.stats.events += len(events)
+            end = self.tracker.detector.stream_time
+            for event in events:
+                self._decided[event] = round((end if end is not None else event.end_time) * 1e9)
             return events
 
     def _pin_onset_frame(self) -> None:
@@ -196,6 +207,7 @@ class GroundingPipeline:
             dependency_mask=dmask,
             geometry=geometry,
             inference_ms=(t_model - t_decode) * 1e3,
+            decided_ns=self._decided.pop(event, round(event.end_time * 1e9)),
             timings={
                 "decode_ms": (t_decode - t_start) * 1e3,
                 "visual_ms": (t_visual - t_decode) * 1e3,

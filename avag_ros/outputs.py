@@ -55,6 +55,7 @@ def detection_to_msg(det: Any, header: Header, fmask: Image, dmask: Image) -> Af
     msg.header = header
     msg.event_start = ns_to_stamp(round(det.event.start_time * 1e9))
     msg.event_end = ns_to_stamp(round(det.event.end_time * 1e9))
+    msg.event_decided = ns_to_stamp(det.decided_ns)
     msg.function_mask, msg.dependency_mask = fmask, dmask
     msg.function_score = det.function_score
     msg.dependency_score = det.dependency_score
