@@ -149,3 +149,33 @@ def test_node_survives_bad_input_and_keeps_publishing(ros_env, tmp_path, scene_b
     assert float(values["audio_time_resets"]) >= 1  # the loop was seen as time going backwards
     assert float(values["audio_nonfinite_chunks"]) >= 1 and float(values["audio_duplicates"]) >= 1
     assert "dropped" in node_out  # bad messages were logged
+
+
+def test_continuous_mode_compressed_input_and_live_threshold(ros_env, tmp_path, shipped_checkpoint):
+    import json
+
+    from conftest import PROCS_DIR
+
+    node = run_proc(["-m", "avag_ros.nodes.avag_node", "--ros-args", "-p", f"checkpoint:={shipped_checkpoint}",
+                     "-p", "compressed:=true", "-p", "use_depth:=false", "-p", "events.mode:=continuous",
+                     "-p", "events.continuous_hop_ms:=500.0", "-p", "events.continuous_window_s:=1.0",
+                     "-p", "function_threshold:=0.0"], ros_env)
+    try:
+        out = tmp_path / "seen.json"
+        driver = run_proc([str(PROCS_DIR / "drive_continuous.py"), str(out)], ros_env)
+        drv_out, _ = driver.communicate(timeout=120)
+        assert driver.returncode == 0, drv_out
+        assert node.poll() is None
+    finally:
+        node_out = stop_proc(node)
+    result = json.loads(out.read_text())
+    seen, changed = result["seen"], result["changed_at"]
+    before = [s for s in seen if s["t"] < changed]
+    after = [s for s in seen if s["t"] > changed + 1.0]
+    # a window every 0.5 s of 8 s of plain noise: no onset needed in continuous mode
+    assert len(seen) >= 8, node_out
+    assert all([s["w"], s["h"]] == result["size"] for s in seen)  # JPEG decoded at full size
+    assert all(s["cloud"] == 0 for s in seen)  # no depth: masks but no point clouds
+    # threshold 0: every pixel is function; threshold 1: none is (probabilities are < 1)
+    assert before and all(s["area"] == 1.0 and s["mask_max"] == 255 for s in before)
+    assert after and all(s["area"] == 0.0 and s["mask_max"] == 0 for s in after)

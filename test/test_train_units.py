@@ -126,3 +126,22 @@ def test_bad_resume_file_is_a_clear_error(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(AvagError, match="cannot be read"):
         load_training_state(tmp_path / "junk.pt")
+
+
+def test_backbone_freeze_follows_the_epoch():
+    from avag_core.training.trainer import backbone_trainable
+
+    assert [backbone_trainable(e, 2) for e in range(4)] == [False, False, True, True]
+    assert not any(backbone_trainable(e, -1) for e in range(4))
+    assert all(backbone_trainable(e, 5, frozen_at_start=False) for e in range(4))
+
+
+def test_train_cli_reports_bad_input(tmp_path, capsys):
+    from avag_core.cli.main import main
+
+    assert main(["train", "--config", "tiny", "--data", str(tmp_path), "--out",
+                 str(tmp_path / "o"), "--no-progress"]) == 2
+    assert "train.csv does not exist" in capsys.readouterr().err
+    assert main(["train", "--config", "tiny", "--data", str(tmp_path), "--out",
+                 str(tmp_path / "o"), "--resume"]) == 2
+    assert "checkpoint.pt does not exist" in capsys.readouterr().err

@@ -1,5 +1,9 @@
 """The training loop: single process or DDP, CPU or CUDA (AMP), exactly resumable.
 
+Resuming reproduces the uninterrupted run bit for bit on CPU with ``num_workers: 0`` (the
+sample order, the batches already done, every RNG and the optimiser state are restored);
+with worker processes the augmentation draws of the resumed epoch differ, the rest is equal.
+
 Files written to ``out_dir`` (main process):
   checkpoint.pt          resumable state, rewritten atomically every ``ckpt_interval`` steps
                          and at every epoch end (see :mod:`avag_core.training.state`)
@@ -244,6 +248,8 @@ class Trainer:
 
     # ------------------------------------------------------------- checkpoint
     def save_state(self) -> None:
+        # every rank's RNG (each augments differently); collective, so all ranks call it
+        rngs = D.all_gather_objects(capture_rng(), self.dist)
         if not self.dist.is_main:
             return
         state = {
@@ -256,7 +262,8 @@ class Trainer:
             "batches_done": self.batches_done,
             "step": self.step,
             "best_score": self.best_score,
-            "rng": capture_rng(),
+            "rng": rngs[0],
+            "rng_per_rank": rngs,
             "config": to_dict(self.cfg),
             "world_size": self.dist.world_size,
         }
@@ -326,7 +333,8 @@ class Trainer:
                 self._set_backbone(self.epoch)
                 loader = self._loader(self.epoch)
                 if self.resume_state is not None:
-                    restore_rng(self.resume_state["rng"])  # right before the next batch
+                    rngs = self.resume_state.get("rng_per_rank") or [self.resume_state["rng"]]
+                    restore_rng(rngs[self.dist.rank])  # right before the next batch
                     self.resume_state = None
                 for batch in loader:
                     row = self._train_step(batch)

@@ -76,12 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("ROS_LOG_DIR", str(work / "log"))
 
     import rclpy
+    import rclpy.executors
+    from avag.msg import AffordanceDetection, AudioFrame
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rclpy.serialization import deserialize_message
     from rosbags.rosbag2 import Reader
     from sensor_msgs.msg import CameraInfo, Image
 
-    from avag.msg import AffordanceDetection, AudioFrame
     from avag_core.data.synth import generate
     from avag_core.events import EventConfig
     from avag_ros.bag.synth_bag import TOPICS, SynthBagConfig, load_scenes, write_synth_bag
@@ -111,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     arrivals: list[tuple[int, AffordanceDetection]] = []
     node.create_subscription(AffordanceDetection, "/avag_node/detection",
                              lambda m: arrivals.append((time.time_ns(), m)), qos)
-    spinner = threading.Thread(target=rclpy.spin, args=(node,), daemon=True)
+    executor = rclpy.executors.SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     try:
         deadline = time.monotonic() + 120
@@ -135,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         node_proc.send_signal(2)
         node_proc.wait(timeout=20)
+        executor.shutdown()
+        spinner.join(timeout=5)
         node.destroy_node()
         rclpy.shutdown()
 
