@@ -18,12 +18,12 @@ import sys
 
 import cv2
 import numpy as np
-from avag.msg import AudioFrame
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
+from avag.msg import AudioFrame
 from avag_core.geometry import RegionPose
 
 # encoding -> (dtype, channels)

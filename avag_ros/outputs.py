@@ -6,12 +6,12 @@ from typing import Any
 
 import cv2
 import numpy as np
-from avag.msg import AffordanceDetection
 from builtin_interfaces.msg import Duration
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from avag.msg import AffordanceDetection
 from avag_ros.conversions import (
     ns_to_stamp,
     numpy_to_image,

@@ -135,11 +135,11 @@ def shipped_checkpoint(tmp_path_factory) -> Path:
     if SHIPPED_CHECKPOINT.exists():
         return SHIPPED_CHECKPOINT
     # Until a trained checkpoint is committed: a real checkpoint file of the tiny preset.
+    import torch
+
     from avag_core.config import load_config
     from avag_core.modeling import build_model
     from avag_core.weights.checkpoint import save_model_checkpoint
-
-    import torch
 
     torch.manual_seed(0)
     cfg = load_config("tiny")

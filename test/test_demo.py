@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import REPO_ROOT, ros_available
 
 ok, why = ros_available()

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import soundfile as sf
+
 from conftest import run_proc, stop_proc
 
 

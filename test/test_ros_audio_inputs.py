@@ -8,6 +8,7 @@ from types import SimpleNamespace as NS
 
 import numpy as np
 import pytest
+
 from conftest import ros_available
 
 ok, why = ros_available()

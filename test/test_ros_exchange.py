@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+
 from conftest import PROCS_DIR, REPO_ROOT, run_proc, stop_proc
 
 
@@ -19,7 +20,7 @@ def assert_msg_equal(got, want, path: str = "msg") -> None:
         assert np.float32(got) == np.float32(want), path
     elif isinstance(want, (list, tuple)) and want and hasattr(want[0], "get_fields_and_field_types"):
         assert len(got) == len(want), path
-        for k, (g, w) in enumerate(zip(got, want)):
+        for k, (g, w) in enumerate(zip(got, want, strict=False)):
             assert_msg_equal(g, w, f"{path}[{k}]")
     else:
         assert bytes(got) == bytes(want) if isinstance(want, (bytes, bytearray)) else got == want, path

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from conftest import REPO_ROOT, ros_available
 
 ok, why = ros_available()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from conftest import run_proc, stop_proc
 
 N_SCENES = 3
@@ -86,7 +87,7 @@ def test_one_detection_per_event_matching_offline_replay(ros_env, tmp_path, scen
     offline = replay_offline(scene_bag, Predictor.from_checkpoint(shipped_checkpoint))
     assert len(offline.detections) == N_SCENES
     K = np.asarray(inputs["/camera/color/camera_info"][0].k).reshape(3, 3)
-    for det, ref, gt in zip(dets, offline.detections, truth):
+    for det, ref, gt in zip(dets, offline.detections, truth, strict=False):
         stamp = stamp_to_ns(det.header.stamp)
         assert stamp in frame_stamps and det.header.frame_id == "camera_color_optical_frame"
         assert stamp == ref.frame_stamp_ns  # the same frame as offline: nearest the onset

@@ -97,11 +97,11 @@ def write_synth_bag(
     scenes: list[Scene], out: Path, cfg: SynthBagConfig | None = None, storage: str = "mcap"
 ) -> dict:
     """Write the bag; returns a summary with the ground-truth event times (ns)."""
-    from avag.msg import AffordanceDetection
     from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import StoragePlugin, Writer
     from sensor_msgs.msg import CameraInfo
 
+    from avag.msg import AffordanceDetection
     from avag_ros.bag.typestore import avag_typestore
     from avag_ros.conversions import make_header, numpy_to_audio_frame, numpy_to_image
 

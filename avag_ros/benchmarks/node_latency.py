@@ -77,12 +77,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import rclpy
     import rclpy.executors
-    from avag.msg import AffordanceDetection, AudioFrame
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rclpy.serialization import deserialize_message
     from rosbags.rosbag2 import Reader
     from sensor_msgs.msg import CameraInfo, Image
 
+    from avag.msg import AffordanceDetection, AudioFrame
     from avag_core.data.synth import generate
     from avag_core.events import EventConfig
     from avag_ros.bag.synth_bag import TOPICS, SynthBagConfig, load_scenes, write_synth_bag

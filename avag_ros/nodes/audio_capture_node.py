@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from avag.msg import AudioFrame
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+from avag.msg import AudioFrame
 from avag_ros.conversions import make_header, numpy_to_audio_frame
 
 

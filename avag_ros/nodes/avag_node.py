@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from avag.msg import AffordanceDetection
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
@@ -31,6 +30,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
+from avag.msg import AffordanceDetection
 from avag_ros import audio_inputs, params
 from avag_ros.conversions import (
     camera_info_to_k,

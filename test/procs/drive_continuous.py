@@ -69,8 +69,8 @@ def main() -> int:
             changed_at = time.monotonic()
         time.sleep(0.032)
     time.sleep(2.0)
-    json.dump({"seen": seen, "changed_at": changed_at, "size": [frame.shape[1], frame.shape[0]]},
-              open(out_path, "w"))
+    with open(out_path, "w") as fh:
+        json.dump({"seen": seen, "changed_at": changed_at, "size": [frame.shape[1], frame.shape[0]]}, fh)
     executor.shutdown()
     spinner.join(timeout=5)
     node.destroy_node()

@@ -24,7 +24,12 @@ def main() -> int:
     from sensor_msgs.msg import CameraInfo, Image
 
     from avag.msg import AudioFrame
-    from avag_ros.conversions import image_to_numpy, make_header, numpy_to_audio_frame, numpy_to_image
+    from avag_ros.conversions import (
+        image_to_numpy,
+        make_header,
+        numpy_to_audio_frame,
+        numpy_to_image,
+    )
     from avag_ros.msg_types import get_message_class
 
     p = argparse.ArgumentParser()
