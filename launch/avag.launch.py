@@ -74,4 +74,6 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[sim_time],
         condition=IfCondition(cfg["rviz"]),
     )
-    return LaunchDescription([*declared, mic, perception, rviz])
+    # rviz first: if rviz2 is not installed, launch fails before it has started any node
+    # (an error raised after the nodes started would leave them running without launch).
+    return LaunchDescription([*declared, rviz, mic, perception])

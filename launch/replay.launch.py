@@ -22,6 +22,7 @@ def generate_launch_description() -> LaunchDescription:
         cmd=[sys.executable, "-m", "avag_ros.bag.player", bag, "--clock", "100",
              "--rate", LaunchConfiguration("rate"),
              "--wait-for", "/camera/color/image_raw", "/audio/audio"],
+        name="bag_player",
         output="screen",
     )
     avag = IncludeLaunchDescription(

@@ -29,7 +29,11 @@ class AVAGFormer(nn.Module):
         self.cfg = cfg
         d = cfg.embed_dim
         self.backbone = VisualBackbone(
-            cfg.backbone, cfg.backbone_out_indices, cfg.backbone_pretrained, cfg.backbone_weights
+            cfg.backbone,
+            cfg.backbone_out_indices,
+            cfg.backbone_pretrained,
+            cfg.backbone_weights,
+            cfg.backbone_drop_path,
         )
         n_scales = len(self.backbone.channels)
         self.pixel_encoder = PixelEncoder(
@@ -75,10 +79,13 @@ class AVAGFormer(nn.Module):
         """The reference trains with a frozen backbone first, then unfreezes it."""
         for p in self.backbone.parameters():
             p.requires_grad_(trainable)
+        # A frozen backbone also keeps its normalisation statistics (eval mode).
+        self.backbone.train(self.training and trainable)
 
     def set_audio_encoder_trainable(self, trainable: bool) -> None:
         for p in self.audio_encoder.parameters():
             p.requires_grad_(trainable)
+        self.audio_encoder.train(self.training and trainable)
 
     def train(self, mode: bool = True) -> AVAGFormer:
         super().train(mode)

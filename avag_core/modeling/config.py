@@ -25,6 +25,8 @@ class ModelConfig:
     # Ask timm for its pretrained weights (needs a reachable hub or a filled cache).
     backbone_pretrained: bool = False
     freeze_backbone: bool = True
+    # Stochastic depth inside the backbone while it trains (the reference uses 0.1 for PVT).
+    backbone_drop_path: float = 0.0
     channels_last: bool = False
 
     # Audio encoder: "vggish" (the reference, 72 M params) or "light" (a small CNN).

@@ -159,19 +159,35 @@ class PixelEncoder(nn.Module):
             for _ in range(layers)
         )
         self.dim = dim
+        # Sine encodings and reference points depend only on the map sizes: cache them.
+        self._geometry: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _sine_and_refs(self, shapes, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (tuple(shapes), str(device), dtype)
+        if key not in self._geometry:
+            sine = [
+                sine_position_encoding(h, w, self.dim // 2, device)
+                .to(dtype)
+                .flatten(2)
+                .transpose(1, 2)
+                for h, w in shapes
+            ]
+            self._geometry = {key: (torch.cat(sine, 1), reference_points(shapes, device))}
+        return self._geometry[key]
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         srcs = [proj(f) for proj, f in zip(self.in_proj, feats, strict=True)]
         b = srcs[0].shape[0]
         shapes = [(int(s.shape[2]), int(s.shape[3])) for s in srcs]
-        tokens, pos = [], []
-        for lvl, (s, (h, w)) in enumerate(zip(srcs, shapes, strict=True)):
-            tokens.append(s.flatten(2).transpose(1, 2))
-            pe = sine_position_encoding(h, w, self.dim // 2, s.device).to(s.dtype)
-            pos.append(pe.flatten(2).transpose(1, 2) + self.level_embed[lvl].view(1, 1, -1))
-        x = torch.cat(tokens, 1)
-        pos_all = torch.cat(pos, 1)
-        ref = reference_points(shapes, x.device)
+        sine, ref = self._sine_and_refs(shapes, srcs[0].device, srcs[0].dtype)
+        x = torch.cat([s.flatten(2).transpose(1, 2) for s in srcs], 1)
+        level = torch.cat(
+            [
+                self.level_embed[lvl].view(1, -1).expand(h * w, -1)
+                for lvl, (h, w) in enumerate(shapes)
+            ]
+        )
+        pos_all = sine + level.unsqueeze(0)
         for layer in self.layers:
             x = layer(x, pos_all, ref, shapes)
         outs, start = [], 0

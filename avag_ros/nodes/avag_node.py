@@ -203,9 +203,7 @@ class AvagNode(LifecycleNode):
         self._worker.start()
         self._timers = [self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)]
         self.get_logger().info(
-            f"active: image={cfg.image_topic} audio={cfg.audio_topic} ({cfg.audio_type})"
-            + (f" depth={cfg.depth_topic}" if cfg.use_depth else "")
-        )
+            f"active: subscribed to {', '.join(s.topic_name for s in self._subs)} (audio: {cfg.audio_type})")
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
