@@ -61,6 +61,11 @@ def ship(ckpt: Path, dest: Path, payload: dict, argv: list[str]) -> None:
     import yaml
 
     t = payload["timings"]
+    train_cmd = payload["train_command"].replace(sys.executable, "python")
+    per_cat = ""
+    val_json = ckpt.parent.parent / "eval_val.json"
+    if val_json.is_file():
+        per_cat = json.loads(val_json.read_text()).get("table", "")
     readme = f"""# realtime_synth.safetensors
 
 A small AVAGFormer (``realtime`` preset architecture) trained from scratch on the
@@ -79,10 +84,11 @@ python -m avag_core.benchmarks.learning_check {" ".join(shlex.quote(a) for a in 
 which ran (training seed ``train.seed={cfg.train.seed}``, data seed {payload['data_seed']}):
 
 ```
-{payload['train_command']}
+{train_cmd}
 ```
 
-Wall time: feature cache {t.get('feature_cache_s', 0):.0f} s, training
+Wall time: feature cache {t.get('feature_cache_s', 0):.0f} s (0 to a few minutes, depending
+on whether the clips' log-mel patches were already cached), training
 {t.get('train_wall_s', 0):.0f} s (process, including start-up and the final
 validation), evaluations {sum(v for k, v in t.items() if k.startswith('eval_')):.0f} s.
 The machine was shared with other jobs during the run.
@@ -92,7 +98,13 @@ The machine was shared with other jobs during the run.
 {payload['table']}
 
 `val_shuffled` is val with every sample's audio swapped for another sample's
-(`avag eval --shuffle-audio`).
+(`avag eval --shuffle-audio`). Scores are computed at the model's 128x128 output against
+masks resized with nearest-neighbour; dependency metrics use only samples whose dependency
+mask is non-empty.
+
+### val per category
+
+{per_cat}
 
 ## Config
 

@@ -130,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
             target = wall0 + 0.5 + (t - msgs[0][0]) / 1e9
             while (now := time.monotonic()) < target:
                 time.sleep(min(target - now, 0.002))
+            if topic == "/audio/audio":  # a microphone delivers a chunk once its last sample is in
+                target += msg.samples_per_channel / msg.sample_rate
+                while (now := time.monotonic()) < target:
+                    time.sleep(min(target - now, 0.002))
             msg.header.stamp = ns_to_stamp(stamp_to_ns(msg.header.stamp) + offset)
             pubs[topic].publish(msg)
         time.sleep(3.0)
@@ -163,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{r['model_ms_median']:>8.1f}ms {r['model_ms_p95']:>5.1f}ms {r['overhead_ms_median']:>11.1f}ms "
           f"{r['overhead_ms_p95']:>5.1f}ms {r['node_cpu_percent']:>8.0f}% {r['node_peak_rss_mb']:>7.0f}MB")
     print(f"(plus the detector's release time of {r['release_s']:.2f} s of quiet before an event is known to be over)")
+    print("per event (latency / model ms):", " ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(lat, model, strict=True)))
+    result["per_event_latency_ms"] = lat.tolist()
+    result["per_event_model_ms"] = model.tolist()
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0
