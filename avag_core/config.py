@@ -116,7 +116,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def _resolve_raw(name_or_path: str) -> dict[str, Any]:
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    if path.suffix in (".yaml", ".yml") or path.is_file():
         return _read_yaml(path)
     preset = PRESET_DIR / f"{name_or_path}.yaml"
     if not preset.exists():

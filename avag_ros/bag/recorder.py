@@ -20,6 +20,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from avag_ros.bag.typestore import avag_typestore
 from avag_ros.msg_types import get_message_class
+from avag_ros.spin import spin_until_shutdown
 
 
 class BagRecorder(Node):
@@ -80,17 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     args, ros_args = parser.parse_known_args(argv)
     rclpy.init(args=[sys.argv[0], *ros_args])
     node = BagRecorder(args.out, args.topic, args.storage, not args.best_effort, args.max_messages)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
+
+    def finish() -> None:
         node.close()
         node.get_logger().info(f"wrote {node.count} messages to {args.out}")
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+
+    return spin_until_shutdown(node, finish)
 
 
 if __name__ == "__main__":

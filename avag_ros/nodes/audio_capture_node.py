@@ -22,6 +22,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from avag.msg import AudioFrame
 from avag_ros.conversions import make_header, numpy_to_audio_frame
+from avag_ros.spin import spin_until_shutdown
 
 
 def parse_device(value: str) -> int | str | None:
@@ -137,17 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"audio_capture_node: {exc}", file=sys.stderr)
         rclpy.shutdown()
         return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
+
+    def finish() -> None:
         node.close()
         node.get_logger().info(f"published {node.chunks} chunks ({node.overflows} overflows)")
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+
+    return spin_until_shutdown(node, finish)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from avag_ros.outputs import (
     overlay_image,
     probability_image,
 )
+from avag_ros.spin import spin_until_shutdown
 
 
 class LatestSlot:
@@ -408,18 +409,7 @@ class AvagNode(LifecycleNode):
 def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = AvagNode()
-    executor = rclpy.executors.MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node._stop_worker()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return spin_until_shutdown(node, node._stop_worker, threads=2)
 
 
 if __name__ == "__main__":

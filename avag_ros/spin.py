@@ -1,0 +1,29 @@
+"""The one way avag's executables spin a node and shut down cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import rclpy
+import rclpy.executors
+
+
+def spin_until_shutdown(node: Any, on_exit: Callable[[], None] | None = None, threads: int = 1) -> int:
+    """Spin ``node`` (``threads`` > 1: a multi-threaded executor) until Ctrl-C, external
+    shutdown or SystemExit; then run ``on_exit``, destroy the node and shut rclpy down."""
+    executor = (rclpy.executors.MultiThreadedExecutor(num_threads=threads) if threads > 1
+                else rclpy.executors.SingleThreadedExecutor())
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, SystemExit, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        if on_exit is not None:
+            on_exit()
+        executor.shutdown()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
