@@ -100,6 +100,7 @@ msg_hash="$(hash_of "$ROOT"/msg/*.msg "$ROOT/CMakeLists.txt" "$ROOT/package.xml"
 if ! stamp_ok interfaces "$msg_hash" || ! "$PY" -c "import avag.msg" 2>/dev/null; then
   log "building interfaces from msg/"
   BUILD="$ROOT/build/interfaces"
+  mkdir -p "$ROOT/build"
   rm -rf "$BUILD"
   (
     export AMENT_PREFIX_PATH="$PREFIX_PATH" CMAKE_PREFIX_PATH="$PREFIX_PATH"
