@@ -125,7 +125,7 @@ def run_live(bag: Path, checkpoint: Path, work: Path, device: str = "cpu", rate:
                    "-p", f"device:={device}", "-p", "use_sim_time:=true"], env, work / "node.log")
     procs = [rec, node]
     try:
-        player = _start(["-m", "avag_ros.bag.player", str(bag), "--clock", "100", "--rate", str(rate),
+        player = _start(["-m", "avag_ros.bag.player", str(bag), "--clock", "20", "--rate", str(rate),
                          "--wait-for", "/camera/color/image_raw", "/audio/audio", "--delay", "1.0"],
                         env, work / "player.log")
         procs.append(player)

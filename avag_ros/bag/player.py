@@ -1,10 +1,12 @@
 """Play a rosbag2 into a live ROS graph, honouring its timestamps (rosbag2_py-free).
 
 Messages are published as the serialized bytes stored in the bag (no round trip) at
-their recorded pace (``--rate`` scales it). With ``--clock`` the bag time is published on
-/clock so nodes running with ``use_sim_time`` follow the bag.
+their recorded pace (``--rate`` scales it). With ``--clock HZ`` the bag time is published on
+/clock so nodes running with ``use_sim_time`` follow the bag. Keep HZ modest (20): every
+/clock message costs each sim-time rclpy node a clock update, and at 100 Hz a busy
+Python node measurably starves (the perception node then drops camera and audio input).
 
-    python -m avag_ros.bag.player BAG [--rate 1.0] [--clock 100] [--wait-for /topic ...]
+    python -m avag_ros.bag.player BAG [--rate 1.0] [--clock 20] [--wait-for /topic ...]
 """
 
 from __future__ import annotations

@@ -116,10 +116,10 @@ class AvagNode(LifecycleNode):
         self._latency_ms: list[float] = []
         self._audio_info: audio_inputs.RawAudioInfo | None = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         if self.get_parameter("autostart").value:
             # a wall-clock timer: under use_sim_time a ROS-time timer would wait for /clock
-            self._autostart_timer = self.create_timer(
-                0.01, self._autostart, clock=Clock(clock_type=ClockType.STEADY_TIME))
+            self._autostart_timer = self.create_timer(0.01, self._autostart, clock=self._steady)
 
     # ------------------------------------------------------------------ lifecycle
     def _autostart(self) -> None:
@@ -202,7 +202,10 @@ class AvagNode(LifecycleNode):
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="avag_inference", daemon=True)
         self._worker.start()
-        self._timers = [self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics)]
+        # Wall-clock timer (stamps still use the node clock): a ROS-time timer under
+        # use_sim_time makes rclpy's executor spin hot on every /clock message.
+        self._timers = [self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics,
+                                          clock=self._steady)]
         self.get_logger().info(
             f"active: subscribed to {', '.join(s.topic_name for s in self._subs)} (audio: {cfg.audio_type})")
         return TransitionCallbackReturn.SUCCESS
