@@ -19,7 +19,7 @@ from launch import LaunchDescription
 def generate_launch_description() -> LaunchDescription:
     bag = LaunchConfiguration("bag")
     player = ExecuteProcess(
-        cmd=[sys.executable, "-m", "avag_ros.bag.player", bag, "--clock", "20",
+        cmd=[sys.executable, "-m", "avag_ros.bag.player", bag, "--clock", "10",
              "--rate", LaunchConfiguration("rate"),
              "--wait-for", "/camera/color/image_raw", "/audio/audio"],
         name="bag_player",
