@@ -192,21 +192,28 @@ def evaluate_bag(bag: Path, checkpoint: Path, out_dir: Path, live: bool = False,
     return result
 
 
-def compare(live: list[Scored], offline: list[Scored]) -> dict[str, Any]:
-    """Same events (by analysed frame) and function-mask IoU between the two replays."""
-    by_frame = {d.frame_stamp_ns: d for d in offline}
-    ious = []
+def compare(live: list[Scored], offline: list[Scored], tolerance_s: float = 0.1) -> dict[str, Any]:
+    """Same events (onsets within ``tolerance_s``, one to one) and the function-mask IoU of
+    each pair. Live may analyse the neighbouring camera frame when message arrival order
+    moves the detected onset by a frame; the masks must still agree."""
+    tol = round(tolerance_s * 1e9)
+    pairs, used = [], set()
     for d in live:
-        ref = by_frame.get(d.frame_stamp_ns)
-        if ref is None:
-            continue
+        best = min((j for j in range(len(offline)) if j not in used),
+                   key=lambda j: abs(offline[j].onset_ns - d.onset_ns), default=None)
+        if best is not None and abs(offline[best].onset_ns - d.onset_ns) <= tol:
+            used.add(best)
+            pairs.append((d, offline[best]))
+    ious = []
+    for d, ref in pairs:
         union = (d.function_mask | ref.function_mask).sum()
         ious.append(float((d.function_mask & ref.function_mask).sum() / union) if union else 1.0)
     return {
         "live_events": len(live),
         "offline_events": len(offline),
-        "same_frames": len(ious),
-        "same_events": len(ious) == len(live) == len(offline),
+        "matched_events": len(pairs),
+        "same_frames": sum(d.frame_stamp_ns == ref.frame_stamp_ns for d, ref in pairs),
+        "same_events": len(pairs) == len(live) == len(offline),
         "mask_iou_min": min(ious) if ious else float("nan"),
         "mask_iou_mean": float(np.mean(ious)) if ious else float("nan"),
     }
