@@ -9,11 +9,11 @@ pytest.importorskip("rclpy")
 pytest.importorskip("avag.msg")
 
 import cv2
-from avag.msg import AudioFrame
 from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.image import compressed_image_to_cvimage, message_to_cvimage
 from sensor_msgs.msg import CameraInfo, CompressedImage, PointField
 
+from avag.msg import AudioFrame
 from avag_core.geometry import principal_axes, region_geometry
 from avag_ros.conversions import (
     audio_frame_to_numpy,
