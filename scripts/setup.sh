@@ -76,7 +76,7 @@ PIP=("$PY" -m pip --disable-pip-version-check -q)
 req_hash="$(hash_of "$ROOT"/requirements/*.txt)-$SYSTEM"
 if ! stamp_ok pip "$req_hash"; then
   log "installing Python dependencies (first run: a few minutes)"
-  "${PIP[@]}" install --upgrade pip "setuptools>=64,<82" wheel
+  "${PIP[@]}" install --upgrade pip "setuptools>=64,<80" wheel
   if [ "$SYSTEM" -eq 1 ]; then
     reqs=(-r "$ROOT/requirements/robot.txt" pytest ruff)
     "$PY" -c "import torch" 2>/dev/null || reqs+=(torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0)

@@ -57,7 +57,7 @@ class EventConfig:
     continuous_window_s: float = 2.0  # length of each emitted window
 
     # --- camera frame cache ---
-    frame_cache_size: int = 30  # frames kept (1 s at 30 fps)
+    frame_cache_size: int = 60  # frames kept (2 s at 30 fps): covers audio arriving late
     frame_max_gap_s: float = 0.2  # nearest frame further than this from the onset is refused
 
     def validate(self) -> EventConfig:

@@ -126,6 +126,10 @@ class SoundEventDetector:
             events.extend(self._analyse(x))
         return events
 
+    def noise_floor_db(self) -> float:
+        """Current noise-floor estimate (dBFS); ``min_floor_db`` before any audio."""
+        return self._floor()[0] if self._hist_count else float(self.config.min_floor_db)
+
     def flush(self) -> list[SoundEvent]:
         """End of stream: close the event in progress (if long enough)."""
         return self._close(self._last_time())

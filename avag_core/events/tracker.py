@@ -32,6 +32,7 @@ class AudioEventTracker:
         self.buffer = AudioRingBuffer(self.config)
         self.detector = SoundEventDetector(self.config)
         self.last_push: PushResult | None = None
+        self._rng = np.random.default_rng(0)  # gap filler: deterministic replays
 
     def push(self, samples: np.ndarray, stamp: float | int, sample_rate: int | None = None) -> list[SoundEvent]:
         res = self.buffer.push(samples, stamp, sample_rate)
@@ -47,8 +48,12 @@ class AudioEventTracker:
                 # sound, not its end: bridge it so one action stays one event.
                 gap_s = res.t0 - expected
                 if 0.0 < gap_s <= self.config.release_s:
-                    silence = np.zeros(round(gap_s * self.buffer.sample_rate), np.float32)
-                    events.extend(self.detector.process(silence, expected))
+                    # filled with noise at the floor: digital zeros would look like a
+                    # spectral jump (a false onset) when the real audio resumes
+                    level = 10.0 ** (self.detector.noise_floor_db() / 20.0)
+                    n = round(gap_s * self.buffer.sample_rate)
+                    filler = (self._rng.standard_normal(n) * level).astype(np.float32)
+                    events.extend(self.detector.process(filler, expected))
             events.extend(self.detector.process(res.samples, res.t0))
         return events
 

@@ -62,14 +62,15 @@ def main() -> int:
     time.sleep(2.0)
 
     audio_pub, image_pub = pubs["/audio/audio"], pubs["/camera/color/image_raw"]
-    # 20 s of a quiet room (the bag's background level) ending 1 s before the bag starts,
+    # 20 s of a quiet room (the bag's background level) right before the bag starts,
     # sent 20x faster than real time: no event may come of it
-    silence_start = t_first - 21 * 10**9
+    silence_start = t_first - 20 * 10**9  # contiguous with the bag's first audio frame
     quiet = np.random.default_rng(0).normal(0.0, 10 ** (-55 / 20), (625, 512)).astype(np.float32)
     for k in range(625):
         stamp = silence_start + k * 32_000_000
         audio_pub.publish(numpy_to_audio_frame(quiet[k], 16000, header=make_header(stamp)))
         time.sleep(0.0016)
+    time.sleep(1.0)  # let the node work through the burst before the real-time part
 
     bad = 0
     for loop in range(2):
