@@ -74,7 +74,13 @@ def test_one_detection_per_event_matching_offline_replay(ros_env, tmp_path, scen
     from avag_core.events import EventConfig
     from avag_core.predictor import Predictor
     from avag_ros.bag.replay import replay_offline
-    from avag_ros.conversions import image_to_numpy, pointcloud2_to_numpy, stamp_to_ns
+    from avag_ros.conversions import (
+        audio_frame_to_numpy,
+        image_to_numpy,
+        image_to_rgb,
+        pointcloud2_to_numpy,
+        stamp_to_ns,
+    )
 
     got, node_out = run_node_on_bag(ros_env, tmp_path, scene_bag, shipped_checkpoint)
     dets = got.get("/avag_node/detection", [])
@@ -83,22 +89,32 @@ def test_one_detection_per_event_matching_offline_replay(ros_env, tmp_path, scen
     assert len(truth) == N_SCENES
     assert len(dets) == N_SCENES, node_out  # exactly one detection per sound event
 
-    frame_stamps = {stamp_to_ns(m.header.stamp) for m in inputs["/camera/color/image_raw"]}
-    offline = replay_offline(scene_bag, Predictor.from_checkpoint(shipped_checkpoint))
+    frames = {stamp_to_ns(m.header.stamp): m for m in inputs["/camera/color/image_raw"]}
+    audio_msgs = inputs["/audio/audio"]
+    audio = np.concatenate([audio_frame_to_numpy(m)[0][0] for m in audio_msgs])
+    audio_t0 = stamp_to_ns(audio_msgs[0].header.stamp)
+    predictor = Predictor.from_checkpoint(shipped_checkpoint)
+    offline = replay_offline(scene_bag, predictor)
     assert len(offline.detections) == N_SCENES
     K = np.asarray(inputs["/camera/color/camera_info"][0].k).reshape(3, 3)
-    for det, ref, gt in zip(dets, offline.detections, truth, strict=False):
+    pre_roll = round(EventConfig().pre_roll_s * 1e9)
+    for det, ref, gt in zip(dets, offline.detections, truth, strict=True):
         stamp = stamp_to_ns(det.header.stamp)
-        assert stamp in frame_stamps and det.header.frame_id == "camera_color_optical_frame"
-        assert stamp == ref.frame_stamp_ns  # the same frame as offline: nearest the onset
+        assert stamp in frames and det.header.frame_id == "camera_color_optical_frame"  # a real frame's header
         true_onset = stamp_to_ns(gt.event_start)
-        detected_onset = stamp_to_ns(det.event_start) + round(EventConfig().pre_roll_s * 1e9)
+        detected_onset = stamp_to_ns(det.event_start) + pre_roll
         assert abs(detected_onset - true_onset) < 200_000_000
-        assert abs(stamp - detected_onset) <= 17_000_000  # the 30 Hz frame nearest the onset
+        assert abs(detected_onset - (round(ref.event.start_time * 1e9) + pre_roll)) < 50_000_000  # same event
+        # the camera frame nearest the onset (a best-effort frame may be lost under load)
+        assert abs(stamp - detected_onset) <= EventConfig().frame_max_gap_s * 1e9
+        # offline prediction of the shipped checkpoint for that frame and that event's audio
+        a0 = (stamp_to_ns(det.event_start) - audio_t0) * 16000 // 10**9
+        a1 = (stamp_to_ns(det.event_end) - audio_t0) * 16000 // 10**9
+        predictor.set_image(image_to_rgb(frames[stamp]))
+        want = predictor.predict(audio[a0:a1], 16000).function_prob > 0.5
         live = image_to_numpy(det.function_mask) > 0
-        union = (live | ref.function_mask).sum()
-        iou = (live & ref.function_mask).sum() / union if union else 1.0
-        assert iou >= 0.99
+        union = (live | want).sum()
+        assert ((live & want).sum() / union if union else 1.0) >= 0.99
         if det.grasp_region.width:
             pts = pointcloud2_to_numpy(det.grasp_region)
             xyz = np.stack([pts["x"], pts["y"], pts["z"]], 1).astype(np.float64)
