@@ -135,6 +135,8 @@ def test_one_detection_per_event_matching_offline_replay(ros_env, tmp_path, scen
 
 
 def test_node_survives_bad_input_and_keeps_publishing(ros_env, tmp_path, scene_bag, shipped_checkpoint):
+    from avag_ros.conversions import stamp_to_ns
+
     from conftest import PROCS_DIR
 
     out_bag = tmp_path / "node_outputs"
@@ -156,7 +158,10 @@ def test_node_survives_bad_input_and_keeps_publishing(ros_env, tmp_path, scene_b
     # 20 s of silence gave nothing; each loop of the bag gave one detection per event
     assert len(dets) == 2 * N_SCENES, node_out[-3000:] + str([(d.header.stamp.sec % 100 + d.header.stamp.nanosec / 1e9, d.event_start.sec % 100 + d.event_start.nanosec / 1e9, d.event_end.sec % 100 + d.event_end.nanosec / 1e9) for d in dets])
     first, second = dets[:N_SCENES], dets[N_SCENES:]
-    assert [d.header.stamp for d in first] == [d.header.stamp for d in second]  # time looped back
+    # time looped back: the second loop re-detects the same events (the frame picked may
+    # differ by one when a best-effort frame is lost)
+    for a, b in zip(first, second, strict=True):
+        assert abs(stamp_to_ns(a.header.stamp) - stamp_to_ns(b.header.stamp)) <= 200_000_000
     # loop 1 had no camera_info: masks yes, point clouds and poses no
     assert all(d.function_mask.width > 0 and d.grasp_region.width == 0 and not d.has_pose for d in first)
     assert len(got.get("/avag_node/grasp_region", [])) == sum(d.grasp_region.width > 0 for d in second)
