@@ -162,9 +162,8 @@ def evaluate_bag(bag: Path, checkpoint: Path, out_dir: Path, live: bool = False,
     cfg = NodeConfig()
     if not Path(checkpoint).exists():
         raise AvagError(f"checkpoint {checkpoint} does not exist")
-    inputs = read_topics(bag, {cfg.image_topic, "/avag/ground_truth"})
-    if cfg.image_topic not in inputs:
-        raise AvagError(f"bag {bag} has no {cfg.image_topic} messages")
+    # camera frames are only needed to draw the live detections' overlays
+    inputs = read_topics(bag, {cfg.image_topic, "/avag/ground_truth"} if live else {"/avag/ground_truth"})
     truth = truth_from_msgs([m for _t, m in inputs.get("/avag/ground_truth", [])])
     predictor = Predictor.from_checkpoint(checkpoint, device=device)
     offline = replay_offline(bag, predictor, cfg)
@@ -176,7 +175,7 @@ def evaluate_bag(bag: Path, checkpoint: Path, out_dir: Path, live: bool = False,
     if live:
         from avag_ros.conversions import stamp_to_ns
 
-        frames = {stamp_to_ns(m.header.stamp): m for _t, m in inputs[cfg.image_topic]}
+        frames = {stamp_to_ns(m.header.stamp): m for _t, m in inputs.get(cfg.image_topic, [])}
         recorded = read_topics(run_live(bag, Path(checkpoint), out_dir / "live", device, rate))
         scored = scored_from_live(recorded, frames, cfg.events.pre_roll_s)
         report = result["live"] = score(scored, truth)

@@ -68,11 +68,6 @@ def replay_offline(
     wanted = {cfg.image_topic, cfg.audio_topic, truth_topic}
     if cfg.use_depth:
         wanted |= {cfg.depth_topic, cfg.camera_info_topic}
-    present = {c.topic for c in reader.connections}
-    for required in (cfg.image_topic, cfg.audio_topic):
-        if required not in present:
-            reader.close()
-            raise AvagError(f"bag {bag} has no {required} topic (topics: {', '.join(sorted(present))})")
     conns = [c for c in reader.connections if c.topic in wanted]
     classes = {}
     for c in conns:
@@ -81,6 +76,11 @@ def replay_offline(
         except ValueError as exc:
             reader.close()
             raise AvagError(f"bag {bag}: {exc}") from None
+    present = {c.topic for c in reader.connections}
+    for required in (cfg.image_topic, cfg.audio_topic):
+        if required not in present:
+            reader.close()
+            raise AvagError(f"bag {bag} has no {required} topic (topics: {', '.join(sorted(present))})")
     detections: list[Detection] = []
     truth: list[Any] = []
     bad: dict[str, int] = {}

@@ -53,7 +53,7 @@ class Scene:
     image_path: str
 
 
-def load_scenes(data_dir: Path, split: str, limit: int | None, sample_rate: int = 16000) -> list[Scene]:
+def load_scenes(data_dir: Path, split: str, limit: int | None) -> list[Scene]:
     """Read ``<data_dir>/<split>.csv`` rows (AVAGD layout) into scenes."""
     from avag_core.data.audio_io import load_audio
     from avag_core.data.dataset import load_mask, load_rgb
@@ -71,8 +71,6 @@ def load_scenes(data_dir: Path, split: str, limit: int | None, sample_rate: int 
         size = rgb.shape[:2]
         wave, rate = load_audio(row.audio)
         sound = to_mono_16k(wave, rate).numpy().astype(np.float32)
-        if sample_rate != 16000:
-            raise AvagError("synthetic bags use 16 kHz audio")
         scenes.append(Scene(rgb, load_mask(row.mask_func, size), load_mask(row.mask_dep, size),
                             sound, row.category, str(row.image_rel)))
     return scenes
