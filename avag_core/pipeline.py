@@ -99,6 +99,7 @@ class GroundingPipeline:
         self._pinned: dict[int, tuple[int, Any, Any]] = {}
         self._encoded_stamp: int | None = None
         self._decided: dict[SoundEvent, int] = {}
+        self.last_miss = ""  # why the last event found no frame (for logs)
 
     # ---- inputs (cheap; called from subscription callbacks) ----
     def push_frame(self, stamp_ns: int, frame: Any, header: Any = None) -> bool:
@@ -168,6 +169,18 @@ class GroundingPipeline:
             return None
         return min(candidates, key=lambda c: abs(c[0] - onset_ns))
 
+    def _describe_miss(self, event: SoundEvent) -> str:
+        """Why no frame was used: tells a lost frame (executor stall, transport drop)
+        from a camera that stopped or a clock mismatch between camera and microphone."""
+        onset_ns = round(event.onset_time * 1e9)
+        with self._lock:
+            nearest = self.frames.nearest(onset_ns)
+            held = len(self.frames)
+        if nearest is None:
+            return f"onset {event.onset_time:.3f} s: no camera frames held"
+        return (f"onset {event.onset_time:.3f} s: nearest of {held} held frames is "
+                f"{(nearest[0] - onset_ns) / 1e9:+.3f} s away (limit {self.events_cfg.frame_max_gap_s} s)")
+
     def event_audio(self, event: SoundEvent) -> np.ndarray:
         with self._lock:
             return self.tracker.audio_for(event).samples
@@ -178,6 +191,7 @@ class GroundingPipeline:
         picked = self.frame_for(event)
         if picked is None:
             self.stats.no_frame += 1
+            self.last_miss = self._describe_miss(event)
             return None
         stamp, frame, header = picked
         if audio is None:

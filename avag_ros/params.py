@@ -36,9 +36,11 @@ class NodeConfig:
     audio_type: str = "avag"  # avag (AudioFrame) | audio_common (ros-drivers) | audio_common_stamped (mgonzs13)
     audio_info_topic: str = "/audio/audio_info"  # ros-drivers AudioInfo (audio_type=audio_common)
     image_qos_reliability: str = "best_effort"
-    image_qos_depth: int = 5
+    # Callbacks only store a reference, so a deeper queue is no backlog: it keeps the
+    # frames near a sound onset when the executor stalls (a busy CPU) for up to ~0.5 s.
+    image_qos_depth: int = 15
     depth_qos_reliability: str = "best_effort"
-    depth_qos_depth: int = 5
+    depth_qos_depth: int = 15
     audio_qos_reliability: str = "best_effort"
     audio_qos_depth: int = 50
     # --- caches and timing ---

@@ -330,7 +330,8 @@ class AvagNode(LifecycleNode):
                 if det is None:
                     self.counters["events_without_frame"] += 1
                     self.get_logger().warning(
-                        "sound event with no camera frame near its onset", throttle_duration_sec=5.0)
+                        f"sound event with no camera frame near its onset ({self.pipeline.last_miss})",
+                        throttle_duration_sec=5.0)
                     continue
                 self._publish(det)
             except Exception as exc:  # never let one bad inference kill the worker
