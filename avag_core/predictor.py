@@ -53,7 +53,10 @@ class Predictor:
         self, model: AVAGFormer, cfg, device: str | torch.device = "cpu", dtype=None
     ) -> None:
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        # Channels-last convolution weights: oneDNN and cuDNN run the convolutions (and
+        # timm's PVT depthwise MLP) without layout copies. Same results, an inference-only
+        # copy of the layout (checkpoints are written from contiguous training weights).
+        self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
         self.cfg = cfg
         self.mcfg = getattr(cfg, "model", cfg)
         self.dtype = _dtype(dtype)

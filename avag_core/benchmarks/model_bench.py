@@ -61,9 +61,7 @@ def bench_one(
     dev = torch.device(device)
     cfg = load_config(preset, overrides).model
     torch.manual_seed(0)
-    model = build_model(cfg).eval().to(dev)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = build_model(cfg).eval().to(dev).to(memory_format=torch.channels_last)  # as Predictor runs it
     amp = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(dtype or "")
     ctx = (lambda: torch.autocast(dev.type, dtype=amp)) if amp else nullcontext
     s = cfg.image_size

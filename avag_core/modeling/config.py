@@ -27,6 +27,7 @@ class ModelConfig:
     freeze_backbone: bool = True
     # Stochastic depth inside the backbone while it trains (the reference uses 0.1 for PVT).
     backbone_drop_path: float = 0.0
+    # Training: feed images in channels-last layout (inference always uses it: Predictor).
     channels_last: bool = False
 
     # Audio encoder: "vggish" (the reference, 72 M params) or "light" (a small CNN).

@@ -79,14 +79,16 @@ class QueryMaskHead(nn.Module):
         hs, ws = min(h, 3), min(w, 3)
         qsmall = q.reshape(b * nq, c, 1, 1).expand(b * nq, c, hs, ws)
         qc = F.conv2d(qsmall, conv3.weight, None, padding=1).view(b, nq, c, hs, ws)
-        w1 = conv1.weight.view(1, 1, c)
+        w1 = conv1.weight.view(c)
 
         def head(f: torch.Tensor, qv: torch.Tensor) -> torch.Tensor:
-            # f [B, 1, C, N] + qv [B, Q, C, 1 or N] -> [B, Q, N]
-            return (
-                torch.matmul(w1, torch.relu(f + qv).view(b * nq, c, -1)).view(b, nq, -1)
-                + conv1.bias
-            )
+            # f [B, 1, C, N] + qv [B, Q, C, 1 or N] -> [B, Q, N]. Channels last and a few
+            # queries at a time: the [Q, N, C] intermediate (80 MB at 300 queries, 64x64)
+            # never leaves the cache, ~10x faster on a CPU than one broadcast.
+            ft, qt = f.transpose(2, 3).contiguous(), qv.transpose(2, 3)  # [B, 1, N, C], [B, Q, 1 or N, C]
+            step = 16
+            parts = [torch.matmul(torch.relu(ft + qt[:, s : s + step]), w1) for s in range(0, nq, step)]
+            return torch.cat(parts, 1) + conv1.bias
 
         ci = 1 if ws > 1 else 0
         ri = 1 if hs > 1 else 0
@@ -118,9 +120,12 @@ class MaskGuidedAttention(nn.Module):
 
     def forward(self, dep: torch.Tensor, mask_map: torch.Tensor) -> torch.Tensor:
         b, _, h, w = dep.shape
-        q = self.query_proj(dep).flatten(2).transpose(1, 2).unsqueeze(1)
-        k = self.key_proj(mask_map).flatten(2).transpose(1, 2).unsqueeze(1)
-        v = self.value_proj(mask_map).flatten(2).transpose(1, 2).unsqueeze(1)
+        # [B, 1, HW, C] with unit stride on C: otherwise SDPA falls back from the fused
+        # kernel to the math path, which builds the HW x HW matrix (64 MB at 64x64)
+        q, k, v = (
+            proj(x).flatten(2).transpose(1, 2).unsqueeze(1).contiguous()
+            for proj, x in ((self.query_proj, dep), (self.key_proj, mask_map), (self.value_proj, mask_map))
+        )
         fused = F.scaled_dot_product_attention(q, k, v).squeeze(1)
         return self.out_proj(fused.transpose(1, 2).reshape(b, -1, h, w))
 

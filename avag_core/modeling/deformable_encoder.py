@@ -1,9 +1,10 @@
 """Multi-scale deformable-attention encoder in pure PyTorch.
 
 Deformable DETR's attention samples a few learned points per head and level around each
-token's reference point. The sampling is done with ``grid_sample`` (bilinear, zero
-padding, ``align_corners=False``), so no compiled op is needed: it runs on CPU and CUDA
-and exports to ONNX (GridSample, opset >= 16).
+token's reference point. The bilinear sampling (zero padding, ``align_corners=False``) is
+a weighted gather-sum with ``embedding_bag`` in PyTorch and ``grid_sample`` while exporting
+to ONNX (GridSample, opset >= 16): no compiled op, CPU and CUDA, the two paths agree to
+float rounding (tested).
 """
 
 from __future__ import annotations
@@ -38,6 +39,76 @@ def reference_points(shapes: list[tuple[int, int]], device: torch.device) -> tor
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         pts.append(torch.stack((gx.reshape(-1), gy.reshape(-1)), dim=-1))
     return torch.cat(pts, dim=0)
+
+
+def sample_with_grid_sample(
+    value: torch.Tensor, loc: torch.Tensor, weights: torch.Tensor, shapes: list[tuple[int, int]]
+) -> torch.Tensor:
+    """Weighted bilinear sampling with one ``grid_sample`` per level (the ONNX path:
+    GridSample is a standard op). value [B, N, M*d], loc [B, Nq, M, L, P, 2] in [0, 1],
+    weights [B, Nq, M, L, P] -> [B, Nq, M*d]."""
+    b, nq, m, _, p, _ = loc.shape
+    d = value.shape[-1] // m
+    grids = 2.0 * loc - 1.0  # grid_sample coordinates in [-1, 1]
+    out = value.new_zeros(b * m, d, nq)
+    start = 0
+    for lid, (h, w) in enumerate(shapes):
+        v = value[:, start : start + h * w].reshape(b, h * w, m, d)
+        v = v.permute(0, 2, 3, 1).reshape(b * m, d, h, w)
+        start += h * w
+        g = grids[:, :, :, lid].permute(0, 2, 1, 3, 4).reshape(b * m, nq, p, 2)
+        sampled = F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+        wl = weights[:, :, :, lid].permute(0, 2, 1, 3).reshape(b * m, 1, nq, p)
+        out = out + (sampled * wl).sum(-1)  # [B*M, d, Nq]
+    return out.view(b, m * d, nq).transpose(1, 2)
+
+
+def sample_with_embedding_bag(
+    value: torch.Tensor, loc: torch.Tensor, weights: torch.Tensor, shapes: list[tuple[int, int]]
+) -> torch.Tensor:
+    """The same sampling as ``sample_with_grid_sample`` as one weighted gather-sum per level.
+
+    Each sample is 4 bilinear taps; the attention weight is folded into the tap weights and
+    ``embedding_bag`` sums all taps of a (query, head) in one pass, so the [B*M, d, Nq, P]
+    intermediate of grid_sample is never built (about 5x faster on a CPU, differentiable).
+    Every level's map gets a one-pixel zero border: clamping a tap into the border
+    reproduces grid_sample's zero padding without masks. Coordinates stay float32 under
+    autocast (as grid_sample's do): fp16 cannot address a 128-pixel map to a tenth of a pixel.
+    """
+    loc, weights = loc.float(), weights.float()
+    b, nq, m, _, p, _ = loc.shape
+    d = value.shape[-1] // m
+    v = value.view(b, -1, m, d)
+    tables, bases, start, base = [], [], 0, 0
+    for h, w in shapes:
+        level = v[:, start : start + h * w].reshape(b, h, w, m, d).permute(0, 3, 1, 2, 4)
+        tables.append(F.pad(level, (0, 0, 1, 1, 1, 1)).reshape(b * m, (h + 2) * (w + 2), d))
+        bases.append(base)
+        start += h * w
+        base += (h + 2) * (w + 2)
+    table = torch.cat(tables, 1)  # [B*M, padded tokens, d]
+    head_base = (torch.arange(b * m, device=value.device) * table.shape[1]).view(b, 1, m, 1, 1)
+    table = table.reshape(-1, d)
+    out = None
+    for lid, (h, w) in enumerate(shapes):
+        # pixel coordinates as grid_sample(align_corners=False) computes them
+        px = loc[:, :, :, lid, :, 0] * w - 0.5  # [B, Nq, M, P]
+        py = loc[:, :, :, lid, :, 1] * h - 0.5
+        x0, y0 = px.floor(), py.floor()
+        fx, fy = px - x0, py - y0
+        a = weights[:, :, :, lid]
+        wy1 = fy * a
+        wy0 = a - wy1
+        xa, xb = x0.clamp(-1, w) + 1, (x0 + 1).clamp(-1, w) + 1
+        ya = (y0.clamp(-1, h) + 1) * (w + 2) + bases[lid]
+        yb = ((y0 + 1).clamp(-1, h) + 1) * (w + 2) + bases[lid]
+        idx = torch.stack((ya + xa, ya + xb, yb + xa, yb + xb), -1).long() + head_base
+        w01, w11 = wy0 * fx, wy1 * fx
+        taps = torch.stack((wy0 - w01, w01, wy1 - w11, w11), -1).to(table.dtype)
+        o = F.embedding_bag(idx.view(b * nq * m, 4 * p), table, per_sample_weights=taps.view(b * nq * m, 4 * p),
+                            mode="sum")
+        out = o if out is None else out + o
+    return out.view(b, nq, m * d)
 
 
 class MSDeformAttn(nn.Module):
@@ -81,7 +152,6 @@ class MSDeformAttn(nn.Module):
         """query, value_in: [B, N, D]; ref: [N, 2] in [0, 1]; shapes: (h, w) per level."""
         b, n, _ = query.shape
         m, lv, p = self.heads, self.levels, self.points
-        d = self.dim // m
         value = self.value_proj(value_in)
         offsets = self.sampling_offsets(query).view(b, n, m, lv, p, 2)
         weights = self.attention_weights(query).view(b, n, m, lv * p).softmax(-1)
@@ -92,20 +162,10 @@ class MSDeformAttn(nn.Module):
             ref.to(query.dtype)[None, :, None, None, None, :]
             + offsets / norm[None, None, None, :, None, :]
         )
-        grids = 2.0 * loc - 1.0  # grid_sample coordinates in [-1, 1]
-        out = query.new_zeros(b * m, d, n)
-        start = 0
-        for lid, (h, w) in enumerate(shapes):
-            v = value[:, start : start + h * w].reshape(b, h * w, m, d)
-            v = v.permute(0, 2, 3, 1).reshape(b * m, d, h, w)
-            start += h * w
-            g = grids[:, :, :, lid].permute(0, 2, 1, 3, 4).reshape(b * m, n, p, 2)
-            sampled = F.grid_sample(
-                v, g, mode="bilinear", padding_mode="zeros", align_corners=False
-            )
-            wl = weights[:, :, :, lid].permute(0, 2, 1, 3).reshape(b * m, 1, n, p)
-            out = out + (sampled * wl).sum(-1)  # [B*M, d, N]
-        out = out.view(b, m * d, n).transpose(1, 2)
+        if torch.onnx.is_in_onnx_export():  # GridSample is a standard ONNX op; EmbeddingBag is not
+            out = sample_with_grid_sample(value, loc, weights, shapes)
+        else:
+            out = sample_with_embedding_bag(value, loc, weights, shapes)
         return self.output_proj(out)
 
 
@@ -130,8 +190,18 @@ class DeformableEncoderLayer(nn.Module):
         self, src: torch.Tensor, pos: torch.Tensor, ref: torch.Tensor, shapes
     ) -> torch.Tensor:
         src = self.norm1(src + self.dropout1(self.self_attn(src + pos, ref, src, shapes)))
-        ffn = self.linear2(self.dropout2(self.activation(self.linear1(src))))
-        return self.norm2(src + self.dropout3(ffn))
+        return self.norm2(src + self.dropout3(self._ffn(src)))
+
+    def _ffn(self, x: torch.Tensor, rows: int = 1024) -> torch.Tensor:
+        """The FFN, a block of tokens at a time: the [tokens, ffn_dim] hidden activation
+        (44 MB for the paper preset) then stays in cache, and the bias copy and GELU,
+        memory-bound over the whole tensor, cost a fraction (rows are independent: same result)."""
+        flat = x.reshape(-1, x.shape[-1])
+        parts = [
+            self.linear2(self.dropout2(self.activation(self.linear1(flat[s : s + rows]))))
+            for s in range(0, flat.shape[0], rows)
+        ]
+        return torch.cat(parts).view(x.shape)
 
 
 class PixelEncoder(nn.Module):
