@@ -19,6 +19,11 @@ def spin_until_shutdown(node: Any, on_exit: Callable[[], None] | None = None, th
         executor.spin()
     except (KeyboardInterrupt, SystemExit, rclpy.executors.ExternalShutdownException):
         pass
+    except Exception:
+        # A SIGTERM can shut the context down while the executor builds its wait set:
+        # rclpy then raises RCLError ("context is not valid") instead of a shutdown.
+        if rclpy.ok():
+            raise
     finally:
         if on_exit is not None:
             on_exit()

@@ -56,9 +56,10 @@ class Output:
         return False
 
     def stop(self) -> str:
-        """SIGINT to launch (Ctrl-C): it stops its nodes; anything left is killed."""
+        """Ctrl-C: SIGINT to launch's whole process group, as a terminal delivers it (launch
+        then does not forward it: its nodes got it too); anything left is killed."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            os.killpg(self.proc.pid, signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=15)
         with contextlib.suppress(ProcessLookupError):
@@ -107,8 +108,9 @@ def test_avag_launch_starts_both_nodes_with_remapped_topics(ros_env, virtual_mic
     assert mic["found"] and "/my_mic/audio" in mic["publishers"], (mic, out)
     assert mic["received"] > 0, out  # the virtual microphone's samples reach the graph
     assert "cannot open audio device" not in out
-    # Ctrl-C stops both nodes cleanly
+    # Ctrl-C stops both nodes cleanly, within launch's SIGINT grace period
     assert out.count("process has finished cleanly") == 2, out
+    assert "escalating to 'SIGTERM'" not in out, out
 
 
 def test_rviz_action_is_well_formed():
