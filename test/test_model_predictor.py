@@ -70,3 +70,24 @@ def test_errors(predictor):
         fresh.predict_batch([_rgb(8, 8, 0)] * 2, [_wave(1.0, 16000, 0)], 16000)
     with pytest.raises(AvagError, match="CUDA"):
         Predictor(predictor.model, predictor.cfg, "cpu", dtype="fp16")
+
+
+def test_channels_last_inference_copy_gives_the_same_logits(predictor):
+    """Predictor keeps convolution weights channels-last (faster on oneDNN/cuDNN); the
+    layout must not change the result."""
+    import copy
+
+    convs = [m for m in predictor.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    plain = copy.deepcopy(predictor.model).to(memory_format=torch.contiguous_format)
+    assert not all(c.weight.is_contiguous(memory_format=torch.channels_last)
+                   for c in plain.modules() if isinstance(c, torch.nn.Conv2d) and c.kernel_size != (1, 1))
+    size = predictor.size
+    gen = torch.Generator().manual_seed(0)
+    image = torch.randn(2, 3, size, size, generator=gen)
+    audio = torch.randn(2, 3, 96, 64, generator=gen) - 4
+    mask = torch.tensor([[True, True, True], [True, False, False]])
+    with torch.inference_mode():
+        a, b = predictor.model(image, audio, mask), plain(image, audio, mask)
+    for key in ("function", "dependency"):
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-5)
