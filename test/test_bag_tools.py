@@ -180,3 +180,55 @@ def test_bad_bags_fail_with_one_line_errors(small_bag, tmp_path, shipped_checkpo
     res = _avag("bag", "eval", str(unknown), *ck)
     assert res.returncode == 2 and "mystery_msgs/msg/Thing" in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_live_scoring_of_node_messages_equals_offline_scoring(small_bag, shipped_checkpoint):
+    """`avag bag eval --live` scores what the node publishes (detection, ~/function_prob,
+    ~/dependency_prob): built with the node's own converters and serialized as a recorder
+    stores them, the live path must give the offline numbers exactly."""
+    from rclpy.serialization import deserialize_message, serialize_message
+    from sensor_msgs.msg import Image
+
+    from avag.msg import AffordanceDetection
+    from avag_core.predictor import Predictor
+    from avag_ros.bag.evaluate import (
+        NODE,
+        compare,
+        read_topics,
+        scored_from_detection,
+        scored_from_live,
+    )
+    from avag_ros.bag.replay import replay_offline
+    from avag_ros.bag.report import score, truth_from_msgs
+    from avag_ros.outputs import detection_to_msg, mask_image, probability_image
+    from avag_ros.params import NodeConfig
+
+    bag, scenes, _ = small_bag
+    cfg = NodeConfig()
+    offline = replay_offline(bag, Predictor.from_checkpoint(shipped_checkpoint), cfg)
+    assert len(offline.detections) == len(scenes)
+
+    def stored(msg):  # what a recorder writes and `read_topics` gives back
+        return deserialize_message(serialize_message(msg), type(msg))
+
+    recorded: dict[str, list] = {}
+    for det in offline.detections:
+        h = det.frame_header
+        fmask, dmask = mask_image(det.function_mask, h), mask_image(det.dependency_mask, h)
+        for topic, msg in ((f"{NODE}/detection", detection_to_msg(det, h, fmask, dmask)),
+                           (f"{NODE}/function_prob", probability_image(det.function_prob, h)),
+                           (f"{NODE}/dependency_prob", probability_image(det.dependency_prob, h))):
+            recorded.setdefault(topic, []).append((0, stored(msg)))
+    assert isinstance(recorded[f"{NODE}/detection"][0][1], AffordanceDetection)
+    assert isinstance(recorded[f"{NODE}/dependency_prob"][0][1], Image)
+
+    frames = {}
+    live = scored_from_live(recorded, frames, cfg.events.pre_roll_s)
+    ref = [scored_from_detection(d) for d in offline.detections]
+    truth = truth_from_msgs([m for _t, m in read_topics(bag, {"/avag/ground_truth"})["/avag/ground_truth"]])
+    a, b = score(live, truth)["segmentation"], score(ref, truth)["segmentation"]
+    assert set(a) == set(b) and {"miou_function", "fscore_dependency"} <= set(a), a
+    for key in a:
+        assert a[key] == pytest.approx(b[key], abs=1e-6), key
+    cmp = compare(live, ref)
+    assert cmp["same_events"] and cmp["same_frames"] == len(scenes) and cmp["mask_iou_min"] == 1.0

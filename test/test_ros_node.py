@@ -16,6 +16,7 @@ N_SCENES = 3
 OUTPUTS = {
     "/avag_node/detection": "avag/msg/AffordanceDetection",
     "/avag_node/function_mask": "sensor_msgs/msg/Image",
+    "/avag_node/dependency_prob": "sensor_msgs/msg/Image",
     "/avag_node/grasp_region": "sensor_msgs/msg/PointCloud2",
     "/avag_node/overlay": "sensor_msgs/msg/Image",
     "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
@@ -137,6 +138,15 @@ def test_one_detection_per_event_matching_offline_replay(ros_env, tmp_path, scen
     # each mask topic message shares the detection's header
     masks = got["/avag_node/function_mask"]
     assert [m.header.stamp for m in masks] == [d.header.stamp for d in dets]
+    # the dependency probabilities behind each published dependency mask
+    from avag_ros.params import NodeConfig
+
+    dprobs = got["/avag_node/dependency_prob"]
+    assert [m.header.stamp for m in dprobs] == [d.header.stamp for d in dets]
+    for m, d in zip(dprobs, dets, strict=True):
+        assert m.encoding == "32FC1"
+        np.testing.assert_array_equal(image_to_numpy(m) > NodeConfig().dependency_threshold,
+                                      image_to_numpy(d.dependency_mask) > 0)
     # overlay only computed while someone subscribes: the recorder did
     assert len(got.get("/avag_node/overlay", [])) == N_SCENES
     diag = got["/diagnostics"][-1].status[0]

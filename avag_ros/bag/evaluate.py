@@ -25,6 +25,7 @@ NODE = "/avag_node"
 LIVE_TOPICS = {
     f"{NODE}/detection": "avag/msg/AffordanceDetection",
     f"{NODE}/function_prob": "sensor_msgs/msg/Image",
+    f"{NODE}/dependency_prob": "sensor_msgs/msg/Image",
     "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
 }
 
@@ -72,7 +73,8 @@ def read_topics(bag: Path, topics: set[str] | None = None) -> dict[str, list[tup
 def scored_from_live(recorded: dict[str, list[tuple[int, Any]]], frames: dict[int, Any],
                      pre_roll_s: float) -> list[Scored]:
     """Detections recorded from the live node (masks from the message, probabilities from
-    ~/function_prob when recorded, the analysed frame from the input bag by stamp)."""
+    ~/function_prob and ~/dependency_prob when recorded, the analysed frame from the input
+    bag by stamp): the live report then scores max-F exactly as the offline one does."""
     from avag_ros.conversions import (
         image_to_numpy,
         image_to_rgb,
@@ -81,7 +83,10 @@ def scored_from_live(recorded: dict[str, list[tuple[int, Any]]], frames: dict[in
         unpack_rgb,
     )
 
-    probs = {stamp_to_ns(m.header.stamp): image_to_numpy(m) for _t, m in recorded.get(f"{NODE}/function_prob", [])}
+    def probs(name: str) -> dict[int, np.ndarray]:
+        return {stamp_to_ns(m.header.stamp): image_to_numpy(m) for _t, m in recorded.get(f"{NODE}/{name}", [])}
+
+    fprobs, dprobs = probs("function_prob"), probs("dependency_prob")
     out = []
     for _t, m in recorded.get(f"{NODE}/detection", []):
         stamp = stamp_to_ns(m.header.stamp)
@@ -96,8 +101,8 @@ def scored_from_live(recorded: dict[str, list[tuple[int, Any]]], frames: dict[in
         start = stamp_to_ns(m.event_start)
         out.append(Scored(
             onset_ns=start + round(pre_roll_s * 1e9), start_ns=start, end_ns=stamp_to_ns(m.event_end),
-            frame_stamp_ns=stamp, function_prob=probs.get(stamp, fmask.astype(np.float32)),
-            dependency_prob=dmask.astype(np.float32), function_mask=fmask, dependency_mask=dmask,
+            frame_stamp_ns=stamp, function_prob=fprobs.get(stamp, fmask.astype(np.float32)),
+            dependency_prob=dprobs.get(stamp, dmask.astype(np.float32)), function_mask=fmask, dependency_mask=dmask,
             rgb=image_to_rgb(frames[stamp]) if stamp in frames else None, inference_ms=m.inference_ms,
             points=points, colors=colors, probability=probability,
         ))

@@ -154,6 +154,7 @@ class AvagNode(LifecycleNode):
             "function_mask": self.create_publisher(Image, "~/function_mask", reliable),
             "dependency_mask": self.create_publisher(Image, "~/dependency_mask", reliable),
             "function_prob": self.create_publisher(Image, "~/function_prob", reliable),
+            "dependency_prob": self.create_publisher(Image, "~/dependency_prob", reliable),
             "overlay": self.create_publisher(Image, "~/overlay", reliable),
             "grasp_region": self.create_publisher(PointCloud2, "~/grasp_region", reliable),
             "detection": self.create_publisher(AffordanceDetection, "~/detection", reliable),
@@ -347,6 +348,7 @@ class AvagNode(LifecycleNode):
         pubs["function_mask"].publish(fmask)
         pubs["dependency_mask"].publish(dmask)
         pubs["function_prob"].publish(probability_image(det.function_prob, header))
+        pubs["dependency_prob"].publish(probability_image(det.dependency_prob, header))
         if pubs["overlay"].get_subscription_count() > 0:
             pubs["overlay"].publish(overlay_image(det, header, cfg.overlay_alpha))
         msg = detection_to_msg(det, header, fmask, dmask)
