@@ -58,3 +58,16 @@ def test_paths_agree_backward(wrt):
     scale = grads[0].abs().max()
     assert scale > 0
     assert ((grads[0] - grads[1]).abs().max() / scale) < 1e-4
+
+
+def test_non_finite_locations_never_index_outside_the_table():
+    value, loc, weights = _inputs(b=1, m=2, d=4, p=2)
+    loc = loc.clone()
+    loc[0, 0, 0, 0, 0] = float("nan")
+    loc[0, 1, 0, 0, 0, 0] = float("inf")
+    loc[0, 2, 0, 0, 0, 1] = -float("inf")
+    out = sample_with_embedding_bag(value, loc, weights, SHAPES)  # no IndexError
+    ok = sample_with_grid_sample(value, loc, weights, SHAPES)
+    finite = torch.isfinite(ok)
+    assert torch.allclose(out[:, 3:], ok[:, 3:].to(out.dtype), atol=1e-5)  # other queries unaffected
+    assert finite[:, 3:].all() and out[:, 3:].abs().max() > 0

@@ -91,9 +91,10 @@ def sample_with_embedding_bag(
     table = table.reshape(-1, d)
     out = None
     for lid, (h, w) in enumerate(shapes):
-        # pixel coordinates as grid_sample(align_corners=False) computes them
-        px = loc[:, :, :, lid, :, 0] * w - 0.5  # [B, Nq, M, P]
-        py = loc[:, :, :, lid, :, 1] * h - 0.5
+        # pixel coordinates as grid_sample(align_corners=False) computes them; a NaN
+        # location (diverging training) reads the zero border instead of a bad index
+        px = torch.nan_to_num(loc[:, :, :, lid, :, 0] * w - 0.5, nan=-2.0)  # [B, Nq, M, P]
+        py = torch.nan_to_num(loc[:, :, :, lid, :, 1] * h - 0.5, nan=-2.0)
         x0, y0 = px.floor(), py.floor()
         fx, fy = px - x0, py - y0
         a = weights[:, :, :, lid]
