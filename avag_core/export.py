@@ -64,16 +64,18 @@ def export_onnx(model: nn.Module, image_size: int, path: str | Path) -> Path:
 
 
 def check_onnx(
-    model: nn.Module, path: str | Path, image_size: int, patch_counts=(1, 5, 20)
+    model: nn.Module, path: str | Path, image_size: int, patch_counts=(1, 5, 20), batches=(1, 2)
 ) -> float:
-    """Max abs difference between onnxruntime and PyTorch logits over several audio lengths."""
+    """Max abs difference between onnxruntime and PyTorch logits over several audio lengths
+    and batch sizes (both axes are dynamic in the exported graph)."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     worst = 0.0
     model = model.eval().cpu()
-    for i, t in enumerate(patch_counts):
-        image, audio, mask = example_inputs(image_size, patches=t, seed=i + 1)
+    cases = [(t, b) for t in patch_counts for b in batches]
+    for i, (t, b) in enumerate(cases):
+        image, audio, mask = example_inputs(image_size, patches=t, batch=b, seed=i + 1)
         with torch.inference_mode():
             ref = model(image, audio, mask)
         got = sess.run(
