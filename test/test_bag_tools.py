@@ -235,6 +235,7 @@ def test_live_scoring_of_node_messages_equals_offline_scoring(small_bag, shipped
 
 
 @pytest.mark.slow
+@pytest.mark.flaky(reruns=1)  # real-time DDS playback: see test_ros_node.REAL_TIME
 def test_live_eval_plays_the_bag_into_a_real_node(small_bag, shipped_checkpoint, tmp_path, ros_env):
     """`avag bag eval --live`: player, node and recorder processes over DDS, then the same
     report as offline. Best-effort frames may drop on a loaded machine (the node then

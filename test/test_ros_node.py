@@ -13,6 +13,11 @@ import pytest
 from conftest import run_proc, stop_proc
 
 N_SCENES = 3
+# These tests stream a camera and a microphone in real time between processes over
+# best-effort DDS. On a shared CI machine a momentary CPU stall of a second or more can
+# drop the camera frames around one sound onset (the node then counts and logs the miss):
+# such a test runs once more. A broken feature fails both runs.
+REAL_TIME = pytest.mark.flaky(reruns=1)
 OUTPUTS = {
     "/avag_node/detection": "avag/msg/AffordanceDetection",
     "/avag_node/function_mask": "sensor_msgs/msg/Image",
@@ -81,6 +86,7 @@ def run_node_on_bag(ros_env, tmp_path, bag: Path, checkpoint: Path, extra_params
     return read_bag(out_bag), node_out
 
 
+@REAL_TIME
 def test_one_detection_per_event_matching_offline_replay(ros_env, tmp_path, scene_bag, shipped_checkpoint):
     from avag_core.events import EventConfig
     from avag_core.predictor import Predictor
@@ -154,6 +160,7 @@ def test_one_detection_per_event_matching_offline_replay(ros_env, tmp_path, scen
     assert int(values["detections"]) == N_SCENES
 
 
+@REAL_TIME
 def test_node_survives_bad_input_and_keeps_publishing(ros_env, tmp_path, scene_bag, shipped_checkpoint):
     from avag_ros.conversions import stamp_to_ns
 
@@ -193,6 +200,7 @@ def test_node_survives_bad_input_and_keeps_publishing(ros_env, tmp_path, scene_b
     assert "dropped" in node_out  # bad messages were logged
 
 
+@REAL_TIME
 def test_continuous_mode_compressed_input_and_live_threshold(ros_env, tmp_path, shipped_checkpoint):
     import json
 
