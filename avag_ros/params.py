@@ -13,8 +13,6 @@ from typing import Any
 
 from avag_core.events import EventConfig
 
-SENSOR_QOS = {"reliability": "best_effort", "depth": 5}
-
 
 @dataclass
 class NodeConfig:
@@ -36,8 +34,9 @@ class NodeConfig:
     audio_type: str = "avag"  # avag (AudioFrame) | audio_common (ros-drivers) | audio_common_stamped (mgonzs13)
     audio_info_topic: str = "/audio/audio_info"  # ros-drivers AudioInfo (audio_type=audio_common)
     image_qos_reliability: str = "best_effort"
-    # Callbacks only store a reference, so a deeper queue is no backlog: it keeps the
-    # frames near a sound onset when the executor stalls (a busy CPU) for up to ~0.5 s.
+    # Sensor-data QoS (best effort, volatile) with a queue of 15 instead of 5: callbacks only
+    # store a reference, so a deeper queue is no backlog, and it keeps the frames near a
+    # sound onset when the executor stalls (a busy CPU) for up to ~0.5 s.
     image_qos_depth: int = 15
     depth_qos_reliability: str = "best_effort"
     depth_qos_depth: int = 15
