@@ -78,7 +78,7 @@ if ! stamp_ok pip "$req_hash"; then
   log "installing Python dependencies (first run: a few minutes)"
   "${PIP[@]}" install --upgrade pip "setuptools>=64,<80" wheel
   if [ "$SYSTEM" -eq 1 ]; then
-    reqs=(-r "$ROOT/requirements/robot.txt" pytest ruff)
+    reqs=(-r "$ROOT/requirements/robot.txt" pytest pytest-rerunfailures ruff)
     "$PY" -c "import torch" 2>/dev/null || reqs+=(torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0)
     "$PY" -c "import rclpy" 2>/dev/null || reqs+=(-r "$ROOT/requirements/base.txt")
     "${PIP[@]}" install "${reqs[@]}"
