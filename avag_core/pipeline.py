@@ -81,7 +81,7 @@ class GroundingPipeline:
         depth_max_gap_s: float = 0.1,
         thresholds: Thresholds | None = None,
     ) -> None:
-        self.predictor = predictor
+        self._predictor = predictor
         self.events_cfg = (events or EventConfig()).validate()
         self.tracker = AudioEventTracker(self.events_cfg)
         self.frames = FrameCache(self.events_cfg.frame_cache_size, self.events_cfg.backjump_reset_s)
@@ -100,6 +100,16 @@ class GroundingPipeline:
         self._encoded_stamp: int | None = None
         self._decided: dict[SoundEvent, int] = {}
         self.last_miss = ""  # why the last event found no frame (for logs)
+
+    @property
+    def predictor(self) -> Any:
+        return self._predictor
+
+    @predictor.setter
+    def predictor(self, predictor: Any) -> None:
+        """A new predictor (a node reloads it on activate) holds no encoded frame yet."""
+        self._predictor = predictor
+        self._encoded_stamp = None
 
     # ---- inputs (cheap; called from subscription callbacks) ----
     def push_frame(self, stamp_ns: int, frame: Any, header: Any = None) -> bool:

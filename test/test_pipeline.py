@@ -65,3 +65,17 @@ def test_event_without_a_frame_near_its_onset_is_counted_and_explained(predictor
     assert "nearest of" in pipe.last_miss and "limit 0.2 s" in pipe.last_miss
     gap = float(pipe.last_miss.split(" is ")[1].split(" s away")[0])
     assert gap == pytest.approx(-(events[0].onset_time - T0 / 1e9 - 44 / FPS), abs=0.02)
+
+
+def test_a_reloaded_predictor_encodes_the_frame_again(predictor, shipped_checkpoint):
+    """The node drops its predictor on deactivate (GPU) and loads a new one on activate:
+    the pipeline must not assume the new one still holds the last encoded frame."""
+    from avag_core.predictor import Predictor
+
+    pipe = GroundingPipeline(predictor, EventConfig())
+    events = _feed(pipe, 6.0, loud=(2.0, 3.0))
+    first = pipe.run(events[0])
+    pipe.predictor = Predictor.from_checkpoint(shipped_checkpoint, device="cpu")
+    again = pipe.run(events[0])  # same event, same frame, fresh predictor
+    assert again is not None and again.frame_stamp_ns == first.frame_stamp_ns
+    np.testing.assert_allclose(again.function_prob, first.function_prob, atol=1e-6)
