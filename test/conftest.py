@@ -130,11 +130,16 @@ SHIPPED_CHECKPOINT = REPO_ROOT / "avag_core" / "checkpoints" / "realtime_synth.s
 
 
 @pytest.fixture(scope="session")
-def shipped_checkpoint(tmp_path_factory) -> Path:
+def shipped_checkpoint() -> Path:
     """The small checkpoint shipped in the repository (what the demo and the node use)."""
-    if SHIPPED_CHECKPOINT.exists():
-        return SHIPPED_CHECKPOINT
-    # Until a trained checkpoint is committed: a real checkpoint file of the tiny preset.
+    if not SHIPPED_CHECKPOINT.is_file():
+        pytest.fail(f"{SHIPPED_CHECKPOINT} is missing: it is part of the repository")
+    return SHIPPED_CHECKPOINT
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A real checkpoint file of the tiny preset with seeded random weights (fast to run)."""
     import torch
 
     from avag_core.config import load_config

@@ -3,20 +3,13 @@
 import json
 from pathlib import Path
 
-import torch
-
 from avag_core.cli.main import main
-from avag_core.config import load_config
-from avag_core.modeling import build_model
-from avag_core.weights.checkpoint import save_model_checkpoint
 
 AVAGD = Path(__file__).resolve().parent / "data" / "avagd"
 
 
-def test_predict_writes_maps(tmp_path, capsys):
-    torch.manual_seed(0)
-    cfg = load_config("tiny")
-    ckpt = save_model_checkpoint(tmp_path / "tiny.safetensors", build_model(cfg.model), cfg)
+def test_predict_writes_maps(tmp_path, capsys, tiny_checkpoint):
+    ckpt = tiny_checkpoint
     image = sorted(AVAGD.glob("*/*/*.jpg"))[0]
     audio = sorted(AVAGD.glob("*/*/*.mp3"))[:2]
     out = tmp_path / "out"

@@ -10,19 +10,6 @@ import torch
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none on this machine)")
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from avag_core.config import load_config
-    from avag_core.modeling import build_model
-    from avag_core.weights.checkpoint import save_model_checkpoint
-
-    torch.manual_seed(0)
-    cfg = load_config("tiny")
-    path = tmp_path_factory.mktemp("cuda") / "tiny.safetensors"
-    save_model_checkpoint(path, build_model(cfg.model), cfg)
-    return path
-
-
 def _inputs():
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
@@ -31,14 +18,14 @@ def _inputs():
 
 
 @pytest.mark.parametrize("dtype,tol", [(None, 1e-4), ("fp16", 2e-2), ("bf16", 5e-2)])
-def test_predictor_on_cuda_matches_cpu(checkpoint, dtype, tol):
+def test_predictor_on_cuda_matches_cpu(tiny_checkpoint, dtype, tol):
     from avag_core.predictor import Predictor
 
     rgb, wave = _inputs()
-    ref = Predictor.from_checkpoint(checkpoint, device="cpu")
+    ref = Predictor.from_checkpoint(tiny_checkpoint, device="cpu")
     ref.set_image(rgb)
     want = ref.predict(wave, 16000)
-    gpu = Predictor.from_checkpoint(checkpoint, device="cuda", dtype=dtype)
+    gpu = Predictor.from_checkpoint(tiny_checkpoint, device="cuda", dtype=dtype)
     gpu.set_image(rgb)
     got = gpu.predict(wave, 16000)
     batch = gpu.predict_batch([rgb, rgb], [wave, wave[:16000]], 16000)

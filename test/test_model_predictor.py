@@ -4,20 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from avag_core.config import load_config
 from avag_core.errors import AvagError
-from avag_core.modeling import build_model
 from avag_core.predictor import AffordancePrediction, Predictor
-from avag_core.weights.checkpoint import save_model_checkpoint
 
 
 @pytest.fixture(scope="module")
-def predictor(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = load_config("tiny")
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    save_model_checkpoint(path, build_model(cfg.model), cfg)
-    return Predictor.from_checkpoint(path)
+def predictor(tiny_checkpoint):
+    return Predictor.from_checkpoint(tiny_checkpoint)
 
 
 def _rgb(h, w, seed):

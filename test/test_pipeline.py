@@ -45,7 +45,7 @@ def test_long_event_uses_the_pinned_onset_frame_after_the_cache_moved_on(predict
     events = _feed(pipe, 6.0, loud=(2.0, 4.5))
     assert len(events) == 1
     onset_ns = round(events[0].onset_time * 1e9) - T0
-    oldest_held = pipe.frames._stamps[0] - T0
+    oldest_held = pipe.frames.nearest(0)[0] - T0  # nearest to time 0: the oldest frame held
     assert oldest_held > onset_ns + 10**9  # the onset frame left the bounded cache long ago
     det = pipe.run(events[0])
     assert det is not None

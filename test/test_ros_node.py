@@ -98,6 +98,7 @@ def test_one_detection_per_event_matching_offline_replay(ros_env, tmp_path, scen
         pointcloud2_to_numpy,
         stamp_to_ns,
     )
+    from avag_ros.params import NodeConfig
 
     got, node_out = run_node_on_bag(ros_env, tmp_path, scene_bag, shipped_checkpoint)
     dets = got.get("/avag_node/detection", [])
@@ -145,8 +146,6 @@ def test_one_detection_per_event_matching_offline_replay(ros_env, tmp_path, scen
     masks = got["/avag_node/function_mask"]
     assert [m.header.stamp for m in masks] == [d.header.stamp for d in dets]
     # the dependency probabilities behind each published dependency mask
-    from avag_ros.params import NodeConfig
-
     dprobs = got["/avag_node/dependency_prob"]
     assert [m.header.stamp for m in dprobs] == [d.header.stamp for d in dets]
     for m, d in zip(dprobs, dets, strict=True):
