@@ -39,6 +39,7 @@ setup(
             "avag = avag_core.cli.main:main",
             "avag_node = avag_ros.nodes.avag_node:main",
             "audio_capture_node = avag_ros.nodes.audio_capture_node:main",
+            "avag_bag_player = avag_ros.bag.player:main",
         ]
     },
 )

@@ -141,16 +141,31 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def validate(cfg: AvagConfig) -> AvagConfig:
+    """Every documented setting within its range (``avag_core.settings``), else one line.
+
+    Checkpoints and YAML files are outside input: ``model.image_size: 16384`` must be a
+    clear error, not an out-of-memory traceback minutes later.
+    """
+    from avag_core.settings import check_all
+
+    try:
+        check_all(cfg)
+    except ValueError as exc:
+        raise AvagError(f"config: {exc}") from None
+    return cfg
+
+
 def load_config(
     name_or_path: str | None = "realtime", overrides: list[str] | None = None
 ) -> AvagConfig:
     raw = _resolve_raw(name_or_path) if name_or_path else {}
     raw = merge(raw, parse_overrides(overrides))
-    return from_dict(AvagConfig, raw)
+    return validate(from_dict(AvagConfig, raw))
 
 
 def config_from_dict(data: dict[str, Any]) -> AvagConfig:
-    return from_dict(AvagConfig, data)
+    return validate(from_dict(AvagConfig, data))
 
 
 def save_config(cfg: AvagConfig, path: str | Path) -> None:

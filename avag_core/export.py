@@ -1,7 +1,12 @@
-"""ONNX export with a dynamic number of audio patches (and batch), checked with onnxruntime.
+"""ONNX export, checked with onnxruntime.
 
-The graph takes the normalised image at ``image_size``, log-mel patches [B, T, 96, 64] and
-the bool padding mask [B, T]; it returns the function and dependency logits.
+Two forms:
+- one graph (``export_onnx``): normalised image at ``image_size``, log-mel patches
+  [B, T, 96, 64] and the bool padding mask [B, T] -> function and dependency logits;
+- two graphs (``export_split``) matching ``Predictor.set_image`` / ``predict``: the visual
+  encoder (image -> FPN maps ``feat0..``) and the audio-conditioned decoder (maps + audio +
+  mask -> logits), so every backend encodes the onset frame ahead of the sound.
+Batch and audio length are dynamic in both.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from torch import nn
 from avag_core.errors import AvagError
 
 OPSET = 17  # GridSample needs >= 16
+ENCODER_FILE = "encoder.onnx"
+DECODER_FILE = "decoder.onnx"
 
 
 class _ExportWrapper(nn.Module):
@@ -28,6 +35,30 @@ class _ExportWrapper(nn.Module):
         return out["function"], out["dependency"]
 
 
+class _EncoderWrapper(nn.Module):
+    """fp32 image in; maps out in the model's dtype (fp16 graphs keep fp16 between the two)."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.model, self.dtype = model, dtype
+
+    def forward(self, image: torch.Tensor):
+        return tuple(self.model.encode_image(image.to(self.dtype)))
+
+
+class _DecoderWrapper(nn.Module):
+    """Maps + fp32 audio + mask in; fp32 logits at the input size out."""
+
+    def __init__(self, model: nn.Module, image_size: int, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.model, self.size, self.dtype = model, image_size, dtype
+
+    def forward(self, *args: torch.Tensor):
+        *feats, audio, audio_mask = args
+        out = self.model._decode(list(feats), audio.to(self.dtype), audio_mask, (self.size, self.size))
+        return out["function"].float(), out["dependency"].float()
+
+
 def example_inputs(image_size: int, patches: int = 3, batch: int = 1, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     image = torch.randn(batch, 3, image_size, image_size, generator=g)
@@ -36,31 +67,76 @@ def example_inputs(image_size: int, patches: int = 3, batch: int = 1, seed: int 
     return image, audio, mask
 
 
-def export_onnx(model: nn.Module, image_size: int, path: str | Path) -> Path:
-    """Trace ``model`` (eval, CPU) to ONNX with dynamic batch and audio length."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = _ExportWrapper(model.eval().cpu())
-    args = example_inputs(image_size, patches=3)
+def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
+            dynamic: dict[str, dict[int, str]]) -> None:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            wrapper,
-            args,
-            str(path),
-            input_names=["image", "audio", "audio_mask"],
-            output_names=["function", "dependency"],
-            dynamic_axes={
-                "image": {0: "batch"},
-                "audio": {0: "batch", 1: "patches"},
-                "audio_mask": {0: "batch", 1: "patches"},
-                "function": {0: "batch"},
-                "dependency": {0: "batch"},
-            },
-            opset_version=OPSET,
-            dynamo=False,
+            module, args, str(path), input_names=inputs, output_names=outputs,
+            dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
         )
+
+
+def export_onnx(model: nn.Module, image_size: int, path: str | Path) -> Path:
+    """Trace ``model`` (eval, CPU) to one ONNX graph with dynamic batch and audio length."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _export(
+        _ExportWrapper(model.eval().cpu()),
+        example_inputs(image_size, patches=3),
+        path,
+        ["image", "audio", "audio_mask"],
+        ["function", "dependency"],
+        {
+            "image": {0: "batch"},
+            "audio": {0: "batch", 1: "patches"},
+            "audio_mask": {0: "batch", 1: "patches"},
+            "function": {0: "batch"},
+            "dependency": {0: "batch"},
+        },
+    )
     return path
+
+
+def export_split(
+    model: nn.Module,
+    image_size: int,
+    out_dir: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Path, Path]:
+    """Trace the encoder and the decoder graphs into ``out_dir`` (``encoder.onnx``,
+    ``decoder.onnx``). ``dtype`` float16 traces a half model on ``device`` (a CUDA device:
+    the CPU has no fast fp16 kernels); inputs and logits stay float32 either way."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.eval().to(device)
+    if dtype != torch.float32:
+        import copy
+
+        model = copy.deepcopy(model).to(dtype)
+    image, audio, mask = (t.to(device) for t in example_inputs(image_size, patches=3))
+    enc = _EncoderWrapper(model, dtype)
+    with torch.no_grad():
+        feats = enc(image)
+    names = [f"feat{i}" for i in range(len(feats))]
+    _export(enc, (image,), out / ENCODER_FILE, ["image"], names,
+            {"image": {0: "batch"}, **{n: {0: "batch"} for n in names}})
+    _export(
+        _DecoderWrapper(model, image_size, dtype),
+        (*feats, audio, mask),
+        out / DECODER_FILE,
+        [*names, "audio", "audio_mask"],
+        ["function", "dependency"],
+        {
+            **{n: {0: "batch"} for n in names},
+            "audio": {0: "batch", 1: "patches"},
+            "audio_mask": {0: "batch", 1: "patches"},
+            "function": {0: "batch"},
+            "dependency": {0: "batch"},
+        },
+    )
+    return out / ENCODER_FILE, out / DECODER_FILE
 
 
 def check_onnx(
@@ -81,6 +157,30 @@ def check_onnx(
         got = sess.run(
             None, {"image": image.numpy(), "audio": audio.numpy(), "audio_mask": mask.numpy()}
         )
+        for name, arr in zip(("function", "dependency"), got, strict=True):
+            worst = max(worst, float(np.abs(ref[name].numpy() - arr).max()))
+    return worst
+
+
+def check_split(
+    model: nn.Module, out_dir: str | Path, image_size: int, patch_counts=(1, 5, 20), batches=(1, 2)
+) -> float:
+    """``check_onnx`` for the two graphs: the encoder's maps feed the decoder."""
+    import onnxruntime as ort
+
+    out = Path(out_dir)
+    enc = ort.InferenceSession(str(out / ENCODER_FILE), providers=["CPUExecutionProvider"])
+    dec = ort.InferenceSession(str(out / DECODER_FILE), providers=["CPUExecutionProvider"])
+    names = [o.name for o in enc.get_outputs()]
+    worst = 0.0
+    model = model.eval().cpu()
+    for i, (t, b) in enumerate([(t, b) for t in patch_counts for b in batches]):
+        image, audio, mask = example_inputs(image_size, patches=t, batch=b, seed=i + 1)
+        with torch.inference_mode():
+            ref = model(image, audio, mask)
+        feats = enc.run(None, {"image": image.numpy()})
+        got = dec.run(None, {**dict(zip(names, feats, strict=True)), "audio": audio.numpy(),
+                             "audio_mask": mask.numpy()})
         for name, arr in zip(("function", "dependency"), got, strict=True):
             worst = max(worst, float(np.abs(ref[name].numpy() - arr).max()))
     return worst

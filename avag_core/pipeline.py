@@ -7,6 +7,11 @@ event yields one ``Detection`` from the frame nearest the event onset.
 
 Frames are stored as given (e.g. undecoded ROS messages) and decoded only for the one
 frame an event uses; ``decode_frame``/``decode_depth`` turn them into arrays.
+
+Everything an event needs (camera frame, the depth image nearest that frame, the
+intrinsics) is taken when its onset is seen and kept until its inference runs: a live
+node runs the model after the event's release, by which time the bounded caches have
+moved on, while an offline replay runs it at once. Pinning makes both use the same inputs.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from avag_core.events import AudioEventTracker, EventConfig, FrameCache, SoundEvent
-from avag_core.geometry import RegionGeometry, region_geometry, scale_intrinsics
+from avag_core.geometry import RegionGeometry, image_centroid, region_geometry, scale_intrinsics
 
 
 @dataclass
@@ -48,6 +53,7 @@ class Detection:
     inference_ms: float
     decided_ns: int = 0  # audio time at which the event was known to be over
     timings: dict[str, float] = field(default_factory=dict)
+    has_depth: bool = False  # depth and intrinsics were there for the frame (a cloud is due)
 
     @property
     def function_score(self) -> float:
@@ -61,11 +67,30 @@ class Detection:
 
 @dataclass
 class PipelineStats:
+    """Counters over the pipeline's life (a new pipeline starts at zero)."""
+
     events: int = 0
     detections: int = 0
     no_frame: int = 0  # event with no camera frame near its onset
-    depth_missing: int = 0
-    errors: int = 0
+    depth_missing: int = 0  # detection with no depth image near its frame
+    geometry_errors: int = 0  # masks published without a grasp region (bad intrinsics/depth)
+    nonfinite_outputs: int = 0  # model output with NaN/Inf: nothing published
+
+
+class NonFiniteOutputError(ValueError):
+    """The model produced NaN/Inf probabilities (NaN weights, overflowing input)."""
+
+
+@dataclass
+class PinnedInputs:
+    """What the event in progress will be grounded on, fixed at its onset."""
+
+    stamp_ns: int
+    frame: Any
+    header: Any
+    depth: tuple[int, Any] | None = None  # (stamp_ns, depth) nearest the frame
+    K: np.ndarray | None = None
+    K_size: tuple[int, int] | None = None
 
 
 class GroundingPipeline:
@@ -94,12 +119,13 @@ class GroundingPipeline:
         self.K_size: tuple[int, int] | None = None  # (width, height) the intrinsics belong to
         self.stats = PipelineStats()
         self._lock = threading.Lock()
-        # The frame nearest the onset of the event in progress, pinned so that a long
-        # event cannot evict it from the bounded frame cache before it ends.
-        self._pinned: dict[int, tuple[int, Any, Any]] = {}
+        # Inputs nearest the onset of the event in progress, pinned so that a long event
+        # (or a slow inference) cannot evict them from the bounded caches. Keyed by onset.
+        self._pinned: dict[int, PinnedInputs] = {}
         self._encoded_stamp: int | None = None
         self._decided: dict[SoundEvent, int] = {}
         self.last_miss = ""  # why the last event found no frame (for logs)
+        self.last_geometry_error = ""
 
     @property
     def predictor(self) -> Any:
@@ -120,13 +146,16 @@ class GroundingPipeline:
 
     def push_depth(self, stamp_ns: int, depth: Any) -> bool:
         with self._lock:
-            return self.depths.add(int(stamp_ns), depth)
+            added = self.depths.add(int(stamp_ns), depth)
+            self._pin_onset_frame()  # depth often arrives just after its colour frame
+            return added
 
     def set_intrinsics(self, K: np.ndarray, size_wh: tuple[int, int]) -> None:
         """Camera matrix and the (width, height) it was calibrated for."""
         with self._lock:
             self.K = np.asarray(K, np.float64).reshape(3, 3)
             self.K_size = (int(size_wh[0]), int(size_wh[1]))
+            self._pin_onset_frame()
 
     def push_audio(self, samples: np.ndarray, stamp_ns: int, sample_rate: int) -> list[SoundEvent]:
         """Feed one chunk ([channels, n] or [n] float); returns the events it completed."""
@@ -152,9 +181,9 @@ class GroundingPipeline:
             return events
 
     def _pin_onset_frame(self) -> None:
-        """Keep the frame nearest the onset of the event in progress. Re-checked on every
-        input so a frame that arrives after the onset was detected (but is closer to it)
-        still wins: live and offline replays then pick the same frame."""
+        """Keep the inputs nearest the onset of the event in progress. Re-checked on every
+        input so a frame (or depth) that arrives after the onset was detected but is closer
+        to it still wins: live and offline replays then pick the same inputs."""
         onset = self.tracker.detector.active_onset
         if onset is None:
             return
@@ -163,21 +192,31 @@ class GroundingPipeline:
         if hit is None:
             return
         pinned = self._pinned.get(onset_ns)
-        if pinned is None or abs(hit[0] - onset_ns) < abs(pinned[0] - onset_ns):
+        if pinned is None or abs(hit[0] - onset_ns) < abs(pinned.stamp_ns - onset_ns):
             # only the newest onset's pin is kept; earlier ones were consumed
-            self._pinned = {onset_ns: (hit[0], *hit[1])}
+            pinned = PinnedInputs(hit[0], *hit[1])
+            self._pinned = {onset_ns: pinned}
+        depth = self.depths.nearest(pinned.stamp_ns, self.depth_max_gap_s)
+        if depth is not None and (pinned.depth is None
+                                  or abs(depth[0] - pinned.stamp_ns) < abs(pinned.depth[0] - pinned.stamp_ns)):
+            pinned.depth = depth
+        if pinned.K is None and self.K is not None:
+            pinned.K, pinned.K_size = self.K, self.K_size
 
     # ---- the heavy part (worker thread) ----
-    def frame_for(self, event: SoundEvent) -> tuple[int, Any, Any] | None:
-        """(stamp_ns, frame, header) nearest the event onset, pinned or cached."""
+    def inputs_for(self, event: SoundEvent) -> PinnedInputs | None:
+        """The frame nearest the event onset with its depth and intrinsics: pinned at the
+        onset, or (an event whose onset was never pinned) looked up in the caches now."""
         onset_ns = round(event.onset_time * 1e9)
         with self._lock:
             pinned = self._pinned.get(onset_ns)
             hit = self.frames.nearest(onset_ns, self.events_cfg.frame_max_gap_s)
-        candidates = [c for c in (pinned, hit and (hit[0], *hit[1])) if c is not None]
-        if not candidates:
-            return None
-        return min(candidates, key=lambda c: abs(c[0] - onset_ns))
+            if pinned is not None and (hit is None or abs(pinned.stamp_ns - onset_ns) <= abs(hit[0] - onset_ns)):
+                return pinned
+            if hit is None:
+                return None
+            return PinnedInputs(hit[0], *hit[1], depth=self.depths.nearest(hit[0], self.depth_max_gap_s),
+                                K=self.K, K_size=self.K_size)
 
     def _describe_miss(self, event: SoundEvent) -> str:
         """Why no frame was used: tells a lost frame (executor stall, transport drop)
@@ -196,34 +235,45 @@ class GroundingPipeline:
             return self.tracker.audio_for(event).samples
 
     def run(self, event: SoundEvent, audio: np.ndarray | None = None) -> Detection | None:
-        """One inference for ``event``; None (counted) when no frame is near its onset."""
+        """One inference for ``event``; None (counted) when no frame is near its onset.
+
+        Raises NonFiniteOutputError (counted) when the model's output is not finite: such
+        masks are never published. A grasp region that cannot be computed (bad
+        intrinsics or depth) leaves the masks intact and is counted in ``geometry_errors``.
+        """
         t_start = time.perf_counter()
-        picked = self.frame_for(event)
+        picked = self.inputs_for(event)
         if picked is None:
             self.stats.no_frame += 1
             self.last_miss = self._describe_miss(event)
             return None
-        stamp, frame, header = picked
+        stamp = picked.stamp_ns
         if audio is None:
             audio = self.event_audio(event)
-        rgb = np.ascontiguousarray(self.decode_frame(frame))
+        rgb = np.ascontiguousarray(self.decode_frame(picked.frame))
         t_decode = time.perf_counter()
         if self._encoded_stamp != stamp:
+            self._encoded_stamp = None  # a failed encode must not look like a cached one
             self.predictor.set_image(rgb)
             self._encoded_stamp = stamp
         t_visual = time.perf_counter()
         pred = self.predictor.predict(audio, self.events_cfg.sample_rate)
         t_model = time.perf_counter()
+        if not (np.isfinite(pred.function_prob).all() and np.isfinite(pred.dependency_prob).all()):
+            self.stats.nonfinite_outputs += 1
+            raise NonFiniteOutputError("the model output NaN/Inf probabilities (NaN weights or overflowing input)")
         th = self.thresholds
         fmask = pred.function_prob > th.function
         dmask = pred.dependency_prob > th.dependency
-        geometry = self._geometry(stamp, rgb, pred.function_prob, fmask)
+        geometry = self._geometry(picked, rgb, pred.function_prob, fmask)
         t_end = time.perf_counter()
         self.stats.detections += 1
+        with self._lock:  # the pin stays until the next onset replaces it (one at most)
+            decided = self._decided.pop(event, round(event.end_time * 1e9))
         return Detection(
             event=event,
             frame_stamp_ns=stamp,
-            frame_header=header,
+            frame_header=picked.header,
             rgb=rgb,
             function_prob=pred.function_prob,
             dependency_prob=pred.dependency_prob,
@@ -231,7 +281,8 @@ class GroundingPipeline:
             dependency_mask=dmask,
             geometry=geometry,
             inference_ms=(t_model - t_decode) * 1e3,
-            decided_ns=self._decided.pop(event, round(event.end_time * 1e9)),
+            decided_ns=decided,
+            has_depth=picked.depth is not None and picked.K is not None,
             timings={
                 "decode_ms": (t_decode - t_start) * 1e3,
                 "visual_ms": (t_visual - t_decode) * 1e3,
@@ -245,31 +296,37 @@ class GroundingPipeline:
         visual path from the latency after the event ends). Returns True if it encoded."""
         with self._lock:
             pinned = next(iter(self._pinned.values()), None)
-        if pinned is None or pinned[0] == self._encoded_stamp:
+        if pinned is None or pinned.stamp_ns == self._encoded_stamp:
             return False
-        self.predictor.set_image(np.ascontiguousarray(self.decode_frame(pinned[1])))
-        self._encoded_stamp = pinned[0]
+        self._encoded_stamp = None
+        self.predictor.set_image(np.ascontiguousarray(self.decode_frame(pinned.frame)))
+        self._encoded_stamp = pinned.stamp_ns
         return True
 
-    def _geometry(self, stamp: int, rgb: np.ndarray, prob: np.ndarray, mask: np.ndarray) -> RegionGeometry:
+    def _geometry(self, picked: PinnedInputs, rgb: np.ndarray, prob: np.ndarray, mask: np.ndarray) -> RegionGeometry:
         th = self.thresholds
-        with self._lock:
-            hit = self.depths.nearest(stamp, self.depth_max_gap_s)
-            K, K_size = self.K, self.K_size
-        depth = None
-        if hit is not None and K is not None and mask.sum() >= th.min_mask_pixels:
-            depth = self.decode_depth(hit[1])
-        elif hit is None:
-            self.stats.depth_missing += 1
         image_wh = (mask.shape[1], mask.shape[0])
-        if K is not None and K_size is not None and K_size != image_wh:
-            K = scale_intrinsics(K, K_size, image_wh)
-        return region_geometry(
-            prob,
-            mask,
-            depth,
-            K,
-            image=rgb,
-            voxel_size=th.voxel_size or None,
-            max_depth=th.max_depth_m,
-        )
+        empty = RegionGeometry(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), np.zeros(0, np.float32),
+                               None, image_centroid(mask))
+        if picked.depth is None:
+            self.stats.depth_missing += 1
+        try:
+            K, K_size = picked.K, picked.K_size
+            depth = None
+            if picked.depth is not None and K is not None and mask.sum() >= th.min_mask_pixels:
+                depth = self.decode_depth(picked.depth[1])
+            if K is not None and K_size is not None and K_size != image_wh:
+                K = scale_intrinsics(K, K_size, image_wh)
+            return region_geometry(
+                prob,
+                mask,
+                depth,
+                K,
+                image=rgb,
+                voxel_size=th.voxel_size or None,
+                max_depth=th.max_depth_m,
+            )
+        except (ValueError, ArithmeticError) as exc:  # bad depth/intrinsics: masks still count
+            self.stats.geometry_errors += 1
+            self.last_geometry_error = str(exc)
+            return empty

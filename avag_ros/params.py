@@ -1,65 +1,144 @@
 """Node settings: one dataclass is the source of truth, ROS parameters mirror it.
 
-Every field of ``NodeConfig`` (and of the nested ``EventConfig``, under ``events.``)
-becomes a ROS parameter with the same name and default, so the YAML file in
-``config/avag.yaml``, ``--ros-args -p`` and the code cannot drift apart.
+Every field of ``NodeConfig`` (and of the nested ``EventConfig``, under ``events.``) is
+declared with :func:`avag_core.settings.setting`: its default, description, range or
+choices, and whether it may change at run time. From that one place come the ROS
+parameters with their ``ParameterDescriptor`` (``ros2 param describe`` shows description
+and range; out-of-range and wrong-type values are refused with a reason), the shipped
+``config/avag.yaml`` (keyed ``/**`` so it applies under any node name and namespace, one
+comment per parameter) and the README parameter table:
+
+    python -m avag_ros.params > config/avag.yaml
+    python -m avag_ros.params --markdown
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
+import math
+import re
+import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from avag_core.backends import BACKENDS, DTYPES
 from avag_core.events import EventConfig
+from avag_core.settings import SettingInfo, info_of, setting
+
+INT64_MAX = 2**63 - 1
+RELIABILITY = ("best_effort", "reliable")
+AUDIO_TYPES = ("avag", "audio_common", "audio_common_stamped")
+DEVICE_RE = re.compile(r"cpu|cuda(:\d+)?")
 
 
 @dataclass
 class NodeConfig:
     # --- model ---
-    checkpoint: str = ""  # empty = the checkpoint shipped with avag
-    device: str = "cpu"  # "cpu", "cuda" or "cuda:N"; cuda falls back to cpu with a warning
-    fp16: bool = False  # fp16 autocast on CUDA
+    checkpoint: str = setting("", "model checkpoint (.safetensors); empty = the checkpoint shipped with avag")
+    device: str = setting("cpu", "torch device; cuda falls back to cpu with a warning")
+    fp16: bool = setting(False, "fp16 autocast on CUDA")
+    backend: str = setting(
+        "torch", "inference backend: torch (PyTorch), onnxruntime (CPU or CUDA provider), tensorrt "
+        "(onnxruntime's TensorRT provider; engines built once into engine_cache_dir)", choices=BACKENDS)
+    dtype: str = setting(
+        "fp32", "inference precision: fp32; fp16 (CUDA/TensorRT); bf16 (torch on CUDA or an "
+        "AVX512-BF16/AMX CPU); int8 (onnxruntime on CPU); auto = torch keeps the fastest dtype whose "
+        "masks agree with fp32 on a probe at load. fp16=true still means fp16 on CUDA", choices=DTYPES)
+    engine_cache_dir: str = setting(
+        "", "TensorRT engine folder (rebuilt when TensorRT or the model changes); empty = "
+        "~/.cache/avag/tensorrt, or $AVAG_CACHE_DIR/tensorrt")
     # --- thresholds (reconfigurable at run time) ---
-    function_threshold: float = 0.5
-    dependency_threshold: float = 0.5
-    min_mask_pixels: int = 20  # smaller function masks publish no point cloud / pose
+    function_threshold: float = setting(
+        0.5, "probability above which a pixel is in the function mask", lo=0.0, hi=1.0, live=True)
+    dependency_threshold: float = setting(
+        0.5, "probability above which a pixel is in the dependency mask", lo=0.0, hi=1.0, live=True)
+    min_mask_pixels: int = setting(
+        20, "smaller function masks publish no point cloud / pose", lo=0, hi=100_000_000, live=True)
     # --- inputs ---
-    image_topic: str = "/camera/color/image_raw"
-    compressed: bool = False  # subscribe to sensor_msgs/CompressedImage on image_topic
-    depth_topic: str = "/camera/aligned_depth_to_color/image_raw"
-    camera_info_topic: str = "/camera/color/camera_info"
-    use_depth: bool = True
-    audio_topic: str = "/audio/audio"
-    audio_type: str = "avag"  # avag (AudioFrame) | audio_common (ros-drivers) | audio_common_stamped (mgonzs13)
-    audio_info_topic: str = "/audio/audio_info"  # ros-drivers AudioInfo (audio_type=audio_common)
-    image_qos_reliability: str = "best_effort"
+    image_topic: str = setting("/camera/color/image_raw", "camera image topic (remap it, or set it here)")
+    compressed: bool = setting(False, "subscribe to sensor_msgs/CompressedImage on image_topic")
+    depth_topic: str = setting(
+        "/camera/aligned_depth_to_color/image_raw", "depth image aligned to the camera image (16UC1 mm or 32FC1 m)")
+    camera_info_topic: str = setting("/camera/color/camera_info", "CameraInfo of the camera image")
+    use_depth: bool = setting(True, "subscribe to depth + camera_info and publish grasp regions")
+    audio_topic: str = setting("/audio/audio", "audio topic (message type chosen by audio_type)")
+    audio_type: str = setting(
+        "avag", "avag = avag/AudioFrame, audio_common = ros-drivers AudioData + AudioInfo, "
+        "audio_common_stamped = mgonzs13 AudioStamped", choices=AUDIO_TYPES)
+    audio_info_topic: str = setting("/audio/audio_info", "ros-drivers AudioInfo topic (audio_type=audio_common)")
+    image_qos_reliability: str = setting("best_effort", "image subscription reliability", choices=RELIABILITY)
     # Sensor-data QoS (best effort, volatile) with a queue of 15 instead of 5: callbacks only
     # store a reference, so a deeper queue is no backlog, and it keeps the frames near a
     # sound onset when the executor stalls (a busy CPU) for up to ~0.5 s.
-    image_qos_depth: int = 15
-    depth_qos_reliability: str = "best_effort"
-    depth_qos_depth: int = 15
-    audio_qos_reliability: str = "best_effort"
-    audio_qos_depth: int = 50
+    image_qos_depth: int = setting(15, "image subscription queue depth", lo=1, hi=10_000)
+    depth_qos_reliability: str = setting("best_effort", "depth subscription reliability", choices=RELIABILITY)
+    depth_qos_depth: int = setting(15, "depth subscription queue depth", lo=1, hi=10_000)
+    audio_qos_reliability: str = setting("best_effort", "audio subscription reliability", choices=RELIABILITY)
+    audio_qos_depth: int = setting(50, "audio subscription queue depth", lo=1, hi=10_000)
     # --- caches and timing ---
-    depth_cache_size: int = 30
-    depth_max_gap_s: float = 0.1  # depth further than this from the image stamp is not used
-    stale_after_s: float = 2.0  # inputs silent this long are reported stale in diagnostics
+    depth_cache_size: int = setting(30, "depth frames kept for matching to the camera frame", lo=1, hi=10_000)
+    depth_max_gap_s: float = setting(
+        0.1, "depth further than this from the image stamp is not used (s)", lo=0.0, hi=10.0)
+    stale_after_s: float = setting(
+        2.0, "inputs silent this long are reported stale in diagnostics (s)", lo=0.01, hi=3600.0)
+    max_image_mb: float = setting(
+        64.0, "larger image messages are refused (a 4K bgr8 frame is 25 MB)", lo=0.001, hi=4096.0)
+    max_audio_mb: float = setting(
+        4.0, "larger audio messages are refused before decoding (1 s of 32 ch 32-bit 16 kHz is 2 MB)",
+        lo=0.001, hi=1024.0)
     # --- outputs ---
-    voxel_size: float = 0.0  # metres; 0 = no downsampling of the grasp region
-    max_depth_m: float = 5.0
-    marker_lifetime_s: float = 2.0
-    overlay_alpha: float = 0.5
-    diagnostics_period_s: float = 1.0
-    autostart: bool = True  # configure + activate on start (no lifecycle manager needed)
+    voxel_size: float = setting(
+        0.0, "voxel edge for downsampling the grasp region (m); 0 = none", lo=0.0, hi=1.0, live=True)
+    max_depth_m: float = setting(
+        5.0, "depth beyond this is ignored in the grasp region (m)", lo=0.01, hi=100.0, live=True)
+    marker_lifetime_s: float = setting(
+        2.0, "lifetime of the rviz markers (s); 0 = until replaced", lo=0.0, hi=3600.0, live=True)
+    overlay_alpha: float = setting(
+        0.5, "opacity of the masks on ~/overlay", lo=0.0, hi=1.0, live=True)
+    diagnostics_period_s: float = setting(1.0, "period of /diagnostics (s)", lo=0.05, hi=3600.0)
+    autostart: bool = setting(True, "configure + activate on start (no lifecycle manager needed)")
     events: EventConfig = field(default_factory=EventConfig)
 
-    RECONFIGURABLE = ("function_threshold", "dependency_threshold", "min_mask_pixels",
-                      "overlay_alpha", "voxel_size", "max_depth_m", "marker_lifetime_s")
+    # names that take effect at once when set at run time (kept for callers of the old API)
+    RECONFIGURABLE: ClassVar[tuple[str, ...]] = ()
+
+
+# ------------------------------------------------------------------ metadata
+def _fields(cls: type = NodeConfig, prefix: str = "") -> dict[str, tuple[dataclasses.Field, Any]]:
+    """Dotted parameter name -> (dataclass field, default value), nested dataclasses flattened."""
+    out: dict[str, tuple[dataclasses.Field, Any]] = {}
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        value = getattr(defaults, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(_fields(type(value), f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = (f, value)
+    return out
+
+
+_FIELDS = _fields()
+
+
+def info(name: str) -> SettingInfo:
+    """The setting metadata of parameter ``name`` (an empty one for undocumented fields)."""
+    if name not in _FIELDS:
+        raise ValueError(f"unknown parameter {name}")
+    return info_of(_FIELDS[name][0]) or SettingInfo("")
+
+
+def is_live(name: str) -> bool:
+    """True when a run-time change of ``name`` takes effect at once (else at the next configure)."""
+    return name in _FIELDS and info(name).live
+
+
+NodeConfig.RECONFIGURABLE = tuple(n for n in _FIELDS if is_live(n))
 
 
 def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """``cfg`` as {dotted parameter name: value}."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
@@ -70,36 +149,173 @@ def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# ------------------------------------------------------------------ validation
+def check_value(name: str, value: Any) -> Any:
+    """``value`` converted to the type of parameter ``name`` (int -> float only), or ValueError."""
+    default = _FIELDS[name][1] if name in _FIELDS else None
+    if name not in _FIELDS:
+        raise ValueError(f"unknown parameter {name}")
+    kind = type(default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not kind:
+        raise ValueError(f"parameter {name} must be {kind.__name__}, got {type(value).__name__} {value!r}")
+    if kind is float and not math.isfinite(value):
+        raise ValueError(f"parameter {name} must be finite, got {value!r}")
+    info(name).check(f"parameter {name}", value)
+    if name == "device" and not DEVICE_RE.fullmatch(value):
+        raise ValueError(f"parameter device must be cpu, cuda or cuda:N, got {value!r}")
+    return value
+
+
+def build(values: dict[str, Any]) -> NodeConfig:
+    """Validated ``NodeConfig`` from {dotted name: value}; missing names keep their default.
+
+    Raises ValueError with a one-line reason for an unknown name, a wrong type, a value
+    outside its range or choices, or inconsistent event settings."""
+    checked = {name: check_value(name, value) for name, value in values.items()}
+    events = {k.split(".", 1)[1]: v for k, v in checked.items() if k.startswith("events.")}
+    top = {k: v for k, v in checked.items() if not k.startswith("events.")}
+    try:
+        ev = EventConfig(**events).validate()
+    except ValueError as exc:
+        raise ValueError(str(exc).splitlines()[0]) from None
+    return NodeConfig(**top, events=ev)
+
+
+# ------------------------------------------------------------------ ROS parameters
+def descriptor(name: str) -> Any:
+    """The rcl_interfaces ParameterDescriptor of parameter ``name`` (description, range, choices)."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    meta = info(name)
+    default = _FIELDS[name][1]
+    # dynamic_typing: rclpy's own type check answers "expected '3' got '4'"; the callback
+    # added by declare() checks the type instead and names the parameter and the types.
+    desc = ParameterDescriptor(name=name, description=meta.doc, dynamic_typing=True)
+    constraints = []
+    if isinstance(default, float) and (meta.lo is not None or meta.hi is not None):
+        desc.floating_point_range = [FloatingPointRange(
+            from_value=float(meta.lo if meta.lo is not None else -math.inf),
+            to_value=float(meta.hi if meta.hi is not None else math.inf), step=0.0)]
+    elif isinstance(default, int) and not isinstance(default, bool) and (meta.lo is not None or meta.hi is not None):
+        desc.integer_range = [IntegerRange(
+            from_value=int(meta.lo if meta.lo is not None else -INT64_MAX - 1),
+            to_value=int(meta.hi if meta.hi is not None else INT64_MAX), step=1)]
+    if meta.choices is not None:
+        constraints.append("one of: " + ", ".join(map(str, meta.choices)))
+    if name == "device":
+        constraints.append("cpu, cuda or cuda:N")
+    constraints.append("takes effect at once" if meta.live else "takes effect at the next configure")
+    desc.additional_constraints = "; ".join(constraints)
+    return desc
+
+
 def declare(node: Any, defaults: NodeConfig | None = None) -> None:
+    """Declare every parameter on ``node`` with its descriptor, and refuse bad values.
+
+    rclpy itself refuses a number outside the descriptor's range; the callback added here
+    refuses a wrong type (an int is taken for a float), a value outside ``choices`` and a
+    malformed device, with the same one-line reasons as :func:`build`, even before the node
+    is configured.
+    A bad value in a parameters file raises ValueError naming the parameter."""
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
     for name, value in flatten(defaults or NodeConfig()).items():
-        node.declare_parameter(name, value)
+        try:
+            node.declare_parameter(name, value, descriptor(name))
+        except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
+            why = str(exc).splitlines()[0].split("Reason: ", 1)[-1].removesuffix(f": {name}")
+            raise ValueError(f"parameter {name}: {why}") from None
+        check_value(name, node.get_parameter(name).value)
+    node.add_on_set_parameters_callback(_validate_changes)
+
+
+def _validate_changes(changes: list[Any]) -> Any:
+    from rcl_interfaces.msg import SetParametersResult
+
+    for p in changes:
+        if p.name not in _FIELDS:
+            continue
+        try:
+            check_value(p.name, p.value)
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+    return SetParametersResult(successful=True)
 
 
 def read(node: Any) -> NodeConfig:
     """Current parameter values -> NodeConfig (validated)."""
-    values = {name: node.get_parameter(name).value for name in flatten(NodeConfig())}
-    return build(values)
+    return build({name: node.get_parameter(name).value for name in _FIELDS})
 
 
-def build(values: dict[str, Any]) -> NodeConfig:
-    events = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("events.")}
-    top = {k: v for k, v in values.items() if not k.startswith("events.")}
-    cfg = NodeConfig(**top, events=EventConfig(**events).validate())
-    for name in ("image_qos_reliability", "depth_qos_reliability", "audio_qos_reliability"):
-        if getattr(cfg, name) not in ("best_effort", "reliable"):
-            raise ValueError(f"parameter {name} must be best_effort or reliable")
-    if cfg.audio_type not in ("avag", "audio_common", "audio_common_stamped"):
-        raise ValueError("parameter audio_type must be avag, audio_common or audio_common_stamped")
-    return cfg
+# ------------------------------------------------------------------ generated files
+def _range_text(name: str) -> str:
+    meta = info(name)
+    if meta.choices is not None:
+        return " | ".join(map(str, meta.choices))
+    if name == "device":
+        return "cpu, cuda, cuda:N"
+    if meta.lo is None and meta.hi is None:
+        return ""
+    as_int = isinstance(_FIELDS[name][1], int)
+    lo = "-inf" if meta.lo is None else (str(int(meta.lo)) if as_int else f"{meta.lo:g}")
+    hi = "inf" if meta.hi is None else (str(int(meta.hi)) if as_int else f"{meta.hi:g}")
+    return f"[{lo}, {hi}]"
 
 
-def to_ros_yaml(cfg: NodeConfig | None = None, node_name: str = "avag_node") -> str:
-    """A ROS 2 parameters file for ``cfg`` (config/avag.yaml is generated from this)."""
+def _scalar(value: Any) -> str:
     import yaml
 
-    values = dataclasses.asdict(cfg or NodeConfig())
-    return yaml.safe_dump({node_name: {"ros__parameters": values}}, sort_keys=False)
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").removesuffix("...").strip()
+
+
+def to_ros_yaml(cfg: NodeConfig | None = None) -> str:
+    """A ROS 2 parameters file for ``cfg`` keyed ``/**`` (any node name, any namespace),
+    with one comment line per parameter; ``config/avag.yaml`` is this file."""
+    lines = [
+        "# avag_node parameters, generated from avag_ros/params.py (python -m avag_ros.params > config/avag.yaml).",
+        "# '/**' applies them to the node under any name and namespace:",
+        "#   ros2 run avag avag_node --ros-args -r __ns:=/robot1 --params-file config/avag.yaml",
+        "# 'live' parameters take effect at once with ros2 param set; the others at the next configure.",
+        "/**:",
+        "  ros__parameters:",
+    ]
+    section = None
+    for name, value in flatten(cfg or NodeConfig()).items():
+        head, _, leaf = name.rpartition(".")
+        if head != (section or ""):
+            lines.append(f"    {head}:")
+            section = head
+        indent = "      " if head else "    "
+        meta = info(name)
+        notes = ", ".join(x for x in (_range_text(name), "live" if meta.live else "") if x)
+        comment = f"{meta.doc} ({notes})" if meta.doc and notes else meta.doc or notes
+        if comment:
+            lines.append(f"{indent}# {comment}")
+        lines.append(f"{indent}{leaf}: {_scalar(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def to_markdown() -> str:
+    """The README parameter table (name, type, default, range or choices, live, description)."""
+    rows = ["| parameter | type | default | range / choices | live | description |",
+            "|---|---|---|---|---|---|"]
+    for name, (_f, default) in _FIELDS.items():
+        shown = json.dumps(default) if isinstance(default, str) else _scalar(default)
+        rng = _range_text(name).replace("|", "\\|")
+        rows.append(f"| `{name}` | {type(default).__name__} | `{shown}` | {rng} | "
+                    f"{'yes' if is_live(name) else ''} | {info(name).doc.replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="print config/avag.yaml (default) or the README parameter table")
+    p.add_argument("--markdown", action="store_true", help="print the README parameter table instead")
+    args = p.parse_args(argv)
+    sys.stdout.write(to_markdown() if args.markdown else to_ros_yaml())
+    return 0
 
 
 if __name__ == "__main__":
-    print(to_ros_yaml(), end="")
+    sys.exit(main())

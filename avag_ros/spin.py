@@ -9,11 +9,15 @@ import rclpy
 import rclpy.executors
 
 
-def spin_until_shutdown(node: Any, on_exit: Callable[[], None] | None = None, threads: int = 1) -> int:
-    """Spin ``node`` (``threads`` > 1: a multi-threaded executor) until Ctrl-C, external
-    shutdown or SystemExit; then run ``on_exit``, destroy the node and shut rclpy down."""
-    executor = (rclpy.executors.MultiThreadedExecutor(num_threads=threads) if threads > 1
-                else rclpy.executors.SingleThreadedExecutor())
+def spin_until_shutdown(node: Any, on_exit: Callable[[], None] | None = None) -> int:
+    """Spin ``node`` until Ctrl-C, external shutdown or SystemExit; then run ``on_exit``,
+    destroy the node and shut rclpy down.
+
+    Always a single-threaded executor: rclpy's MultiThreadedExecutor (Humble, Jazzy and
+    Kilted 9.1) busy-waits while a callback is queued and holds the GIL, starving any
+    worker thread of the process (ros2/rclpy#1452). Heavy work belongs on a worker
+    thread; callbacks only buffer."""
+    executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()

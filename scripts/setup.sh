@@ -78,10 +78,13 @@ if ! stamp_ok pip "$req_hash"; then
   log "installing Python dependencies (first run: a few minutes)"
   "${PIP[@]}" install --upgrade pip "setuptools>=64,<80" wheel
   if [ "$SYSTEM" -eq 1 ]; then
-    reqs=(-r "$ROOT/requirements/robot.txt" pytest pytest-rerunfailures ruff)
+    # Never replace an installed torch: robot.txt has nothing that depends on it, and timm
+    # (which requires torch and torchvision) goes in without its dependencies.
+    reqs=(-r "$ROOT/requirements/robot.txt" tensorboard pytest pytest-timeout ruff)
     "$PY" -c "import torch" 2>/dev/null || reqs+=(torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0)
-    "$PY" -c "import rclpy" 2>/dev/null || reqs+=(-r "$ROOT/requirements/base.txt")
+    "$PY" -c "import rclpy" 2>/dev/null || reqs+=(-r "$ROOT/requirements/ros.txt")
     "${PIP[@]}" install "${reqs[@]}"
+    "${PIP[@]}" install --no-deps -r "$ROOT/requirements/robot-nodeps.txt"
   else
     "${PIP[@]}" install -c "$ROOT/requirements/constraints.txt" -r "$ROOT/requirements/base.txt"
   fi
@@ -96,7 +99,7 @@ if [ "$SYSTEM" -eq 0 ] || ! "$PY" -c "import rclpy" 2>/dev/null || [ -z "${AMENT
 else
   PREFIX_PATH="$VENV:$AMENT_PREFIX_PATH"
 fi
-msg_hash="$(hash_of "$ROOT"/msg/*.msg "$ROOT/CMakeLists.txt" "$ROOT/package.xml" "$ROOT"/launch/* "$ROOT"/config/* "$ROOT"/scripts/avag_node "$ROOT"/scripts/audio_capture_node)"
+msg_hash="$(hash_of "$ROOT"/msg/*.msg "$ROOT/CMakeLists.txt" "$ROOT/package.xml" "$ROOT"/launch/* "$ROOT"/config/* "$ROOT"/scripts/avag "$ROOT"/scripts/avag_node "$ROOT"/scripts/audio_capture_node "$ROOT"/scripts/avag_bag_player)"
 if ! stamp_ok interfaces "$msg_hash" || ! "$PY" -c "import avag.msg" 2>/dev/null; then
   log "building interfaces from msg/"
   BUILD="$ROOT/build/interfaces"

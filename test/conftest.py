@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import random
@@ -54,6 +55,18 @@ def ros_env(tmp_path: Path) -> dict[str, str]:
     )
     env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
     return env
+
+
+@contextlib.contextmanager
+def in_ros_env(env: dict[str, str]):
+    """Run in-process ROS code (a recorder in the test process) in the test's own domain."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def run_proc(args: list[str], env: dict[str, str], **kw) -> subprocess.Popen:

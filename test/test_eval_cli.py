@@ -108,3 +108,24 @@ def test_overlay_and_bar_plot_units(tmp_path: Path):
     assert cv2.imread(str(tmp_path / "p.png")) is not None
     table = format_table(cats["a/x"], cats)
     assert "| a/x | 2 | 0 | 50.00 | 60.00 | - | - |" in table
+
+
+def test_cli_skip_bad_scores_the_rest_and_lists_skipped_rows(setup, tmp_path, capsys):
+    data, ckpt, _ = setup
+    rows = (data / "val_small.csv").read_text().splitlines()
+    first = rows[1].split(",")
+    broken = ",".join(["nowhere/gone.png", *first[1:]])
+    (data / "val_bad.csv").write_text("\n".join([rows[0], rows[1], broken, rows[2]]) + "\n")
+    args = ["eval", "--checkpoint", str(ckpt), "--data", str(data), "--split", "val_bad",
+            "--device", "cpu", "--no-progress"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "val_bad.csv line 3: missing image file" in err and len(err.splitlines()) == 1
+    out_json = tmp_path / "r.json"
+    assert main([*args, "--skip-bad", "--json", str(out_json)]) == 0
+    captured = capsys.readouterr()
+    assert "val_bad.csv line 3: missing image file" in captured.err
+    assert "skipped 1 bad row(s)" in captured.out
+    payload = json.loads(out_json.read_text())
+    assert payload["overall"]["num_samples"] == 2
+    assert [r["line"] for r in payload["skipped_rows"]] == [3]

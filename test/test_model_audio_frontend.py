@@ -48,12 +48,27 @@ def test_log_mel_patches_match_numpy_reference():
     np.testing.assert_allclose(ours, ref[: n * 96].reshape(n, 96, 64), atol=2e-4)
 
 
-def test_short_clip_is_padded_to_one_patch():
-    wave = torch.randn(16000 // 2)  # 0.5 s -> 48 frames
-    patches = log_mel_patches(wave)
-    assert patches.shape == (1, 96, 64)
-    frames = 1 + (wave.numel() - 400) // 160
-    assert torch.all(patches[0, frames:] == 0) and torch.any(patches[0, :frames] != 0)
+@pytest.mark.parametrize("seconds", [0.02, 0.5, 0.9])
+def test_short_clip_is_padded_with_silence_like_the_reference(seconds):
+    """A clip under 0.975 s is padded with digital silence before the log-mel: the numpy
+    reference on the explicitly zero-padded waveform gives the same patch, and frames
+    past the clip read log(0.01), not the 0.0 of padding in the log-mel domain."""
+    rng = np.random.default_rng(3)
+    wave = (0.2 * rng.standard_normal(int(16000 * seconds))).astype(np.float32)
+    ours = log_mel_patches(torch.from_numpy(wave)).numpy()
+    assert ours.shape == (1, 96, 64)
+    padded = np.zeros(15600, np.float32)  # 95 hops + one window: exactly one 96-frame patch
+    padded[: wave.size] = wave
+    ref = numpy_vggish_log_mel(padded)
+    assert ref.shape == (96, 64)
+    np.testing.assert_allclose(ours[0], ref, atol=2e-4)
+    silent_from = -(-wave.size // 160)  # first frame that starts after the last sample
+    np.testing.assert_allclose(ours[0, silent_from:], np.log(0.01), rtol=0, atol=1e-6)
+    assert np.all(ours[0, :1] > np.log(0.01) + 1.0)  # the sound itself is kept
+    # through the public entry point, from any rate, the same rule holds
+    at_44k = waveform_to_patches(rng.standard_normal(int(44100 * seconds)).astype(np.float32), 44100)
+    assert at_44k.shape == (1, 96, 64)
+    assert torch.allclose(at_44k[0, -1], torch.full((64,), float(np.log(0.01))))
 
 
 @pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])

@@ -24,3 +24,15 @@ def test_tiny_onnx_matches_pytorch(tmp_path):
 @pytest.mark.slow
 def test_realtime_onnx_matches_pytorch(tmp_path):
     assert _export_and_compare("realtime", tmp_path, (1, 7, 20)) <= 1e-3
+
+
+def test_tiny_split_graphs_match_pytorch(tmp_path):
+    """The encoder + decoder graphs (set_image / predict split) chain to the full forward."""
+    from avag_core.export import check_split, export_split
+
+    torch.manual_seed(0)
+    cfg = load_config("tiny").model
+    model = build_model(cfg).eval()
+    enc, dec = export_split(model, cfg.image_size, tmp_path)
+    assert enc.is_file() and dec.is_file()
+    assert check_split(model, tmp_path, cfg.image_size, patch_counts=(1, 7)) <= 1e-3

@@ -58,7 +58,7 @@ def test_errors(predictor):
     with pytest.raises(AvagError, match="set_image"):
         fresh.predict(_wave(1.0, 16000, 0), 16000)
     with pytest.raises(AvagError, match="HxWx3"):
-        fresh.set_image(np.zeros((10, 10), dtype=np.uint8))
+        fresh.set_image(np.zeros((10, 10, 2), dtype=np.uint8))  # grey HxW is accepted
     with pytest.raises(AvagError, match="2 images but 1 waveforms"):
         fresh.predict_batch([_rgb(8, 8, 0)] * 2, [_wave(1.0, 16000, 0)], 16000)
     with pytest.raises(AvagError, match="CUDA"):

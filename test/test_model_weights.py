@@ -1,5 +1,6 @@
 """Checkpoint round trip and errors, pretrained-file loading and the reference converter."""
 
+import dataclasses
 import gzip
 import json
 import re
@@ -207,3 +208,47 @@ def test_load_reference_checkpoint_reports_and_loads_values(tiny, tmp_path):
     partial = {k: v for k, v in ref.items() if not k.startswith("head.fpn.")}
     with pytest.raises(AvagError, match="fpn"):
         load_reference_checkpoint(fresh, partial)
+
+
+def test_checkpoint_with_nan_weights_is_refused(tiny, tmp_path):
+    cfg, model = tiny
+    path = save_model_checkpoint(tmp_path / "nan.safetensors", model, cfg)
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    meta = {"format": "avag-checkpoint-v1", "config": json.dumps(dataclasses.asdict(cfg))}
+    key = next(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 1)
+    tensors[key] = tensors[key].clone()
+    tensors[key].view(-1)[1] = float("nan")
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(AvagError, match=rf"nan\.safetensors: tensor {re.escape(key)} holds NaN"):
+        load_model_checkpoint(path)
+
+
+@pytest.mark.parametrize("key,value,msg", [
+    ("image_size", 16384, r"model\.image_size must be <= 2048, got 16384"),
+    ("num_queries", 0, r"model\.num_queries must be >= 1, got 0"),
+    ("audio_encoder", "wav2vec", r"model\.audio_encoder must be one of vggish, light"),
+])  # fmt: skip
+def test_checkpoint_config_out_of_range_is_one_line(tiny, tmp_path, key, value, msg):
+    from safetensors.torch import save_file
+
+    cfg, model = tiny
+    raw = dataclasses.asdict(cfg)
+    raw["model"][key] = value
+    path = tmp_path / "big.safetensors"
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"format": "avag-checkpoint-v1",
+                                          "config": json.dumps(raw)})
+    with pytest.raises(AvagError, match=msg) as err:
+        load_model_checkpoint(path)
+    assert "\n" not in str(err.value) and "big.safetensors" in str(err.value)
+
+
+def test_pretrained_file_with_inf_is_refused(tmp_path):
+    from avag_core.weights.pretrained import read_state_dict
+
+    path = tmp_path / "vggish.pth"
+    torch.save({"features.0.weight": torch.tensor([1.0, float("inf")])}, path)
+    with pytest.raises(AvagError, match=r"vggish\.pth: tensor features\.0\.weight holds NaN"):
+        read_state_dict(path, "model.audio_weights")

@@ -79,3 +79,78 @@ def test_a_reloaded_predictor_encodes_the_frame_again(predictor, shipped_checkpo
     again = pipe.run(events[0])  # same event, same frame, fresh predictor
     assert again is not None and again.frame_stamp_ns == first.frame_stamp_ns
     np.testing.assert_allclose(again.function_prob, first.function_prob, atol=1e-6)
+
+
+def _feed_with_depth(pipe: GroundingPipeline, seconds: float, loud: tuple[float, float], depth_m: float = 0.8):
+    """Like ``_feed`` with a depth image (constant ``depth_m``, float metres) after every
+    frame and the intrinsics of a 64x48 camera given once at the start."""
+    K = np.array([[60.0, 0, 31.5], [0, 60.0, 23.5], [0, 0, 1]])
+    pipe.set_intrinsics(K, (64, 48))
+    rng = np.random.default_rng(0)
+    events, next_frame = [], 0
+    for k in range(int(seconds * RATE / CHUNK)):
+        t = k * CHUNK / RATE
+        while next_frame / FPS <= t:
+            stamp = T0 + round(next_frame / FPS * 1e9)
+            pipe.push_frame(stamp, np.full((48, 64, 3), next_frame % 256, np.uint8))
+            pipe.push_depth(stamp + 3_000_000, np.full((48, 64), depth_m, np.float32))
+            next_frame += 1
+        x = rng.normal(0, 10 ** (-50 / 20), CHUNK)
+        if loud[0] <= t < loud[1]:
+            x = x + rng.normal(0, 0.3, CHUNK)
+        events += pipe.push_audio(x.astype(np.float32), T0 + round(t * 1e9), RATE)
+    return events, K
+
+
+def test_depth_and_intrinsics_are_pinned_at_the_onset_for_a_late_inference(predictor):
+    """A live node runs the model after the event's release, when the depth cache no longer
+    holds the onset's depth: the depth pinned at the onset gives the grasp region, and its
+    points project back inside the function mask."""
+    from avag_core.pipeline import Thresholds
+
+    pipe = GroundingPipeline(predictor, EventConfig(), depth_cache_size=5,  # 0.17 s of depth
+                             thresholds=Thresholds(function=0.0, min_mask_pixels=1))
+    events, K = _feed_with_depth(pipe, 6.0, loud=(2.0, 3.5))
+    assert len(events) == 1
+    onset_ns = round(events[0].onset_time * 1e9)
+    assert pipe.depths.nearest(onset_ns, 0.1) is None  # the cache has moved on
+    det = pipe.run(events[0])
+    assert det is not None and det.has_depth
+    pts = det.geometry.points
+    assert pts.shape[0] == det.function_mask.sum() > 0
+    np.testing.assert_allclose(pts[:, 2], 0.8, rtol=1e-6)
+    uv = (K @ (pts / pts[:, 2:3]).T).T[:, :2]
+    u, v = np.round(uv[:, 0]).astype(int), np.round(uv[:, 1]).astype(int)
+    assert det.function_mask[v, u].all()
+    assert det.geometry.pose is not None and pipe.stats.depth_missing == 0
+
+
+def test_a_failing_grasp_region_keeps_the_masks(predictor):
+    from avag_core.pipeline import Thresholds
+
+    def bad_depth(_d):
+        raise ValueError("depth image is corrupt")
+
+    pipe = GroundingPipeline(predictor, EventConfig(), decode_depth=bad_depth,
+                             thresholds=Thresholds(function=0.0, min_mask_pixels=1))
+    events, _ = _feed_with_depth(pipe, 6.0, loud=(2.0, 3.0))
+    det = pipe.run(events[0])
+    assert det is not None and det.function_mask.all()  # threshold 0: every pixel
+    assert det.geometry.points.shape[0] == 0 and det.geometry.pose is None
+    assert pipe.stats.geometry_errors == 1 and "corrupt" in pipe.last_geometry_error
+
+
+def test_nonfinite_model_output_is_refused_and_counted(shipped_checkpoint):
+    import torch
+
+    from avag_core.pipeline import NonFiniteOutputError
+    from avag_core.predictor import Predictor
+
+    broken = Predictor.from_checkpoint(shipped_checkpoint, device="cpu")
+    with torch.no_grad():
+        next(p for n, p in broken.model.named_parameters() if "head" in n or "decoder" in n).fill_(float("nan"))
+    pipe = GroundingPipeline(broken, EventConfig())
+    events = _feed(pipe, 6.0, loud=(2.0, 3.0))
+    with pytest.raises(NonFiniteOutputError):
+        pipe.run(events[0])
+    assert pipe.stats.nonfinite_outputs == 1 and pipe.stats.detections == 0

@@ -1,4 +1,5 @@
-"""`avag data`: make a synthetic dataset (`synth`) or validate an AVAGD CSV (`check`)."""
+"""`avag data`: make a synthetic dataset (`synth`), validate an AVAGD CSV (`check`), import
+a corrected LabelMe annotation project (`import`)."""
 
 from __future__ import annotations
 
@@ -48,11 +49,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--pkl", action="store_true", help="check the pkl feature files instead of the audio"
     )
     check.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="accept CSV paths that are absolute or leave the data root with '..'",
+    )
+    check.add_argument(
         "--skip-bad",
         action="store_true",
         help="report bad rows but exit 0 when some rows are usable",
     )
     check.set_defaults(func=_check)
+    imp = sub.add_parser(
+        "import",
+        help="turn a corrected LabelMe project (avag bag extract) into AVAGD samples + CSVs",
+        description="Reads every <stem>.json (shapes labelled function / dependency, polygons "
+        "or rectangles) in PROJECT, checks them all, then writes <object>/<affordance>/ images, "
+        "clips and masks under --out plus the CSV(s). Run `avag data check` on the result.",
+    )
+    imp.add_argument("project", help="folder of images, clips and LabelMe .json files")
+    imp.add_argument("--out", required=True, help="data root to write (AVAGD layout)")
+    imp.add_argument("--csv", default="train.csv", help="CSV to write (default train.csv)")
+    imp.add_argument("--val-every", type=int, default=0, metavar="K",
+                     help="send every K-th sample to val.csv instead (default 0: none)")
+    imp.set_defaults(func=_import)
     parser.set_defaults(func=lambda _args: (parser.print_help(), 1)[1])
 
 
@@ -71,13 +90,25 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from avag_core.data.labelme import import_project
+    from avag_core.errors import AvagError
+
+    if args.val_every < 0:
+        raise AvagError(f"--val-every must be >= 0, got {args.val_every}")
+    info = import_project(args.project, args.out, args.val_every, args.csv)
+    csvs = ", ".join(f"{name} ({n})" for name, n in info["csv"])
+    print(f"imported {info['samples']} sample(s) into {info['out']}: {csvs}")
+    return 0
+
+
 def _check(args: argparse.Namespace) -> int:
     from avag_core.data.rows import check_row, read_rows, resolve_csv
 
     total_bad = total_ok = 0
     for csv_arg in args.csv:
         path = resolve_csv(args.data, csv_arg)
-        rows = read_rows(args.data, path)
+        rows = read_rows(args.data, path, allow_outside=args.allow_outside_root)
         bad = []
         for row in rows:
             reason = check_row(row, use_pkl=args.pkl, deep=not args.shallow)

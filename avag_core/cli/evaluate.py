@@ -32,6 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", default=None, help="PNG bar plot per category")
     p.add_argument("--save-overlays", default=None, metavar="DIR",
                    help="write image | prediction | ground truth PNGs here")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip unusable CSV rows (each printed with its line and reason; listed "
+                        "in the JSON) instead of failing; the scores cover the rest")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="accept CSV paths that are absolute or leave the data root with '..'")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -59,9 +64,13 @@ def run(args: argparse.Namespace) -> int:
         plot_out=plot,
         progress=not args.no_progress,
         threads=args.threads,
+        skip_bad=args.skip_bad,
+        allow_outside_root=args.allow_outside_root,
     )
     print(payload["table"])
     print(headline(payload["overall"]))
+    if payload["skipped_rows"]:
+        print(f"skipped {len(payload['skipped_rows'])} bad row(s) (listed above and in the JSON)")
     if json_out:
         print(f"wrote {json_out}")
     if plot:

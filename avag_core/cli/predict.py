@@ -29,13 +29,14 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from avag_core.data.audio_io import load_audio
-    from avag_core.data.dataset import load_rgb
     from avag_core.predictor import Predictor
+    from avag_core.preprocess import load_image
 
     predictor = Predictor.from_checkpoint(
         args.checkpoint, device=args.device, dtype=None if args.dtype == "fp32" else args.dtype
     )
-    rgb = load_rgb(Path(args.image))
+    # Decoded exactly as training and `avag eval` decode it (same input pixels).
+    rgb = load_image(Path(args.image), min_side=predictor.size)
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -25,6 +25,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                    help="continue from CKPT (default: <out>/checkpoint.pt); the saved config "
                         "is used, --config/--set are ignored")
+    p.add_argument("--init-from", default=None, metavar="CKPT",
+                   help="fine-tune: start from the weights of model checkpoint CKPT "
+                        "(.safetensors, e.g. the shipped realtime_synth.safetensors or a "
+                        "best.safetensors); its architecture is used, optimiser and schedule "
+                        "start fresh from --config")
+    p.add_argument("--freeze", action="append", default=[], choices=["backbone", "audio"],
+                   help="keep this part fixed for the whole run (repeatable): backbone "
+                        "(visual encoder) or audio (audio encoder)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto)")
     p.add_argument("--train-csv", default="train.csv")
     p.add_argument("--val-csv", default=None, help="default: <train.val_split>.csv")
@@ -40,6 +48,16 @@ def run(args: argparse.Namespace) -> int:
     if resume == "auto":
         resume = str(Path(args.out) / STATE_FILE)
     cfg = load_config(args.config, args.overrides)
+    if resume is not None and (args.init_from or args.freeze):
+        print("--resume continues the saved run as it was: --init-from/--freeze are ignored")
+    elif args.init_from or args.freeze:
+        from avag_core.training.finetune import describe_freeze, finetune_config, freeze_config
+
+        if args.init_from:
+            cfg = finetune_config(cfg, args.init_from, args.overrides, args.freeze)
+            print(f"fine-tuning from {args.init_from}: {describe_freeze(cfg)}", flush=True)
+        else:
+            cfg = freeze_config(cfg, args.freeze)
     trainer = Trainer(
         cfg,
         args.data,

@@ -9,6 +9,18 @@ import numpy as np
 from avag_core.errors import AvagError
 
 
+def _check_nonempty(path: str | Path) -> None:
+    """libsndfile calls a 0-byte file "possibly a pipe?": say what it is instead."""
+    try:
+        size = Path(path).stat().st_size
+    except FileNotFoundError:
+        raise AvagError(f"audio file {path} does not exist") from None
+    except OSError as exc:
+        raise AvagError(f"cannot read audio file {path}: {exc.strerror}") from None
+    if size == 0:
+        raise AvagError(f"audio file {path} is empty (0 bytes)")
+
+
 def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """Decode ``path`` (WAV, FLAC, OGG, MP3...) to float32 ``[channels, samples]``.
 
@@ -17,6 +29,7 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """
     import soundfile as sf
 
+    _check_nonempty(path)
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except FileNotFoundError:
@@ -35,6 +48,7 @@ def audio_info(path: str | Path) -> tuple[int, int, int]:
     """``(sample_rate, channels, frames)`` from the header only: a cheap validity check."""
     import soundfile as sf
 
+    _check_nonempty(path)
     try:
         info = sf.info(str(path))
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:

@@ -20,7 +20,7 @@ from avag_core.errors import AvagError
 
 from .audio_io import load_audio
 
-FRONTEND_VERSION = "vggish-logmel-16k-v1"
+FRONTEND_VERSION = "vggish-logmel-16k-v2"  # v2: short clips padded with silence
 
 
 def default_cache_dir() -> Path:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from avag_core.errors import AvagError
+from avag_core.preprocess import load_image, normalize, open_image, read_image_size, resize_rgb
 
 from .augment import PairedAugment
 from .cache import FeatureCache, resolve_cache_dir
@@ -21,39 +24,36 @@ from .rows import Row, check_row, read_rows, resolve_csv
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    """Any image file and mode (L, P, RGBA, CMYK, 16-bit...) -> uint8 [H, W, 3]."""
-    from PIL import Image, UnidentifiedImageError
+    """Any image file -> upright uint8 RGB ``[H, W, 3]`` at full resolution.
 
-    try:
-        with Image.open(path) as im:
-            if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-                arr = np.asarray(im, dtype=np.float64)
-                hi = 65535.0 if arr.max() > 255 else 255.0
-                arr = np.clip(arr / hi * 255.0, 0, 255).astype(np.uint8)
-                return np.repeat(arr[..., None], 3, axis=2)
-            if im.mode in ("P", "LA", "PA") or (im.mode == "RGBA"):
-                im = im.convert("RGBA").convert("RGB")
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise AvagError(f"cannot read image {path}: {str(exc).splitlines()[0]}") from None
+    The decoding rules (EXIF, alpha, 16-bit, float, size limit) are
+    :func:`avag_core.preprocess.load_image`'s.
+    """
+    return load_image(path)
 
 
 def load_mask(path: Path | None, size: tuple[int, int]) -> np.ndarray:
-    """8-bit mask -> bool [H, W] (> 127 is foreground); ``None`` -> all background."""
-    from PIL import Image, UnidentifiedImageError
+    """8-bit mask -> bool [H, W] (> 127 is foreground); ``None`` -> all background.
+
+    EXIF orientation is applied like for the image, so both stay aligned.
+    """
+    from PIL import ImageOps
 
     height, width = size
     if path is None:
         return np.zeros((height, width), dtype=bool)
+    im = open_image(path)
     try:
-        with Image.open(path) as im:
-            if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        with im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
                 arr = np.asarray(im, dtype=np.float64)
                 mask = arr > (32767 if arr.max() > 255 else 127)
             else:
                 mask = np.asarray(im.convert("L")) > 127
-    except (UnidentifiedImageError, OSError) as exc:
-        raise AvagError(f"cannot read mask {path}: {str(exc).splitlines()[0]}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise AvagError(f"cannot read mask {path}: {str(exc).splitlines()[0][:200]}") from None
     if mask.shape != (height, width):
         raise AvagError(
             f"mask {path} is {mask.shape[1]}x{mask.shape[0]}, image is {width}x{height}"
@@ -102,14 +102,19 @@ class AVAGDDataset(Dataset):
         skip_bad = skip_bad or self.cfg.skip_bad
         self.bad_rows: list[tuple[int, str]] = []
         self.rows: list[Row] = []
-        for row in read_rows(self.root, self.csv_path):
+        for row in read_rows(self.root, self.csv_path, self.cfg.allow_outside_root):
             reason = check_row(row, use_pkl=self.cfg.use_pkl)
             if reason is None:
                 self.rows.append(row)
             elif skip_bad:
                 self.bad_rows.append((row.line, reason))
+                if os.environ.get("RANK", "0") == "0":  # once, not once per DDP process
+                    print(f"skipped {self.csv_path} line {row.line}: {reason}", file=sys.stderr)
             else:
                 raise AvagError(f"{self.csv_path} line {row.line}: {reason}")
+        if self.bad_rows and os.environ.get("RANK", "0") == "0":
+            print(f"{self.csv_path}: skipped {len(self.bad_rows)} bad row(s), "
+                  f"using {len(self.rows)}", file=sys.stderr)
         if not self.rows:
             raise AvagError(f"CSV {self.csv_path} has no usable rows")
         self.cache = FeatureCache(resolve_cache_dir(self.cfg.cache_dir))
@@ -146,29 +151,21 @@ class AVAGDDataset(Dataset):
     def _load(self, index: int, row: Row) -> dict[str, Any]:
         import torch.nn.functional as F
 
-        from avag_core.modeling import IMAGE_MEAN, IMAGE_STD
-
-        rgb = load_rgb(row.image)
-        hw = rgb.shape[:2]
+        size = self.image_size
+        # The same decode + resize as Predictor (avag predict, the node): same pixels.
+        rgb = load_image(row.image, min_side=size)
+        hw = read_image_size(row.image)
         masks = [load_mask(row.mask_func, hw), load_mask(row.mask_dep, hw)]
-        size = (self.image_size, self.image_size)
-        image = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float()
-        image = F.interpolate(
-            image, size=size, mode="bilinear", align_corners=False, antialias=True
-        )
-        image = image.round().clamp(0, 255).to(torch.uint8)[0]
+        image = resize_rgb(rgb, size)
         mask_t = [
-            F.interpolate(torch.from_numpy(m)[None, None].float(), size=size, mode="nearest")[0].to(
-                torch.uint8
-            )
+            F.interpolate(torch.from_numpy(m)[None, None].float(), size=(size, size),
+                          mode="nearest")[0].to(torch.uint8)
             for m in masks
         ]
         if self.augment is not None:
             image, *mask_t = self.augment(image, *mask_t)
-        mean = torch.tensor(IMAGE_MEAN, dtype=torch.float32).view(3, 1, 1)
-        std = torch.tensor(IMAGE_STD, dtype=torch.float32).view(3, 1, 1)
         return {
-            "image": (image.float() / 255.0 - mean) / std,
+            "image": normalize(image),
             "mask_func": (mask_t[0] > 0).float(),
             "mask_dep": (mask_t[1] > 0).float(),
             "audio": self.audio_patches(index),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from pathlib import Path
@@ -14,6 +15,7 @@ from avag_core.errors import AvagError
 from avag_core.evaluation.evaluator import ShuffledAudio, evaluate_model
 from avag_core.evaluation.metrics import summarize, summarize_by_category
 from avag_core.evaluation.report import bar_plot, format_table, overlay, write_json
+from avag_core.preprocess import load_image
 from avag_core.training import distributed as D
 from avag_core.training.trainer import make_dataset, make_eval_loader, pick_device
 
@@ -36,8 +38,9 @@ class OverlayWriter:
         for j in range(prob_f.shape[0]):
             rel = str(batch["image_path"][j])
             path = Path(rel) if Path(rel).is_absolute() else self.data_root / rel
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if img is None:  # unreadable here: fall back to a grey canvas
+            try:  # decoded as the model saw it (EXIF, alpha, 16-bit), in BGR for cv2
+                img = np.ascontiguousarray(load_image(path, min_side=prob_f.shape[-1])[..., ::-1])
+            except AvagError:  # unreadable here: fall back to a grey canvas
                 img = np.full((*prob_f.shape[-2:], 3), 128, np.uint8)
             panel = overlay(
                 img,
@@ -65,6 +68,8 @@ def evaluate_checkpoint(
     plot_out: str | Path | None = None,
     progress: bool = True,
     threads: int = 0,
+    skip_bad: bool = False,
+    allow_outside_root: bool = False,
 ) -> dict[str, Any]:
     """Score ``checkpoint`` on ``<data_root>/<split>.csv``; returns the JSON payload."""
     from avag_core.weights.checkpoint import load_model_checkpoint
@@ -84,7 +89,13 @@ def evaluate_checkpoint(
     model.eval()
     root = Path(data_root)
     csv = split if split.endswith(".csv") else f"{split}.csv"
-    dataset = make_dataset(cfg, root, csv, train=False)
+    data_cfg = dataclasses.replace(
+        cfg.data,
+        skip_bad=skip_bad or cfg.data.skip_bad,
+        allow_outside_root=allow_outside_root or cfg.data.allow_outside_root,
+    )
+    dataset = make_dataset(dataclasses.replace(cfg, data=data_cfg), root, csv, train=False)
+    skipped = [{"line": line, "reason": reason} for line, reason in dataset.bad_rows]
     if shuffle_audio:
         dataset = ShuffledAudio(dataset, seed=shuffle_seed)
     loader = make_eval_loader(dataset, batch_size, num_workers, dist_info)
@@ -103,6 +114,7 @@ def evaluate_checkpoint(
         "split": split,
         "shuffle_audio": shuffle_audio,
         "image_size": cfg.model.image_size,
+        "skipped_rows": skipped,
         "overall": overall,
         "per_category": per_cat,
         "per_sample": [

@@ -1,15 +1,21 @@
-"""Settings for sound-event detection, audio buffering and frame caching.
+"""Settings for sound-event detection, audio input checks, buffering and frame caching.
 
 Defaults suit the usual ROS microphone stream: 16 kHz mono in 512-sample (32 ms) chunks.
-Every time is in seconds; every level in dB relative to digital full scale (dBFS).
+Every time is in seconds; every level in dB relative to digital full scale (dBFS). Each
+field is a documented setting (avag_core/settings.py): the node's ``events.*`` ROS
+parameters, their ranges and the YAML comments are generated from it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from avag_core import settings
+from avag_core.settings import setting
+
 MODES = ("onset", "continuous")
-NONFINITE_POLICIES = ("drop", "zero")
+DETECTORS = ("flux", "energy")
+NONFINITE_POLICIES = ("zero", "drop")
 RATE_POLICIES = ("resample", "drop")
 
 
@@ -17,83 +23,138 @@ RATE_POLICIES = ("resample", "drop")
 class EventConfig:
     """Everything the audio ring buffer, event detector and frame cache read."""
 
+    # --- detector choice ---
+    detector: str = setting(
+        "flux", "onset detector: 'flux' (per-band level over each band's own background; works over "
+        "speech, music, rain, machines) or 'energy' (broadband energy over a noise floor; quiet rooms only)",
+        choices=DETECTORS)
+
     # --- stream / ring buffer ---
-    sample_rate: int = 16000  # rate everything is converted to (the model's front end is 16 kHz)
-    chunk_samples: int = 512  # chunk size used when a whole recording is processed in batch
-    buffer_s: float = 30.0  # audio history kept for extraction (must hold max_event_s + pre-roll)
-    stamp_tolerance_s: float = 0.02  # stamp jitter accepted as contiguous audio
-    backjump_reset_s: float = 0.5  # stamp this far before the previous one = time restarted (bag loop)
-    nonfinite: str = "drop"  # chunk containing NaN/Inf: "drop" it, or "zero" the bad samples
-    sample_rate_policy: str = "resample"  # chunk at another rate: "resample" it, or "drop" it
-    reset_on_rate_change: bool = False  # clear the history when the input rate changes mid-stream
+    sample_rate: int = setting(16000, "rate everything is converted to (the model's front end is 16 kHz)",
+                               lo=8000, hi=48000)
+    chunk_samples: int = setting(512, "chunk size used when a whole recording is processed in batch",
+                                 lo=16, hi=65536)
+    buffer_s: float = setting(30.0, "audio history kept for extraction (must hold max_event_s + pre-roll)",
+                              lo=1.0, hi=600.0)
+    stamp_tolerance_s: float = setting(0.02, "stamp jitter accepted as contiguous audio", lo=0.0, hi=1.0)
+    backjump_reset_s: float = setting(
+        0.5, "stamp this far before the previous one = time restarted (bag loop): the event in progress "
+        "ends, history is cleared", lo=0.0, hi=3600.0)
+    stamp_jump_s: float = setting(
+        2.0, "stamp this far after where the audio should continue is reported as a stamp jump "
+        "(shorter gaps are dropouts, bridged or zero-filled)", lo=0.0, hi=3600.0)
+    nonfinite: str = setting(
+        "zero", "NaN/Inf samples: 'zero' them (costs those samples only) or 'drop' the whole chunk",
+        choices=NONFINITE_POLICIES)
+    sample_rate_policy: str = setting(
+        "resample", "chunk at another rate than sample_rate: 'resample' it, or 'drop' it",
+        choices=RATE_POLICIES)
+    reset_on_rate_change: bool = setting(False, "clear the history when the input rate changes mid-stream")
+
+    # --- input bounds (anything outside is refused or repaired, with a named reason) ---
+    min_input_rate: int = setting(8000, "lowest input sample rate accepted (Hz); lower is refused",
+                                  lo=1000, hi=192000)
+    max_input_rate: int = setting(192000, "highest input sample rate accepted (Hz); higher is refused",
+                                  lo=8000, hi=384000)
+    max_channels: int = setting(32, "chunks with more channels are refused (likely a [n, channels] mix-up)",
+                                lo=1, hi=1024)
+    max_chunk_s: float = setting(4.0, "chunks longer than this (at their own rate) are refused", lo=0.05, hi=60.0)
+    full_scale: float = setting(1.0, "finite samples beyond +-this are clipped to it (and reported)",
+                                lo=0.01, hi=1e6)
 
     # --- analysis frames ---
-    frame_samples: int = 512  # analysis window (32 ms at 16 kHz)
-    hop_samples: int = 256  # frame step (16 ms at 16 kHz)
+    frame_samples: int = setting(512, "analysis window (32 ms at 16 kHz)", lo=64, hi=8192)
+    hop_samples: int = setting(256, "frame step (16 ms at 16 kHz)", lo=16, hi=8192)
 
-    # --- adaptive noise floor ---
-    noise_window_s: float = 5.0  # history the floor is estimated over
-    noise_quantile: float = 0.2  # floor = this quantile of frame energies in that history
-    min_floor_db: float = -90.0  # floor never goes below this (digital silence)
-    warmup_s: float = 0.5  # audio needed before the first event can start
+    # --- flux detector: per-band level against each band's own recent background ---
+    bands: int = setting(24, "log-spaced analysis bands between band_lo_hz and band_hi_hz", lo=4, hi=64)
+    band_lo_hz: float = setting(150.0, "lowest band edge: DC and rumble below it are ignored", lo=20.0, hi=2000.0)
+    band_hi_hz: float = setting(7600.0, "highest band edge (kept below sample_rate / 2)", lo=1000.0, hi=24000.0)
+    band_quantile: float = setting(
+        0.9, "per band, the background level is this quantile of its recent levels (noise_window_s)",
+        lo=0.5, hi=0.999)
+    band_on: float = setting(
+        0.9, "flux detector: mean over bands of (level - background high level) / background spread "
+        "(each band capped at 3) that starts an event", lo=0.01, hi=3.0, live=True)
+    band_off: float = setting(0.3, "flux detector: the same mean that keeps an event going", lo=0.0, hi=3.0,
+                              live=True)
+    score_window_s: float = setting(20.0, "flux detector: history of the background's own scores", lo=1.0,
+                                    hi=300.0)
+    score_quantile: float = setting(0.99, "flux detector: quantile of those scores ...", lo=0.5, hi=1.0)
+    score_factor: float = setting(
+        1.5, "... times this is the start threshold when it exceeds band_on (busy backgrounds need "
+        "more; 0 = always band_on)", lo=0.0, hi=20.0, live=True)
+    split_rise_db: float = setting(
+        6.0, "flux detector: mean rise of the bands (dB) over the previous two frames that marks a new "
+        "onset inside a sounding event", lo=0.5, hi=30.0)
+    split_min_s: float = setting(
+        1.0, "a new onset inside an event at least this old starts a new event (sounds over a long "
+        "sound get their own event)", lo=0.05, hi=60.0)
+    adapt_after_s: float = setting(
+        2.0, "background statistics pause during an event, but only this long: a lasting change "
+        "(a fan turning on) becomes background", lo=0.1, hi=60.0)
+    silence_db: float = setting(
+        -100.0, "frames quieter than this (digital silence, a muted mic) are not background", lo=-200.0, hi=-40.0)
 
-    # --- hysteresis ---
-    on_db: float = 10.0  # energy above the floor that starts an event
-    off_db: float = 4.0  # energy above the floor that keeps an event going
-    flux_on: float = 8.0  # spectral-flux robust z-score that also starts an event ...
-    flux_min_db: float = 4.0  # ... when the energy is at least this far above the floor
+    # --- adaptive noise floor (energy detector) ---
+    noise_window_s: float = setting(5.0, "history the background is estimated over", lo=0.5, hi=120.0)
+    noise_quantile: float = setting(0.2, "energy detector: floor = this quantile of frame energies",
+                                    lo=0.0, hi=1.0)
+    min_floor_db: float = setting(-90.0, "energy detector: floor never goes below this", lo=-200.0, hi=0.0)
+    warmup_s: float = setting(0.5, "audio needed before the first event can start", lo=0.0, hi=60.0)
+
+    # --- hysteresis (energy detector) ---
+    on_db: float = setting(10.0, "energy detector: energy above the floor that starts an event",
+                           lo=0.0, hi=100.0, live=True)
+    off_db: float = setting(4.0, "energy detector: energy above the floor that keeps an event going",
+                            lo=0.0, hi=100.0, live=True)
+    flux_on: float = setting(8.0, "energy detector: spectral-flux robust z-score that also starts an event ...",
+                             lo=0.0, hi=1e9)
+    flux_min_db: float = setting(4.0, "... when the energy is at least this far above the floor", lo=0.0, hi=100.0)
 
     # --- event shaping ---
-    release_s: float = 0.8  # quiet needed to end an event (merges strokes of one action: pauses up to ~0.75 s)
-    pre_roll_s: float = 0.1  # audio kept before the detected onset
-    post_roll_s: float = 0.05  # audio kept after the last active frame
-    min_event_s: float = 0.03  # shorter events are discarded (a click spans >= 2 frames = 32 ms)
-    max_event_s: float = 10.0  # longer sounds are cut here; no new event until they stop
-    refractory_s: float = 0.5  # no new event starts this soon after the previous one ended
+    release_s: float = setting(0.8, "quiet needed to end an event (merges strokes of one action: pauses "
+                               "up to ~0.75 s)", lo=0.0, hi=10.0)
+    pre_roll_s: float = setting(0.1, "audio kept before the detected onset", lo=0.0, hi=5.0)
+    post_roll_s: float = setting(0.05, "audio kept after the last active frame", lo=0.0, hi=5.0)
+    min_event_s: float = setting(0.03, "shorter events are discarded (a click spans >= 2 frames = 32 ms)",
+                                 lo=0.0, hi=60.0)
+    max_event_s: float = setting(10.0, "longer sounds are cut here (flux: new onsets still start events)",
+                                 lo=0.1, hi=300.0)
+    refractory_s: float = setting(0.5, "no new event starts this soon after the previous one ended",
+                                  lo=0.0, hi=60.0)
 
     # --- continuous mode (windows at a fixed rate instead of onsets) ---
-    mode: str = "onset"  # "onset" or "continuous"
-    continuous_hop_ms: float = 500.0  # emit one window every this many milliseconds
-    continuous_window_s: float = 2.0  # length of each emitted window
+    mode: str = setting("onset", "'onset' (one event per sound) or 'continuous' (fixed-rate windows)",
+                        choices=MODES)
+    continuous_hop_ms: float = setting(500.0, "continuous mode: one window every this many milliseconds",
+                                       lo=1.0, hi=60000.0)
+    continuous_window_s: float = setting(2.0, "continuous mode: length of each window", lo=0.05, hi=60.0)
 
     # --- camera frame cache ---
-    frame_cache_size: int = 60  # frames kept (2 s at 30 fps): covers audio arriving late
-    frame_max_gap_s: float = 0.2  # nearest frame further than this from the onset is refused
+    frame_cache_size: int = setting(60, "frames kept (2 s at 30 fps): covers audio arriving late", lo=1, hi=10000)
+    frame_max_gap_s: float = setting(0.2, "nearest frame further than this from the onset is refused",
+                                     lo=0.0, hi=10.0)
 
     def validate(self) -> EventConfig:
         """Raise ValueError naming the first bad setting; return self for chaining."""
-        positive = (
-            "sample_rate", "chunk_samples", "buffer_s", "frame_samples", "hop_samples",
-            "noise_window_s", "max_event_s", "continuous_hop_ms", "continuous_window_s",
-            "frame_cache_size",
+        try:
+            settings.check_all(self)
+        except ValueError as exc:
+            raise ValueError(f"event setting {exc}") from None
+        checks = (
+            (self.hop_samples <= self.frame_samples, "hop_samples must be <= frame_samples"),
+            (self.off_db <= self.on_db, f"off_db ({self.off_db}) must be <= on_db ({self.on_db})"),
+            (self.band_off <= self.band_on, f"band_off ({self.band_off}) must be <= band_on ({self.band_on})"),
+            (self.min_event_s <= self.max_event_s, "min_event_s must be <= max_event_s"),
+            (self.buffer_s >= self.max_event_s + self.pre_roll_s + self.post_roll_s,
+             "buffer_s must hold max_event_s plus pre/post roll"),
+            (self.min_input_rate <= self.max_input_rate, "min_input_rate must be <= max_input_rate"),
+            (self.band_lo_hz < self.band_hi_hz <= self.sample_rate / 2,
+             f"band_lo_hz < band_hi_hz <= sample_rate / 2 must hold, got {self.band_lo_hz}, "
+             f"{self.band_hi_hz}, {self.sample_rate / 2}"),
         )
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ValueError(f"event setting {name} must be > 0, got {getattr(self, name)!r}")
-        non_negative = (
-            "stamp_tolerance_s", "backjump_reset_s", "warmup_s", "release_s", "pre_roll_s",
-            "post_roll_s", "min_event_s", "refractory_s", "frame_max_gap_s", "flux_min_db",
-        )
-        for name in non_negative:
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"event setting {name} must be >= 0, got {getattr(self, name)!r}")
-        if self.hop_samples > self.frame_samples:
-            raise ValueError("event setting hop_samples must be <= frame_samples")
-        if not 0.0 <= self.noise_quantile <= 1.0:
-            raise ValueError(f"event setting noise_quantile must be in [0, 1], got {self.noise_quantile!r}")
-        if self.off_db > self.on_db:
-            raise ValueError(f"event setting off_db ({self.off_db}) must be <= on_db ({self.on_db})")
-        if self.min_event_s > self.max_event_s:
-            raise ValueError("event setting min_event_s must be <= max_event_s")
-        if self.buffer_s < self.max_event_s + self.pre_roll_s + self.post_roll_s:
-            raise ValueError("event setting buffer_s must hold max_event_s plus pre/post roll")
-        for name, allowed in (
-            ("mode", MODES),
-            ("nonfinite", NONFINITE_POLICIES),
-            ("sample_rate_policy", RATE_POLICIES),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"event setting {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
-                )
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"event setting {message}")
         return self

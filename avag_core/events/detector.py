@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from avag_core.events.bands import BandBackground, BandLevels, excess, rise_db
 from avag_core.events.config import EventConfig
 from avag_core.events.resample import StreamingResampler
 from avag_core.events.timebase import to_mono_float32, to_seconds
@@ -58,6 +59,13 @@ class SoundEventDetector:
         self._window = np.hanning(self._frame).astype(np.float32)
         self._hist_len = max(8, round(cfg.noise_window_s * self.sample_rate / self._hop))
         self._warmup_frames = int(np.ceil(cfg.warmup_s * self.sample_rate / self._hop))
+        self._flux = cfg.detector == "flux"
+        self._levels = BandLevels(self._frame, self.sample_rate, cfg.bands, cfg.band_lo_hz,
+                                  min(cfg.band_hi_hz, self.sample_rate / 2), cfg.silence_db)
+        self._background = BandBackground(self._hist_len, cfg.bands, cfg.band_quantile)
+        self._score_hist = np.zeros(max(16, round(cfg.score_window_s * self.sample_rate / self._hop)))
+        self._score_count = 0
+        self.threshold = float(cfg.band_on)  # current start threshold of the flux detector
         self.dropped_short = 0  # events discarded by min_event_s
         self.discontinuities = 0  # gaps / time jumps seen in the input times
         self.reset()
@@ -69,6 +77,10 @@ class SoundEventDetector:
         self._f_hist = np.zeros(self._hist_len, dtype=np.float64)
         self._hist_count = 0  # frames written to the history (write index = count % len)
         self._prev_logmag: np.ndarray | None = None
+        self._prev_levels: np.ndarray | None = None
+        self._background.reset()
+        self._score_count = 0
+        self.threshold = float(self.config.band_on)
         self._soft_reset_framing(None)
         self._state = "idle"  # idle | active | hold (cut at max length, waiting for quiet)
         self._onset = 0.0
@@ -148,16 +160,28 @@ class SoundEventDetector:
         buf = np.ascontiguousarray(buf, dtype=np.float32)
         # overlapping frames as a strided view (no copy; cheaper than sliding_window_view)
         frames = np.ndarray((n_frames, self._frame), np.float32, buf, 0, (self._hop * 4, 4))
-        power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / self._frame
+        base = self._anchor_t + self._consumed / self.sample_rate
+        times = base + np.arange(n_frames) * (self._hop / self.sample_rate)
+        if self._flux:
+            events = self._analyse_bands(frames, times)
+        else:
+            events = self._analyse_energy(frames, times)
+        used = n_frames * self._hop
+        self._consumed += used
+        self._pending = buf[used:].copy()
+        return events
+
+    def _analyse_energy(self, frames: np.ndarray, times: np.ndarray) -> list[SoundEvent]:
+        n_frames = frames.shape[0]
+        centred = frames - frames.mean(axis=1, keepdims=True)  # a DC offset is no energy
+        power = np.einsum("ij,ij->i", centred, centred, dtype=np.float64) / self._frame
         energy_db = 10.0 * np.log10(power + _EPS_POWER)
-        spec = np.abs(np.fft.rfft(frames * self._window, axis=1))
+        spec = np.abs(np.fft.rfft(centred * self._window, axis=1))
         logmag = np.log(spec + 1e-6)
         prev = self._prev_logmag if self._prev_logmag is not None else logmag[:1]
         diffs = np.diff(np.concatenate([prev, logmag]), axis=0)
         flux = np.maximum(diffs, 0.0).mean(axis=1)
         self._prev_logmag = logmag[-1:]
-        base = self._anchor_t + self._consumed / self.sample_rate
-        times = base + np.arange(n_frames) * (self._hop / self.sample_rate)
         # one floor per chunk (history before it): the floor moves over seconds, not frames
         ready0 = self._hist_count
         if self._hist_count:
@@ -172,10 +196,48 @@ class SoundEventDetector:
         for k in range(n_frames):
             ready = ready0 + k >= warm
             events.extend(self._step(float(times[k]), float(snr[k]), float(fz[k]), ready))
-        used = n_frames * self._hop
-        self._consumed += used
-        self._pending = buf[used:].copy()
         return events
+
+    def _analyse_bands(self, frames: np.ndarray, times: np.ndarray) -> list[SoundEvent]:
+        cfg = self.config
+        levels, in_band = self._levels(frames)
+        prev = self._prev_levels if self._prev_levels is not None else np.repeat(levels[:1], 2, axis=0)
+        rise = rise_db(levels, prev)
+        self._prev_levels = np.concatenate([prev, levels], axis=0)[-2:]
+        live = in_band >= self._levels.silence_power  # digital silence is no background
+        ready = self._background.count >= max(self._warmup_frames, 2)
+        if self._background.count:
+            score = excess(levels, *self._background.level())
+        else:
+            score = np.zeros(levels.shape[0])
+        energy_db = 10.0 * np.log10(in_band + _EPS_POWER)
+        self.threshold = self._threshold()
+        events: list[SoundEvent] = []
+        learn = np.zeros(levels.shape[0], bool)
+        for k in range(levels.shape[0]):
+            events.extend(self._step_bands(float(times[k]), float(score[k]), float(rise[k]), ready))
+            # frames of an event stay out of the background, but only for adapt_after_s
+            in_event = self._state == "active" and times[k] - self._onset < cfg.adapt_after_s
+            learn[k] = live[k] and not in_event
+        if learn.any():
+            self._background.push(levels[learn])
+            self._push_history(energy_db[learn], np.zeros(int(learn.sum())))
+            sc = score[learn]
+            idx = (self._score_count + np.arange(sc.size)) % self._score_hist.size
+            self._score_hist[idx] = sc
+            self._score_count += sc.size
+        return events
+
+    def _threshold(self) -> float:
+        """Start threshold: band_on, or higher where the background itself often scores high
+        (music, crackle): score_factor x the score_quantile of its recent scores."""
+        cfg = self.config
+        n = min(self._score_count, self._score_hist.size)
+        if n < 16:
+            return float(cfg.band_on)
+        k = int(round(cfg.score_quantile * (n - 1)))
+        q = float(np.partition(self._score_hist[:n], k)[k])
+        return max(float(cfg.band_on), cfg.score_factor * q)
 
     def _floor(self) -> tuple[float, float, float]:
         """Noise floor (dB), flux median and flux scale from the history (before this frame)."""
@@ -225,6 +287,49 @@ class SoundEventDetector:
             out.extend(emitted)
             self._state = "idle"
         return out
+
+    def _step_bands(self, tf: float, score: float, rise: float, ready: bool) -> list[SoundEvent]:
+        """Flux state machine: idle -> active -> idle; a new onset splits or ends a long event."""
+        cfg = self.config
+        if cfg.mode == "continuous":
+            return self._continuous(tf, score, ready)
+        out: list[SoundEvent] = []
+        frame_end = tf + self._frame / self.sample_rate
+        onset_t = tf + (self._frame - self._hop) / self.sample_rate
+        loud = ready and score >= self.threshold
+        # a new sound inside a sounding one: most bands rise at once
+        new_onset = loud and rise >= cfg.split_rise_db
+        if self._state == "idle":
+            if loud and onset_t >= self._refractory_until:
+                self._start(onset_t, frame_end, score)
+            return out
+        if self._state == "active" and new_onset and onset_t - self._onset >= cfg.split_min_s:
+            out.extend(self._emit(min(self._last_active_end, onset_t), False))
+            self._start(onset_t, frame_end, score)
+            return out
+        if self._state == "hold" and new_onset:
+            self._start(onset_t, frame_end, score)
+            return out
+        if score >= cfg.band_off:
+            self._last_active_end = frame_end
+            if self._state == "active" and score > self._peak:
+                self._peak, self._peak_t = score, tf
+            if self._state == "active" and frame_end - self._onset >= cfg.max_event_s:
+                out.extend(self._emit(self._onset + cfg.max_event_s, truncated=True))
+                self._state = "hold"
+        elif frame_end - self._last_active_end >= cfg.release_s:
+            emitted = self._emit(self._last_active_end, False) if self._state == "active" else []
+            if emitted or self._state == "hold":
+                self._refractory_until = self._last_active_end + cfg.refractory_s
+            out.extend(emitted)
+            self._state = "idle"
+        return out
+
+    def _start(self, onset_t: float, frame_end: float, score: float) -> None:
+        self._state = "active"
+        self._onset = onset_t
+        self._last_active_end = frame_end
+        self._peak, self._peak_t = score, onset_t
 
     def _emit(self, end: float, truncated: bool) -> list[SoundEvent]:
         cfg = self.config

@@ -14,6 +14,17 @@ Timeline rules (times in float seconds; integer stamps are nanoseconds):
 - the same stamp as the previous chunk is a duplicate: dropped;
 - an earlier stamp is out of order (dropped) unless it is more than
   ``backjump_reset_s`` earlier, which means time restarted: the buffer is cleared.
+
+Input bounds (each refused or repaired chunk names its reason in ``PushResult.issues``,
+so a node can log it once per kind and count it; nothing is dropped silently and no
+input can make the buffer allocate more than one chunk):
+- sample rates outside [min_input_rate, max_input_rate]: refused (``rate_out_of_range``);
+- more than ``max_channels`` channels: refused (``too_many_channels``);
+- chunks longer than ``max_chunk_s``: refused (``chunk_too_long``);
+- NaN/Inf samples: zeroed, only those samples (``nonfinite_samples``), or the chunk dropped;
+- finite samples beyond +-``full_scale``: clipped (``clipped_samples``);
+- stamps that jump forward by ``stamp_jump_s`` or more or back by ``backjump_reset_s``
+  or more (``stamp_jump``), duplicates, out-of-order and overlapping stamps.
 """
 
 from __future__ import annotations
@@ -41,6 +52,9 @@ class BufferStats:
     gaps: int = 0
     gap_seconds: float = 0.0
     time_resets: int = 0  # stamp jumped backwards -> history cleared
+    stamp_jumps: int = 0  # forward jumps >= stamp_jump_s and backward jumps that cleared the history
+    refused: int = 0  # chunks refused by the input bounds (rate, channels, length, shape, stamp)
+    clipped_samples: int = 0
     nonfinite_chunks: int = 0
     nonfinite_samples: int = 0
     rate_changes: int = 0
@@ -56,10 +70,12 @@ class PushResult:
     """What one push did: the 16 kHz samples written (without gap zeros) and their start time."""
 
     status: str  # ok | duplicate | out_of_order | overlap_dropped | nonfinite_dropped | rate_dropped | empty
+    #              | refused (see issues)
     samples: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     t0: float = 0.0  # time of samples[0] on the buffer timeline
     gap: bool = False  # zeros were inserted before these samples
     reset: bool = False  # the history was cleared before these samples
+    issues: list[tuple[str, str]] = field(default_factory=list)  # (kind, one-line reason) refused or repaired
 
 
 class AudioRingBuffer:
@@ -112,34 +128,100 @@ class AudioRingBuffer:
     def push(self, samples: np.ndarray, stamp: float | int, sample_rate: int | None = None) -> PushResult:
         """Append one chunk ([n] or [channels, n]) whose first sample was taken at ``stamp``."""
         cfg = self.config
-        rate = int(sample_rate or self.sample_rate)
-        t0 = to_seconds(stamp)
-        x = to_mono_float32(samples)
         self.stats.chunks += 1
-        if x.size == 0:
+        issues: list[tuple[str, str]] = []
+        checked = self._check_input(samples, stamp, sample_rate)
+        if isinstance(checked, tuple):
+            self.stats.refused += 1
+            return PushResult("refused", issues=[checked])
+        arr, rate, t0 = checked
+        if arr.shape[-1] == 0:
             return PushResult("empty")
         if rate != self.sample_rate and cfg.sample_rate_policy == "drop":
             self.stats.rate_rejected += 1
-            return PushResult("rate_dropped")
-        finite = np.isfinite(x)
+            return PushResult("rate_dropped", issues=[(
+                "rate_dropped", f"chunk at {rate} Hz dropped (sample_rate_policy=drop, expected {self.sample_rate} Hz)")])
+        finite = np.isfinite(arr)
         if not finite.all():
+            bad = int(arr.size - np.count_nonzero(finite))
             self.stats.nonfinite_chunks += 1
-            self.stats.nonfinite_samples += int(x.size - np.count_nonzero(finite))
+            self.stats.nonfinite_samples += bad
             if cfg.nonfinite == "drop":
-                return PushResult("nonfinite_dropped")
-            x = np.where(finite, x, np.float32(0.0))
+                return PushResult("nonfinite_dropped", issues=[(
+                    "nonfinite_chunk", f"chunk with {bad} NaN/Inf samples dropped (nonfinite=drop)")])
+            arr = np.where(finite, arr, np.float32(0.0))
+            issues.append(("nonfinite_samples", f"{bad} NaN/Inf samples set to 0"))
+        x = to_mono_float32(arr)
+        over = np.abs(x) > cfg.full_scale
+        if over.any():
+            n_over = int(np.count_nonzero(over))
+            self.stats.clipped_samples += n_over
+            issues.append(("clipped_samples", f"{n_over} samples beyond +-{cfg.full_scale:g} clipped "
+                                              f"(peak {float(np.max(np.abs(x))):.3g})"))
+            x = np.clip(x, -cfg.full_scale, cfg.full_scale)
+        res = self._place(x, t0, rate, stamp, issues)
+        res.issues = issues + [i for i in res.issues if i not in issues]
+        return res
 
+    def _check_input(self, samples: np.ndarray, stamp: float | int,
+                     sample_rate: int | float | None) -> tuple[np.ndarray, int, float] | tuple[str, str]:
+        """(float32 array, rate, t0) for a chunk within bounds, else (kind, reason)."""
+        cfg = self.config
+        try:
+            t0 = to_seconds(stamp)
+        except (TypeError, ValueError) as exc:
+            return ("bad_stamp", f"chunk refused: {exc}")
+        try:
+            rate_f = float(self.sample_rate if sample_rate is None else sample_rate)
+        except (TypeError, ValueError):
+            return ("rate_out_of_range", f"chunk refused: sample rate {sample_rate!r} is not a number")
+        if not cfg.min_input_rate <= rate_f <= cfg.max_input_rate:  # NaN fails too
+            return ("rate_out_of_range", f"chunk refused: sample rate {sample_rate!r} Hz is outside "
+                                         f"{cfg.min_input_rate}-{cfg.max_input_rate} Hz")
+        rate = int(round(rate_f))
+        arr = np.asarray(samples)
+        if arr.ndim not in (1, 2) or arr.dtype.kind not in "fiu":
+            return ("bad_shape", f"chunk refused: audio must be numeric [n] or [channels, n], got "
+                                 f"shape {arr.shape} {arr.dtype}")
+        if arr.ndim == 2 and arr.shape[0] > cfg.max_channels:
+            return ("too_many_channels", f"chunk refused: {arr.shape[0]} channels > max_channels "
+                                         f"{cfg.max_channels} (is it [n, channels]?)")
+        if arr.shape[-1] > cfg.max_chunk_s * rate:
+            return ("chunk_too_long", f"chunk refused: {arr.shape[-1]} samples at {rate} Hz = "
+                                      f"{arr.shape[-1] / rate:.1f} s > max_chunk_s {cfg.max_chunk_s:g} s")
+        return arr.astype(np.float32, copy=False), rate, t0
+
+    def breaks_timeline(self, stamp: float | int) -> bool:
+        """Would a chunk at ``stamp`` clear the history or jump past all of it? A tracker
+        asks first, so the event in progress ends while its audio is still here."""
+        if not self._started:
+            return False
+        try:
+            t0 = to_seconds(stamp)
+        except (TypeError, ValueError):
+            return False
+        expected = self._seg_t0 + self._seg_in / self._seg_rate
+        back = t0 < self._last_stamp - self.config.backjump_reset_s
+        return back or t0 - expected >= self.capacity / self.sample_rate
+
+    def _place(self, x: np.ndarray, t0: float, rate: int, stamp: float | int,
+               issues: list[tuple[str, str]]) -> PushResult:
+        """Put checked mono samples on the timeline (gaps, overlaps, resets, resampling)."""
+        cfg = self.config
         reset = False
         if self._started:
             dt = t0 - self._last_stamp
             if abs(dt) <= _DUPLICATE_EPS_S:
                 self.stats.duplicates += 1
-                return PushResult("duplicate")
+                return PushResult("duplicate", issues=[("duplicate_stamp", "chunk with the previous stamp dropped")])
             if dt < 0:
                 if -dt <= cfg.backjump_reset_s:
                     self.stats.out_of_order += 1
-                    return PushResult("out_of_order")
+                    return PushResult("out_of_order", issues=[(
+                        "out_of_order_stamp", f"chunk stamped {-dt * 1000:.0f} ms before the previous one dropped")])
                 self.stats.time_resets += 1
+                self.stats.stamp_jumps += 1
+                issues.append(("stamp_jump", f"stamp went back {-dt:.3f} s: time restarted, audio history cleared"))
                 self.reset()
                 reset = True
         tail = np.zeros(0, np.float32)  # held-back samples of the old rate, handed out too
@@ -166,6 +248,10 @@ class AudioRingBuffer:
             diff = t0 - expected
             if diff > cfg.stamp_tolerance_s:
                 gap = True
+                if diff >= cfg.stamp_jump_s:
+                    self.stats.stamp_jumps += 1
+                    issues.append(("stamp_jump", f"stamp jumped {diff:.3f} s ahead of the audio: "
+                                                 "the event in progress ended, the gap is silence"))
                 self._flush_resampler()
                 self._fill_gap(t0)
                 self._seg_t0, self._seg_in = t0, 0
@@ -173,7 +259,8 @@ class AudioRingBuffer:
                 skip = round(-diff * rate)
                 self.stats.overlaps += 1
                 if skip >= x.size:
-                    return PushResult("overlap_dropped")
+                    return PushResult("overlap_dropped", issues=[(
+                        "overlapping_stamp", "chunk lies entirely inside audio already received: dropped")])
                 x = x[skip:]
                 t0 = expected
         self._last_stamp = to_seconds(stamp)

@@ -80,18 +80,22 @@ def log_mel_frames(wave16k: torch.Tensor) -> torch.Tensor:
     return torch.log(mel + LOG_OFFSET)
 
 
-def log_mel_patches(wave16k: torch.Tensor) -> torch.Tensor:
-    """[N] 16 kHz -> [T, 96, 64] non-overlapping patches; a short clip is zero-padded to T=1.
+MIN_PATCH_SAMPLES = (PATCH_FRAMES - 1) * HOP_LENGTH + WINDOW_LENGTH  # 15600 = 0.975 s
 
-    Trailing frames that do not fill a whole patch are dropped (VGGish's framing), except
-    when the clip is shorter than one patch: then the frames are padded with zeros.
+
+def log_mel_patches(wave16k: torch.Tensor) -> torch.Tensor:
+    """[N] 16 kHz -> [T, 96, 64] non-overlapping patches.
+
+    Trailing frames that do not fill a whole patch are dropped (VGGish's framing). A clip
+    shorter than one patch (0.975 s) is padded at its end with digital silence *before*
+    the log-mel, as the reference does, so the padded frames read ``log(0.01)`` (-4.605),
+    the value reference-trained weights saw, not 0.
     """
-    frames = log_mel_frames(wave16k)
+    wave = wave16k.to(torch.float32).reshape(-1)
+    if wave.numel() < MIN_PATCH_SAMPLES:
+        wave = torch.nn.functional.pad(wave, (0, MIN_PATCH_SAMPLES - wave.numel()))
+    frames = log_mel_frames(wave)
     n = frames.shape[0] // PATCH_FRAMES
-    if n == 0:
-        out = frames.new_zeros(PATCH_FRAMES, NUM_MEL_BANDS)
-        out[: frames.shape[0]] = frames
-        return out.unsqueeze(0)
     return frames[: n * PATCH_FRAMES].reshape(n, PATCH_FRAMES, NUM_MEL_BANDS).contiguous()
 
 

@@ -86,6 +86,11 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise AvagError(f"resume checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        raise AvagError(
+            f"{path} is a model checkpoint, not a training state: start a new run from its "
+            "weights with --init-from (--resume takes <out>/checkpoint.pt of a killed run)"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupted or foreign file

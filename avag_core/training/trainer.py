@@ -43,8 +43,10 @@ from avag_core.training.state import (
 )
 
 STATE_FILE = "checkpoint.pt"
-# Test hook: seconds to sleep after each resumable checkpoint (kill/resume tests).
+# Test hooks: seconds to sleep after each resumable checkpoint, or "STEP:SECONDS" to sleep
+# after logging step STEP (kill/resume tests kill the process at a known point).
 PAUSE_ENV = "AVAG_TEST_PAUSE_AFTER_CHECKPOINT"
+PAUSE_STEP_ENV = "AVAG_TEST_PAUSE_AFTER_STEP"
 
 
 @dataclass
@@ -116,6 +118,14 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
+def _test_pause_at(step: int) -> None:
+    spec = os.environ.get(PAUSE_STEP_ENV)
+    if spec:
+        at, _, seconds = spec.partition(":")
+        if int(at) == step:
+            time.sleep(float(seconds or 120))
+
+
 class Trainer:
     def __init__(
         self,
@@ -158,7 +168,12 @@ class Trainer:
         from avag_core.modeling import build_model
 
         seed_everything(tc.seed)  # identical initial weights on every rank
-        self.model = build_model(self.cfg.model).to(self.device)
+        self.model = build_model(self.cfg.model)
+        if tc.init_from and self.resume_state is None:  # fine-tuning: weights only
+            from avag_core.training.finetune import load_initial_weights
+
+            load_initial_weights(self.model, tc.init_from)
+        self.model = self.model.to(self.device)
         seed_everything(tc.seed + 7919 * self.dist.rank)  # different augmentation per rank
 
         self.train_set = make_dataset(self.cfg, self.data_root, self.train_csv, train=True)
@@ -207,7 +222,8 @@ class Trainer:
             self.best_score = float(s["best_score"])
         self.ddp_model: torch.nn.Module = self.model
         self._ddp_trainable: bool | None = None
-        self.logger = RunLogger(self.out_dir, self.dist.is_main)
+        resumed_at = self.step if self.resume_state is not None else None
+        self.logger = RunLogger(self.out_dir, self.dist.is_main, resume_step=resumed_at)
 
     def _set_backbone(self, epoch: int) -> None:
         trainable = backbone_trainable(
@@ -349,6 +365,7 @@ class Trainer:
                             self.step, {"epoch": self.epoch, "lr": lr, **row,
                                         "elapsed_s": time.monotonic() - start}
                         )
+                    _test_pause_at(self.step)
                     budget = tc.time_budget_s > 0 and time.monotonic() - start > tc.time_budget_s
                     limit = tc.max_steps > 0 and self.step >= tc.max_steps
                     if D.any_rank(budget or limit, self.dist, self.device):

@@ -74,6 +74,17 @@ def checkpoint_extra(path: str | Path) -> dict[str, str]:
     return {k[len("extra.") :]: v for k, v in meta.items() if k.startswith("extra.")}
 
 
+def check_finite(state: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights holding NaN or infinity: they would load silently and predict garbage
+    (a diverged run, a torn or tampered file)."""
+    bad = [
+        k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())
+    ]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise AvagError(f"{source}: tensor {bad[0]}{more} holds NaN or infinite values: refused")
+
+
 def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load ``state`` or raise one line listing the first mismatches."""
     own = model.state_dict()
@@ -93,6 +104,7 @@ def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], so
         problems.append(f"{len(shape)} shape mismatch(es) e.g. {'; '.join(shape[:3])}")
     if problems:
         raise AvagError(f"checkpoint {source} does not match the model: {' | '.join(problems)}")
+    check_finite(state, f"checkpoint {source}")
     model.load_state_dict(state, strict=True)
 
 

@@ -37,6 +37,9 @@ def read_state_dict(path: str | Path, what: str = "weights") -> dict[str, torch.
             obj = obj[key]
     if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
         raise AvagError(f"{what} file {path} does not hold a tensor state dict")
+    from avag_core.weights.checkpoint import check_finite
+
+    check_finite(obj, f"{what} file {path}")
     return {k[7:] if k.startswith("module.") else k: v for k, v in obj.items()}
 
 

@@ -10,9 +10,9 @@ and their function masks must agree.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from avag_core.errors import AvagError
 from avag_ros.bag.report import Scored, score, truth_from_msgs, write_report
+from avag_ros.params import NodeConfig
 
 NODE = "/avag_node"
 LIVE_TOPICS = {
@@ -113,9 +114,27 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, *args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-def run_live(bag: Path, checkpoint: Path, work: Path, device: str = "cpu", rate: float = 1.0,
-             timeout_s: float = 600.0) -> Path:
-    """Play ``bag`` into a fresh avag_node process; returns the bag of its outputs."""
+def node_settled(rec: Any, expected_events: int) -> bool:
+    """The node has handled every event it will (as many as the offline replay found),
+    each one run or counted as missed, and the recorder holds all its detections."""
+    d = rec.diag_int
+    events = d("pipeline.events")
+    handled = d("pipeline.detections") + d("pipeline.no_frame") + d("pipeline.nonfinite_outputs") + d(
+        "input.dropped_events")
+    published = d("input.detections_published")
+    return (events >= expected_events and handled >= events and published >= d("pipeline.detections")
+            and rec.counts.get(f"{NODE}/detection", 0) >= published)
+
+
+def run_live(bag: Path, cfg: NodeConfig, work: Path, node_args: list[str], expected_events: int,
+             rate: float = 1.0, timeout_s: float = 600.0, topics: dict[str, str] | None = None) -> Path:
+    """Play ``bag`` into a fresh avag_node process and record what it publishes; returns
+    the bag of its outputs. Ends when the node reports (on /diagnostics) that it has
+    handled as many events as the offline replay found and the recorder holds all their
+    detections, or once the last event could have ended if it never does (the report then
+    shows what is missing)."""
+    from avag_ros.bag.recorder import LiveRecording
+
     work.mkdir(parents=True, exist_ok=True)
     out_bag = work / "node_outputs"
     if out_bag.exists():
@@ -124,67 +143,78 @@ def run_live(bag: Path, checkpoint: Path, work: Path, device: str = "cpu", rate:
         shutil.rmtree(out_bag)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.setdefault("ROS_LOG_DIR", str(work / "ros_log"))
-    topics = [a for t, ty in LIVE_TOPICS.items() for a in ("--topic", f"{t}:{ty}")]
-    rec = _start(["-m", "avag_ros.bag.recorder", "--out", str(out_bag), *topics], env, work / "recorder.log")
-    # The node works from header stamps, so wall time is fine for it; /clock is still
-    # published for sim-time tools (rviz2). rclpy nodes on sim time lose input under load
-    # (see player.py), so the node under test does not use it.
-    node = _start(["-m", "avag_ros.nodes.avag_node", "--ros-args", "-p", f"checkpoint:={checkpoint}",
-                   "-p", f"device:={device}"], env, work / "node.log")
-    procs = [rec, node]
-    try:
-        player = _start(["-m", "avag_ros.bag.player", str(bag), "--clock", "20", "--rate", str(rate),
-                         "--wait-for", "/camera/color/image_raw", "/audio/audio", "--delay", "1.0"],
-                        env, work / "player.log")
-        procs.append(player)
+    inputs = [cfg.image_topic, cfg.audio_topic] + ([cfg.depth_topic, cfg.camera_info_topic] if cfg.use_depth else [])
+    with LiveRecording(out_bag, list((topics or LIVE_TOPICS).items()), watch=NODE) as rec:
+        # The node works from header stamps, so wall time is fine for it; /clock is still
+        # published for sim-time tools (rviz2).
+        procs = [_start(["-m", "avag_ros.nodes.avag_node", "--ros-args", *node_args], env, work / "node.log")]
+        node = procs[0]
         try:
-            player.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise AvagError(f"live replay did not finish within {timeout_s:.0f} s (see {work}/player.log)") from None
-        if player.returncode != 0:
-            raise AvagError(f"bag player failed: {(work / 'player.log').read_text().strip().splitlines()[-1:]}")
-        if node.poll() is not None:
-            raise AvagError(f"avag_node exited early (see {work}/node.log)")
-        time.sleep(2.0)  # the last event ends (release time) and its detection arrives
-    finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(2)
-        for p in procs:
+            player = _start(["-m", "avag_ros.bag.player", str(bag), "--clock", "20", "--rate", str(rate),
+                             "--topics", *inputs, "--wait-for", cfg.image_topic, cfg.audio_topic,
+                             "--delay", "1.0"], env, work / "player.log")
+            procs.append(player)
             try:
-                p.wait(timeout=15)
+                player.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                p.kill()
+                raise AvagError(f"live replay did not finish within {timeout_s:.0f} s (see {work}/player.log)") from None
+            if player.returncode != 0:
+                tail = (work / "player.log").read_text().strip().splitlines()[-1:]
+                raise AvagError(f"bag player failed: {tail[0] if tail else player.returncode}")
+            settle_s = cfg.events.release_s + cfg.events.max_event_s + 5.0
+            rec.wait_until(lambda: node.poll() is not None or node_settled(rec, expected_events), settle_s)
+            if node.poll() is not None:
+                raise AvagError(f"avag_node exited early (see {work}/node.log)")
+        finally:
+            for p in reversed(procs):
+                if p.poll() is None:
+                    p.send_signal(signal.SIGINT)
+            for p in procs:
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
     return out_bag
 
 
-def evaluate_bag(bag: Path, checkpoint: Path, out_dir: Path, live: bool = False, device: str = "cpu",
-                 rate: float = 1.0) -> dict[str, Any]:
-    from avag_core.predictor import Predictor
+def evaluate_bag(bag: Path, checkpoint: Path | None, out_dir: Path, live: bool = False, device: str | None = None,
+                 rate: float = 1.0, params_file: Path | None = None, overrides: list[str] | None = None
+                 ) -> dict[str, Any]:
+    """Offline replay (and with ``live`` the real node over DDS) of ``bag`` with the node's
+    settings (``params_file`` + ``overrides``), scored against the bag's ground truth."""
+    from avag_ros.adapter import load_predictor
     from avag_ros.bag.replay import replay_offline
-    from avag_ros.params import NodeConfig
+    from avag_ros.param_files import node_config, node_ros_args
 
-    cfg = NodeConfig()
-    if not Path(checkpoint).exists():
-        raise AvagError(f"checkpoint {checkpoint} does not exist")
+    overrides = list(overrides or [])
+    if checkpoint is not None:
+        overrides.append(f"checkpoint={checkpoint}")
+    if device is not None:
+        overrides.append(f"device={device}")
+    cfg = node_config(params_file, overrides)
+    if cfg.checkpoint and not Path(cfg.checkpoint).exists():
+        raise AvagError(f"checkpoint {cfg.checkpoint} does not exist")
     # camera frames are only needed to draw the live detections' overlays
     inputs = read_topics(bag, {cfg.image_topic, "/avag/ground_truth"} if live else {"/avag/ground_truth"})
     truth = truth_from_msgs([m for _t, m in inputs.get("/avag/ground_truth", [])])
-    predictor = Predictor.from_checkpoint(checkpoint, device=device)
+    predictor = load_predictor(cfg)
     offline = replay_offline(bag, predictor, cfg)
     offline_scored = [scored_from_detection(d) for d in offline.detections]
-    result = {"bag": str(bag), "checkpoint": str(checkpoint), "mode": "live" if live else "offline",
+    result = {"bag": str(bag), "checkpoint": cfg.checkpoint or "shipped", "mode": "live" if live else "offline",
               "offline": score(offline_scored, truth)}
     result["offline"]["bad_messages"] = offline.bad_messages
+    result["offline"]["missing_clouds"] = missing_clouds(offline.detections, cfg.min_mask_pixels)
     scored, report = offline_scored, result["offline"]
     if live:
         from avag_ros.conversions import stamp_to_ns
 
         frames = {stamp_to_ns(m.header.stamp): m for _t, m in inputs.get(cfg.image_topic, [])}
-        recorded = read_topics(run_live(bag, Path(checkpoint), out_dir / "live", device, rate))
+        recorded = read_topics(run_live(bag, cfg, out_dir / "live", node_ros_args(params_file, overrides),
+                                        len(offline.detections), rate))
         scored = scored_from_live(recorded, frames, cfg.events.pre_roll_s)
         report = result["live"] = score(scored, truth)
         result["live_vs_offline"] = compare(scored, offline_scored)
+    result["failures"] = judge(result)
     result["report"] = str(write_report(out_dir, report, scored, truth, f"avag replay of {Path(bag).name}"))
     summary = {k: v for k, v in result.items() if k not in ("offline", "live")}
     summary["offline"] = {k: v for k, v in result["offline"].items() if k != "records"}
@@ -194,6 +224,40 @@ def evaluate_bag(bag: Path, checkpoint: Path, out_dir: Path, live: bool = False,
 
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float).replace("NaN", "null"))
     return result
+
+
+def missing_clouds(detections: list[Any], min_mask_pixels: int) -> int:
+    """Detections that had depth and intrinsics and a large enough function mask, yet no
+    grasp-region points: the robot path is broken for them."""
+    return sum(d.has_depth and int(d.function_mask.sum()) >= min_mask_pixels and d.geometry.points.shape[0] == 0
+               for d in detections)
+
+
+def judge(result: dict[str, Any], min_mask_iou: float = 0.95) -> list[str]:
+    """One-line reasons why this replay is not a working robot loop (empty: it is).
+
+    Offline: a cloud missing where depth exists. Live: an event the offline replay found
+    but the node did not, an extra one, a function mask that disagrees with offline, or a
+    cloud missing where the offline replay of the same event has one."""
+    reasons = []
+    off = result["offline"]
+    if off.get("missing_clouds"):
+        reasons.append(f"offline: {off['missing_clouds']} detection(s) with depth but no grasp-region points")
+    cmp = result.get("live_vs_offline")
+    if cmp is not None:
+        if cmp["matched_events"] < cmp["offline_events"]:
+            reasons.append(f"live missed {cmp['offline_events'] - cmp['matched_events']} of "
+                           f"{cmp['offline_events']} events the offline replay detected")
+        if cmp["live_events"] > cmp["matched_events"]:
+            reasons.append(f"live detected {cmp['live_events'] - cmp['matched_events']} event(s) "
+                           "the offline replay did not")
+        if cmp["matched_events"] and not cmp["mask_iou_min"] >= min_mask_iou:
+            reasons.append(f"live and offline function masks disagree (IoU min {cmp['mask_iou_min']:.3f} "
+                           f"< {min_mask_iou})")
+        if cmp.get("missing_clouds"):
+            reasons.append(f"live: {cmp['missing_clouds']} detection(s) without the grasp region "
+                           "the offline replay has")
+    return reasons
 
 
 def compare(live: list[Scored], offline: list[Scored], tolerance_s: float = 0.1) -> dict[str, Any]:
@@ -218,6 +282,8 @@ def compare(live: list[Scored], offline: list[Scored], tolerance_s: float = 0.1)
         "matched_events": len(pairs),
         "same_frames": sum(d.frame_stamp_ns == ref.frame_stamp_ns for d, ref in pairs),
         "same_events": len(pairs) == len(live) == len(offline),
+        "missing_clouds": sum((ref.points is not None and ref.points.shape[0] > 0)
+                              and (d.points is None or d.points.shape[0] == 0) for d, ref in pairs),
         "mask_iou_min": min(ious) if ious else float("nan"),
         "mask_iou_mean": float(np.mean(ious)) if ious else float("nan"),
     }

@@ -6,27 +6,36 @@ their recorded pace (``--rate`` scales it). With ``--clock HZ`` the bag time is 
 /clock message costs each sim-time rclpy node a clock update, and at 100 Hz a busy
 Python node measurably starves (the perception node then drops camera and audio input).
 
-    python -m avag_ros.bag.player BAG [--rate 1.0] [--clock 20] [--wait-for /topic ...]
+    python -m avag_ros.bag.player BAG [--rate 1.0] [--clock 20] [--topics /a /b] [--wait-for /topic ...]
+
+Exit status: 0 when the bag was played to its end, or when stopped by Ctrl-C / SIGTERM (no
+traceback); 2 for a bag that cannot be read or has none of the requested topics; 3 when
+nobody subscribed to the ``--wait-for`` topics in time. With ``--clock`` the bag's own /clock
+is not replayed (two clocks would fight).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import time
 from pathlib import Path
-
-import rclpy
-from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from rosbags.rosbag2 import Reader
+from typing import TYPE_CHECKING, Any
 
 from avag_core.errors import AvagError
-from avag_ros.msg_types import get_message_class
+
+# rclpy and rosbags are imported where used: main() first takes over Ctrl-C, so a Ctrl-C
+# while they load (launch starts every process at once) ends the player quietly.
+if TYPE_CHECKING:
+    from rosbags.rosbag2 import Reader
 
 
 def open_bag(path: Path) -> Reader:
     """Open a bag with a one-line error for anything wrong with it."""
+    from rosbags.rosbag2 import Reader
+
     if not Path(path).exists():
         raise AvagError(f"bag {path} does not exist")
     try:
@@ -37,12 +46,24 @@ def open_bag(path: Path) -> Reader:
     return reader
 
 
-class BagPlayer(Node):
-    def __init__(self, reader: Reader, topics: list[str] | None = None, clock_hz: float = 0.0) -> None:
-        super().__init__("avag_bag_player")
+class BagPlayer:
+    """Publishers for the bag's topics on an rclpy node of its own (``context``: an rclpy Context)."""
+
+    def __init__(self, reader: Reader, topics: list[str] | None = None, clock_hz: float = 0.0,
+                 context: Any = None) -> None:
+        import rclpy
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+        from avag_ros.msg_types import get_message_class
+
+        self.node = rclpy.create_node("avag_bag_player", context=context)
         self.reader = reader
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.connections = [c for c in reader.connections if not topics or c.topic in topics]
+        self.connections = [c for c in reader.connections if (not topics or c.topic in topics)
+                            and not (clock_hz > 0 and c.topic == "/clock")]
+        if not self.connections:
+            raise AvagError(f"the bag has none of the topics {' '.join(topics or [])} "
+                            f"(it has {' '.join(sorted({c.topic for c in reader.connections}))})")
         self.pubs = {}
         for conn in self.connections:
             if conn.topic not in self.pubs:
@@ -50,13 +71,13 @@ class BagPlayer(Node):
                     cls = get_message_class(conn.msgtype)
                 except ValueError as exc:
                     raise AvagError(f"bag topic {conn.topic}: {exc}") from None
-                self.pubs[conn.topic] = self.create_publisher(cls, conn.topic, qos)
+                self.pubs[conn.topic] = self.node.create_publisher(cls, conn.topic, qos)
         self.clock_pub = None
         self.clock_period_ns = 0
         if clock_hz > 0:
             from rosgraph_msgs.msg import Clock
 
-            self.clock_pub = self.create_publisher(
+            self.clock_pub = self.node.create_publisher(
                 Clock, "/clock", QoSProfile(depth=1, durability=DurabilityPolicy.VOLATILE))
             self.clock_period_ns = int(1e9 / clock_hz)
         self.published = 0
@@ -97,24 +118,40 @@ class BagPlayer(Node):
         return self.published
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("bag", type=Path)
     p.add_argument("--rate", type=float, default=1.0)
     p.add_argument("--clock", type=float, default=0.0, help="publish /clock at this rate (Hz)")
-    p.add_argument("--topics", nargs="*", help="only these topics")
+    p.add_argument("--topics", nargs="*", help="only these topics (default: every topic of the bag)")
     p.add_argument("--wait-for", nargs="*", default=[], help="wait until these topics have subscribers")
     p.add_argument("--wait-timeout", type=float, default=60.0)
     p.add_argument("--delay", type=float, default=0.5, help="seconds between matching and playing")
     args, ros_args = p.parse_known_args(argv)
+    if args.rate <= 0:
+        print(f"avag bag play: error: --rate must be > 0, got {args.rate}", file=sys.stderr)
+        return 2
+    # Ctrl-C (SIGINT) and SIGTERM (launch's escalation) raise KeyboardInterrupt here and
+    # nowhere else: rclpy's own handlers would shut the context down under a publish() in
+    # progress and surface as an RCLError traceback.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    context = node = reader = None
     try:
         reader = open_bag(args.bag)
-    except AvagError as exc:
-        print(f"avag bag play: error: {exc}", file=sys.stderr)
-        return 2
-    rclpy.init(args=[sys.argv[0], *ros_args])
-    try:
-        node = BagPlayer(reader, args.topics, args.clock)
+        import rclpy
+        import rclpy.signals
+
+        context = rclpy.Context()
+        rclpy.init(args=[sys.argv[0], *ros_args], context=context,
+                   signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+        node = BagPlayer(reader, args.topics, args.clock, context=context)
+        missing = sorted(set(args.topics or []) - set(node.pubs))
+        if missing:
+            print(f"avag bag play: not in the bag, not played: {' '.join(missing)}", file=sys.stderr, flush=True)
         if args.wait_for and not node.wait_for_subscribers(args.wait_for, args.wait_timeout):
             print(f"avag bag play: error: no subscriber on {args.wait_for} after {args.wait_timeout} s",
                   file=sys.stderr)
@@ -127,11 +164,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"avag bag play: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        return 130
+        print(f"avag bag play: stopped after {node.published if node else 0} messages", flush=True)
     finally:
-        reader.close()
-        if rclpy.ok():
-            rclpy.shutdown()
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C while closing
+            if reader is not None:
+                reader.close()
+            if node is not None:
+                node.node.destroy_node()
+            if context is not None and context.ok():
+                context.shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     return 0
 
 

@@ -42,7 +42,7 @@ def _proc_stats(pid: int) -> tuple[float, float]:
 def _checkpoint(path: str | None, work: Path) -> Path:
     if path:
         return Path(path)
-    from avag_ros.nodes.avag_node import default_checkpoint
+    from avag_ros.adapter import default_checkpoint
 
     shipped = default_checkpoint()
     if shipped.exists():

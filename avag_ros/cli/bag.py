@@ -25,8 +25,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("bag", type=Path)
     e.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped checkpoint")
     e.add_argument("--out", type=Path, default=Path("out/bag_eval"), help="report folder")
-    e.add_argument("--live", action="store_true", help="play into a running avag_node over DDS")
-    e.add_argument("--device", default="cpu")
+    e.add_argument("--live", action="store_true",
+                   help="also play it into a real avag_node over DDS; fails unless live agrees with offline")
+    e.add_argument("--params-file", type=Path, default=None,
+                   help="the node's ROS 2 parameters file (e.g. config/avag.yaml or your robot's)")
+    e.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                   help="override one node parameter, e.g. --set function_threshold=0.6 --set events.on_db=8")
+    e.add_argument("--device", default=None, help="override the device parameter (cpu, cuda, cuda:N)")
     e.add_argument("--rate", type=float, default=1.0, help="live playback speed")
     e.set_defaults(func=_eval)
 
@@ -46,6 +51,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     i.add_argument("bag", type=Path)
     i.set_defaults(func=_info)
 
+    from avag_ros.bag.extract import add_parser as add_extract_parser
+
+    add_extract_parser(bag_sub)  # `avag bag extract`
+
 
 def _record_synth(args: argparse.Namespace) -> int:
     from avag_ros.bag.synth_bag import SynthBagConfig, load_scenes, write_synth_bag
@@ -58,12 +67,20 @@ def _record_synth(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from avag_ros.bag.evaluate import evaluate_bag
-    from avag_ros.nodes.avag_node import default_checkpoint
 
-    ckpt = args.checkpoint or default_checkpoint()
-    result = evaluate_bag(args.bag, ckpt, args.out, live=args.live, device=args.device, rate=args.rate)
+    result = evaluate_bag(args.bag, args.checkpoint, args.out, live=args.live, device=args.device,
+                          rate=args.rate, params_file=args.params_file, overrides=args.overrides)
     print_summary(result)
-    return 0
+    return verdict(result)
+
+
+def verdict(result: dict) -> int:
+    """Exit status of a replay: 1 with one line per reason when the loop did not work."""
+    import sys
+
+    for reason in result["failures"]:
+        print(f"avag: error: {reason}", file=sys.stderr)
+    return 1 if result["failures"] else 0
 
 
 def print_summary(result: dict) -> None:
@@ -79,7 +96,9 @@ def print_summary(result: dict) -> None:
               f"{seg['fscore_dependency']:>6.3f} {lat['inference_median']:>7.1f} {lat['inference_p95']:>7.1f}")
     if "live_vs_offline" in result:
         c = result["live_vs_offline"]
-        print(f"live vs offline: same events: {c['same_events']}, function-mask IoU min {c['mask_iou_min']:.4f}")
+        print(f"live vs offline: same events: {c['same_events']}, function-mask IoU min {c['mask_iou_min']:.4f}, "
+              f"grasp regions missing live: {c['missing_clouds']}")
+    print(f"offline detections with depth but no grasp region: {result['offline']['missing_clouds']}")
     print(f"report: {result['report']}")
 
 

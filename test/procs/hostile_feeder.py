@@ -1,10 +1,12 @@
 """Test helper process: plays a good scene bag twice (the second time with time jumping
 back, like a looping bag) wrapped in every kind of bad input the node must survive.
 
-Order: 20 s of digital silence (sent 20x faster than real time), then loop 1 without any
-camera_info, then loop 2 with camera_info. Throughout: unsupported encodings, truncated
-images, padded rows, depth at another resolution, NaN/Inf audio, malformed audio frames,
-a wrong sample rate, duplicate and out-of-order stamps.
+Order: 20 s of digital silence (sent 20x faster than real time) with one 100 MB image
+in it, then loop 1 without any camera_info, then loop 2 with camera_info (each good one
+preceded by one with NaN K or a 0x0 size). Throughout: zero-size images, unsupported
+encodings, truncated images, padded rows, depth at another resolution, NaN/Inf audio,
+finite samples far beyond full scale (3e38), malformed audio frames, a wrong sample rate,
+duplicate and out-of-order stamps.
 """
 
 from __future__ import annotations
@@ -64,15 +66,23 @@ def main() -> int:
     audio_pub, image_pub = pubs["/audio/audio"], pubs["/camera/color/image_raw"]
     # 20 s of a quiet room (the bag's background level) right before the bag starts,
     # sent 20x faster than real time: no event may come of it
+    bad = 0
     silence_start = t_first - 20 * 10**9  # contiguous with the bag's first audio frame
     quiet = np.random.default_rng(0).normal(0.0, 10 ** (-55 / 20), (625, 512)).astype(np.float32)
     for k in range(625):
         stamp = silence_start + k * 32_000_000
         audio_pub.publish(numpy_to_audio_frame(quiet[k], 16000, header=make_header(stamp)))
         time.sleep(0.0016)
+        if k == 300:  # a 100 MB message: nothing else may be lost (best-effort DDS may drop it)
+            image_pub.publish(Image(header=make_header(stamp), height=5000, width=6667, encoding="rgb8",
+                                    step=6667 * 3, data=bytes(5000 * 6667 * 3)))
+            bad += 1
+        if k == 400:  # 9.6 MB: over the node's max_image_mb=8 of this test, refused by size
+            image_pub.publish(Image(header=make_header(stamp), height=1600, width=2000, encoding="rgb8",
+                                    step=2000 * 3, data=bytes(1600 * 2000 * 3)))
+            bad += 1
     time.sleep(1.0)  # let the node work through the burst before the real-time part
 
-    bad = 0
     for loop in range(2):
         wall0 = time.monotonic()
         last_audio = None
@@ -82,6 +92,14 @@ def main() -> int:
                 time.sleep(min(target - now, 0.002))
             if topic == "/camera/color/camera_info" and loop == 0:
                 continue  # loop 1: camera_info missing entirely
+            if topic == "/camera/color/camera_info":  # loop 2: a broken one before each good one
+                broken = CameraInfo(header=msg.header, width=msg.width, height=msg.height, k=list(msg.k))
+                if i % 2:
+                    broken.k[0] = float("nan")
+                else:
+                    broken.width = broken.height = 0
+                pubs[topic].publish(broken)
+                bad += 1
             if topic == "/camera/color/image_raw":
                 if i % 7 == 0:  # same frame with padded rows: valid, must decode identically
                     rgb = image_to_numpy(msg)
@@ -93,6 +111,10 @@ def main() -> int:
                     yuv = Image(header=make_header(t + 1000), height=4, width=4, encoding="yuv422",
                                 step=8, data=bytes(32))
                     image_pub.publish(yuv)
+                    bad += 1
+                if i % 3 == 0:  # zero-size image a microsecond after a good frame
+                    image_pub.publish(Image(header=make_header(t + 1500), height=0, width=0, encoding="rgb8",
+                                            step=0, data=b""))
                     bad += 1
                 if i % 13 == 0:  # truncated data
                     image_pub.publish(Image(header=make_header(t + 2000), height=msg.height, width=msg.width,
@@ -110,6 +132,10 @@ def main() -> int:
                     broken[::50] = np.nan
                     broken[1] = np.inf
                     msg = numpy_to_audio_frame(broken, 16000, header=msg.header)
+                elif i % 97 == 13 and np.abs(samples).max() < 0.01:  # finite, but far beyond full scale
+                    huge = samples.copy()
+                    huge[100:110] = 3e38
+                    msg = numpy_to_audio_frame(huge, 16000, header=msg.header)
                 if i % 89 == 0:  # malformed: byte count does not match the declared size
                     audio_pub.publish(AudioFrame(header=make_header(t + 3000), sample_rate=16000, channels=1,
                                                  sample_format="F32LE", samples_per_channel=512, data=bytes(100)))

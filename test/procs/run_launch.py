@@ -6,6 +6,7 @@ installed package share (ament index), like `ros2 launch` does.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -27,4 +28,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))  # Ctrl-C while launch still loads
+    from launch import LaunchService  # noqa: F401  (the slow imports, before launch's own handler)
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""onnxruntime backend: the exported encoder and decoder graphs on the CPU, CUDA or
+TensorRT execution provider.
+
+On CUDA the encoder's maps stay on the GPU between ``set_image`` and ``predict``
+(I/O binding); on the CPU they are numpy arrays. dtypes: ``fp32`` everywhere; ``fp16``
+on CUDA (a half graph) and TensorRT (TensorRT's fp16 mode on the fp32 graph); ``int8``
+on the CPU (dynamic quantization of the matrix products). ``auto`` means fp32: unlike
+the torch backend there is no probe (building a second TensorRT engine takes minutes).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from avag_core.backends import engine_cache
+from avag_core.backends.graphs import (
+    DECODER_FILE,
+    ENCODER_FILE,
+    default_cache_dir,
+    ensure_graphs,
+    graph_info,
+    quantized,
+)
+from avag_core.errors import AvagError
+
+log = logging.getLogger(__name__)
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise AvagError(
+            "the onnxruntime backend needs onnxruntime (CPU) or onnxruntime-gpu (CUDA/TensorRT): "
+            "pip install onnxruntime"
+        ) from None
+    return onnxruntime
+
+
+class OrtBackend:
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        image_size: int,
+        device: torch.device,
+        dtype: str,
+        tensorrt: bool = False,
+        cache_dir: str | Path | None = None,
+        engine_cache_dir: str | Path | None = None,
+        threads: int = 0,
+        max_batch: int = 2,
+    ) -> None:
+        ort = _ort()
+        self.device, self.size = device, image_size
+        self.dtype = "fp32" if dtype == "auto" else dtype
+        self.name = "tensorrt" if tensorrt else "onnxruntime"
+        self._check(ort, tensorrt)
+        cache = Path(cache_dir) if cache_dir else default_cache_dir() / "onnx"
+        half_graph = self.dtype == "fp16" and not tensorrt
+        self.key, folder = ensure_graphs(model, image_size, cache, device, "fp16" if half_graph else "fp32")
+        self.info = graph_info(folder)
+        enc_path, dec_path = folder / ENCODER_FILE, folder / DECODER_FILE
+        if self.dtype == "int8":
+            enc_path, dec_path = quantized(folder, ENCODER_FILE), quantized(folder, DECODER_FILE)
+        self.engine_dir: Path | None = None
+        providers = self._providers(ort, tensorrt, engine_cache_dir, max_batch, model)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        opts.inter_op_num_threads = 1
+        # idle worker threads sleep instead of spinning: on a robot the CPU is shared with
+        # other nodes (and with PyTorch's own threads in one process)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.log_severity_level = 3  # errors only: TensorRT/CUDA fallbacks are reported below
+        self.encoder = ort.InferenceSession(str(enc_path), opts, providers=providers)
+        self.decoder = ort.InferenceSession(str(dec_path), opts, providers=providers)
+        self.providers = self.encoder.get_providers()
+        wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
+        if wanted not in self.providers:
+            raise AvagError(f"onnxruntime could not start {wanted} (running on {self.providers})")
+        self.feature_names = [o.name for o in self.encoder.get_outputs()]
+        self._gpu = device.type == "cuda"
+
+    # --- setup -------------------------------------------------------------------------
+    def _check(self, ort, tensorrt: bool) -> None:
+        have = ort.get_available_providers()
+        if self.dtype == "bf16":
+            raise AvagError("dtype bf16 is not offered by onnxruntime: use fp16 (CUDA/TensorRT), "
+                            "int8 (CPU) or the torch backend")
+        if tensorrt and "TensorrtExecutionProvider" not in have:
+            raise AvagError("backend tensorrt needs onnxruntime-gpu built with TensorRT "
+                            f"(this onnxruntime offers {', '.join(have)})")
+        if tensorrt and self.device.type != "cuda":
+            raise AvagError(f"backend tensorrt runs on a CUDA device, got device {self.device}")
+        if self.device.type == "cuda" and "CUDAExecutionProvider" not in have:
+            raise AvagError("device cuda with onnxruntime needs onnxruntime-gpu "
+                            f"(this onnxruntime offers {', '.join(have)})")
+        if self.device.type not in ("cpu", "cuda"):
+            raise AvagError(f"the onnxruntime backend runs on cpu or cuda, got {self.device}")
+        if self.dtype == "fp16" and self.device.type != "cuda":
+            raise AvagError("dtype fp16 with onnxruntime needs device cuda (CPU: fp32 or int8)")
+        if self.dtype == "int8" and self.device.type != "cpu":
+            raise AvagError("dtype int8 (dynamic quantization) is for the CPU; on a GPU use fp16")
+
+    def _providers(self, ort, tensorrt: bool, engine_root, max_batch: int, model) -> list:
+        if self.device.type == "cpu":
+            return ["CPUExecutionProvider"]
+        dev_id = self.device.index or 0
+        cuda = ("CUDAExecutionProvider", {"device_id": dev_id})
+        if not tensorrt:
+            return [cuda, "CPUExecutionProvider"]
+        root = Path(engine_root) if engine_root else default_cache_dir() / "tensorrt"
+        gpu = torch.cuda.get_device_name(self.device) if torch.cuda.is_available() else "unknown"
+        self.engine_dir = engine_cache.prepare(root, self.key, self.dtype == "fp16", gpu, ort.__version__)
+        trt = {
+            "device_id": dev_id,
+            "trt_fp16_enable": self.dtype == "fp16",
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(self.engine_dir),
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": str(self.engine_dir),
+            # one optimisation profile covering every batch and audio length the
+            # predictor sends: no engine rebuild when a longer sound arrives
+            **self._profiles(max_batch, int(getattr(model.cfg, "max_audio_patches", 20))),
+        }
+        return [("TensorrtExecutionProvider", trt), cuda, "CPUExecutionProvider"]
+
+    def _profiles(self, max_batch: int, max_patches: int) -> dict[str, str]:
+        s = self.size
+
+        def shapes(b: int, t: int) -> str:
+            feats = [f"{n}:{b}x" + "x".join(map(str, shp))
+                     for n, shp in zip(("feat0", "feat1", "feat2"), self.info["feature_shapes"], strict=False)]
+            return ",".join([f"image:{b}x3x{s}x{s}", *feats, f"audio:{b}x{t}x96x64", f"audio_mask:{b}x{t}"])
+
+        return {
+            "trt_profile_min_shapes": shapes(1, 1),
+            "trt_profile_opt_shapes": shapes(1, min(5, max_patches)),
+            "trt_profile_max_shapes": shapes(max_batch, max_patches),
+        }
+
+    # --- the two parts -----------------------------------------------------------------
+    def encode(self, image: torch.Tensor) -> Any:
+        if not self._gpu:
+            return self.encoder.run(None, {"image": image.detach().cpu().numpy()})
+        image = image.contiguous()
+        io = self.encoder.io_binding()
+        io.bind_input("image", "cuda", self.device.index or 0, np.float32, tuple(image.shape),
+                      image.data_ptr())
+        for name in self.feature_names:
+            io.bind_output(name, "cuda", self.device.index or 0)
+        self.encoder.run_with_iobinding(io)
+        return io.get_outputs()  # OrtValues on the GPU, kept for predict()
+
+    def decode(self, features, audio, audio_mask):
+        a = audio.detach().float().cpu().numpy()
+        m = audio_mask.detach().to(torch.bool).cpu().numpy()
+        if not self._gpu:
+            feeds = dict(zip(self.feature_names, features, strict=True))
+            func, dep = self.decoder.run(None, {**feeds, "audio": a, "audio_mask": m})
+        else:
+            io = self.decoder.io_binding()
+            for name, value in zip(self.feature_names, features, strict=True):
+                io.bind_ortvalue_input(name, value)
+            io.bind_cpu_input("audio", a)
+            io.bind_cpu_input("audio_mask", m)
+            io.bind_output("function", "cpu")
+            io.bind_output("dependency", "cpu")
+            self.decoder.run_with_iobinding(io)
+            func, dep = io.copy_outputs_to_cpu()
+        return (torch.from_numpy(func).to(self.device), torch.from_numpy(dep).to(self.device))
+
+    def describe(self) -> str:
+        return f"{self.name}[{','.join(p.replace('ExecutionProvider', '') for p in self.providers)}] {self.dtype}"

@@ -1,0 +1,39 @@
+"""Backend choices the machine cannot run fail at load with one clear line."""
+
+from __future__ import annotations
+
+import pytest
+
+from avag_core.backends.torch_backend import cpu_bf16_supported
+from avag_core.errors import AvagError
+from avag_core.predictor import Predictor
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_checkpoint):
+    return Predictor.from_checkpoint(tiny_checkpoint)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"backend": "tflite"}, "unknown backend 'tflite'"),
+        ({"dtype": "fp8"}, "unknown dtype 'fp8'"),
+        ({"dtype": "fp16"}, "fp16 autocast needs a CUDA device"),
+        ({"dtype": "int8"}, "int8 is for the onnxruntime backend"),
+        ({"backend": "onnxruntime", "dtype": "bf16"}, "bf16 is not offered by onnxruntime"),
+        ({"backend": "onnxruntime", "dtype": "fp16"}, "fp16 with onnxruntime needs device cuda"),
+        ({"backend": "tensorrt"}, "needs onnxruntime-gpu built with TensorRT"),
+        ({"backend": "torch", "engine_cache_dir": "x"}, "backend torch takes no options"),
+    ],
+)
+def test_refused_with_one_line(tiny, kwargs, match):
+    with pytest.raises(AvagError, match=match) as err:
+        Predictor(tiny.model, tiny.cfg, "cpu", **kwargs)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(cpu_bf16_supported(), reason="this CPU runs bf16 natively")
+def test_bf16_refused_on_a_cpu_without_it(tiny):
+    with pytest.raises(AvagError, match="AVX512-BF16 or AMX"):
+        Predictor(tiny.model, tiny.cfg, "cpu", dtype="bf16")

@@ -1,0 +1,34 @@
+"""The README's main job, as a user runs it: `avag demo` must pass on its own judgement
+(every scene event detected live and offline, live = offline, a grasp region for every
+event) and leave the promised files behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT, ros_available
+
+ok, why = ros_available()
+pytestmark = [pytest.mark.skipif(not ok, reason=why), pytest.mark.slow]
+
+
+@pytest.mark.timeout(420)
+def test_demo_passes_its_own_checks(tmp_path, ros_env):
+    out = tmp_path / "demo"
+    res = subprocess.run([sys.executable, "-m", "avag_core.cli.main", "demo", "--scenes", "4", "--out", str(out)],
+                         capture_output=True, text=True, cwd=REPO_ROOT, timeout=400, env=ros_env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "demo: ok" in res.stdout
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert summary["failures"] == []
+    for row in ("offline", "live"):
+        ev = summary[row]["events"]
+        assert ev["ground_truth"] == ev["detections"] == ev["matched"] == 4, (row, ev)
+    assert summary["live_vs_offline"]["same_events"]
+    assert len(list((out / "report" / "grasp_regions").glob("*.ply"))) == 4
+    assert len(list((out / "report" / "overlays").glob("*.png"))) == 4
+    assert (out / "report" / "index.html").is_file()
