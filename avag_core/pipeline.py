@@ -126,6 +126,8 @@ class GroundingPipeline:
         self._decided: dict[SoundEvent, int] = {}
         self.last_miss = ""  # why the last event found no frame (for logs)
         self.last_geometry_error = ""
+        self.last_encode_ms = float("nan")  # visual encoder time of the latest frame encoded
+        self.encodes = 0  # frames encoded so far
 
     @property
     def predictor(self) -> Any:
@@ -241,23 +243,52 @@ class GroundingPipeline:
         masks are never published. A grasp region that cannot be computed (bad
         intrinsics or depth) leaves the masks intact and is counted in ``geometry_errors``.
         """
-        t_start = time.perf_counter()
         picked = self.inputs_for(event)
         if picked is None:
             self.stats.no_frame += 1
             self.last_miss = self._describe_miss(event)
             return None
-        stamp = picked.stamp_ns
         if audio is None:
             audio = self.event_audio(event)
+        with self._lock:  # the pin stays until the next onset replaces it (one at most)
+            decided = self._decided.pop(event, round(event.end_time * 1e9))
+        return self._infer(event, picked, audio, self.events_cfg.sample_rate, decided)
+
+    def ground(self, audio: np.ndarray | None, sample_rate: int, start_ns: int, end_ns: int,
+               frame_stamp_ns: int | None = None) -> Detection | None:
+        """On-demand grounding for a planner, outside the event detector: ``audio`` (a clip
+        at ``sample_rate``) or, when None, this pipeline's own audio between ``start_ns``
+        and ``end_ns``; on the frame nearest ``frame_stamp_ns`` (default: the latest).
+        None (with ``last_miss``) when there is no frame or no audio."""
+        with self._lock:
+            hit = self.frames.latest() if frame_stamp_ns is None else self.frames.nearest(
+                frame_stamp_ns, self.events_cfg.frame_max_gap_s)
+            if hit is None:
+                self.last_miss = "no camera frame held" if frame_stamp_ns is None else (
+                    f"no camera frame within {self.events_cfg.frame_max_gap_s} s of the requested stamp")
+                return None
+            picked = PinnedInputs(hit[0], *hit[1], depth=self.depths.nearest(hit[0], self.depth_max_gap_s),
+                                  K=self.K, K_size=self.K_size)
+            if audio is None:
+                audio = self.tracker.buffer.extract(start_ns, end_ns, pad=True)[0]
+                sample_rate = self.events_cfg.sample_rate
+        if np.size(audio) == 0:
+            self.last_miss = "no audio: empty clip or time span"
+            return None
+        t0, t1 = start_ns / 1e9, end_ns / 1e9
+        event = SoundEvent(start_time=t0, end_time=t1, peak_score=0.0, onset_time=t0, peak_time=t0)
+        return self._infer(event, picked, np.asarray(audio, np.float32), int(sample_rate), end_ns)
+
+    def _infer(self, event: SoundEvent, picked: PinnedInputs, audio: np.ndarray, sample_rate: int,
+               decided_ns: int) -> Detection:
+        t_start = time.perf_counter()
+        stamp = picked.stamp_ns
         rgb = np.ascontiguousarray(self.decode_frame(picked.frame))
         t_decode = time.perf_counter()
         if self._encoded_stamp != stamp:
-            self._encoded_stamp = None  # a failed encode must not look like a cached one
-            self.predictor.set_image(rgb)
-            self._encoded_stamp = stamp
+            self._encode(rgb, stamp)
         t_visual = time.perf_counter()
-        pred = self.predictor.predict(audio, self.events_cfg.sample_rate)
+        pred = self.predictor.predict(audio, sample_rate)
         t_model = time.perf_counter()
         if not (np.isfinite(pred.function_prob).all() and np.isfinite(pred.dependency_prob).all()):
             self.stats.nonfinite_outputs += 1
@@ -268,8 +299,6 @@ class GroundingPipeline:
         geometry = self._geometry(picked, rgb, pred.function_prob, fmask)
         t_end = time.perf_counter()
         self.stats.detections += 1
-        with self._lock:  # the pin stays until the next onset replaces it (one at most)
-            decided = self._decided.pop(event, round(event.end_time * 1e9))
         return Detection(
             event=event,
             frame_stamp_ns=stamp,
@@ -281,7 +310,7 @@ class GroundingPipeline:
             dependency_mask=dmask,
             geometry=geometry,
             inference_ms=(t_model - t_decode) * 1e3,
-            decided_ns=decided,
+            decided_ns=decided_ns,
             has_depth=picked.depth is not None and picked.K is not None,
             timings={
                 "decode_ms": (t_decode - t_start) * 1e3,
@@ -298,10 +327,17 @@ class GroundingPipeline:
             pinned = next(iter(self._pinned.values()), None)
         if pinned is None or pinned.stamp_ns == self._encoded_stamp:
             return False
-        self._encoded_stamp = None
-        self.predictor.set_image(np.ascontiguousarray(self.decode_frame(pinned.frame)))
-        self._encoded_stamp = pinned.stamp_ns
+        self._encode(np.ascontiguousarray(self.decode_frame(pinned.frame)), pinned.stamp_ns)
         return True
+
+    def _encode(self, rgb: np.ndarray, stamp: int) -> None:
+        """Run the visual encoder on one frame (timed: ``last_encode_ms``)."""
+        self._encoded_stamp = None  # a failed encode must not look like a cached one
+        t0 = time.perf_counter()
+        self.predictor.set_image(rgb)
+        self.last_encode_ms = (time.perf_counter() - t0) * 1e3
+        self.encodes += 1
+        self._encoded_stamp = stamp
 
     def _geometry(self, picked: PinnedInputs, rgb: np.ndarray, prob: np.ndarray, mask: np.ndarray) -> RegionGeometry:
         th = self.thresholds

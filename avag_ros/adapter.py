@@ -9,6 +9,7 @@ ROS entities: callers own subscriptions, publishers and threads.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -134,7 +135,9 @@ class GroundingAdapter:
         self.counters: Counter[str] = Counter()
         self.log = KindThrottledLog(warn)
         self._audio_info: audio_inputs.RawAudioInfo | None = None
-        self._latency_ms: list[float] = []
+        self._model_ms: dict[str, list[float]] = {"encode": [], "audio": []}  # recent, for diagnostics
+        # the model holds one encoded frame: the event worker and on-demand requests take turns
+        self._model_lock = threading.Lock()
 
     # ------------------------------------------------------------------ inputs
     def refuse(self, kind: str, reason: str, sub: str = "") -> None:
@@ -237,11 +240,13 @@ class GroundingAdapter:
     # ------------------------------------------------------------------ inference
     def run(self, event: SoundEvent, audio: np.ndarray | None = None) -> Detection | None:
         """The detection for ``event``, or None (counted and logged) when there is none."""
-        try:
-            det = self.pipeline.run(event, audio)
-        except NonFiniteOutputError as exc:
-            self.refuse("nonfinite_output", str(exc))
-            return None
+        with self._model_lock:
+            encodes = self.pipeline.encodes
+            try:
+                det = self.pipeline.run(event, audio)
+            except NonFiniteOutputError as exc:
+                self.refuse("nonfinite_output", str(exc))
+                return None
         if det is None:
             self.refuse("events_without_frame", f"sound event with no camera frame near its onset "
                                                 f"({self.pipeline.last_miss})")
@@ -249,9 +254,45 @@ class GroundingAdapter:
         if det.geometry.points.shape[0] == 0 and self.pipeline.last_geometry_error:
             self.refuse("geometry_error", f"no grasp region: {self.pipeline.last_geometry_error}")
             self.pipeline.last_geometry_error = ""
-        self._latency_ms.append(det.inference_ms)
-        del self._latency_ms[:-100]
+        self._account(det, encodes)
         return det
+
+    def _account(self, det: Detection, encodes: int) -> None:
+        if self.pipeline.encodes != encodes:  # not encoded ahead: the frame was encoded now
+            self._remember("encode", self.pipeline.last_encode_ms)
+        self._remember("audio", det.timings["audio_decoder_ms"])
+
+    def ground(self, audio: np.ndarray | None, sample_rate: int, start_ns: int, end_ns: int,
+               frame_stamp_ns: int | None = None) -> tuple[Detection | None, str]:
+        """An on-demand request (the ``~/ground`` service): (detection, "") or (None, why)."""
+        if audio is not None and not 8000 <= sample_rate <= 192000:
+            return None, f"sample_rate {sample_rate} outside 8000-192000 Hz"
+        if audio is None and end_ns <= start_ns:
+            return None, "end must be after start for a span of the node's own audio"
+        with self._model_lock:
+            encodes = self.pipeline.encodes
+            try:
+                det = self.pipeline.ground(audio, sample_rate, start_ns, end_ns, frame_stamp_ns)
+            except NonFiniteOutputError as exc:
+                return None, str(exc)
+        if det is None:
+            return None, self.pipeline.last_miss
+        self.counters["grounding_requests"] += 1
+        self._account(det, encodes)
+        return det, ""
+
+    def encode_ahead(self) -> bool:
+        """Encode the pinned onset frame while its event still sounds (worker idle time)."""
+        with self._model_lock:
+            if not self.pipeline.encode_ahead():
+                return False
+        self._remember("encode", self.pipeline.last_encode_ms)
+        return True
+
+    def _remember(self, part: str, ms: float) -> None:
+        times = self._model_ms[part]
+        times.append(ms)
+        del times[:-100]
 
     # ------------------------------------------------------------------ parameters
     def set_params(self, values: dict[str, Any]) -> tuple[bool, str]:
@@ -281,7 +322,8 @@ class GroundingAdapter:
         stats = self.pipeline.stats
         values.update({f"pipeline.{k}": v for k, v in vars(stats).items()})
         values.update({f"audio_buffer.{k}": v for k, v in self.pipeline.tracker.buffer.stats.as_dict().items()})
-        if self._latency_ms:
-            values["inference_ms_median"] = float(np.median(self._latency_ms))
-            values["inference_ms_last"] = self._latency_ms[-1]
+        for part, times in self._model_ms.items():  # the model's own time, split as set_image/predict
+            if times:
+                values[f"model.{part}_ms_median"] = round(float(np.median(times)), 2)
+                values[f"model.{part}_ms_last"] = round(times[-1], 2)
         return values

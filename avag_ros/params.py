@@ -105,6 +105,23 @@ class NodeConfig:
     RECONFIGURABLE: ClassVar[tuple[str, ...]] = ()
 
 
+@dataclass
+class MicConfig:
+    """audio_capture_node's parameters (read once at start)."""
+
+    device: str = setting("", "sounddevice input device: index, or part of its name; empty = the default input")
+    sample_rate: int = setting(16000, "capture rate (Hz)", lo=8000, hi=192000)
+    channels: int = setting(1, "channels captured", lo=1, hi=64)
+    chunk_size: int = setting(512, "samples per published AudioFrame (512 at 16 kHz = 32 ms)", lo=16, hi=65536)
+    sample_format: str = setting("F32LE", "sample format of the published frames", choices=("F32LE", "S16LE", "S32LE"))
+    frame_id: str = setting("mic_link", "frame_id of the published frames")
+    topic: str = setting("/audio/audio", "topic of the published avag/msg/AudioFrame")
+    reliability: str = setting("best_effort", "publisher reliability", choices=RELIABILITY)
+    retry_s: float = setting(2.0, "seconds between attempts to (re)open the device", lo=0.1, hi=600.0)
+    resync_s: float = setting(
+        0.1, "re-anchor stamps to the clock when the sample count drifts this far (s)", lo=0.001, hi=60.0)
+
+
 # ------------------------------------------------------------------ metadata
 def _fields(cls: type = NodeConfig, prefix: str = "") -> dict[str, tuple[dataclasses.Field, Any]]:
     """Dotted parameter name -> (dataclass field, default value), nested dataclasses flattened."""
@@ -120,13 +137,15 @@ def _fields(cls: type = NodeConfig, prefix: str = "") -> dict[str, tuple[datacla
 
 
 _FIELDS = _fields()
+_MIC_FIELDS = _fields(MicConfig)
+Fields = dict[str, tuple[dataclasses.Field, Any]]
 
 
-def info(name: str) -> SettingInfo:
+def info(name: str, fields: Fields = _FIELDS) -> SettingInfo:
     """The setting metadata of parameter ``name`` (an empty one for undocumented fields)."""
-    if name not in _FIELDS:
+    if name not in fields:
         raise ValueError(f"unknown parameter {name}")
-    return info_of(_FIELDS[name][0]) or SettingInfo("")
+    return info_of(fields[name][0]) or SettingInfo("")
 
 
 def is_live(name: str) -> bool:
@@ -134,7 +153,8 @@ def is_live(name: str) -> bool:
     return name in _FIELDS and info(name).live
 
 
-NodeConfig.RECONFIGURABLE = tuple(n for n in _FIELDS if is_live(n))
+# top-level names only: the old node code sets them with setattr on NodeConfig
+NodeConfig.RECONFIGURABLE = tuple(n for n in _FIELDS if is_live(n) and "." not in n)
 
 
 def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
@@ -150,20 +170,22 @@ def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ validation
-def check_value(name: str, value: Any) -> Any:
+def check_value(name: str, value: Any, fields: Fields = _FIELDS) -> Any:
     """``value`` converted to the type of parameter ``name`` (int -> float only), or ValueError."""
-    default = _FIELDS[name][1] if name in _FIELDS else None
-    if name not in _FIELDS:
+    if name not in fields:
         raise ValueError(f"unknown parameter {name}")
+    default = fields[name][1]
     kind = type(default)
+    if fields is _MIC_FIELDS and name == "device" and type(value) is int:
+        value = str(value)  # `-p device:=3` arrives as an integer: a device index
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if type(value) is not kind:
         raise ValueError(f"parameter {name} must be {kind.__name__}, got {type(value).__name__} {value!r}")
     if kind is float and not math.isfinite(value):
         raise ValueError(f"parameter {name} must be finite, got {value!r}")
-    info(name).check(f"parameter {name}", value)
-    if name == "device" and not DEVICE_RE.fullmatch(value):
+    info(name, fields).check(f"parameter {name}", value)
+    if fields is _FIELDS and name == "device" and not DEVICE_RE.fullmatch(value):
         raise ValueError(f"parameter device must be cpu, cuda or cuda:N, got {value!r}")
     return value
 
@@ -184,12 +206,12 @@ def build(values: dict[str, Any]) -> NodeConfig:
 
 
 # ------------------------------------------------------------------ ROS parameters
-def descriptor(name: str) -> Any:
+def descriptor(name: str, fields: Fields = _FIELDS) -> Any:
     """The rcl_interfaces ParameterDescriptor of parameter ``name`` (description, range, choices)."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-    meta = info(name)
-    default = _FIELDS[name][1]
+    meta = info(name, fields)
+    default = fields[name][1]
     # dynamic_typing: rclpy's own type check answers "expected '3' got '4'"; the callback
     # added by declare() checks the type instead and names the parameter and the types.
     desc = ParameterDescriptor(name=name, description=meta.doc, dynamic_typing=True)
@@ -204,9 +226,10 @@ def descriptor(name: str) -> Any:
             to_value=int(meta.hi if meta.hi is not None else INT64_MAX), step=1)]
     if meta.choices is not None:
         constraints.append("one of: " + ", ".join(map(str, meta.choices)))
-    if name == "device":
+    if fields is _FIELDS and name == "device":
         constraints.append("cpu, cuda or cuda:N")
-    constraints.append("takes effect at once" if meta.live else "takes effect at the next configure")
+    if fields is _FIELDS:
+        constraints.append("takes effect at once" if meta.live else "takes effect at the next configure")
     desc.additional_constraints = "; ".join(constraints)
     return desc
 
@@ -219,29 +242,39 @@ def declare(node: Any, defaults: NodeConfig | None = None) -> None:
     malformed device, with the same one-line reasons as :func:`build`, even before the node
     is configured.
     A bad value in a parameters file raises ValueError naming the parameter."""
+    _declare(node, defaults or NodeConfig(), _FIELDS)
+
+
+def declare_mic(node: Any) -> MicConfig:
+    """audio_capture_node: declare its parameters like :func:`declare`; their values."""
+    _declare(node, MicConfig(), _MIC_FIELDS)
+    return MicConfig(**{name: check_value(name, node.get_parameter(name).value, _MIC_FIELDS)
+                        for name in _MIC_FIELDS})
+
+
+def _declare(node: Any, defaults: Any, fields: Fields) -> None:
+    from rcl_interfaces.msg import SetParametersResult
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
-    for name, value in flatten(defaults or NodeConfig()).items():
+    for name, value in flatten(defaults).items():
         try:
-            node.declare_parameter(name, value, descriptor(name))
+            node.declare_parameter(name, value, descriptor(name, fields))
         except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
             why = str(exc).splitlines()[0].split("Reason: ", 1)[-1].removesuffix(f": {name}")
             raise ValueError(f"parameter {name}: {why}") from None
-        check_value(name, node.get_parameter(name).value)
-    node.add_on_set_parameters_callback(_validate_changes)
+        check_value(name, node.get_parameter(name).value, fields)
 
+    def validate(changes: list[Any]) -> SetParametersResult:
+        for p in changes:
+            if p.name not in fields:
+                continue
+            try:
+                check_value(p.name, p.value, fields)
+            except ValueError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
 
-def _validate_changes(changes: list[Any]) -> Any:
-    from rcl_interfaces.msg import SetParametersResult
-
-    for p in changes:
-        if p.name not in _FIELDS:
-            continue
-        try:
-            check_value(p.name, p.value)
-        except ValueError as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-    return SetParametersResult(successful=True)
+    node.add_on_set_parameters_callback(validate)
 
 
 def read(node: Any) -> NodeConfig:
@@ -250,15 +283,15 @@ def read(node: Any) -> NodeConfig:
 
 
 # ------------------------------------------------------------------ generated files
-def _range_text(name: str) -> str:
-    meta = info(name)
+def _range_text(name: str, fields: Fields = _FIELDS) -> str:
+    meta = info(name, fields)
     if meta.choices is not None:
         return " | ".join(map(str, meta.choices))
-    if name == "device":
+    if fields is _FIELDS and name == "device":
         return "cpu, cuda, cuda:N"
     if meta.lo is None and meta.hi is None:
         return ""
-    as_int = isinstance(_FIELDS[name][1], int)
+    as_int = isinstance(fields[name][1], int)
     lo = "-inf" if meta.lo is None else (str(int(meta.lo)) if as_int else f"{meta.lo:g}")
     hi = "inf" if meta.hi is None else (str(int(meta.hi)) if as_int else f"{meta.hi:g}")
     return f"[{lo}, {hi}]"
@@ -297,23 +330,28 @@ def to_ros_yaml(cfg: NodeConfig | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_markdown() -> str:
-    """The README parameter table (name, type, default, range or choices, live, description)."""
-    rows = ["| parameter | type | default | range / choices | live | description |",
-            "|---|---|---|---|---|---|"]
-    for name, (_f, default) in _FIELDS.items():
+def to_markdown(node: str = "avag_node") -> str:
+    """A README parameter table (name, type, default, range or choices, live, description)
+    of ``node``: avag_node or audio_capture_node."""
+    fields = _MIC_FIELDS if node == "audio_capture_node" else _FIELDS
+    live_col = fields is _FIELDS
+    rows = ["| parameter | type | default | range / choices |" + (" live |" if live_col else "") + " description |",
+            "|---|---|---|---|" + ("---|" if live_col else "") + "---|"]
+    for name, (_f, default) in fields.items():
         shown = json.dumps(default) if isinstance(default, str) else _scalar(default)
-        rng = _range_text(name).replace("|", "\\|")
-        rows.append(f"| `{name}` | {type(default).__name__} | `{shown}` | {rng} | "
-                    f"{'yes' if is_live(name) else ''} | {info(name).doc.replace('|', '/')} |")
+        rng = _range_text(name, fields).replace("|", "\\|")
+        live = f" {'yes' if is_live(name) else ''} |" if live_col else ""
+        rows.append(f"| `{name}` | {type(default).__name__} | `{shown}` | {rng} |{live} "
+                    f"{info(name, fields).doc.replace('|', '/')} |")
     return "\n".join(rows) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="print config/avag.yaml (default) or the README parameter table")
-    p.add_argument("--markdown", action="store_true", help="print the README parameter table instead")
+    p = argparse.ArgumentParser(description="print config/avag.yaml (default) or a README parameter table")
+    p.add_argument("--markdown", nargs="?", const="avag_node", choices=("avag_node", "audio_capture_node"),
+                   help="print the README parameter table of this node (default avag_node) instead")
     args = p.parse_args(argv)
-    sys.stdout.write(to_markdown() if args.markdown else to_ros_yaml())
+    sys.stdout.write(to_markdown(args.markdown) if args.markdown else to_ros_yaml())
     return 0
 
 

@@ -27,6 +27,7 @@ from launch.actions import (
 from launch.conditions import IfCondition
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchContext, LaunchDescription
@@ -124,7 +125,7 @@ def generate_launch_description() -> LaunchDescription:
         executable="audio_capture_node",
         name="audio_capture_node",
         namespace=cfg["namespace"],
-        parameters=[sim_time, {"device": cfg["mic_device"], "topic": cfg["audio"]}],
+        parameters=[sim_time, {"device": ParameterValue(cfg["mic_device"], value_type=str), "topic": cfg["audio"]}],
         condition=IfCondition(cfg["use_mic"]),
         output="screen",
     )

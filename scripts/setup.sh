@@ -99,7 +99,7 @@ if [ "$SYSTEM" -eq 0 ] || ! "$PY" -c "import rclpy" 2>/dev/null || [ -z "${AMENT
 else
   PREFIX_PATH="$VENV:$AMENT_PREFIX_PATH"
 fi
-msg_hash="$(hash_of "$ROOT"/msg/*.msg "$ROOT/CMakeLists.txt" "$ROOT/package.xml" "$ROOT"/launch/* "$ROOT"/config/* "$ROOT"/scripts/avag "$ROOT"/scripts/avag_node "$ROOT"/scripts/audio_capture_node "$ROOT"/scripts/avag_bag_player)"
+msg_hash="$(hash_of "$ROOT"/msg/*.msg "$ROOT"/srv/*.srv "$ROOT/CMakeLists.txt" "$ROOT/package.xml" "$ROOT"/launch/* "$ROOT"/config/* "$ROOT"/scripts/avag "$ROOT"/scripts/avag_node "$ROOT"/scripts/audio_capture_node "$ROOT"/scripts/avag_bag_player)"
 if ! stamp_ok interfaces "$msg_hash" || ! "$PY" -c "import avag.msg" 2>/dev/null; then
   log "building interfaces from msg/"
   BUILD="$ROOT/build/interfaces"

@@ -85,3 +85,15 @@ def test_with_jetpack_companions_installed_even_timm_with_deps_keeps_them(jetson
         fake_installed(jetson_venv, name, version)
     assert_keeps_torch(plan(jetson_venv, tmp_path, "-r", "requirements/robot.txt",
                             "-r", "requirements/robot-nodeps.txt"))
+
+
+@pytest.mark.slow
+def test_jetpack6_requirements_resolve_for_a_jetson(jetson_venv, tmp_path):
+    """requirements/jetpack6.txt as pip sees it on a Jetson (aarch64, Python 3.10): binary
+    wheels exist for everything, nothing touches PyTorch and numpy stays 1.x."""
+    planned = plan(jetson_venv, tmp_path, "--only-binary=:all:", "--python-version", "3.10",
+                   "--platform", "manylinux2014_aarch64", "--platform", "manylinux_2_28_aarch64",
+                   "--platform", "manylinux_2_17_aarch64", "-r", "requirements/jetpack6.txt")
+    assert_keeps_torch(planned)
+    assert planned["numpy"].split(".")[0] == "1", planned["numpy"]
+    assert {"opencv-python-headless", "onnxruntime", "soundfile", "pillow"} <= set(planned)

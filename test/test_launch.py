@@ -387,8 +387,9 @@ def test_replay_fails_when_the_player_fails(ros_env, tmp_path, shipped_checkpoin
 def test_ctrl_c_at_any_moment_ends_every_process_cleanly(ros_env, scene_bag, shipped_checkpoint, moment):
     run = launch("replay.launch.py", ros_env, f"bag:={scene_bag}", f"checkpoint:={shipped_checkpoint}")
     try:
-        if moment == "starting":  # processes still importing torch, rclpy
-            assert run.wait_for("process started with pid", timeout=60), run.text
+        if moment == "starting":  # both processes started, still importing torch, rclpy, rosbags
+            assert run.wait_for("[avag_node-2]: process started with pid", timeout=60), run.text
+            time.sleep(0.3)
         else:
             assert run.wait_for("[avag_node]: active:", timeout=60), run.text
             time.sleep(2.0)  # a Ctrl-C in the middle of playback, between inference and publishing

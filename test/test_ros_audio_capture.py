@@ -11,6 +11,57 @@ import soundfile as sf
 from conftest import run_proc, stop_proc
 
 
+class Watcher:
+    """An rclpy context of the test's own: sees the graph and the microphone's frames."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        import os
+
+        import rclpy
+        from rclpy.qos import qos_profile_sensor_data
+
+        from avag.msg import AudioFrame
+
+        saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
+        os.environ.update({k: env[k] for k in saved})
+        try:
+            self.context = rclpy.Context()
+            rclpy.init(context=self.context)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        self.node = rclpy.create_node("avag_mic_watch", context=self.context)
+        self.stamps: list[int] = []
+        self.node.create_subscription(
+            AudioFrame, "/audio/audio",
+            lambda m: self.stamps.append(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec), qos_profile_sensor_data)
+
+    def recorder_matched(self) -> bool:
+        return any(i.node_name == "avag_bag_recorder" for i in self.node.get_subscriptions_info_by_topic("/audio/audio"))
+
+    def wait(self, condition, *procs, timeout: float = 30.0) -> None:
+        import rclpy.executors
+
+        executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
+        executor.add_node(self.node)
+        deadline = time.monotonic() + timeout
+        try:
+            while not condition():
+                assert time.monotonic() < deadline, "timed out: " + " | ".join(stop_proc(p) for p in procs)
+                assert all(p.poll() is None for p in procs), " | ".join(stop_proc(p) for p in procs)
+                executor.spin_once(timeout_sec=0.1)
+        finally:
+            executor.remove_node(self.node)
+            executor.shutdown()
+
+    def close(self) -> None:
+        self.node.destroy_node()
+        self.context.shutdown()
+
+
 def test_capture_node_publishes_stamped_chunks_of_what_was_played(ros_env, virtual_mic, tmp_path):
     from rclpy.serialization import deserialize_message
     from rosbags.rosbag2 import Reader
@@ -31,13 +82,16 @@ def test_capture_node_publishes_stamped_chunks_of_what_was_played(ros_env, virtu
                     "--topic", "/audio/audio:avag/msg/AudioFrame"], env)
     node = run_proc(["-m", "avag_ros.nodes.audio_capture_node", "--ros-args",
                      "-p", "sample_rate:=16000", "-p", "chunk_size:=512", "-p", "frame_id:=test_mic"], env)
+    watch = Watcher(env)
     try:
-        time.sleep(3.0)  # node opened the stream and the recorder matched it
-        assert node.poll() is None, node.stdout.read()
+        # conditions, not sleeps: the recorder subscribes and the microphone publishes
+        watch.wait(lambda: watch.recorder_matched() and watch.stamps, node, rec)
         play = subprocess.run(["paplay", str(wav)], env=env, capture_output=True, text=True, timeout=30)
         assert play.returncode == 0, play.stderr
-        time.sleep(1.0)
+        played_ns = time.time_ns()
+        watch.wait(lambda: watch.stamps[-1] > played_ns + 200_000_000, node, rec)  # captured past the clip
     finally:
+        watch.close()
         node_out = stop_proc(node)
         rec_out = stop_proc(rec)
     assert "capturing from" in node_out, node_out
@@ -64,3 +118,23 @@ def test_capture_node_publishes_stamped_chunks_of_what_was_played(ros_env, virtu
     spectrum = np.abs(np.fft.rfft(seg * np.hanning(seg.size)))
     peak_hz = np.argmax(spectrum) * 16000 / seg.size
     assert abs(peak_hz - 1000.0) < 20.0
+
+
+def test_capture_node_refuses_bad_parameters_with_one_line(ros_env):
+    """Its parameters have descriptors like avag_node's: a bad value stops it with a reason."""
+    node = run_proc(["-m", "avag_ros.nodes.audio_capture_node", "--ros-args", "-p", "sample_format:=U8"], ros_env)
+    node.wait(timeout=60)
+    out = node.stdout.read()
+    assert node.returncode == 2, out
+    assert "parameter sample_format must be one of F32LE, S16LE, S32LE, got 'U8'" in out
+    assert "Traceback" not in out
+
+
+def test_capture_node_parameters_are_described():
+    from avag_ros.params import _MIC_FIELDS, MicConfig, descriptor
+
+    for name in MicConfig.__dataclass_fields__:
+        d = descriptor(name, _MIC_FIELDS)
+        assert d.description, name
+    assert descriptor("sample_rate", _MIC_FIELDS).integer_range[0].from_value == 8000
+    assert "F32LE, S16LE, S32LE" in descriptor("sample_format", _MIC_FIELDS).additional_constraints

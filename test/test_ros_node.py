@@ -261,3 +261,73 @@ def test_continuous_mode_compressed_input_and_live_threshold(ros_env, tmp_path, 
     # threshold 0: every pixel is function; threshold 1: none is (probabilities are < 1)
     assert before and all(s["area"] == 1.0 and s["mask_max"] == 255 for s in before)
     assert after and all(s["area"] == 0.0 and s["mask_max"] == 0 for s in after)
+
+
+def test_enable_and_ground_services(ros_env, tmp_path, scene_bag, shipped_checkpoint):
+    """~/enable false pauses inference (events counted, nothing published) without losing
+    the buffers; ~/ground answers a planner with a clip or a span of the node's own audio;
+    ~/enable true resumes event-driven grounding."""
+    import threading
+
+    from std_srvs.srv import SetBool
+
+    from avag.srv import Ground
+    from avag_ros.bag.recorder import LiveRecording
+    from avag_ros.benchmarks.live_feed import FeedConfig, LiveFeed
+    from avag_ros.conversions import ns_to_stamp, stamp_to_ns
+
+    scenes = scene_bag_scenes(scene_bag)
+
+    def call(client, request, timeout=60.0):
+        assert client.wait_for_service(timeout_sec=timeout)
+        future = client.call_async(request)
+        assert rec.wait_until(future.done, timeout)
+        return future.result()
+
+    with in_ros_env(ros_env), LiveRecording(tmp_path / "out", list(OUTPUTS.items())) as rec:
+        node = run_proc(["-m", "avag_ros.nodes.avag_node", "--ros-args", "-p", f"checkpoint:={shipped_checkpoint}"],
+                        ros_env)
+        try:
+            enable = rec.recorder.create_client(SetBool, "/avag_node/enable")
+            ground = rec.recorder.create_client(Ground, "/avag_node/ground")
+            assert call(enable, SetBool.Request(data=False)).success
+            feed = LiveFeed(rec.recorder, scenes, FeedConfig(width=256, height=192, scene_s=2.5))
+            assert feed.wait_for_subscribers(60, lambda: node.poll() is None)
+            stop = threading.Event()
+            feeder = threading.Thread(target=feed.run, args=(60.0, stop), daemon=True)
+            feeder.start()
+            # paused: the first scene's event is heard and counted, nothing is published
+            assert rec.wait_until(lambda: rec.diag_int("input.events_while_disabled") >= 1, 30), rec.diagnostics
+            assert rec.counts.get("/avag_node/detection", 0) == 0
+            # a planner's request with a clip, on the latest frame
+            clip = scenes[0].sound[:16000]
+            res = call(ground, Ground.Request(audio=clip.tolist(), sample_rate=16000))
+            assert res.success, res.message
+            det = res.detection
+            assert det.function_mask.width == 256 and det.grasp_region.width > 0 and det.has_pose
+            # ... and with a span of the node's own audio: the last second it heard
+            end = stamp_to_ns(det.header.stamp)
+            res = call(ground, Ground.Request(start=ns_to_stamp(end - 10**9), end=ns_to_stamp(end),
+                                              frame_stamp=det.header.stamp))
+            assert res.success, res.message
+            assert res.detection.header.stamp == det.header.stamp  # the frame asked for
+            bad = call(ground, Ground.Request(audio=clip.tolist(), sample_rate=3))
+            assert not bad.success and "sample_rate" in bad.message
+            published = rec.counts.get("/avag_node/detection", 0)
+            assert rec.wait_until(lambda: rec.counts.get("/avag_node/detection", 0) >= 2, 10)
+            # resumed: the next scene's event is grounded again
+            assert call(enable, SetBool.Request(data=True)).success
+            assert rec.wait_until(lambda: rec.diag_int("pipeline.detections") >= published + 1
+                                  and rec.diag_int("input.grounding_requests") == 2, 30), rec.diagnostics
+            stop.set()
+            feeder.join(timeout=10)
+            assert node.poll() is None
+        finally:
+            stop_proc(node)
+
+
+def scene_bag_scenes(bag: Path) -> list:
+    """The synthetic scenes of the module's dataset (for a live feed)."""
+    from avag_ros.bag.synth_bag import load_scenes
+
+    return load_scenes(bag.parent / "data", "val", limit=N_SCENES)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import statistics
 import time
@@ -54,8 +55,8 @@ def run(preset: str, device: str, batch: int, steps: int, amp: str, overrides: l
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         times.append(time.perf_counter() - t0)
-        losses.append(float(loss))
-    if not all(map(lambda v: v == v and abs(v) != float("inf"), losses)):
+        losses.append(float(loss.detach()))
+    if not all(math.isfinite(v) for v in losses):
         raise RuntimeError(f"training diverged: losses {losses}")
     steady = times[1:] or times  # the first step pays for cuDNN autotuning and allocation
     return {

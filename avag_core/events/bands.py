@@ -18,17 +18,25 @@ _CAP_Z = 3.0  # one band's excess counts at most this much (a single tone cannot
 _MIN_SPREAD_DB = 1.0  # a band steadier than this (white noise, hum) is judged as if it moved this much
 
 
-def band_matrix(n_fft: int, sample_rate: int, bands: int, lo_hz: float, hi_hz: float) -> np.ndarray:
-    """[n_fft // 2 + 1, bands] 0/1 matrix: rfft bin -> log-spaced band (each band >= 1 bin)."""
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    edges = np.geomspace(lo_hz, hi_hz, bands + 1)
-    m = np.zeros((freqs.size, bands), np.float32)
-    for b in range(bands):
-        idx = np.flatnonzero((freqs >= edges[b]) & (freqs < edges[b + 1]))
-        if idx.size == 0:  # narrower than a bin: take the nearest bin
-            idx = np.array([int(np.argmin(np.abs(freqs - np.sqrt(edges[b] * edges[b + 1]))))])
-        m[idx, b] = 1.0
-    return m
+def band_edges(n_fft: int, sample_rate: int, bands: int, lo_hz: float, hi_hz: float,
+               min_bins: int = 3) -> np.ndarray:
+    """rfft bin edges of up to ``bands`` log-spaced bands, each at least ``min_bins`` wide.
+
+    Why a minimum width: a one-bin band swings by +-10 dB on steady noise, and bands that
+    share a bin swing together, which would look like a broadband onset.
+    """
+    bin_hz = sample_rate / n_fft
+    wanted = np.round(np.geomspace(lo_hz, hi_hz, bands + 1) / bin_hz).astype(int)
+    top = min(int(hi_hz / bin_hz), n_fft // 2)
+    edges = [max(1, int(wanted[0]))]
+    for e in wanted[1:]:
+        nxt = max(int(e), edges[-1] + min_bins)
+        if nxt > top:
+            break
+        edges.append(nxt)
+    if len(edges) < 2:
+        raise ValueError(f"no analysis band fits between {lo_hz} and {hi_hz} Hz")
+    return np.array(edges)
 
 
 class BandLevels:
@@ -36,12 +44,12 @@ class BandLevels:
 
     def __init__(self, frame: int, sample_rate: int, bands: int, lo_hz: float, hi_hz: float,
                  silence_db: float) -> None:
-        self.matrix = band_matrix(frame, sample_rate, bands, lo_hz, hi_hz)
-        window = np.hanning(frame).astype(np.float32)
-        self.window = window
+        self.edges = band_edges(frame, sample_rate, bands, lo_hz, hi_hz)
+        self.bands = self.edges.size - 1
+        self.window = np.hanning(frame).astype(np.float32)
         # |X|^2 * scale summed over all bins is the frame's mean-square power (Parseval)
-        self._scale = 2.0 / (frame * float(np.sum(window.astype(np.float64) ** 2)))
-        share = self.matrix.sum(axis=0) / (frame // 2 + 1)
+        self._scale = 2.0 / (frame * float(np.sum(self.window.astype(np.float64) ** 2)))
+        share = np.diff(self.edges) / (frame // 2 + 1)
         self._floor = (10.0 ** (silence_db / 10.0)) * share  # white noise at silence_db, per band
         self.silence_power = 10.0 ** (silence_db / 10.0)
 
@@ -49,10 +57,10 @@ class BandLevels:
         """(levels [n, bands] dB, in-band power [n]) of frames [n, frame]."""
         centred = frames - frames.mean(axis=1, keepdims=True)
         spec = np.fft.rfft(centred * self.window, axis=1)
-        power = (spec.real ** 2 + spec.imag ** 2) * self._scale
-        band_power = power.astype(np.float32) @ self.matrix
+        power = (spec.real ** 2 + spec.imag ** 2)[:, self.edges[0]:self.edges[-1]] * self._scale
+        band_power = np.add.reduceat(power, self.edges[:-1] - self.edges[0], axis=1)
         levels = 10.0 * np.log10(band_power + self._floor)
-        return levels, band_power.sum(axis=1)
+        return levels.astype(np.float32), band_power.sum(axis=1)
 
 
 class BandBackground:

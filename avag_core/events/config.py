@@ -74,9 +74,9 @@ class EventConfig:
         0.9, "per band, the background level is this quantile of its recent levels (noise_window_s)",
         lo=0.5, hi=0.999)
     band_on: float = setting(
-        0.9, "flux detector: mean over bands of (level - background high level) / background spread "
+        0.35, "flux detector: mean over bands of (level - background high level) / background spread "
         "(each band capped at 3) that starts an event", lo=0.01, hi=3.0, live=True)
-    band_off: float = setting(0.3, "flux detector: the same mean that keeps an event going", lo=0.0, hi=3.0,
+    band_off: float = setting(0.12, "flux detector: the same mean that keeps an event going", lo=0.0, hi=3.0,
                               live=True)
     score_window_s: float = setting(20.0, "flux detector: history of the background's own scores", lo=1.0,
                                     hi=300.0)
@@ -84,11 +84,14 @@ class EventConfig:
     score_factor: float = setting(
         1.5, "... times this is the start threshold when it exceeds band_on (busy backgrounds need "
         "more; 0 = always band_on)", lo=0.0, hi=20.0, live=True)
+    tone_keep_db: float = setting(
+        12.0, "flux detector: an event also keeps going while its loudest band is this far above "
+        "that band's background (tones, ringing tails)", lo=0.0, hi=120.0)
     split_rise_db: float = setting(
-        6.0, "flux detector: mean rise of the bands (dB) over the previous two frames that marks a new "
+        10.0, "flux detector: mean rise of the bands (dB) over the previous two frames that marks a new "
         "onset inside a sounding event", lo=0.5, hi=30.0)
     split_min_s: float = setting(
-        1.0, "a new onset inside an event at least this old starts a new event (sounds over a long "
+        3.0, "a new onset inside an event at least this old starts a new event (sounds over a long "
         "sound get their own event)", lo=0.05, hi=60.0)
     adapt_after_s: float = setting(
         2.0, "background statistics pause during an event, but only this long: a lasting change "

@@ -24,6 +24,8 @@ from avag_core.events.resample import StreamingResampler
 from avag_core.events.timebase import to_mono_float32, to_seconds
 
 _EPS_POWER = 1e-12  # -120 dBFS: digital silence
+_SLOW_LEARN = 8  # one in this many frames of a sounding event (or standing out) enters the background
+_MAX_START = 2.0  # the adaptive start threshold never exceeds this (scores top out at 3): never deaf
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,11 @@ class SoundEventDetector:
         self._flux = cfg.detector == "flux"
         self._levels = BandLevels(self._frame, self.sample_rate, cfg.bands, cfg.band_lo_hz,
                                   min(cfg.band_hi_hz, self.sample_rate / 2), cfg.silence_db)
-        self._background = BandBackground(self._hist_len, cfg.bands, cfg.band_quantile)
+        self._background = BandBackground(self._hist_len, self._levels.bands, cfg.band_quantile)
         self._score_hist = np.zeros(max(16, round(cfg.score_window_s * self.sample_rate / self._hop)))
         self._score_count = 0
         self.threshold = float(cfg.band_on)  # current start threshold of the flux detector
+        self.keep_threshold = float(cfg.band_off)  # ... and the level that keeps an event going
         self.dropped_short = 0  # events discarded by min_event_s
         self.discontinuities = 0  # gaps / time jumps seen in the input times
         self.reset()
@@ -80,6 +83,8 @@ class SoundEventDetector:
         self._prev_levels: np.ndarray | None = None
         self._background.reset()
         self._score_count = 0
+        self._loud_frames = 0
+        self._recent: tuple[float, ...] = (0.0, 0.0)  # last 2 scores (keep-going test)
         self.threshold = float(self.config.band_on)
         self._soft_reset_framing(None)
         self._state = "idle"  # idle | active | hold (cut at max length, waiting for quiet)
@@ -207,37 +212,67 @@ class SoundEventDetector:
         live = in_band >= self._levels.silence_power  # digital silence is no background
         ready = self._background.count >= max(self._warmup_frames, 2)
         if self._background.count:
-            score = excess(levels, *self._background.level())
+            high, spread = self._background.level()
+            score = excess(levels, high, spread)
+            top = (levels - high).max(axis=1)  # the loudest band over its background (dB)
         else:
-            score = np.zeros(levels.shape[0])
+            score, top = np.zeros(levels.shape[0]), np.zeros(levels.shape[0])
         energy_db = 10.0 * np.log10(in_band + _EPS_POWER)
-        self.threshold = self._threshold()
+        # peak_score keeps the energy detector's meaning: dB above the background's floor
+        snr = energy_db - self._floor()[0] if self._hist_count else np.zeros(levels.shape[0])
+        # a sound far above even the loud moments of the background starts an event too
+        # (quiet rooms: a slow, narrow-band start that few bands see)
+        over_high = energy_db - self._energy_high() if self._hist_count else np.zeros(levels.shape[0])
+        self.threshold, self.keep_threshold = self._thresholds()
         events: list[SoundEvent] = []
         learn = np.zeros(levels.shape[0], bool)
+        idle = np.zeros(levels.shape[0], bool)
         for k in range(levels.shape[0]):
-            events.extend(self._step_bands(float(times[k]), float(score[k]), float(rise[k]), ready))
-            # frames of an event stay out of the background, but only for adapt_after_s
-            in_event = self._state == "active" and times[k] - self._onset < cfg.adapt_after_s
-            learn[k] = live[k] and not in_event
+            loud = bool(score[k] >= self.threshold or over_high[k] >= cfg.on_db)
+            events.extend(self._step_bands(float(times[k]), loud, float(score[k]), float(rise[k]),
+                                           float(snr[k]), float(top[k]), ready))
+            # frames of an event stay out of the background for adapt_after_s; after that one
+            # in 8 is learned: the background follows a lasting change (a fan turning on) in
+            # a few seconds, but a long sound that ends leaves no deaf period behind it
+            active = self._state == "active"
+            if active and times[k] - self._onset < cfg.adapt_after_s:
+                learn[k] = False
+            elif active or score[k] >= self.threshold:
+                self._loud_frames += 1
+                learn[k] = live[k] and self._loud_frames % _SLOW_LEARN == 0
+            else:
+                learn[k] = live[k]
+            idle[k] = self._state == "idle"
         if learn.any():
             self._background.push(levels[learn])
             self._push_history(energy_db[learn], np.zeros(int(learn.sum())))
-            sc = score[learn]
+        quiet = learn & idle  # the background's own scores: no event frames at all
+        if quiet.any():
+            sc = score[quiet]
             idx = (self._score_count + np.arange(sc.size)) % self._score_hist.size
             self._score_hist[idx] = sc
             self._score_count += sc.size
         return events
 
-    def _threshold(self) -> float:
-        """Start threshold: band_on, or higher where the background itself often scores high
-        (music, crackle): score_factor x the score_quantile of its recent scores."""
+    def _thresholds(self) -> tuple[float, float]:
+        """(start, keep) thresholds: band_on/band_off, or higher where the background itself
+        often scores high (music, crackle): score_factor x the score_quantile of its recent
+        scores to start, that quantile itself to keep going (compared with the mean score of
+        the last 2 frames, which a background rarely holds that high for long)."""
         cfg = self.config
         n = min(self._score_count, self._score_hist.size)
         if n < 16:
-            return float(cfg.band_on)
+            return float(cfg.band_on), float(cfg.band_off)
         k = int(round(cfg.score_quantile * (n - 1)))
         q = float(np.partition(self._score_hist[:n], k)[k])
-        return max(float(cfg.band_on), cfg.score_factor * q)
+        start = min(max(float(cfg.band_on), cfg.score_factor * q), _MAX_START)
+        return start, min(start, max(float(cfg.band_off), q))
+
+    def _energy_high(self) -> float:
+        """90th percentile of the background's frame energies (dB)."""
+        n = min(self._hist_count, self._hist_len)
+        k = int(0.9 * (n - 1))
+        return float(np.partition(self._e_hist[:n], k)[k])
 
     def _floor(self) -> tuple[float, float, float]:
         """Noise floor (dB), flux median and flux scale from the history (before this frame)."""
@@ -288,32 +323,36 @@ class SoundEventDetector:
             self._state = "idle"
         return out
 
-    def _step_bands(self, tf: float, score: float, rise: float, ready: bool) -> list[SoundEvent]:
+    def _step_bands(self, tf: float, loud: bool, score: float, rise: float, snr: float, top: float,
+                    ready: bool) -> list[SoundEvent]:
         """Flux state machine: idle -> active -> idle; a new onset splits or ends a long event."""
         cfg = self.config
         if cfg.mode == "continuous":
-            return self._continuous(tf, score, ready)
+            return self._continuous(tf, snr, ready)
         out: list[SoundEvent] = []
         frame_end = tf + self._frame / self.sample_rate
         onset_t = tf + (self._frame - self._hop) / self.sample_rate
-        loud = ready and score >= self.threshold
+        loud = ready and loud
         # a new sound inside a sounding one: most bands rise at once
         new_onset = loud and rise >= cfg.split_rise_db
         if self._state == "idle":
             if loud and onset_t >= self._refractory_until:
-                self._start(onset_t, frame_end, score)
+                self._start(onset_t, frame_end, snr)
             return out
         if self._state == "active" and new_onset and onset_t - self._onset >= cfg.split_min_s:
             out.extend(self._emit(min(self._last_active_end, onset_t), False))
-            self._start(onset_t, frame_end, score)
+            self._start(onset_t, frame_end, snr)
             return out
         if self._state == "hold" and new_onset:
-            self._start(onset_t, frame_end, score)
+            self._start(onset_t, frame_end, snr)
             return out
-        if score >= cfg.band_off:
+        self._recent = (*self._recent[1:], score)
+        # keep going while the sound is broadband enough, or one band (a tone, a ringing tail)
+        # stays far above its background
+        if sum(self._recent) / len(self._recent) >= self.keep_threshold or top >= cfg.tone_keep_db:
             self._last_active_end = frame_end
-            if self._state == "active" and score > self._peak:
-                self._peak, self._peak_t = score, tf
+            if self._state == "active" and snr > self._peak:
+                self._peak, self._peak_t = snr, tf
             if self._state == "active" and frame_end - self._onset >= cfg.max_event_s:
                 out.extend(self._emit(self._onset + cfg.max_event_s, truncated=True))
                 self._state = "hold"
@@ -326,6 +365,7 @@ class SoundEventDetector:
         return out
 
     def _start(self, onset_t: float, frame_end: float, score: float) -> None:
+        self._recent = (0.0, score)
         self._state = "active"
         self._onset = onset_t
         self._last_active_end = frame_end

@@ -15,6 +15,7 @@ import numpy as np
 
 _PHASES = 512  # fractional-delay resolution of the table (1/512 input sample)
 _ZERO_CROSSINGS = 16  # sinc lobes each side: ~70 dB stop band with the Kaiser window
+_MAX_RATIO = 64  # in/out beyond this needs a table of > 2 MB per ratio step: refused
 
 
 class StreamingResampler:
@@ -23,6 +24,9 @@ class StreamingResampler:
     def __init__(self, in_rate: int, out_rate: int, rolloff: float = 0.92) -> None:
         if in_rate <= 0 or out_rate <= 0:
             raise ValueError(f"sample rates must be positive, got {in_rate} -> {out_rate}")
+        if in_rate > _MAX_RATIO * out_rate:
+            # the filter (and its table) grows with the ratio: 1e9 -> 16k Hz would need 8 GiB
+            raise ValueError(f"resampling {in_rate} -> {out_rate} Hz is a ratio above {_MAX_RATIO}: refused")
         self.in_rate = int(in_rate)
         self.out_rate = int(out_rate)
         cutoff = min(1.0, out_rate / in_rate) * rolloff  # in units of the input Nyquist

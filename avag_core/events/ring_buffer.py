@@ -130,10 +130,10 @@ class AudioRingBuffer:
         cfg = self.config
         self.stats.chunks += 1
         issues: list[tuple[str, str]] = []
-        checked = self._check_input(samples, stamp, sample_rate)
-        if isinstance(checked, tuple):
+        refusal, checked = self._check_input(samples, stamp, sample_rate)
+        if checked is None:
             self.stats.refused += 1
-            return PushResult("refused", issues=[checked])
+            return PushResult("refused", issues=[refusal])
         arr, rate, t0 = checked
         if arr.shape[-1] == 0:
             return PushResult("empty")
@@ -163,33 +163,34 @@ class AudioRingBuffer:
         res.issues = issues + [i for i in res.issues if i not in issues]
         return res
 
-    def _check_input(self, samples: np.ndarray, stamp: float | int,
-                     sample_rate: int | float | None) -> tuple[np.ndarray, int, float] | tuple[str, str]:
-        """(float32 array, rate, t0) for a chunk within bounds, else (kind, reason)."""
+    def _check_input(
+        self, samples: np.ndarray, stamp: float | int, sample_rate: float | None
+    ) -> tuple[tuple[str, str], tuple[np.ndarray, int, float] | None]:
+        """(("", ""), (float32 array, rate, t0)) within bounds, else ((kind, reason), None)."""
         cfg = self.config
         try:
             t0 = to_seconds(stamp)
         except (TypeError, ValueError) as exc:
-            return ("bad_stamp", f"chunk refused: {exc}")
+            return ("bad_stamp", f"chunk refused: {exc}"), None
         try:
             rate_f = float(self.sample_rate if sample_rate is None else sample_rate)
         except (TypeError, ValueError):
-            return ("rate_out_of_range", f"chunk refused: sample rate {sample_rate!r} is not a number")
+            return ("rate_out_of_range", f"chunk refused: sample rate {sample_rate!r} is not a number"), None
         if not cfg.min_input_rate <= rate_f <= cfg.max_input_rate:  # NaN fails too
             return ("rate_out_of_range", f"chunk refused: sample rate {sample_rate!r} Hz is outside "
-                                         f"{cfg.min_input_rate}-{cfg.max_input_rate} Hz")
+                                         f"{cfg.min_input_rate}-{cfg.max_input_rate} Hz"), None
         rate = int(round(rate_f))
         arr = np.asarray(samples)
         if arr.ndim not in (1, 2) or arr.dtype.kind not in "fiu":
             return ("bad_shape", f"chunk refused: audio must be numeric [n] or [channels, n], got "
-                                 f"shape {arr.shape} {arr.dtype}")
+                                 f"shape {arr.shape} {arr.dtype}"), None
         if arr.ndim == 2 and arr.shape[0] > cfg.max_channels:
             return ("too_many_channels", f"chunk refused: {arr.shape[0]} channels > max_channels "
-                                         f"{cfg.max_channels} (is it [n, channels]?)")
+                                         f"{cfg.max_channels} (is it [n, channels]?)"), None
         if arr.shape[-1] > cfg.max_chunk_s * rate:
             return ("chunk_too_long", f"chunk refused: {arr.shape[-1]} samples at {rate} Hz = "
-                                      f"{arr.shape[-1] / rate:.1f} s > max_chunk_s {cfg.max_chunk_s:g} s")
-        return arr.astype(np.float32, copy=False), rate, t0
+                                      f"{arr.shape[-1] / rate:.1f} s > max_chunk_s {cfg.max_chunk_s:g} s"), None
+        return ("", ""), (arr.astype(np.float32, copy=False), rate, t0)
 
     def breaks_timeline(self, stamp: float | int) -> bool:
         """Would a chunk at ``stamp`` clear the history or jump past all of it? A tracker
@@ -263,6 +264,7 @@ class AudioRingBuffer:
                         "overlapping_stamp", "chunk lies entirely inside audio already received: dropped")])
                 x = x[skip:]
                 t0 = expected
+                issues.append(("overlapping_stamp", f"{skip} samples overlapping earlier audio dropped"))
         self._last_stamp = to_seconds(stamp)
         self._seg_in += x.size
         self.stats.accepted += 1

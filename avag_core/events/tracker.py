@@ -25,6 +25,9 @@ class AudioEventTracker:
 
     The buffer repairs the timeline (see ring_buffer), the detector sees only clean
     contiguous 16 kHz audio; a reset of the buffer (time jumped back) resets the detector.
+    A stamp that would clear the history (or jump past all of it) first ends the event in
+    progress, and that event's audio is kept, so ``audio_for`` still returns it.
+    ``last_push.issues`` names every input problem of the last chunk (refused or repaired).
     """
 
     def __init__(self, config: EventConfig | None = None) -> None:
@@ -33,11 +36,16 @@ class AudioEventTracker:
         self.detector = SoundEventDetector(self.config)
         self.last_push: PushResult | None = None
         self._rng = np.random.default_rng(0)  # gap filler: deterministic replays
+        self._kept: dict[SoundEvent, EventAudio] = {}  # audio of events ended by a timeline break
 
     def push(self, samples: np.ndarray, stamp: float | int, sample_rate: int | None = None) -> list[SoundEvent]:
+        events: list[SoundEvent] = []
+        if self.buffer.breaks_timeline(stamp):
+            for ev in self.detector.flush():  # ends cleanly while its audio is still held
+                self._keep(self.audio_for(ev))
+                events.append(ev)
         res = self.buffer.push(samples, stamp, sample_rate)
         self.last_push = res
-        events: list[SoundEvent] = []
         if res.reset:
             events.extend(self.detector.flush())
             self.detector.reset()
@@ -60,7 +68,14 @@ class AudioEventTracker:
     def flush(self) -> list[SoundEvent]:
         return self.detector.flush()
 
+    def _keep(self, audio: EventAudio) -> None:
+        self._kept[audio.event] = audio
+        while len(self._kept) > 4:
+            self._kept.pop(next(iter(self._kept)))
+
     def audio_for(self, event: SoundEvent) -> EventAudio:
         """The event's samples from the buffer, zero-padded to its exact length."""
+        if event in self._kept:
+            return self._kept[event]
         x, _ = self.buffer.extract(event.start_time, event.end_time, pad=True)
         return EventAudio(event, x, self.buffer.sample_rate)

@@ -8,6 +8,36 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# Up to this many keys, attention on a CPU runs as two matmuls and an explicit softmax:
+# PyTorch's CPU flash kernel (and its softmax over a short last dimension) costs 2-3x more
+# when many image tokens attend to a few audio tokens.
+SHORT_KEYS = 64
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` ([B, heads, N, d]) with a faster path for few keys
+    on the CPU (same result to float rounding). The ONNX export keeps the standard op."""
+    if (
+        q.device.type != "cpu"
+        or k.shape[-2] > SHORT_KEYS
+        or torch.onnx.is_in_onnx_export()
+        or torch.jit.is_tracing()
+    ):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
+    scores = torch.matmul(q, k.transpose(-1, -2)).float()
+    scores = scores * (q.shape[-1] ** -0.5 if scale is None else scale)
+    if attn_mask is not None:
+        scores = scores + attn_mask
+    scores = (scores - scores.amax(-1, keepdim=True)).exp()
+    probs = (scores / scores.sum(-1, keepdim=True)).to(v.dtype)
+    return torch.matmul(probs, v)
+
 
 class MultiheadAttention(nn.Module):
     def __init__(self, dim: int, heads: int, bias: bool = True) -> None:
@@ -45,6 +75,6 @@ class MultiheadAttention(nn.Module):
         if key_padding_mask is not None:
             mask = torch.zeros(key_padding_mask.shape, dtype=q.dtype, device=q.device)
             mask = mask.masked_fill(key_padding_mask, float("-inf"))[:, None, None, :]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = attention(q, k, v, attn_mask=mask)
         b, _, n, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, -1))

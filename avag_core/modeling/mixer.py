@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avag_core.modeling.attention import attention
+
 
 def key_mask_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """[B, T] bool (True = real) -> [B, 1, 1, T] additive bias (0 or -inf)."""
@@ -94,7 +96,7 @@ class CrossModalFusionBlock(nn.Module):
         cond_img = self.cond_proj_img(torch.cat([prompt_img, spatial, temporal], -1))[
             :, :, None, None
         ]
-        fused = F.scaled_dot_product_attention(
+        fused = attention(
             q_img,
             self._split(self.k_proj_audio(audio)),
             self._split(self.v_proj_audio(audio)),

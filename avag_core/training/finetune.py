@@ -61,7 +61,7 @@ def load_initial_weights(model: torch.nn.Module, path: str | Path) -> None:
 def describe_freeze(cfg: AvagConfig) -> str:
     """One line saying which parts of the model train in this run."""
     m, t = cfg.model, cfg.train
-    if not m.freeze_backbone:
+    if not m.freeze_backbone or t.unfreeze_backbone_epoch == 0:
         backbone = "trains"
     elif t.unfreeze_backbone_epoch < 0:
         backbone = "frozen"

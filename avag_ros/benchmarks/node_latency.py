@@ -1,14 +1,17 @@
-"""End-to-end reaction latency of avag_node while a 30 Hz camera and a microphone stream flow.
+"""Reaction latency, model time and CPU of avag_node while a camera and a microphone stream.
 
-    python -m avag_ros.benchmarks.node_latency [--scenes 8] [--checkpoint CKPT] [--json out.json]
+    python -m avag_ros.benchmarks.node_latency [--scenes 8] [--size 640x480] [--burn 2] [--json out.json]
 
-A feeder re-stamps synthetic scenes (camera 30 Hz, depth, camera_info, 16 kHz audio in
-32 ms frames with action sounds) to the wall clock and publishes them in real time; a
-subscriber records when each AffordanceDetection arrives. Latency = arrival time -
-``event_decided`` (the audio time at which the event was known to be over), so it is
-what the node adds after the sound: the detector's release time is reported separately.
-Overhead = latency - the model's own time (``inference_ms``). The node runs in its own
-process; its CPU and peak memory are read from /proc.
+A feeder (avag_ros/benchmarks/live_feed.py) publishes camera + depth + camera_info at
+30 Hz and 16 kHz audio in real time, first ``--idle`` seconds of background only (the
+node's CPU while nothing happens), then one action sound every 3 s. A subscriber records
+when each AffordanceDetection arrives. Latency = arrival - ``event_decided`` (the audio
+time the event was known to be over), so it is what the node adds after the sound.
+
+The model's own time inside the node (its /diagnostics: visual encoder and audio-
+conditioned part) is printed next to the same model timed standalone in this process,
+before and after the node run, on the same frames and sounds. ``--burn N`` runs N
+CPU-burning processes beside the node for the whole streaming phase.
 """
 
 from __future__ import annotations
@@ -26,153 +29,155 @@ from pathlib import Path
 import numpy as np
 
 
-def _proc_stats(pid: int) -> tuple[float, float]:
-    """(cpu seconds, peak RSS MB) of a process from /proc."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    peak = 0.0
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                peak = int(line.split()[1]) / 1024
-    return cpu, peak
+def standalone_model_ms(checkpoint: Path, scenes: list, size: tuple[int, int], reps: int = 2) -> dict[str, float]:
+    """Median ms of set_image (visual encoder) and predict (audio part) in this process."""
+    import cv2
 
+    from avag_core.predictor import Predictor
 
-def _checkpoint(path: str | None, work: Path) -> Path:
-    if path:
-        return Path(path)
-    from avag_ros.adapter import default_checkpoint
-
-    shipped = default_checkpoint()
-    if shipped.exists():
-        return shipped
-    # Same architecture, random weights: identical cost.
-    import torch
-
-    from avag_core.config import load_config
-    from avag_core.modeling import build_model
-    from avag_core.weights.checkpoint import save_model_checkpoint
-
-    torch.manual_seed(0)
-    cfg = load_config("realtime")
-    out = work / "realtime_random.safetensors"
-    save_model_checkpoint(out, build_model(cfg.model), cfg)
-    print(f"(no shipped checkpoint: using random realtime weights {out})")
-    return out
+    pred = Predictor.from_checkpoint(checkpoint, device="cpu")
+    enc, dec = [], []
+    for _ in range(reps):
+        for s in scenes:
+            rgb = cv2.resize(s.rgb, size, interpolation=cv2.INTER_LINEAR)
+            t0 = time.perf_counter()
+            pred.set_image(rgb)
+            t1 = time.perf_counter()
+            pred.predict(s.sound[:16000], 16000)
+            t2 = time.perf_counter()
+            enc.append((t1 - t0) * 1e3)
+            dec.append((t2 - t1) * 1e3)
+    return {"encode_ms": float(np.median(enc)), "audio_ms": float(np.median(dec))}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--scenes", type=int, default=8)
+    p.add_argument("--scenes", type=int, default=8, help="sound events (one every 3 s)")
+    p.add_argument("--size", default="640x480", help="camera WIDTHxHEIGHT")
+    p.add_argument("--idle", type=float, default=8.0, help="seconds of streams without events first")
+    p.add_argument("--burn", type=int, default=0, help="CPU-burning processes beside the node")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--json", type=Path)
     p.add_argument("--domain", type=int, default=77)
     args = p.parse_args(argv)
+    width, height = (int(v) for v in args.size.lower().split("x"))
 
     os.environ["ROS_DOMAIN_ID"] = str(args.domain)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     work = Path(tempfile.mkdtemp(prefix="avag_latency_"))
     os.environ.setdefault("ROS_LOG_DIR", str(work / "log"))
+    from avag_ros.benchmarks.live_feed import use_single_host_dds_profile
+
+    use_single_host_dds_profile()
 
     import rclpy
     import rclpy.executors
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from rclpy.serialization import deserialize_message
-    from rosbags.rosbag2 import Reader
-    from sensor_msgs.msg import CameraInfo, Image
 
-    from avag.msg import AffordanceDetection, AudioFrame
+    from avag.msg import AffordanceDetection
     from avag_core.data.synth import generate
-    from avag_core.events import EventConfig
-    from avag_ros.bag.synth_bag import TOPICS, SynthBagConfig, load_scenes, write_synth_bag
-    from avag_ros.conversions import ns_to_stamp, stamp_to_ns
-    from avag_ros.msg_types import get_message_class
+    from avag_ros.adapter import default_checkpoint
+    from avag_ros.bag.synth_bag import load_scenes
+    from avag_ros.benchmarks.live_feed import FeedConfig, LiveFeed, proc_stats
+    from avag_ros.conversions import stamp_to_ns
 
-    ckpt = _checkpoint(args.checkpoint, work)
+    ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
     data = generate(work / "data", seed=11, size="tiny")
     scenes = load_scenes(data, "val", limit=args.scenes)
-    bag = work / "bag"
-    write_synth_bag(scenes, bag, SynthBagConfig(seed=11))
-    msgs = []
-    with Reader(bag) as reader:
-        for conn, t, raw in reader.messages():
-            if conn.topic != TOPICS["ground_truth"][0]:
-                msgs.append((t, conn.topic, deserialize_message(raw, get_message_class(conn.msgtype))))
+    before = standalone_model_ms(ckpt, scenes, (width, height))
 
     node_proc = subprocess.Popen(
         [sys.executable, "-m", "avag_ros.nodes.avag_node", "--ros-args", "-p", f"checkpoint:={ckpt}"],
         stdout=(work / "node.log").open("w"), stderr=subprocess.STDOUT)
     rclpy.init()
     node = rclpy.create_node("avag_latency_bench")
+    feed = LiveFeed(node, scenes, FeedConfig(width=width, height=height, idle_s=args.idle))
     qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-    types = {"/camera/color/image_raw": Image, "/camera/aligned_depth_to_color/image_raw": Image,
-             "/camera/color/camera_info": CameraInfo, "/audio/audio": AudioFrame}
-    pubs = {t: node.create_publisher(ty, t, qos) for t, ty in types.items()}
     arrivals: list[tuple[int, AffordanceDetection]] = []
+    diag: dict[str, str] = {}
     node.create_subscription(AffordanceDetection, "/avag_node/detection",
                              lambda m: arrivals.append((time.time_ns(), m)), qos)
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    def on_diag(msg: DiagnosticArray) -> None:
+        for s in msg.status:
+            if s.name.startswith("/avag_node:"):
+                diag.update({kv.key: kv.value for kv in s.values})
+
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.burn)]
     try:
-        deadline = time.monotonic() + 120
-        while any(pb.get_subscription_count() == 0 for pb in pubs.values()):
-            if time.monotonic() > deadline or node_proc.poll() is not None:
-                raise SystemExit(f"avag_node did not come up; see {work / 'node.log'}")
-            time.sleep(0.1)
-        time.sleep(2.0)
-        cpu0, _ = _proc_stats(node_proc.pid)
+        if not feed.wait_for_subscribers(120, lambda: node_proc.poll() is None):
+            raise SystemExit(f"avag_node did not come up; see {work / 'node.log'}")
+        idle_box: dict[str, float] = {}
+
+        def sample_idle() -> None:  # node CPU over the event-free lead-in (1 s margin each side)
+            time.sleep(1.0)
+            c0, t0 = proc_stats(node_proc.pid)[0], time.monotonic()
+            time.sleep(max(args.idle - 2.0, 1.0))
+            idle_box["cpu"] = 100.0 * (proc_stats(node_proc.pid)[0] - c0) / (time.monotonic() - t0)
+
+        sampler = threading.Thread(target=sample_idle, daemon=True)
+        sampler.start()
+        cpu0 = proc_stats(node_proc.pid)[0]
         wall0 = time.monotonic()
-        offset = time.time_ns() + 500_000_000 - msgs[0][0]  # bag time -> wall clock
-        for t, topic, msg in msgs:
-            target = wall0 + 0.5 + (t - msgs[0][0]) / 1e9
-            while (now := time.monotonic()) < target:
-                time.sleep(min(target - now, 0.002))
-            if topic == "/audio/audio":  # a microphone delivers a chunk once its last sample is in
-                target += msg.samples_per_channel / msg.sample_rate
-                while (now := time.monotonic()) < target:
-                    time.sleep(min(target - now, 0.002))
-            msg.header.stamp = ns_to_stamp(stamp_to_ns(msg.header.stamp) + offset)
-            pubs[topic].publish(msg)
-        time.sleep(3.0)
-        cpu1, peak_mb = _proc_stats(node_proc.pid)
+        duration = args.idle + args.scenes * feed.cfg.scene_s + 0.5
+        events = feed.run(duration)
+        # the last detection arrives after its release time
+        deadline = time.monotonic() + 10.0
+        while len(arrivals) < len(events) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.2)  # one more diagnostics period for the final counters
+        cpu1, _rss, peak_mb = proc_stats(node_proc.pid)
         busy_s = time.monotonic() - wall0
+        sampler.join(timeout=5)
     finally:
+        for b in burners:
+            b.kill()
         node_proc.send_signal(2)
         node_proc.wait(timeout=20)
         executor.shutdown()
         spinner.join(timeout=5)
         node.destroy_node()
         rclpy.shutdown()
+    after = standalone_model_ms(ckpt, scenes, (width, height))
 
     lat = np.array([(a - stamp_to_ns(m.event_decided)) / 1e6 for a, m in arrivals])
-    model = np.array([m.inference_ms for _a, m in arrivals])
-    overhead = lat - model
-    q = lambda x, k: float(np.percentile(x, k)) if x.size else float("nan")  # noqa: E731
-    result = {
-        "scenes": len(scenes), "detections": len(arrivals), "checkpoint": str(ckpt),
+    q = lambda x, k: float(np.percentile(x, k)) if np.size(x) else float("nan")  # noqa: E731
+    standalone = {k: float(np.mean([before[k], after[k]])) for k in before}
+    in_node = {"encode_ms": float(diag.get("model.encode_ms_median", "nan")),
+               "audio_ms": float(diag.get("model.audio_ms_median", "nan"))}
+    detected = sum(any(abs(stamp_to_ns(m.event_start) - e.onset_ns) < 400_000_000 for _a, m in arrivals)
+                   for e in events)
+    r = {
+        "size": f"{width}x{height}", "burners": args.burn, "events": len(events), "detections": len(arrivals),
+        "events_detected": detected, "checkpoint": str(ckpt),
         "latency_ms_median": q(lat, 50), "latency_ms_p95": q(lat, 95),
-        "model_ms_median": q(model, 50), "model_ms_p95": q(model, 95),
-        "overhead_ms_median": q(overhead, 50), "overhead_ms_p95": q(overhead, 95),
-        "release_s": EventConfig().release_s,
+        "model_in_node": in_node, "model_standalone": standalone, "standalone_before": before,
+        "standalone_after": after,
+        "model_ratio": (in_node["encode_ms"] + in_node["audio_ms"]) / (standalone["encode_ms"] + standalone["audio_ms"]),
+        "node_cpu_idle_percent": idle_box.get("cpu", float("nan")),
         "node_cpu_percent": 100.0 * (cpu1 - cpu0) / busy_s, "node_peak_rss_mb": peak_mb,
-        "cpu_count": os.cpu_count(),
+        "release_s": 0.8, "cpu_count": os.cpu_count(), "node_diagnostics": diag,
+        "per_event_latency_ms": lat.tolist(),
     }
-    print(f"{'scenes':>6} {'dets':>5} {'latency p50':>12} {'p95':>7} {'model p50':>10} {'p95':>7} "
-          f"{'overhead p50':>13} {'p95':>7} {'node CPU':>9} {'peak RSS':>9}")
-    r = result
-    print(f"{r['scenes']:>6} {r['detections']:>5} {r['latency_ms_median']:>10.1f}ms {r['latency_ms_p95']:>5.1f}ms "
-          f"{r['model_ms_median']:>8.1f}ms {r['model_ms_p95']:>5.1f}ms {r['overhead_ms_median']:>11.1f}ms "
-          f"{r['overhead_ms_p95']:>5.1f}ms {r['node_cpu_percent']:>8.0f}% {r['node_peak_rss_mb']:>7.0f}MB")
-    print(f"(plus the detector's release time of {r['release_s']:.2f} s of quiet before an event is known to be over)")
-    print("per event (latency / model ms):", " ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(lat, model, strict=True)))
-    result["per_event_latency_ms"] = lat.tolist()
-    result["per_event_model_ms"] = model.tolist()
+    print(f"{'camera':>9} {'burn':>4} {'events':>6} {'detected':>8} {'latency p50':>11} {'p95':>7} "
+          f"{'model in node':>13} {'standalone':>10} {'ratio':>5} {'CPU idle':>8} {'CPU all':>7} {'peak RSS':>8}")
+    print(f"{r['size']:>9} {args.burn:>4} {len(events):>6} {detected:>8} {r['latency_ms_median']:>9.1f}ms "
+          f"{r['latency_ms_p95']:>5.1f}ms {in_node['encode_ms'] + in_node['audio_ms']:>11.1f}ms "
+          f"{standalone['encode_ms'] + standalone['audio_ms']:>8.1f}ms {r['model_ratio']:>5.2f} "
+          f"{r['node_cpu_idle_percent']:>7.1f}% {r['node_cpu_percent']:>6.1f}% {peak_mb:>6.0f}MB")
+    print(f"model = visual encoder (set_image) + audio-conditioned part (predict): in node "
+          f"{in_node['encode_ms']:.1f} + {in_node['audio_ms']:.1f} ms, standalone {standalone['encode_ms']:.1f} + "
+          f"{standalone['audio_ms']:.1f} ms (before {sum(before.values()):.1f}, after {sum(after.values()):.1f})")
+    print("latency is measured from the moment the event was known to be over (its end + 0.8 s release)")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    return 0
+        args.json.write_text(json.dumps(r, indent=2))
+    return 0 if detected == len(events) else 1
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from avag.msg import AudioFrame
+from avag_ros import params
 from avag_ros.conversions import make_header, numpy_to_audio_frame
 from avag_ros.spin import spin_until_shutdown
 
@@ -36,28 +37,16 @@ def parse_device(value: str) -> int | str | None:
 class AudioCaptureNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("audio_capture_node", **kwargs)
-        self.declare_parameter("device", "")
-        self.declare_parameter("sample_rate", 16000)
-        self.declare_parameter("channels", 1)
-        self.declare_parameter("chunk_size", 512)
-        self.declare_parameter("sample_format", AudioFrame.FORMAT_F32)
-        self.declare_parameter("frame_id", "mic_link")
-        self.declare_parameter("topic", "/audio/audio")
-        self.declare_parameter("reliability", "best_effort")
-        self.declare_parameter("retry_s", 2.0)
-        self.declare_parameter("resync_s", 0.1)
-        g = lambda name: self.get_parameter(name).value  # noqa: E731
-        self.device = parse_device(str(g("device")))
-        self.rate = int(g("sample_rate"))
-        self.channels = int(g("channels"))
-        self.chunk = int(g("chunk_size"))
-        self.sample_format = str(g("sample_format"))
-        self.frame_id = str(g("frame_id"))
-        self.resync_ns = int(float(g("resync_s")) * 1e9)
-        if self.sample_format not in (AudioFrame.FORMAT_F32, AudioFrame.FORMAT_S16, AudioFrame.FORMAT_S32):
-            raise ValueError(f"sample_format must be F32LE, S16LE or S32LE, got {self.sample_format!r}")
-        rel = ReliabilityPolicy.RELIABLE if g("reliability") == "reliable" else ReliabilityPolicy.BEST_EFFORT
-        self.pub = self.create_publisher(AudioFrame, str(g("topic")), QoSProfile(depth=50, reliability=rel))
+        cfg = params.declare_mic(self)  # descriptors (description, range); bad values refused
+        self.device = parse_device(cfg.device)
+        self.rate = cfg.sample_rate
+        self.channels = cfg.channels
+        self.chunk = cfg.chunk_size
+        self.sample_format = cfg.sample_format
+        self.frame_id = cfg.frame_id
+        self.resync_ns = int(cfg.resync_s * 1e9)
+        rel = ReliabilityPolicy.RELIABLE if cfg.reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        self.pub = self.create_publisher(AudioFrame, cfg.topic, QoSProfile(depth=50, reliability=rel))
         self._stream = None
         self._lock = threading.Lock()
         self._anchor_ns: int | None = None
@@ -66,7 +55,7 @@ class AudioCaptureNode(Node):
         self.overflows = 0
         self.resyncs = 0
         self._open()
-        self.create_timer(float(g("retry_s")), self._watchdog)
+        self.create_timer(cfg.retry_s, self._watchdog)
 
     def _open(self) -> None:
         import sounddevice as sd
@@ -141,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def finish() -> None:
         node.close()
-        node.get_logger().info(f"published {node.chunks} chunks ({node.overflows} overflows)")
+        summary = f"published {node.chunks} chunks ({node.overflows} overflows)"
+        if rclpy.ok():
+            node.get_logger().info(summary)
+        else:  # Ctrl-C already shut the context down: the logger could not reach /rosout
+            print(f"[{node.get_fully_qualified_name()}] {summary}", flush=True)
 
     return spin_until_shutdown(node, finish)
 

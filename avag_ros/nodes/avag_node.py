@@ -21,6 +21,7 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
@@ -29,11 +30,14 @@ from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_srvs.srv import SetBool
 from visualization_msgs.msg import MarkerArray
 
 from avag.msg import AffordanceDetection
+from avag.srv import Ground
 from avag_ros import audio_inputs, params
 from avag_ros.adapter import GroundingAdapter, load_predictor
+from avag_ros.conversions import stamp_to_ns
 from avag_ros.outputs import (
     detection_to_msg,
     markers_for,
@@ -81,12 +85,14 @@ class AvagNode(LifecycleNode):
         self.adapter: GroundingAdapter | None = None
         self.predictor = None
         self._pubs: dict[str, Any] = {}
+        self._services: list[Any] = []
         self._subs: list[Any] = []
         self._slot = LatestSlot()
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         self._last_seen: dict[str, float] = {}
         self._problem = ""  # why the node is not working (failed configure/activate)
+        self._enabled = True  # ~/enable: pause inference without tearing anything down
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         # Diagnostics exist before configure, so a node whose configure failed says why.
@@ -129,6 +135,8 @@ class AvagNode(LifecycleNode):
             "detection": self.create_publisher(AffordanceDetection, "~/detection", reliable),
             "markers": self.create_publisher(MarkerArray, "~/markers", reliable),
         }
+        self._services = [self.create_service(SetBool, "~/enable", self._on_enable),
+                          self.create_service(Ground, "~/ground", self._on_ground)]
         self.get_logger().info(f"configured: model on {self.predictor.device}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -189,7 +197,9 @@ class AvagNode(LifecycleNode):
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         for pub in self._pubs.values():
             self.destroy_publisher(pub)
-        self._pubs = {}
+        for srv in self._services:
+            self.destroy_service(srv)
+        self._pubs, self._services = {}, []
         # counters live in the adapter and its pipeline: one life cycle, reset together
         self.adapter = self.predictor = None
         return TransitionCallbackReturn.SUCCESS
@@ -220,6 +230,9 @@ class AvagNode(LifecycleNode):
     def _on_audio(self, msg: Any) -> None:
         self._last_seen["audio"] = time.monotonic()
         for event, audio in self.adapter.on_audio(msg):
+            if not self._enabled:
+                self.adapter.counters["events_while_disabled"] += 1
+                continue
             if self._slot.put((event, audio)):
                 self.adapter.refuse("dropped_events", "an event ended while the previous one still waited for "
                                                       "inference: the older one is dropped (latest only)")
@@ -230,7 +243,8 @@ class AvagNode(LifecycleNode):
             job = self._slot.get(timeout=0.02)
             try:
                 if job is None:
-                    self.adapter.pipeline.encode_ahead()
+                    if self._enabled:
+                        self.adapter.encode_ahead()
                     continue
                 det = self.adapter.run(*job)
                 if det is not None:
@@ -240,7 +254,7 @@ class AvagNode(LifecycleNode):
                     return  # shutting down: publishers are gone
                 self.adapter.refuse("inference_errors", f"inference failed: {exc}")
 
-    def _publish(self, det: Any) -> None:
+    def _publish(self, det: Any) -> AffordanceDetection:
         cfg = self.cfg
         header = det.frame_header
         pubs = self._pubs
@@ -260,6 +274,37 @@ class AvagNode(LifecycleNode):
         pubs["detection"].publish(msg)
         pubs["markers"].publish(markers_for(det, header, cfg.marker_lifetime_s, self.get_namespace()))
         self.adapter.counters["detections_published"] += 1
+        return msg
+
+    # ------------------------------------------------------------------ services
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        """Pause or resume inference; inputs keep flowing into the buffers meanwhile, so
+        grounding resumes at once (events heard while paused are counted, not run)."""
+        self._enabled = bool(request.data)
+        response.success = True
+        response.message = "inference enabled" if self._enabled else "inference paused"
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_ground(self, request: Ground.Request, response: Ground.Response) -> Ground.Response:
+        """A planner's grounding request: runs at once on the service thread (the model is
+        shared with the event worker under a lock) and is also published like an event."""
+        if self.adapter is None or not self._subs:
+            response.success, response.message = False, "node is not active"
+            return response
+        audio = np.asarray(request.audio, np.float32) if len(request.audio) else None
+        frame = stamp_to_ns(request.frame_stamp) or None
+        try:
+            det, why = self.adapter.ground(audio, int(request.sample_rate), stamp_to_ns(request.start),
+                                           stamp_to_ns(request.end), frame)
+        except Exception as exc:  # a failed request must not take the node down
+            det, why = None, f"grounding failed: {exc}"
+        if det is None:
+            response.success, response.message = False, why
+            return response
+        response.detection = self._publish(det)
+        response.success, response.message = True, "ok"
+        return response
 
     # ------------------------------------------------------------------ parameters
     def _on_set_parameters(self, changes: list[Any]) -> SetParametersResult:
@@ -286,6 +331,8 @@ class AvagNode(LifecycleNode):
             level, message = DiagnosticStatus.ERROR, self._problem
         elif self.adapter is None or not self._subs:
             level, message = DiagnosticStatus.WARN, "not active"
+        elif not self._enabled:
+            level, message = DiagnosticStatus.OK, "paused (~/enable false)"
         if self.adapter is not None:
             values.update(self.adapter.diagnostics())
             if self._subs and self.cfg is not None:

@@ -46,7 +46,6 @@ def main() -> int:
         if time.monotonic() > deadline:
             return 1
         time.sleep(0.05)
-    time.sleep(1.0)
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 255, (120, 160, 3), np.uint8)
     ok, jpg = cv2.imencode(".jpg", frame)
@@ -68,7 +67,10 @@ def main() -> int:
                 time.sleep(0.01)
             changed_at = time.monotonic()
         time.sleep(0.032)
-    time.sleep(2.0)
+    # wait for the windows emitted after the change to come back (not a fixed time)
+    deadline = time.monotonic() + 20
+    while sum(s["t"] > changed_at + 1.0 for s in seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     with open(out_path, "w") as fh:
         json.dump({"seen": seen, "changed_at": changed_at, "size": [frame.shape[1], frame.shape[0]]}, fh)
     executor.shutdown()

@@ -1,0 +1,117 @@
+"""GroundingAdapter: the one place ROS messages meet the pipeline (node, offline and live
+bag replay). Validation, per-kind logging, parameter changes and diagnostics keys."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import ros_available
+
+ok, why = ros_available()
+pytestmark = pytest.mark.skipif(not ok, reason=why)
+
+
+@pytest.fixture
+def adapter(shipped_checkpoint):
+    from avag_ros.adapter import GroundingAdapter, load_predictor
+    from avag_ros.params import NodeConfig
+
+    cfg = NodeConfig(checkpoint=str(shipped_checkpoint))
+    logged: list[str] = []
+    a = GroundingAdapter(cfg, load_predictor(cfg), logged.append)
+    a.logged = logged
+    return a
+
+
+def _image(encoding: str, w: int = 8, h: int = 6, stamp_ns: int = 10**9):
+    from avag_ros.conversions import IMAGE_ENCODINGS, make_header, numpy_to_image
+
+    dtype, ch = IMAGE_ENCODINGS[encoding]
+    arr = np.zeros((h, w, ch) if ch > 1 else (h, w), dtype)
+    return numpy_to_image(arr, encoding, make_header(stamp_ns))
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC3", "8UC1"])
+def test_every_listed_colour_encoding_is_accepted_and_decodes(adapter, encoding):
+    from avag_ros.adapter import COLOR_ENCODINGS, decode_frame
+
+    assert encoding in COLOR_ENCODINGS
+    msg = _image(encoding)
+    assert adapter.on_image(msg)
+    rgb = decode_frame(msg)
+    assert rgb.shape == (6, 8, 3) and rgb.dtype == np.uint8
+
+
+def test_bad_inputs_are_refused_by_kind_and_each_kind_logged_once(adapter):
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from avag_ros.conversions import make_header
+
+    for _ in range(3):
+        assert not adapter.on_image(Image(header=make_header(1), height=0, width=0, encoding="rgb8"))
+        assert not adapter.on_image(_image("32FC1"))
+    assert not adapter.on_depth(_image("rgb8"))
+    info = CameraInfo(width=0, height=0)
+    info.k = [500.0, 0, 4, 0, 500.0, 3, 0, 0, 1]
+    assert not adapter.on_camera_info(info)
+    info.width, info.height = 8, 6
+    info.k[0] = float("inf")
+    assert not adapter.on_camera_info(info)
+    info.k[0] = 500.0
+    assert adapter.on_camera_info(info)
+    c = adapter.counters
+    assert c["bad_image"] == 6 and c["bad_image.zero_size"] == 3 and c["bad_image.encoding"] == 3
+    assert c["bad_depth.encoding"] == 1
+    assert c["bad_camera_info.zero_size"] == 1 and c["bad_camera_info.nonfinite"] == 1
+    # one line per kind, with its reason; repeats of a kind are suppressed (throttled)
+    kinds = [line.split(":")[0] for line in adapter.logged]
+    assert sorted(kinds) == sorted(["bad_image.zero_size", "bad_image.encoding", "bad_depth.encoding",
+                                    "bad_camera_info.zero_size", "bad_camera_info.nonfinite"])
+    assert any("zero-size image (0x0)" in line for line in adapter.logged)
+
+
+def test_oversized_messages_are_refused_before_decoding(adapter):
+    adapter.cfg.max_image_mb = 0.0001  # 100 bytes
+    assert not adapter.on_image(_image("rgb8", 16, 16))
+    assert adapter.counters["bad_image.too_large"] == 1
+    assert "exceeds max_image_mb" in adapter.logged[-1]
+
+
+def test_throttled_log_reports_what_it_suppressed():
+    from avag_ros.adapter import KindThrottledLog
+
+    lines: list[str] = []
+    log = KindThrottledLog(lines.append, period_s=0.0)
+    log("a", "first")
+    log("a", "second")
+    assert lines == ["a: first", "a: second"]
+    lines.clear()
+    slow = KindThrottledLog(lines.append, period_s=3600.0)
+    for _ in range(5):
+        slow("a", "x")
+    slow("b", "y")
+    assert lines == ["a: x", "b: y"]
+    slow._last["a"] = -1e9  # the period has passed
+    slow("a", "z")
+    assert lines[-1] == "a: z (4 more since the last report)"
+
+
+def test_parameter_changes_live_refused_or_deferred(adapter):
+    ok, reason = adapter.set_params({"function_threshold": 0.7})
+    assert ok and reason == "" and adapter.pipeline.thresholds.function == 0.7
+    ok, reason = adapter.set_params({"function_threshold": 1.7})
+    assert not ok and "function_threshold" in reason and adapter.pipeline.thresholds.function == 0.7
+    ok, reason = adapter.set_params({"image_topic": "/other"})
+    assert ok and "image_topic" in reason and "next configure" in reason
+    assert adapter.cfg.image_topic != "/other"  # applies at the next configure only
+
+
+def test_diagnostics_keys_never_collide(adapter):
+    from avag_ros.conversions import make_header, numpy_to_audio_frame
+
+    adapter.on_audio(numpy_to_audio_frame(np.zeros(512, np.float32), 16000, header=make_header(10**9)))
+    values = adapter.diagnostics()
+    assert values["input.audio_messages"] == 1 and values["audio_buffer.chunks"] == 1
+    prefixes = {k.split(".")[0] for k in values}
+    assert prefixes <= {"input", "pipeline", "audio_buffer", "model"}

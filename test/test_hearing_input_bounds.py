@@ -1,0 +1,192 @@
+"""Bounded, explained audio input: every refused or repaired chunk names its reason.
+
+Each case is what a broken driver or a bad bag really sends; the tracker must refuse or
+repair it with a named issue (the node logs it once per kind and counts it), never go deaf
+silently and never allocate more than the chunk itself.
+"""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from avag_core.events import AudioEventTracker, EventConfig, StreamingResampler
+
+SR = 16000
+T0_NS = 1_700_000_000_000_000_000
+CHUNK_NS = 512 * 1_000_000_000 // SR
+
+
+def noise(n, level_db=-50.0, seed=0):
+    return np.random.default_rng(seed).normal(0, 10 ** (level_db / 20), n).astype(np.float32)
+
+
+def kinds(tracker):
+    return [k for k, _ in tracker.last_push.issues]
+
+
+def feed(tracker, x, t0_ns=T0_NS, chunk=512):
+    events = []
+    for i in range(0, x.size, chunk):
+        events += tracker.push(x[i:i + chunk], t0_ns + i * 1_000_000_000 // SR, SR)
+    return events
+
+
+@pytest.mark.parametrize("rate", [1, 7999, 192001, 1e9, float("nan"), -16000])
+def test_sample_rate_out_of_range_is_refused_without_moving_time(rate):
+    tracker = AudioEventTracker()
+    feed(tracker, noise(SR))
+    end = tracker.buffer.end_time
+    tracemalloc.start()
+    tracker.push(noise(512), T0_NS + SR * 1_000_000_000 // SR, rate)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert tracker.last_push.status == "refused" and kinds(tracker) == ["rate_out_of_range"]
+    assert str(rate)[:3] in tracker.last_push.issues[0][1]
+    assert tracker.buffer.end_time == end  # the timeline did not jump ahead
+    assert peak < 10 * 2**20
+    assert tracker.buffer.stats.refused == 1
+    # the next good chunk continues (a 32 ms dropout, no deaf period)
+    tracker.push(noise(512), T0_NS + (SR + 512) * 1_000_000_000 // SR, SR)
+    assert tracker.last_push.status == "ok" and tracker.last_push.issues == []
+
+
+def test_rates_at_the_edges_are_accepted():
+    for rate in (8000, 192000):
+        tracker = AudioEventTracker()
+        tracker.push(noise(rate // 10), T0_NS, rate)
+        assert tracker.last_push.status == "ok", rate
+
+
+def test_resampler_refuses_a_table_of_gigabytes():
+    with pytest.raises(ValueError, match="ratio"):
+        StreamingResampler(1_000_000_000, SR)
+
+
+def test_too_many_channels_is_refused():
+    tracker = AudioEventTracker()
+    tracker.push(noise(33 * 512).reshape(33, 512), T0_NS, SR)
+    assert kinds(tracker) == ["too_many_channels"] and tracker.buffer.stats.accepted == 0
+    # [n, channels] by mistake: 512 "channels" of 2 samples
+    tracker.push(noise(1024).reshape(512, 2), T0_NS, SR)
+    assert kinds(tracker) == ["too_many_channels"]
+    tracker.push(noise(32 * 512).reshape(32, 512), T0_NS, SR)
+    assert tracker.last_push.status == "ok"
+
+
+def test_chunk_longer_than_max_chunk_s_is_refused():
+    tracker = AudioEventTracker(EventConfig(max_chunk_s=4.0))
+    tracker.push(noise(5 * SR), T0_NS, SR)
+    assert kinds(tracker) == ["chunk_too_long"] and "5.0 s" in tracker.last_push.issues[0][1]
+    tracker.push(noise(4 * SR), T0_NS, SR)
+    assert tracker.last_push.status == "ok"
+
+
+def test_bad_shape_and_bad_stamp_are_refused():
+    tracker = AudioEventTracker()
+    tracker.push(noise(512).reshape(2, 2, 128), T0_NS, SR)
+    assert kinds(tracker) == ["bad_shape"]
+    tracker.push(noise(512), float("nan"), SR)
+    assert kinds(tracker) == ["bad_stamp"]
+
+
+def test_one_nan_costs_one_sample_not_the_chunk():
+    tracker = AudioEventTracker()
+    x = noise(3 * 512, seed=3)
+    bad = x.copy()
+    bad[700] = np.nan
+    feed(tracker, bad)
+    assert tracker.buffer.stats.nonfinite_samples == 1 and tracker.buffer.stats.gaps == 0
+    got, _ = tracker.buffer.extract(T0_NS / 1e9, T0_NS / 1e9 + 3 * 512 / SR)
+    expected = x.copy()
+    expected[700] = 0.0
+    np.testing.assert_array_equal(got, expected)
+    # the issue was named on the chunk that carried it
+    tracker2 = AudioEventTracker()
+    tracker2.push(bad[:512], T0_NS, SR)
+    tracker2.push(bad[512:1024], T0_NS + CHUNK_NS, SR)
+    assert kinds(tracker2) == ["nonfinite_samples"] and "1 NaN/Inf" in tracker2.last_push.issues[0][1]
+
+
+def test_samples_beyond_full_scale_are_clipped_and_reported():
+    tracker = AudioEventTracker()
+    x = noise(512)
+    x[10], x[20] = 3.0, -40000.0  # int16 scale by mistake
+    tracker.push(x, T0_NS, SR)
+    assert kinds(tracker) == ["clipped_samples"] and "2 samples" in tracker.last_push.issues[0][1]
+    got, _ = tracker.buffer.extract(T0_NS / 1e9, T0_NS / 1e9 + 512 / SR)
+    assert got[10] == 1.0 and got[20] == -1.0 and np.abs(got).max() <= 1.0
+
+
+def test_forward_stamp_jump_is_named_and_costs_no_memory():
+    tracker = AudioEventTracker()
+    feed(tracker, noise(SR))
+    tracemalloc.start()
+    tracker.push(noise(512), T0_NS + 10**9 * 3600, SR)  # an hour ahead
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert kinds(tracker) == ["stamp_jump"] and tracker.buffer.stats.stamp_jumps == 1
+    assert peak < 10 * 2**20
+    tracker.push(noise(512), T0_NS + 10**9 * 3600 + CHUNK_NS, SR)
+    assert tracker.last_push.issues == []
+
+
+def test_small_stamp_faults_are_named():
+    tracker = AudioEventTracker()
+    tracker.push(noise(512), T0_NS, SR)
+    tracker.push(noise(512), T0_NS, SR)
+    assert kinds(tracker) == ["duplicate_stamp"]
+    tracker.push(noise(512), T0_NS - 100_000_000, SR)
+    assert kinds(tracker) == ["out_of_order_stamp"]
+    tracker.push(noise(512), T0_NS + CHUNK_NS // 8, SR)  # overlaps most of the first chunk
+    assert kinds(tracker) == ["overlapping_stamp"]
+
+
+def loud_event_stream():
+    """2 s of quiet noise, then a loud broadband sound that is still going on."""
+    x = noise(3 * SR, -60.0, seed=5)
+    x[2 * SR:] += noise(SR, -15.0, seed=6)
+    return x
+
+
+@pytest.mark.parametrize("jump_s", [-0.6, -30.0, 3600.0])
+def test_stamp_glitch_ends_the_event_in_progress_with_its_audio(jump_s):
+    tracker = AudioEventTracker()
+    x = loud_event_stream()
+    assert feed(tracker, x) == [] and tracker.detector.active_onset is not None
+    onset = tracker.detector.active_onset
+    events = tracker.push(noise(512, -60.0), T0_NS + 3 * 10**9 + int(jump_s * 1e9), SR)
+    assert kinds(tracker) == ["stamp_jump"]
+    assert len(events) == 1 and events[0].onset_time == onset
+    audio = tracker.audio_for(events[0]).samples
+    # the event's audio is the loud sound, not zeros from a cleared history
+    start = round((events[0].start_time - T0_NS / 1e9) * SR)
+    np.testing.assert_array_equal(audio[: 3 * SR - start], x[start:start + audio.size][: 3 * SR - start])
+    assert np.sqrt(np.mean(audio[-SR // 2:] ** 2)) > 0.1
+    assert tracker.detector.active_onset is None
+
+
+def test_digital_silence_does_not_reset_the_background():
+    """1.5 s of zeros (a muted mic) between noise: the noise coming back is no event."""
+    cfg = EventConfig()
+    tracker = AudioEventTracker(cfg)
+    x = np.concatenate([noise(5 * SR, -40.0, seed=1), np.zeros(3 * SR, np.float32), noise(5 * SR, -40.0, seed=2)])
+    events = feed(tracker, x) + tracker.flush()
+    assert events == []
+    # a real sound after the silence is still heard
+    y = x.copy()
+    y[9 * SR:9 * SR + 800] += 0.3 * np.hanning(800).astype(np.float32)
+    events = feed(AudioEventTracker(cfg), y)
+    assert len(events) == 1 and abs(events[0].onset_time - (T0_NS / 1e9 + 9.0)) < 0.05
+
+
+def test_dc_offset_and_rumble_are_ignored():
+    t = np.arange(12 * SR) / SR
+    x = noise(t.size, -50.0, seed=4) + 0.3 + (0.05 * np.sin(2 * np.pi * 30 * t)).astype(np.float32)
+    x[int(1.0 * SR):] += 0.2  # a DC step: no sound
+    clicks = (4.0, 8.0)
+    for c in clicks:
+        i = int(c * SR)
+        x[i:i + 160] += 0.05 * np.hanning(160).astype(np.float32)
+    events = feed(AudioEventTracker(), x.astype(np.float32))
+    assert [round(e.onset_time - T0_NS / 1e9, 1) for e in events] == list(clicks)
