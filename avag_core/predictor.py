@@ -20,6 +20,7 @@ from avag_core.backends import make_backend, normalise_dtype
 from avag_core.errors import AvagError
 from avag_core.modeling import AVAGFormer
 from avag_core.modeling.audio_frontend import pad_patch_batch, select_patches, waveform_to_patches
+from avag_core.modeling.fuse import fold_batchnorm
 
 
 @dataclass
@@ -37,7 +38,8 @@ class Predictor:
     """``backend``: ``torch`` (eager), ``onnxruntime`` or ``tensorrt`` (see
     :mod:`avag_core.backends`); ``dtype``: fp32, fp16, bf16, int8 or auto where the
     backend offers it; ``backend_options``: e.g. ``engine_cache_dir``, ``cache_dir``,
-    ``threads`` for the onnxruntime backends."""
+    ``threads`` for the onnxruntime backends. The model is prepared for inference in place
+    (eval mode, channels-last, batch norms folded): pass a copy of a model still training."""
 
     def __init__(
         self,
@@ -53,6 +55,8 @@ class Predictor:
         # timm's PVT depthwise MLP) without layout copies. Same results, an inference-only
         # copy of the layout (checkpoints are written from contiguous training weights).
         self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
+        # Batch norms folded into their convolutions (inference only, same logits: tested).
+        fold_batchnorm(self.model)
         self.cfg = cfg
         self.mcfg = getattr(cfg, "model", cfg)
         self.size = int(self.mcfg.image_size)

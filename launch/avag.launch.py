@@ -93,8 +93,8 @@ def rviz_config(context: LaunchContext) -> list:
     text = (share / "config" / "avag.rviz").read_text()
     text = text.replace(f"/{NODE}/", f"{fqn}/")
     text = text.replace("Value: /camera/color/image_raw", f"Value: {LaunchConfiguration('image').perform(context)}")
-    fd, path = tempfile.mkstemp(prefix="avag_", suffix=".rviz")
-    with os.fdopen(fd, "w") as f:
+    path = os.path.join(tempfile.gettempdir(), f"avag{fqn.replace('/', '_')}.rviz")  # one per node name
+    with open(path, "w") as f:
         f.write(text)
     return [Node(
         package="rviz2",

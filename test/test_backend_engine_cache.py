@@ -39,3 +39,32 @@ def test_each_model_gets_its_own_folder(tmp_path):
 
 def test_tensorrt_version_is_a_string_without_tensorrt():
     assert isinstance(engine_cache.tensorrt_version(), str)
+
+
+def test_tensorrt_profiles_name_exactly_each_graphs_inputs(tmp_path):
+    """The optimisation profiles must name every input of the graph they are given to (and
+    nothing else), with the shapes the exported graphs really have."""
+    import onnxruntime as ort
+    import torch
+
+    from avag_core.backends.graphs import ensure_graphs, graph_info
+    from avag_core.backends.ort_backend import trt_profiles
+    from avag_core.config import load_config
+    from avag_core.modeling import build_model
+
+    torch.manual_seed(0)
+    cfg = load_config("tiny").model
+    model = build_model(cfg).eval()
+    _, folder = ensure_graphs(model, cfg.image_size, tmp_path, torch.device("cpu"))
+    info = graph_info(folder)
+    for graph in ("encoder", "decoder"):
+        sess = ort.InferenceSession(str(folder / f"{graph}.onnx"), providers=["CPUExecutionProvider"])
+        inputs = {i.name: i.shape for i in sess.get_inputs()}
+        prof = trt_profiles(graph, cfg.image_size, info["feature_shapes"], 2, 20)
+        for key in ("trt_profile_min_shapes", "trt_profile_opt_shapes", "trt_profile_max_shapes"):
+            named = dict(item.split(":") for item in prof[key].split(","))
+            assert set(named) == set(inputs), (graph, key)
+            for name, dims in named.items():
+                fixed = [d for d in inputs[name] if isinstance(d, int)]
+                assert [int(x) for x in dims.split("x")][-len(fixed):] == fixed or not fixed, name
+        assert prof["trt_profile_max_shapes"].count("2x") >= 1

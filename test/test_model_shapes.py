@@ -109,3 +109,37 @@ def test_presets_build_with_documented_sizes():
     paper = load_config("paper").model
     assert (paper.backbone, paper.image_size, paper.num_queries) == ("pvt_v2_b5", 512, 300)
     assert paper.encoder_layers == 6 and paper.query_layers == 6
+
+
+@pytest.mark.parametrize("preset", ["tiny", "realtime"])
+def test_folding_batch_norm_keeps_the_logits(preset):
+    """Predictor folds every eval batch norm into its convolution; with non-trivial running
+    statistics the logits stay the same, and a second fold changes nothing."""
+    import copy
+
+    from avag_core.modeling.fuse import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = build_model(load_config(preset).model).eval()
+    g = torch.Generator().manual_seed(1)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns
+    with torch.no_grad():
+        for bn in bns:
+            bn.running_mean.copy_(torch.rand(bn.num_features, generator=g) - 0.5)
+            bn.running_var.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
+            if bn.affine:
+                bn.weight.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
+                bn.bias.copy_(torch.rand(bn.num_features, generator=g) - 0.5)
+    folded = copy.deepcopy(model)
+    assert fold_batchnorm(folded) == len(bns)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert fold_batchnorm(folded) == 0
+    s = model.cfg.image_size
+    image = torch.randn(1, 3, s, s, generator=g)
+    audio = torch.randn(1, 3, 96, 64, generator=g) - 4
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    with torch.inference_mode():
+        want, got = model(image, audio, mask), folded(image, audio, mask)
+    for key in ("function", "dependency", "function_aux", "dependency_aux"):
+        torch.testing.assert_close(got[key], want[key], atol=1e-5, rtol=1e-4)

@@ -214,5 +214,7 @@ def test_out_of_range_value_in_a_params_file_stops_the_node_naming_it(ros_env, t
     while node.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     out = stop_proc(node)
-    assert node.returncode not in (None, 0), out
-    assert "function_threshold" in out, out
+    assert node.returncode == 2, out
+    assert "Traceback" not in out and out.strip().splitlines() == [
+        "avag_node: error: parameter function_threshold: Parameter function_threshold out of range "
+        "Min: 0.0, Max: 1.0, value: 1.5"], out

@@ -42,6 +42,26 @@ def _ort():
     return onnxruntime
 
 
+def trt_profiles(
+    graph: str, size: int, feature_shapes: list[list[int]], max_batch: int, max_patches: int
+) -> dict[str, str]:
+    """TensorRT optimisation profile of the ``encoder`` or ``decoder`` graph, naming exactly
+    its inputs: one profile covering every batch (1..max_batch) and audio length
+    (1..max_patches) the predictor sends, so a longer sound never rebuilds an engine."""
+
+    def shapes(b: int, t: int) -> str:
+        if graph == "encoder":
+            return f"image:{b}x3x{size}x{size}"
+        feats = [f"feat{i}:{b}x" + "x".join(map(str, shp)) for i, shp in enumerate(feature_shapes)]
+        return ",".join([*feats, f"audio:{b}x{t}x96x64", f"audio_mask:{b}x{t}"])
+
+    return {
+        "trt_profile_min_shapes": shapes(1, 1),
+        "trt_profile_opt_shapes": shapes(1, min(5, max_patches)),
+        "trt_profile_max_shapes": shapes(max_batch, max_patches),
+    }
+
+
 class OrtBackend:
     name = "onnxruntime"
 
@@ -62,6 +82,14 @@ class OrtBackend:
         self.dtype = "fp32" if dtype == "auto" else dtype
         self.name = "tensorrt" if tensorrt else "onnxruntime"
         self._check(ort, tensorrt)
+        if device.type == "cuda" and hasattr(ort, "preload_dlls"):
+            # onnxruntime-gpu from pip finds the CUDA/cuDNN libraries of the nvidia-* wheels
+            # only when asked to load them (they are not on the loader path); a system CUDA
+            # (JetPack) needs nothing, and a failed preload shows as a provider error below
+            try:
+                ort.preload_dlls()
+            except Exception as exc:  # optional help, never fatal by itself
+                log.info("onnxruntime.preload_dlls: %s", exc)
         cache = Path(cache_dir) if cache_dir else default_cache_dir() / "onnx"
         half_graph = self.dtype == "fp16" and not tensorrt
         self.key, folder = ensure_graphs(model, image_size, cache, device, "fp16" if half_graph else "fp32")
@@ -70,7 +98,8 @@ class OrtBackend:
         if self.dtype == "int8":
             enc_path, dec_path = quantized(folder, ENCODER_FILE), quantized(folder, DECODER_FILE)
         self.engine_dir: Path | None = None
-        providers = self._providers(ort, tensorrt, engine_cache_dir, max_batch, model)
+        max_patches = int(getattr(model.cfg, "max_audio_patches", 20))
+        providers = self._providers(ort, tensorrt, engine_cache_dir)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads or torch.get_num_threads()
@@ -78,9 +107,12 @@ class OrtBackend:
         # idle worker threads sleep instead of spinning: on a robot the CPU is shared with
         # other nodes (and with PyTorch's own threads in one process)
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.log_severity_level = 3  # errors only: TensorRT/CUDA fallbacks are reported below
-        self.encoder = ort.InferenceSession(str(enc_path), opts, providers=providers)
-        self.decoder = ort.InferenceSession(str(dec_path), opts, providers=providers)
+        opts.log_severity_level = 3  # errors only; a provider that did not start is refused below
+        # TensorRT: each graph gets an optimisation profile naming its own inputs
+        self.encoder = ort.InferenceSession(
+            str(enc_path), opts, providers=self._with_profiles(providers, max_batch, max_patches, "encoder"))
+        self.decoder = ort.InferenceSession(
+            str(dec_path), opts, providers=self._with_profiles(providers, max_batch, max_patches, "decoder"))
         self.providers = self.encoder.get_providers()
         wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
         if wanted not in self.providers:
@@ -109,7 +141,7 @@ class OrtBackend:
         if self.dtype == "int8" and self.device.type != "cpu":
             raise AvagError("dtype int8 (dynamic quantization) is for the CPU; on a GPU use fp16")
 
-    def _providers(self, ort, tensorrt: bool, engine_root, max_batch: int, model) -> list:
+    def _providers(self, ort, tensorrt: bool, engine_root) -> list:
         if self.device.type == "cpu":
             return ["CPUExecutionProvider"]
         dev_id = self.device.index or 0
@@ -126,25 +158,14 @@ class OrtBackend:
             "trt_engine_cache_path": str(self.engine_dir),
             "trt_timing_cache_enable": True,
             "trt_timing_cache_path": str(self.engine_dir),
-            # one optimisation profile covering every batch and audio length the
-            # predictor sends: no engine rebuild when a longer sound arrives
-            **self._profiles(max_batch, int(getattr(model.cfg, "max_audio_patches", 20))),
         }
         return [("TensorrtExecutionProvider", trt), cuda, "CPUExecutionProvider"]
 
-    def _profiles(self, max_batch: int, max_patches: int) -> dict[str, str]:
-        s = self.size
-
-        def shapes(b: int, t: int) -> str:
-            feats = [f"{n}:{b}x" + "x".join(map(str, shp))
-                     for n, shp in zip(("feat0", "feat1", "feat2"), self.info["feature_shapes"], strict=False)]
-            return ",".join([f"image:{b}x3x{s}x{s}", *feats, f"audio:{b}x{t}x96x64", f"audio_mask:{b}x{t}"])
-
-        return {
-            "trt_profile_min_shapes": shapes(1, 1),
-            "trt_profile_opt_shapes": shapes(1, min(5, max_patches)),
-            "trt_profile_max_shapes": shapes(max_batch, max_patches),
-        }
+    def _with_profiles(self, providers: list, max_batch: int, max_patches: int, graph: str) -> list:
+        if not isinstance(providers[0], tuple) or providers[0][0] != "TensorrtExecutionProvider":
+            return providers
+        profiles = trt_profiles(graph, self.size, self.info["feature_shapes"], max_batch, max_patches)
+        return [("TensorrtExecutionProvider", {**providers[0][1], **profiles}), *providers[1:]]
 
     # --- the two parts -----------------------------------------------------------------
     def encode(self, image: torch.Tensor) -> Any:

@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument(
         "--config",
         default="realtime,paper",
-        help="comma-separated presets or YAML files (default: realtime,paper)",
+        help="comma-separated presets or YAML files, PRESET@SIZE for one size of one preset "
+        "(default: realtime,paper)",
     )
     m.add_argument(
         "--set",

@@ -22,6 +22,8 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "avag_core.cli.train",
     "eval": "avag_core.cli.evaluate",
     "predict": "avag_core.cli.predict",
+    "heard": "avag_core.cli.heard",
+    "enroll": "avag_core.cli.enroll",
     "export": "avag_core.cli.export",
     "bench": "avag_core.cli.bench",
     "bag": "avag_ros.cli.bag",

@@ -30,13 +30,16 @@ def run(args: argparse.Namespace) -> int:
 
     from avag_core.data.audio_io import load_audio
     from avag_core.predictor import Predictor
-    from avag_core.preprocess import load_image
+    from avag_core.preprocess import load_image, read_image_size
 
     predictor = Predictor.from_checkpoint(
         args.checkpoint, device=args.device, dtype=None if args.dtype == "fp32" else args.dtype
     )
-    # Decoded exactly as training and `avag eval` decode it (same input pixels).
+    # Decoded exactly as training and `avag eval` decode it (same input pixels); a large
+    # JPEG decodes at reduced size, so maps and overlays are brought back to its full size.
     rgb = load_image(Path(args.image), min_side=predictor.size)
+    full_hw = read_image_size(Path(args.image))
+    photo = rgb if rgb.shape[:2] == full_hw else load_image(Path(args.image))
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -50,19 +53,32 @@ def run(args: argparse.Namespace) -> int:
         pred = predictor.predict(wave, rate)
         ms = (time.perf_counter() - t0) * 1e3
         stem = f"{Path(args.image).stem}__{Path(audio_path).stem}"
-        for name, prob in (("function", pred.function_prob), ("dependency", pred.dependency_prob)):
+        maps = {"function": _resized(pred.function_prob, full_hw),
+                "dependency": _resized(pred.dependency_prob, full_hw)}  # fmt: skip
+        for name, prob in maps.items():
             Image.fromarray((prob * 255).round().astype(np.uint8)).save(
                 out_dir / f"{stem}_{name}_prob.png"
             )
             mask = prob > args.threshold
-            overlay = rgb.copy()
+            overlay = photo.copy()
             colour = np.array(
                 [255, 0, 0] if name == "function" else [0, 128, 255], dtype=np.float32
             )
             overlay[mask] = (0.5 * overlay[mask] + 0.5 * colour).astype(np.uint8)
             Image.fromarray(overlay).save(out_dir / f"{stem}_{name}_overlay.png")
         print(
-            f"{audio_path}: {ms:.0f} ms; function {pred.function_prob.__gt__(args.threshold).mean():.1%} "
-            f"of pixels, dependency {pred.dependency_prob.__gt__(args.threshold).mean():.1%} -> {out_dir}/{stem}_*.png"
+            f"{audio_path}: {ms:.0f} ms; function {(maps['function'] > args.threshold).mean():.1%} "
+            f"of pixels, dependency {(maps['dependency'] > args.threshold).mean():.1%} -> {out_dir}/{stem}_*.png"
         )
     return 0
+
+
+def _resized(prob, hw: tuple[int, int]):
+    """A probability map at ``hw`` (bilinear, as Predictor sizes its output)."""
+    import torch
+    import torch.nn.functional as F
+
+    if prob.shape == hw:
+        return prob
+    t = torch.from_numpy(prob)[None, None]
+    return F.interpolate(t, size=hw, mode="bilinear", align_corners=False)[0, 0].numpy()

@@ -81,7 +81,7 @@ class BandBackground:
         by 20 dB under speech needs a bigger jump than a band under steady noise.
         """
         n = min(self.count, self._hist.shape[0])
-        k, m = int(round(self._quantile * (n - 1))), (n - 1) // 2
+        k, m = round(self._quantile * (n - 1)), (n - 1) // 2
         part = np.partition(self._hist[:n], (m, k), axis=0)
         return part[k], np.maximum(part[k] - part[m], _MIN_SPREAD_DB)
 

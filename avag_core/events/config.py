@@ -85,13 +85,16 @@ class EventConfig:
         1.5, "... times this is the start threshold when it exceeds band_on (busy backgrounds need "
         "more; 0 = always band_on)", lo=0.0, hi=20.0, live=True)
     tone_keep_db: float = setting(
-        12.0, "flux detector: an event also keeps going while its loudest band is this far above "
+        20.0, "flux detector: an event also keeps going while its loudest band is this far above "
         "that band's background (tones, ringing tails)", lo=0.0, hi=120.0)
+    tail_db: float = setting(
+        45.0, "flux detector: an event ends once its energy has decayed this far below its peak "
+        "(whatever else sounds on)", lo=3.0, hi=120.0)
     split_rise_db: float = setting(
         10.0, "flux detector: mean rise of the bands (dB) over the previous two frames that marks a new "
         "onset inside a sounding event", lo=0.5, hi=30.0)
     split_min_s: float = setting(
-        3.0, "a new onset inside an event at least this old starts a new event (sounds over a long "
+        2.5, "a new onset inside an event at least this old starts a new event (sounds over a long "
         "sound get their own event)", lo=0.05, hi=60.0)
     adapt_after_s: float = setting(
         2.0, "background statistics pause during an event, but only this long: a lasting change "

@@ -1,10 +1,20 @@
-"""Streaming sound-event detection: energy and spectral flux over an adaptive noise floor.
+"""Streaming sound-event detection: per-band flux over each band's own background (default),
+or broadband energy over a noise floor (``EventConfig.detector = "energy"``).
 
-Why this design: a robot hears fans, traffic and speech all the time; an action sound
-(a chop, a click, a press) is a rise of energy and a burst of new spectral content above
-that background. The floor is a low quantile of recent frame energies, so it follows
-slow background changes but not the event itself; hysteresis (start at ``on_db``, keep
-going down to ``off_db``) and a release time keep one physical action one event.
+Why per band (``detector="flux"``): speech, music, rain and machines fill some bands and
+move all the time; one broadband floor is either below them (every syllable an "event",
+or an event that never ends) or above the action. Each of ``bands`` log-spaced bands
+above ``band_lo_hz`` (no DC, no rumble) is judged against its own recent background: its
+``band_quantile`` level and spread (bands.py). A frame's score is the mean over bands of
+how far each is above that level, in units of its spread; an event starts when the score
+reaches ``band_on`` (or more where the background itself often scores high: an adaptive
+threshold from the background's own scores), keeps going while the score (or one band far
+above its background, a tone) holds, and ends ``release_s`` after that. Frames of an
+event stay out of the background for ``adapt_after_s``, then enter it slowly; digital
+silence never enters it. A sharp broadband rise inside an event older than
+``split_min_s`` starts a new event; a cut at ``max_event_s`` never blocks new onsets.
+
+The energy detector (the earlier default) remains for quiet rooms and comparison.
 
 The detector works chunk by chunk (a ROS callback hands it 512 samples at a time) and
 gives identical results on a whole recording (``detect_events``). Frames are
@@ -34,7 +44,7 @@ class SoundEvent:
 
     start_time/end_time include pre-roll/post-roll and bound the audio to analyse;
     onset_time is the detected onset; peak_score is the highest frame energy above the
-    noise floor in dB, at peak_time. truncated: cut at ``max_event_s`` (the sound went on).
+    noise floor in dB (the background's 20 % quantile), at peak_time. truncated: cut at ``max_event_s`` (the sound went on).
     """
 
     start_time: float
@@ -246,7 +256,7 @@ class SoundEventDetector:
         if learn.any():
             self._background.push(levels[learn])
             self._push_history(energy_db[learn], np.zeros(int(learn.sum())))
-        quiet = learn & idle  # the background's own scores: no event frames at all
+        quiet = learn & idle & ready  # the background's own scores: no event, no warm-up frames
         if quiet.any():
             sc = score[quiet]
             idx = (self._score_count + np.arange(sc.size)) % self._score_hist.size
@@ -263,7 +273,7 @@ class SoundEventDetector:
         n = min(self._score_count, self._score_hist.size)
         if n < 16:
             return float(cfg.band_on), float(cfg.band_off)
-        k = int(round(cfg.score_quantile * (n - 1)))
+        k = round(cfg.score_quantile * (n - 1))
         q = float(np.partition(self._score_hist[:n], k)[k])
         start = min(max(float(cfg.band_on), cfg.score_factor * q), _MAX_START)
         return start, min(start, max(float(cfg.band_off), q))
@@ -349,7 +359,9 @@ class SoundEventDetector:
         self._recent = (*self._recent[1:], score)
         # keep going while the sound is broadband enough, or one band (a tone, a ringing tail)
         # stays far above its background
-        if sum(self._recent) / len(self._recent) >= self.keep_threshold or top >= cfg.tone_keep_db:
+        # stays far above its background; never once it has decayed tail_db below its peak
+        sounding = sum(self._recent) / len(self._recent) >= self.keep_threshold or top >= cfg.tone_keep_db
+        if sounding and (self._state != "active" or snr >= self._peak - cfg.tail_db):
             self._last_active_end = frame_end
             if self._state == "active" and snr > self._peak:
                 self._peak, self._peak_t = snr, tf

@@ -179,7 +179,7 @@ class AudioRingBuffer:
         if not cfg.min_input_rate <= rate_f <= cfg.max_input_rate:  # NaN fails too
             return ("rate_out_of_range", f"chunk refused: sample rate {sample_rate!r} Hz is outside "
                                          f"{cfg.min_input_rate}-{cfg.max_input_rate} Hz"), None
-        rate = int(round(rate_f))
+        rate = round(rate_f)
         arr = np.asarray(samples)
         if arr.ndim not in (1, 2) or arr.dtype.kind not in "fiu":
             return ("bad_shape", f"chunk refused: audio must be numeric [n] or [channels, n], got "

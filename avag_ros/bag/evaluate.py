@@ -20,6 +20,7 @@ import numpy as np
 
 from avag_core.errors import AvagError
 from avag_ros.bag.report import Scored, score, truth_from_msgs, write_report
+from avag_ros.dds_profile import use_single_host_profile
 from avag_ros.params import NodeConfig
 
 NODE = "/avag_node"
@@ -143,6 +144,7 @@ def run_live(bag: Path, cfg: NodeConfig, work: Path, node_args: list[str], expec
         shutil.rmtree(out_bag)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.setdefault("ROS_LOG_DIR", str(work / "ros_log"))
+    use_single_host_profile(env)  # as the launch files do (unless the user chose a profile)
     inputs = [cfg.image_topic, cfg.audio_topic] + ([cfg.depth_topic, cfg.camera_info_topic] if cfg.use_depth else [])
     with LiveRecording(out_bag, list((topics or LIVE_TOPICS).items()), watch=NODE) as rec:
         # The node works from header stamps, so wall time is fine for it; /clock is still

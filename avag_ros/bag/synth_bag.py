@@ -2,7 +2,8 @@
 
 Each sample becomes one scene of ``scene_s`` seconds: a 30 Hz camera stream of the image
 (with sensor noise), a plausible depth map and camera_info, and continuous 16 kHz audio
-in 32 ms AudioFrames: background noise throughout, the sample's action sound starting
+in 32 ms AudioFrames: background noise throughout (plus, with ``backgrounds``, real speech
+and music recordings under everything), and the sample's action sound starting
 ``sound_at_s`` into the scene. The ground truth (masks, category, sound start/end) goes on
 its own topic as an AffordanceDetection stamped at the sound onset.
 """
@@ -41,6 +42,10 @@ class SynthBagConfig:
     sound_peak: float = 0.5  # action sounds are normalised to this peak
     fx: float = 300.0  # focal length in pixels (for 256 px images: ~80 degree FoV)
     seed: int = 0
+    # real recordings played throughout, under the actions: paths of any audio files, or
+    # "speech" / "music" for the recordings shipped with avag; () = noise only
+    backgrounds: tuple[str, ...] = ()
+    background_snr_db: float = 30.0  # actions' active power over the background's power
 
 
 @dataclass
@@ -120,7 +125,7 @@ def write_synth_bag(
     n_total = round(total_ns * sr / 1e9)
     noise_amp = 10 ** (cfg.noise_dbfs / 20.0)
     track = (rng.normal(0.0, noise_amp, n_total)).astype(np.float32)
-    events = []
+    events, spans, sounds = [], [], []
     for i, scene in enumerate(scenes):
         sound = scene.sound[: int(cfg.max_sound_s * sr)]
         peak = float(np.max(np.abs(sound))) or 1.0
@@ -129,6 +134,9 @@ def write_synth_bag(
         end = min(start + sound.size, n_total)
         track[start:end] += sound[: end - start]
         events.append((BAG_START_NS + start * 10**9 // sr, BAG_START_NS + end * 10**9 // sr))
+        spans.append((start, end))
+        sounds.append(sound)
+    bg_names = _add_backgrounds(track, spans, sounds, cfg)
 
     frame_ns = 1e9 / cfg.fps
     n_frames = int(total_ns // frame_ns)
@@ -182,4 +190,32 @@ def write_synth_bag(
         "duration_s": total_ns / 1e9,
         "events_ns": events,
         "categories": [s.category for s in scenes],
+        "backgrounds": bg_names,
     }
+
+
+def _add_backgrounds(track: np.ndarray, spans: list[tuple[int, int]], sounds: list[np.ndarray],
+                     cfg: SynthBagConfig) -> list[str]:
+    """Lay real background recordings under the whole track (in place); returns their names."""
+    from avag_core.data.synth.backgrounds import (
+        active_power,
+        background_power,
+        background_track,
+        load_mono,
+        shipped_recordings,
+    )
+
+    shipped = {p.stem.split("_")[0]: p for p in shipped_recordings()}
+    paths = [shipped[b] if b in shipped else Path(b) for b in cfg.backgrounds]
+    if not paths or not spans:
+        return []
+    sr = cfg.sample_rate
+    rng = np.random.default_rng(cfg.seed + 1)  # own stream: images and noise stay as without
+    recs = [load_mono(p, sr) for p in paths]
+    bg = background_track(recs, track.size / sr, rng, sr, excerpt_s=(2.0, 6.0))[: track.size]
+    action_power = float(np.mean([active_power(s, sr) for s in sounds]))
+    bp = background_power(bg)
+    if bp > 0.0:
+        bg *= np.sqrt(action_power / bp * 10 ** (-cfg.background_snr_db / 10))
+    track[: bg.size] += bg
+    return [p.name for p in paths]

@@ -149,20 +149,6 @@ class LiveFeed:
         return self.events
 
 
-def use_single_host_dds_profile() -> None:
-    """Use avag's Fast DDS single-host profile unless the user chose one (as the launch
-    files do): with the default profile most VGA frames never reach a best-effort reader."""
-    import os
-    from pathlib import Path
-
-    profile = Path(__file__).resolve().parents[2] / "config" / "fastdds_single_host.xml"
-    if not profile.is_file():
-        from ament_index_python.packages import get_package_share_directory
-
-        profile = Path(get_package_share_directory("avag")) / "config" / "fastdds_single_host.xml"
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(profile))
-
-
 def proc_stats(pid: int) -> tuple[float, float, float]:
     """(cpu seconds, RSS MB, peak RSS MB) of a process from /proc."""
     import os

@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     work = Path(tempfile.mkdtemp(prefix="avag_latency_"))
     os.environ.setdefault("ROS_LOG_DIR", str(work / "log"))
-    from avag_ros.benchmarks.live_feed import use_single_host_dds_profile
+    from avag_ros.dds_profile import use_single_host_profile
 
-    use_single_host_dds_profile()
+    use_single_host_profile()
 
     import rclpy
     import rclpy.executors

@@ -52,11 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         FeedConfig,
         LiveFeed,
         proc_stats,
-        use_single_host_dds_profile,
-    )
+        )
     from avag_ros.conversions import stamp_to_ns
+    from avag_ros.dds_profile import use_single_host_profile
 
-    use_single_host_dds_profile()
+    use_single_host_profile()
     ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
     scenes = load_scenes(generate(work / "data", seed=13, size="tiny"), "val", limit=10)
     node_proc = subprocess.Popen(

@@ -85,7 +85,7 @@ class AvagNode(LifecycleNode):
         self.adapter: GroundingAdapter | None = None
         self.predictor = None
         self._pubs: dict[str, Any] = {}
-        self._services: list[Any] = []
+        self._avag_services: list[Any] = []
         self._subs: list[Any] = []
         self._slot = LatestSlot()
         self._worker: threading.Thread | None = None
@@ -135,7 +135,7 @@ class AvagNode(LifecycleNode):
             "detection": self.create_publisher(AffordanceDetection, "~/detection", reliable),
             "markers": self.create_publisher(MarkerArray, "~/markers", reliable),
         }
-        self._services = [self.create_service(SetBool, "~/enable", self._on_enable),
+        self._avag_services = [self.create_service(SetBool, "~/enable", self._on_enable),
                           self.create_service(Ground, "~/ground", self._on_ground)]
         self.get_logger().info(f"configured: model on {self.predictor.device}")
         return TransitionCallbackReturn.SUCCESS
@@ -197,9 +197,9 @@ class AvagNode(LifecycleNode):
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         for pub in self._pubs.values():
             self.destroy_publisher(pub)
-        for srv in self._services:
+        for srv in self._avag_services:
             self.destroy_service(srv)
-        self._pubs, self._services = {}, []
+        self._pubs, self._avag_services = {}, []
         # counters live in the adapter and its pipeline: one life cycle, reset together
         self.adapter = self.predictor = None
         return TransitionCallbackReturn.SUCCESS
@@ -356,7 +356,12 @@ class AvagNode(LifecycleNode):
 
 def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv if argv is not None else sys.argv)
-    node = AvagNode()
+    try:
+        node = AvagNode()
+    except ValueError as exc:  # a parameter from --params-file / -p refused: say which, once
+        print(f"avag_node: error: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
     return spin_until_shutdown(node, node._stop_worker)
 
 

@@ -21,9 +21,15 @@ import numpy as np
 
 from avag_core.data.audio_io import load_audio
 
+RECORDINGS = Path(__file__).parent / "recordings"  # shipped backgrounds (see LICENSES.md there)
 ACTIVE_DB = 20.0  # frames this far below the loudest 10 ms frame still count as the action
 _SILENCE_POWER = 1e-10  # -100 dBFS: digital silence, left out of background power
 _FADE_S = 0.05
+
+
+def shipped_recordings() -> list[Path]:
+    """The background recordings shipped with avag (speech, music): 10 s each, 16 kHz."""
+    return sorted(RECORDINGS.glob("*.flac"))
 
 
 def load_mono(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
@@ -110,6 +116,19 @@ def background_track(
         out[pos:end] += piece[: end - pos]
         pos += n - fade
     return out[:total]
+
+
+def keep_out(track: np.ndarray, spans: Sequence[tuple[int, int]], margin: int, fade: int) -> np.ndarray:
+    """``track`` silenced within ``margin`` samples of each (start, end) span and before the
+    first one, with ``fade``-sample ramps: a background that plays between actions only."""
+    gain = np.ones(track.size, np.float32)
+    if spans:
+        gain[: max(0, spans[0][0] - margin)] = 0.0
+    for start, end in spans:
+        gain[max(0, start - margin):min(track.size, end + margin)] = 0.0
+    if fade > 1:  # smooth every edge of the gain (moving average)
+        gain = np.convolve(gain, np.ones(fade, np.float32) / fade, mode="same").astype(np.float32)
+    return track * gain
 
 
 def place(track: np.ndarray, sound: np.ndarray, start: int, gain: float = 1.0) -> None:
