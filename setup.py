@@ -14,7 +14,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["avag_core", "avag_core.*", "avag_ros", "avag_ros.*"]),
-    package_data={"avag_core": ["presets/*.yaml", "checkpoints/*"]},
+    package_data={"avag_core": ["presets/*.yaml", "checkpoints/*", "data/synth/recordings/*"]},
     # torch is deliberately unpinned: on a Jetson it comes from NVIDIA's JetPack build
     # and pip must not replace it. Pins for a workstation live in requirements/.
     install_requires=[

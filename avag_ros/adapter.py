@@ -57,18 +57,26 @@ def decode_frame(msg: Any) -> np.ndarray:
 
 
 def load_predictor(cfg: params.NodeConfig, warn: Callable[[str], None] = print) -> Any:
-    """The model for ``cfg`` (CUDA requested but absent: CPU, with a warning)."""
+    """The model for ``cfg`` on its backend. CUDA requested but absent: CPU with a warning
+    (and the TensorRT backend, which needs CUDA, falls back to onnxruntime on the CPU)."""
     import torch
 
     from avag_core.predictor import Predictor
 
-    device = cfg.device
+    device, backend = cfg.device, cfg.backend
     if device.startswith("cuda") and not torch.cuda.is_available():
         warn(f"device={device} requested but CUDA is not available: using cpu")
         device = "cpu"
-    dtype = "fp16" if cfg.fp16 and device.startswith("cuda") else None
+    if backend == "tensorrt" and device == "cpu":
+        warn("backend=tensorrt needs CUDA: using onnxruntime on the cpu")
+        backend = "onnxruntime"
+    dtype = "fp16" if cfg.fp16 and device.startswith("cuda") else cfg.dtype
+    if dtype == "fp16" and device == "cpu":
+        warn("dtype=fp16 needs CUDA: using fp32 on the cpu")
+        dtype = "fp32"
+    options = {"engine_cache_dir": cfg.engine_cache_dir} if cfg.engine_cache_dir and backend == "tensorrt" else {}
     path = Path(cfg.checkpoint) if cfg.checkpoint else default_checkpoint()
-    return Predictor.from_checkpoint(path, device=device, dtype=dtype)
+    return Predictor.from_checkpoint(path, device=device, dtype=dtype, backend=backend, **options)
 
 
 def thresholds_of(cfg: params.NodeConfig) -> Thresholds:

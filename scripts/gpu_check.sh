@@ -5,7 +5,7 @@
 #   3. benchmarks, one interleaved run per group: paper + realtime x torch/onnxruntime (CUDA)
 #      x fp32/fp16/bf16; realtime on TensorRT fp32/fp16 (paper too with AVAG_GPU_TRT_PAPER=1)
 #   4. a few AMP (fp16) training steps of paper at batch 8: items/s, peak memory
-#   5. node latency with device cuda (when node_latency offers --device)
+#   5. node latency with device cuda (a live camera + microphone stream into avag_node)
 #   6. one JSON + one table: $OUT/gpu_check.json, $OUT/gpu_check.txt
 #
 #   scripts/gpu_check.sh [OUT_DIR]          (default out/gpu_check)
@@ -72,12 +72,7 @@ timeout 240 "$PY" -m avag_core.benchmarks.train_step_bench --config paper --devi
   --steps 6 --amp fp16 --json "$OUT/train_paper.json"
 
 step "node latency, device cuda"
-if "$PY" -m avag_ros.benchmarks.node_latency --help 2>&1 | grep -q -- "--device"; then
-  timeout 240 "$PY" -m avag_ros.benchmarks.node_latency --device cuda --scenes 8 --json "$OUT/node_cuda.json"
-else
-  echo '{"skipped": "avag_ros.benchmarks.node_latency has no --device option"}' > "$OUT/node_cuda.json"
-  echo "node_latency has no --device option: skipped (recorded in node_cuda.json)"
-fi
+timeout 240 "$PY" -m avag_ros.benchmarks.node_latency --device cuda --scenes 8 --json "$OUT/node_cuda.json"
 
 step "summary"
 "$PY" - "$OUT" "$TESTS_RC" <<'PYEOF'

@@ -31,6 +31,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-action-loss", type=float, default=0.01,
                    help="share of validation actions the default threshold may reject")
     p.add_argument("--epochs", type=int, default=120)
+    p.add_argument("--distractors-per-kind", type=int, default=60,
+                   help="training distractor clips per kind (validation gets 25/60 of it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (the head is tiny: more threads only add contention)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from avag_core.backends import BACKENDS, DTYPES
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict affordance masks for an image and sound(s)")
@@ -15,9 +17,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out-dir", default="predictions", help="where PNGs are written")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-    p.add_argument(
-        "--dtype", choices=["fp32", "fp16", "bf16"], default="fp32", help="autocast (CUDA)"
-    )
+    p.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="inference backend (default torch; onnxruntime, tensorrt)")
+    p.add_argument("--dtype", choices=DTYPES, default="fp32",
+                   help="fp32; fp16 (CUDA); bf16; int8 (onnxruntime CPU); auto (torch: fastest that agrees)")
     p.add_argument("--threshold", type=float, default=0.5)
     p.set_defaults(func=run)
 
@@ -33,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from avag_core.preprocess import load_image, read_image_size
 
     predictor = Predictor.from_checkpoint(
-        args.checkpoint, device=args.device, dtype=None if args.dtype == "fp32" else args.dtype
+        args.checkpoint, device=args.device, dtype=args.dtype, backend=args.backend
     )
     # Decoded exactly as training and `avag eval` decode it (same input pixels); a large
     # JPEG decodes at reduced size, so maps and overlays are brought back to its full size.

@@ -67,7 +67,8 @@ class EventConfig:
     hop_samples: int = setting(256, "frame step (16 ms at 16 kHz)", lo=16, hi=8192)
 
     # --- flux detector: per-band level against each band's own recent background ---
-    bands: int = setting(24, "log-spaced analysis bands between band_lo_hz and band_hi_hz", lo=4, hi=64)
+    bands: int = setting(24, "log-spaced analysis bands between band_lo_hz and band_hi_hz (fewer where a "
+                         "band would be under 3 FFT bins wide)", lo=4, hi=64)
     band_lo_hz: float = setting(150.0, "lowest band edge: DC and rumble below it are ignored", lo=20.0, hi=2000.0)
     band_hi_hz: float = setting(7600.0, "highest band edge (kept below sample_rate / 2)", lo=1000.0, hi=24000.0)
     band_quantile: float = setting(

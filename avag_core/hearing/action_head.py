@@ -6,9 +6,9 @@ embeddings, a prototype) and is scored exactly like a trained class. The last tr
 class is ``NONE`` ("not an action"), learnt from distractor sounds as one sub-class per
 distractor kind (speech, music, clapping...) whose probabilities are summed: a single
 "none" direction would have to cover sounds that have nothing in common, and the richer
-space left by the kinds keeps new actions apart from the trained ones (measured by the
-few-shot benchmark: trained actions stay 0.93 labelled after enrolling two new ones,
-against 0.73 with one "none" vector).
+space left by the kinds keeps new actions apart from the trained ones (few-shot benchmark,
+two actions enrolled from 5 clips as mean prototypes: trained actions stay 0.95 labelled,
+against 0.73 with one "none" vector; held-out actions 0.88 labelled in both).
 """
 
 from __future__ import annotations

@@ -95,6 +95,9 @@ class Enrollment:
         tmp = path.with_name(path.name + ".tmp")
         save_file({"vectors": self._vectors.contiguous(), "owners": self._owners.contiguous()},
                   str(tmp), metadata=meta)
+        from .head_file import readable
+
+        readable(tmp)
         tmp.replace(path)
         return path
 

@@ -58,8 +58,22 @@ def save_head(path: str | Path, hf: HeadFile) -> Path:
     state = {k: v.detach().cpu().contiguous() for k, v in hf.head.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=meta)
+    readable(tmp)
     tmp.replace(path)
     return path
+
+
+def readable(path: Path) -> None:
+    """safetensors writes 0600 files; give them the usual umask-based mode so a node
+    running as another user can read a head or enrollment file."""
+    umask = 0o022  # read, not set: os.umask() would change it for every thread meanwhile
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+    except OSError:
+        pass
+    path.chmod(0o666 & ~umask)
 
 
 def load_head(path: str | Path) -> HeadFile:

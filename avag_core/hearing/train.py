@@ -68,7 +68,16 @@ def split_rows(data_root: Path, split: str):
     return [r for r in read_rows(data_root, csv) if r.error is None]
 
 
-def embed_split(embedder: AudioEmbedder, data_root: Path, split: str) -> ClipSet:
+def distractors_per_kind(split: str, train_per_kind: int | None = None) -> int:
+    """Distractor clips per kind in ``split``; ``train_per_kind`` rescales every split."""
+    base = DISTRACTORS_PER_KIND.get(split, 25)
+    if train_per_kind is None:
+        return base
+    return max(1, -(-base * train_per_kind // DISTRACTORS_PER_KIND["train"]))
+
+
+def embed_split(embedder: AudioEmbedder, data_root: Path, split: str,
+                per_kind: int | None = None) -> ClipSet:
     """Action clips of ``split`` plus that split's distractors, embedded."""
     from avag_core.data.audio_io import load_audio
     from avag_core.data.synth.distractors import distractor_set
@@ -82,7 +91,7 @@ def embed_split(embedder: AudioEmbedder, data_root: Path, split: str) -> ClipSet
         kinds.append(aff)
         rows.append(i)
     seed = DISTRACTOR_SEEDS.get(split, 1000 + len(split))
-    for kind, clip in distractor_set(DISTRACTORS_PER_KIND.get(split, 25), seed):
+    for kind, clip in distractor_set(distractors_per_kind(split, per_kind), seed):
         patches.append(embedder.patches(clip, 16000))
         labels.append(NONE)
         kinds.append(kind)
@@ -90,14 +99,15 @@ def embed_split(embedder: AudioEmbedder, data_root: Path, split: str) -> ClipSet
     return ClipSet(embedder.embed_patches(patches), labels, kinds, rows)
 
 
-def cached_split(model, data_root: Path, split: str, work: Path) -> ClipSet:
+def cached_split(model, data_root: Path, split: str, work: Path,
+                 per_kind: int | None = None) -> ClipSet:
     """``embed_split`` cached on disk by checkpoint audio weights, data folder and split."""
     from safetensors.torch import load_file, save_file
 
     from avag_core.data.synth.distractors import available_kinds
 
     ident = json.dumps([audio_fingerprint(model), str(data_root.resolve()), split,
-                        DISTRACTOR_SEEDS.get(split), DISTRACTORS_PER_KIND.get(split),
+                        DISTRACTOR_SEEDS.get(split), distractors_per_kind(split, per_kind),
                         available_kinds(), 2])
     key = hashlib.sha1(ident.encode()).hexdigest()[:16]
     path = work / f"heard_{split}_{key}.safetensors"
@@ -109,7 +119,7 @@ def cached_split(model, data_root: Path, split: str, work: Path) -> ClipSet:
         t = load_file(str(path))
         return ClipSet(t["feats"], json.loads(meta["labels"]), json.loads(meta["kinds"]),
                        t["rows"].tolist())
-    cs = embed_split(AudioEmbedder.from_source(model), data_root, split)
+    cs = embed_split(AudioEmbedder.from_source(model), data_root, split, per_kind)
     work.mkdir(parents=True, exist_ok=True)
     save_file({"feats": cs.feats.contiguous(), "rows": torch.tensor(cs.rows)}, str(path),
               metadata={"labels": json.dumps(cs.labels), "kinds": json.dumps(cs.kinds)})
@@ -180,10 +190,11 @@ def choose_threshold(probs: torch.Tensor, is_action: torch.Tensor, classes: list
 
 
 def fit(model, data_root: Path, work: Path, actions: list[str] | None = None,
-        max_action_loss: float = 0.01, cfg: TrainConfig | None = None):
+        max_action_loss: float = 0.01, cfg: TrainConfig | None = None,
+        per_kind: int | None = None):
     """Train + calibrate + choose the threshold. Returns (head, temperature, threshold, sets)."""
     cfg = cfg or TrainConfig()
-    sets = {s: cached_split(model, data_root, s, work) for s in ("train", "val")}
+    sets = {s: cached_split(model, data_root, s, work, per_kind) for s in ("train", "val")}
     if actions is None:
         actions = sorted({lab for lab in sets["train"].labels if lab != NONE})
     head = train_head(sets["train"], actions, cfg)
@@ -214,18 +225,24 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     data = Path(args.data)
+    if args.distractors_per_kind < 1 or args.epochs < 1:
+        raise AvagError("--distractors-per-kind and --epochs must be at least 1")
+    if not 0.0 <= args.max_action_loss <= 1.0:
+        raise AvagError(f"--max-action-loss must be in [0, 1], got {args.max_action_loss}")
     if not (data / "train.csv").is_file() or not (data / "val.csv").is_file():
         raise AvagError(f"{data} has no train.csv and val.csv (make one with `avag data synth`)")
     t0 = time.monotonic()
     model, mcfg = load_model_checkpoint(args.checkpoint)
     cfg = dataclasses.replace(TrainConfig(), epochs=args.epochs, seed=args.seed)
     head, temperature, threshold, sets = fit(model, data, Path(args.work),
-                                             max_action_loss=args.max_action_loss, cfg=cfg)
+                                             max_action_loss=args.max_action_loss, cfg=cfg,
+                                             per_kind=args.distractors_per_kind)
     out = Path(args.out) if args.out else head_path_for(args.checkpoint)
     meta = json.loads((data / "metadata.json").read_text()) if (data / "metadata.json").is_file() else {}
     info = {"data": {k: meta[k] for k in ("generator", "size", "seed") if k in meta} or str(data),
             "train_clips": len(sets["train"].labels),
             "max_action_loss": args.max_action_loss, "epochs": cfg.epochs, "seed": cfg.seed,
+            "distractors_per_kind": args.distractors_per_kind,
             "seconds": round(time.monotonic() - t0, 1)}
     save_head(out, HeadFile(head, temperature, threshold, audio_fingerprint(model),
                             int(mcfg.model.embed_dim), info))

@@ -29,13 +29,14 @@ from pathlib import Path
 import numpy as np
 
 
-def standalone_model_ms(checkpoint: Path, scenes: list, size: tuple[int, int], reps: int = 2) -> dict[str, float]:
-    """Median ms of set_image (visual encoder) and predict (audio part) in this process."""
+def standalone_model_ms(cfg, scenes: list, size: tuple[int, int], reps: int = 2) -> dict[str, float]:
+    """Median ms of set_image (visual encoder) and predict (audio part) in this process,
+    with the node's own model loading (same backend, device and dtype)."""
     import cv2
 
-    from avag_core.predictor import Predictor
+    from avag_ros.adapter import load_predictor
 
-    pred = Predictor.from_checkpoint(checkpoint, device="cpu")
+    pred = load_predictor(cfg)
     enc, dec = [], []
     for _ in range(reps):
         for s in scenes:
@@ -57,12 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle", type=float, default=8.0, help="seconds of streams without events first")
     p.add_argument("--burn", type=int, default=0, help="CPU-burning processes beside the node")
     p.add_argument("--checkpoint", default=None)
+    p.add_argument("--device", default="cpu", help="node parameter device (cpu, cuda, cuda:N)")
+    p.add_argument("--backend", default="torch", help="node parameter backend (torch, onnxruntime, tensorrt)")
+    p.add_argument("--dtype", default="fp32", help="node parameter dtype")
     p.add_argument("--json", type=Path)
     p.add_argument("--domain", type=int, default=77)
     args = p.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
 
     os.environ["ROS_DOMAIN_ID"] = str(args.domain)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the node sets it for itself
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     work = Path(tempfile.mkdtemp(prefix="avag_latency_"))
     os.environ.setdefault("ROS_LOG_DIR", str(work / "log"))
@@ -80,14 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     from avag_ros.bag.synth_bag import load_scenes
     from avag_ros.benchmarks.live_feed import FeedConfig, LiveFeed, proc_stats
     from avag_ros.conversions import stamp_to_ns
+    from avag_ros.param_files import node_config
 
     ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
     data = generate(work / "data", seed=11, size="tiny")
     scenes = load_scenes(data, "val", limit=args.scenes)
-    before = standalone_model_ms(ckpt, scenes, (width, height))
+    node_params = [f"checkpoint:={ckpt}", f"device:={args.device}", f"backend:={args.backend}", f"dtype:={args.dtype}"]
+    cfg = node_config(overrides=[p.replace(":=", "=", 1) for p in node_params])
+    before = standalone_model_ms(cfg, scenes, (width, height))
 
     node_proc = subprocess.Popen(
-        [sys.executable, "-m", "avag_ros.nodes.avag_node", "--ros-args", "-p", f"checkpoint:={ckpt}"],
+        [sys.executable, "-m", "avag_ros.nodes.avag_node", "--ros-args", *[a for p in node_params for a in ("-p", p)]],
         stdout=(work / "node.log").open("w"), stderr=subprocess.STDOUT)
     rclpy.init()
     node = rclpy.create_node("avag_latency_bench")
@@ -144,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         spinner.join(timeout=5)
         node.destroy_node()
         rclpy.shutdown()
-    after = standalone_model_ms(ckpt, scenes, (width, height))
+    after = standalone_model_ms(cfg, scenes, (width, height))
 
     lat = np.array([(a - stamp_to_ns(m.event_decided)) / 1e6 for a, m in arrivals])
     q = lambda x, k: float(np.percentile(x, k)) if np.size(x) else float("nan")  # noqa: E731
@@ -154,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     detected = sum(any(abs(stamp_to_ns(m.event_start) - e.onset_ns) < 400_000_000 for _a, m in arrivals)
                    for e in events)
     r = {
-        "size": f"{width}x{height}", "burners": args.burn, "events": len(events), "detections": len(arrivals),
+        "size": f"{width}x{height}", "burners": args.burn, "device": args.device, "backend": args.backend,
+        "dtype": args.dtype, "events": len(events), "detections": len(arrivals),
         "events_detected": detected, "checkpoint": str(ckpt),
         "latency_ms_median": q(lat, 50), "latency_ms_p95": q(lat, 95),
         "model_in_node": in_node, "model_standalone": standalone, "standalone_before": before,

@@ -16,6 +16,7 @@ run it busy-waits while holding the GIL and starves the inference thread.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -137,7 +138,7 @@ class AvagNode(LifecycleNode):
         }
         self._avag_services = [self.create_service(SetBool, "~/enable", self._on_enable),
                           self.create_service(Ground, "~/ground", self._on_ground)]
-        self.get_logger().info(f"configured: model on {self.predictor.device}")
+        self.get_logger().info(f"configured: {self.predictor.describe()}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
@@ -346,7 +347,7 @@ class AvagNode(LifecycleNode):
             level=level,
             name=f"{self.get_fully_qualified_name()}: affordance grounding",
             message=message,
-            hardware_id=str(self.predictor.device) if self.predictor is not None else "",
+            hardware_id=self.predictor.describe() if self.predictor is not None else "",
             values=[KeyValue(key=k, value=str(v)) for k, v in sorted(values.items())],
         )
         arr = DiagnosticArray(status=[status])
@@ -355,6 +356,10 @@ class AvagNode(LifecycleNode):
 
 
 def main(argv: list[str] | None = None) -> int:
+    # OpenMP worker threads that sleep instead of spinning when idle: on a robot computer
+    # shared with drivers and planners, spinning OpenMP threads made each inference
+    # several times slower (torch is imported later, when the model loads).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     rclpy.init(args=argv if argv is not None else sys.argv)
     try:
         node = AvagNode()

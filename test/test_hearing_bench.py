@@ -1,0 +1,26 @@
+"""The hearing benchmark's own logic: matching, and a one-line exit when recordings are missing."""
+
+from avag_core.benchmarks import hearing_bench as hb
+from avag_core.events import SoundEvent
+
+
+def ev(onset: float) -> SoundEvent:
+    return SoundEvent(onset - 0.1, onset + 0.3, 20.0, onset, onset)
+
+
+def test_matching_is_one_to_one_within_the_window():
+    truth = [1.0, 5.0, 9.0]
+    # 1.02: hit; 1.05: a second detection of the same action (false alarm); 5.4: too late;
+    # 8.95: early but inside the window
+    s = hb.score([ev(1.02), ev(1.05), ev(5.4), ev(8.95)], truth)
+    assert s["hits"] == 2 and s["false_alarms"] == 2
+    assert s["recall"] == 2 / 3 and s["precision"] == 0.5
+    assert s["onset_errors_ms"] == [20.0, 50.0]
+
+
+def test_missing_recordings_exit_2_with_the_install_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(hb, "ACTIONS", [("no-such-package", str(tmp_path / "nothing.wav"))])
+    assert hb.main(["--json", str(tmp_path / "out.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "apt-get install" in err[0] and "nothing.wav" in err[0]
+    assert not (tmp_path / "out.json").exists()
