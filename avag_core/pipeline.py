@@ -54,6 +54,8 @@ class Detection:
     decided_ns: int = 0  # audio time at which the event was known to be over
     timings: dict[str, float] = field(default_factory=dict)
     has_depth: bool = False  # depth and intrinsics were there for the frame (a cloud is due)
+    action_label: str = ""  # the action heard (empty without an action head)
+    action_confidence: float = 0.0  # its calibrated probability
 
     @property
     def function_score(self) -> float:
@@ -232,6 +234,11 @@ class GroundingPipeline:
         return (f"onset {event.onset_time:.3f} s: nearest of {held} held frames is "
                 f"{(nearest[0] - onset_ns) / 1e9:+.3f} s away (limit {self.events_cfg.frame_max_gap_s} s)")
 
+    def audio_between(self, start_ns: int, end_ns: int) -> np.ndarray:
+        """The audio held between two stamps (16 kHz mono; zeros where there is none)."""
+        with self._lock:
+            return self.tracker.buffer.extract(int(start_ns), int(end_ns), pad=True)[0]
+
     def event_audio(self, event: SoundEvent) -> np.ndarray:
         with self._lock:
             return self.tracker.audio_for(event).samples
@@ -270,7 +277,7 @@ class GroundingPipeline:
             picked = PinnedInputs(hit[0], *hit[1], depth=self.depths.nearest(hit[0], self.depth_max_gap_s),
                                   K=self.K, K_size=self.K_size)
             if audio is None:
-                audio = self.tracker.buffer.extract(start_ns, end_ns, pad=True)[0]
+                audio = self.tracker.buffer.extract(int(start_ns), int(end_ns), pad=True)[0]
                 sample_rate = self.events_cfg.sample_rate
         if np.size(audio) == 0:
             self.last_miss = "no audio: empty clip or time span"

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from avag_core.backends import make_backend, normalise_dtype
 from avag_core.errors import AvagError
+from avag_core.hearing.embedding import audio_fingerprint
 from avag_core.modeling import AVAGFormer
 from avag_core.modeling.audio_frontend import pad_patch_batch, select_patches, waveform_to_patches
 from avag_core.modeling.fuse import fold_batchnorm
@@ -55,6 +56,9 @@ class Predictor:
         # timm's PVT depthwise MLP) without layout copies. Same results, an inference-only
         # copy of the layout (checkpoints are written from contiguous training weights).
         self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
+        # Which audio weights these are, taken before folding rewrites them: an action head
+        # (avag_core.hearing) checks it was trained on this checkpoint's audio tokens.
+        self.audio_fingerprint = audio_fingerprint(self.model)
         # Batch norms folded into their convolutions (inference only, same logits: tested).
         fold_batchnorm(self.model)
         self.cfg = cfg

@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,35 @@ def load_predictor(cfg: params.NodeConfig, warn: Callable[[str], None] = print) 
     return Predictor.from_checkpoint(path, device=device, dtype=dtype, backend=backend, **options)
 
 
+def load_recognizer(cfg: params.NodeConfig, warn: Callable[[str], None] = print) -> Any:
+    """The action head for ``cfg``'s checkpoint (None, with a warning, when there is none:
+    detections then carry no label and nothing is rejected)."""
+    if not cfg.recognize_actions:
+        return None
+    from avag_core.errors import AvagError
+    from avag_core.hearing import ActionRecognizer
+
+    ckpt = Path(cfg.checkpoint) if cfg.checkpoint else default_checkpoint()
+    enrollment = cfg.enrollment_file if cfg.enrollment_file and Path(cfg.enrollment_file).is_file() else None
+    try:
+        rec = ActionRecognizer.load(ckpt, enrollment, cfg.action_head or None)
+    except AvagError as exc:
+        if cfg.action_head or enrollment:  # asked for explicitly: a configuration error
+            raise
+        warn(f"no action recognition ({exc}): every sound event gets masks, labels stay empty")
+        return None
+    rec.threshold = cfg.rejection_threshold
+    return rec
+
+
+@dataclass
+class RejectedSound:
+    """A sound event that is not an action on an object: no masks (``~/rejected_events``)."""
+
+    event: SoundEvent
+    heard: Any  # avag_core.hearing.Heard
+
+
 def thresholds_of(cfg: params.NodeConfig) -> Thresholds:
     return Thresholds(cfg.function_threshold, cfg.dependency_threshold, cfg.min_mask_pixels,
                       cfg.voxel_size, cfg.max_depth_m)
@@ -137,8 +167,10 @@ class GroundingAdapter:
     with their audio, ready for ``run`` (same thread or a worker).
     """
 
-    def __init__(self, cfg: params.NodeConfig, predictor: Any, warn: Callable[[str], None] = print) -> None:
+    def __init__(self, cfg: params.NodeConfig, predictor: Any, warn: Callable[[str], None] = print,
+                 recognizer: Any = None) -> None:
         self.cfg = cfg
+        self.recognizer = recognizer  # avag_core.hearing.ActionRecognizer, or None
         self.pipeline = build_pipeline(predictor, cfg)
         self.counters: Counter[str] = Counter()
         self.log = KindThrottledLog(warn)
@@ -238,7 +270,7 @@ class GroundingAdapter:
             return []
         push = self.pipeline.tracker.last_push
         for kind, reason in getattr(push, "issues", ()) if push is not None else ():
-            self.refuse("audio_repaired", reason, kind)
+            self.refuse("audio_issue", reason, kind)
         return [(e, self.pipeline.event_audio(e)) for e in events]
 
     def flush(self) -> list[tuple[SoundEvent, np.ndarray]]:
@@ -246,15 +278,26 @@ class GroundingAdapter:
         return [(e, self.pipeline.event_audio(e)) for e in self.pipeline.flush_audio()]
 
     # ------------------------------------------------------------------ inference
-    def run(self, event: SoundEvent, audio: np.ndarray | None = None) -> Detection | None:
-        """The detection for ``event``, or None (counted and logged) when there is none."""
+    def run(self, event: SoundEvent, audio: np.ndarray | None = None) -> Detection | RejectedSound | None:
+        """The detection for ``event``; a RejectedSound (counted) when the action head says it
+        is not an action; None (counted and logged) when there is no detection."""
+        if audio is None:
+            audio = self.pipeline.event_audio(event)
         with self._model_lock:
+            heard = None
+            if self.recognizer is not None:
+                heard = self.recognizer.recognize(self.pipeline.predictor, audio, self.cfg.events.sample_rate)
+                if not heard.is_action:
+                    self.counters["rejected_events"] += 1
+                    return RejectedSound(event, heard)
             encodes = self.pipeline.encodes
             try:
                 det = self.pipeline.run(event, audio)
             except NonFiniteOutputError as exc:
                 self.refuse("nonfinite_output", str(exc))
                 return None
+            if det is not None and heard is not None:
+                det.action_label, det.action_confidence = heard.label, heard.confidence
         if det is None:
             self.refuse("events_without_frame", f"sound event with no camera frame near its onset "
                                                 f"({self.pipeline.last_miss})")
@@ -289,6 +332,12 @@ class GroundingAdapter:
         self._account(det, encodes)
         return det, ""
 
+    def span_audio(self, start_ns: int, end_ns: int) -> np.ndarray:
+        """The node's own audio between two stamps (16 kHz mono; zeros where it has none)."""
+        if end_ns <= start_ns:
+            raise ValueError("end must be after start")
+        return self.pipeline.audio_between(start_ns, end_ns)
+
     def encode_ahead(self) -> bool:
         """Encode the pinned onset frame while its event still sounds (worker idle time)."""
         with self._model_lock:
@@ -314,7 +363,12 @@ class GroundingAdapter:
             return False, str(exc)
         live = {k for k in values if params.is_live(k)}
         for name in live:
-            setattr(self.cfg, name, getattr(new_cfg, name))
+            if "." in name:  # events.*: the detector reads its config object
+                setattr(self.cfg.events, name.split(".", 1)[1], getattr(new_cfg.events, name.split(".", 1)[1]))
+            else:
+                setattr(self.cfg, name, getattr(new_cfg, name))
+        if self.recognizer is not None:
+            self.recognizer.threshold = self.cfg.rejection_threshold
         th = thresholds_of(self.cfg)
         p = self.pipeline.thresholds
         p.function, p.dependency, p.min_mask_pixels = th.function, th.dependency, th.min_mask_pixels

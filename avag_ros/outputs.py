@@ -47,7 +47,13 @@ def overlay_bgr(rgb: np.ndarray, fmask: np.ndarray, dmask: np.ndarray, alpha: fl
 
 
 def overlay_image(det: Any, header: Header, alpha: float) -> Image:
-    return numpy_to_image(overlay_bgr(det.rgb, det.function_mask, det.dependency_mask, alpha), "bgr8", header)
+    out = overlay_bgr(det.rgb, det.function_mask, det.dependency_mask, alpha)
+    if det.action_label:  # what was heard, top left
+        text = f"{det.action_label} {det.action_confidence:.2f}"
+        scale = max(0.4, out.shape[1] / 640)
+        cv2.putText(out, text, (6, int(22 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(out, text, (6, int(22 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return numpy_to_image(out, "bgr8", header)
 
 
 def detection_to_msg(det: Any, header: Header, fmask: Image, dmask: Image) -> AffordanceDetection:
@@ -56,6 +62,7 @@ def detection_to_msg(det: Any, header: Header, fmask: Image, dmask: Image) -> Af
     msg.event_start = ns_to_stamp(round(det.event.start_time * 1e9))
     msg.event_end = ns_to_stamp(round(det.event.end_time * 1e9))
     msg.event_decided = ns_to_stamp(det.decided_ns)
+    msg.action_label, msg.action_confidence = det.action_label, float(det.action_confidence)
     msg.function_mask, msg.dependency_mask = fmask, dmask
     msg.function_score = det.function_score
     msg.dependency_score = det.dependency_score
@@ -95,4 +102,28 @@ def markers_for(det: Any, header: Header, lifetime_s: float, ns: str = "") -> Ma
     arrow.scale.y = arrow.scale.z = 0.01
     arrow.color.g, arrow.color.a = 1.0, 0.9
     arr.markers += [sphere, arrow]
+    if det.action_label:  # the action's name floating above the grasp region
+        text = Marker(header=header, ns=ns, id=2, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD, lifetime=life)
+        text.pose.position.x, text.pose.position.y, text.pose.position.z = c[0], c[1] - 0.05, c[2]
+        text.pose.orientation.w = 1.0
+        text.scale.z = 0.04
+        text.color.r = text.color.g = text.color.b = text.color.a = 1.0
+        text.text = f"{det.action_label} ({det.action_confidence:.2f})"
+        arr.markers.append(text)
     return arr
+
+
+def rejected_msg(rejected: Any, frame_id: str, threshold: float) -> Any:
+    """avag/RejectedEvent for a sound the action head says is not an action."""
+    from avag.msg import RejectedEvent
+
+    ev, heard = rejected.event, rejected.heard
+    msg = RejectedEvent()
+    msg.header = Header(stamp=ns_to_stamp(round(ev.onset_time * 1e9)), frame_id=frame_id)
+    msg.event_start = ns_to_stamp(round(ev.start_time * 1e9))
+    msg.event_end = ns_to_stamp(round(ev.end_time * 1e9))
+    msg.top_label, msg.top_confidence = heard.label, float(heard.confidence)
+    msg.labels = [label for label, _p in heard.top]
+    msg.confidences = [float(p) for _label, p in heard.top]
+    msg.threshold = float(threshold)
+    return msg

@@ -303,3 +303,25 @@ def test_judge_names_each_way_a_live_run_can_fail():
     assert "disagree" in judge(differ)[0]
     no_cloud = {**ok, "live_vs_offline": {**ok["live_vs_offline"], "missing_clouds": 2}}
     assert judge(no_cloud) == ["live: 2 detection(s) without the grasp region the offline replay has"]
+
+
+def test_offline_replay_labels_actions_and_rejects_below_the_threshold(small_bag, shipped_checkpoint):
+    """With the action head on, each detection carries the heard action's name and
+    confidence; with a threshold of 1.0 every sound is rejected: no masks, listed apart."""
+    from avag_core.predictor import Predictor
+    from avag_ros.bag.replay import replay_offline
+    from avag_ros.param_files import node_config
+
+    bag, scenes, _ = small_bag
+    predictor = Predictor.from_checkpoint(shipped_checkpoint)
+    labelled = replay_offline(bag, predictor, node_config(overrides=["recognize_actions=true",
+                                                                     "rejection_threshold=0.0"]))
+    classes = {"cut", "hit", "open", "pour", "press", "roll", "twist", "zip", "none"}
+    assert len(labelled.detections) + len(labelled.rejected) == len(scenes)
+    for det in labelled.detections:
+        assert det.action_label in classes - {"none"} and 0.0 < det.action_confidence <= 1.0
+    strict = replay_offline(bag, predictor, node_config(overrides=["recognize_actions=true",
+                                                                   "rejection_threshold=1.0"]))
+    assert strict.detections == [] and len(strict.rejected) == len(scenes)
+    assert all(r.heard.top and r.heard.top[0][0] == r.heard.label for r in strict.rejected)
+    assert strict.diagnostics["input.rejected_events"] == len(scenes)

@@ -148,7 +148,7 @@ def test_one_detection_per_event_matching_offline_replay(ros_env, tmp_path, scen
     for pose, d in zip(poses, dets, strict=True):
         assert pose.pose == d.pose and pose.header.frame_id == d.header.frame_id
     markers = got["/avag_node/markers"]
-    assert len(markers) == N_SCENES and all(len(m.markers) == 2 for m in markers)
+    assert len(markers) == N_SCENES and all(len(m.markers) == 2 for m in markers)  # no label: no text
     diag = [s for a in got["/diagnostics"] for s in a.status if s.name.startswith("/avag_node:")][-1]
     values = {kv.key: kv.value for kv in diag.values}
     assert int(values["pipeline.detections"]) == N_SCENES and int(values["input.detections_published"]) == N_SCENES
@@ -331,3 +331,65 @@ def scene_bag_scenes(bag: Path) -> list:
     from avag_ros.bag.synth_bag import load_scenes
 
     return load_scenes(bag.parent / "data", "val", limit=N_SCENES)
+
+
+def test_rejected_events_enroll_and_live_rejection_threshold(ros_env, tmp_path, scene_bag, shipped_checkpoint):
+    """recognize_actions on, threshold 1.0: every sound goes to ~/rejected_events (stamped,
+    top label), no masks. ~/enroll teaches a new action from clips and saves the file.
+    Threshold set to 0 at run time: the next events are grounded and labelled."""
+    import threading
+
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    from avag.srv import Enroll
+    from avag_ros.bag.recorder import LiveRecording
+    from avag_ros.benchmarks.live_feed import FeedConfig, LiveFeed
+
+    scenes = scene_bag_scenes(scene_bag)
+    enrolled = tmp_path / "enrolled.safetensors"
+
+    def call(client, request, timeout=60.0):
+        assert client.wait_for_service(timeout_sec=timeout)
+        future = client.call_async(request)
+        assert rec.wait_until(future.done, timeout)
+        return future.result()
+
+    with in_ros_env(ros_env), LiveRecording(tmp_path / "out", [
+            *OUTPUTS.items(), ("/avag_node/rejected_events", "avag/msg/RejectedEvent")]) as rec:
+        node = run_proc(["-m", "avag_ros.nodes.avag_node", "--ros-args", "-p", f"checkpoint:={shipped_checkpoint}",
+                         "-p", "recognize_actions:=true", "-p", "rejection_threshold:=1.0",
+                         "-p", f"enrollment_file:={enrolled}"], ros_env)
+        stop = threading.Event()
+        try:
+            feed = LiveFeed(rec.recorder, scenes, FeedConfig(width=256, height=192, scene_s=2.5))
+            assert feed.wait_for_subscribers(60, lambda: node.poll() is None)
+            feeder = threading.Thread(target=feed.run, args=(60.0, stop), daemon=True)
+            feeder.start()
+            assert rec.wait_until(lambda: rec.counts.get("/avag_node/rejected_events", 0) >= 1, 30), rec.diagnostics
+            assert rec.counts.get("/avag_node/detection", 0) == 0
+            enroll = rec.recorder.create_client(Enroll, "/avag_node/enroll")
+            clips = [s.sound[:8000] for s in scenes]
+            res = call(enroll, Enroll.Request(name="my_tool", audio=np.concatenate(clips).tolist(), sample_rate=16000,
+                                              clip_lengths=[c.size for c in clips], save=True))
+            assert res.success and res.clips == len(clips) and "my_tool" in res.actions, res.message
+            assert enrolled.is_file()
+            bad = call(enroll, Enroll.Request(name="x", audio=[0.0] * 10, sample_rate=16000, clip_lengths=[3]))
+            assert not bad.success and "clip_lengths" in bad.message
+            params = rec.recorder.create_client(SetParameters, "/avag_node/set_parameters")
+            value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=0.0)
+            assert call(params, SetParameters.Request(parameters=[
+                Parameter(name="rejection_threshold", value=value)])).results[0].successful
+            assert rec.wait_until(lambda: rec.counts.get("/avag_node/detection", 0) >= 1, 30), rec.diagnostics
+            stop.set()
+            feeder.join(timeout=10)
+        finally:
+            stop.set()
+            stop_proc(node)
+    got = read_bag(tmp_path / "out")
+    rejected = got["/avag_node/rejected_events"]
+    assert all(m.threshold == pytest.approx(1.0) and m.labels and m.labels[0] == m.top_label for m in rejected)
+    dets = got["/avag_node/detection"]
+    assert dets[0].action_label and dets[0].action_confidence > 0.0
+    texts = [mk.text for arr in got["/avag_node/markers"] for mk in arr.markers if mk.text]
+    assert texts and texts[0].startswith(dets[0].action_label)

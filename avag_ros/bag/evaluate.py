@@ -28,6 +28,7 @@ LIVE_TOPICS = {
     f"{NODE}/detection": "avag/msg/AffordanceDetection",
     f"{NODE}/function_prob": "sensor_msgs/msg/Image",
     f"{NODE}/dependency_prob": "sensor_msgs/msg/Image",
+    f"{NODE}/rejected_events": "avag/msg/RejectedEvent",
     "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
 }
 
@@ -121,7 +122,7 @@ def node_settled(rec: Any, expected_events: int) -> bool:
     d = rec.diag_int
     events = d("pipeline.events")
     handled = d("pipeline.detections") + d("pipeline.no_frame") + d("pipeline.nonfinite_outputs") + d(
-        "input.dropped_events")
+        "input.dropped_events") + d("input.rejected_events")
     published = d("input.detections_published")
     return (events >= expected_events and handled >= events and published >= d("pipeline.detections")
             and rec.counts.get(f"{NODE}/detection", 0) >= published)
@@ -206,16 +207,22 @@ def evaluate_bag(bag: Path, checkpoint: Path | None, out_dir: Path, live: bool =
               "offline": score(offline_scored, truth)}
     result["offline"]["bad_messages"] = offline.bad_messages
     result["offline"]["missing_clouds"] = missing_clouds(offline.detections, cfg.min_mask_pixels)
+    result["offline"]["rejected"] = [rejected_summary(r) for r in offline.rejected]
     scored, report = offline_scored, result["offline"]
     if live:
         from avag_ros.conversions import stamp_to_ns
 
         frames = {stamp_to_ns(m.header.stamp): m for _t, m in inputs.get(cfg.image_topic, [])}
         recorded = read_topics(run_live(bag, cfg, out_dir / "live", node_ros_args(params_file, overrides),
-                                        len(offline.detections), rate))
+                                        len(offline.detections) + len(offline.rejected), rate))
         scored = scored_from_live(recorded, frames, cfg.events.pre_roll_s)
         report = result["live"] = score(scored, truth)
         result["live_vs_offline"] = compare(scored, offline_scored)
+        result["live"]["rejected"] = [{"onset_s": stamp_to_ns(m.header.stamp) / 1e9, "label": m.top_label,
+                                       "confidence": m.top_confidence}
+                                      for _t, m in recorded.get(f"{NODE}/rejected_events", [])]
+        result["live_vs_offline"]["rejected_live"] = len(result["live"]["rejected"])
+        result["live_vs_offline"]["rejected_offline"] = len(offline.rejected)
     result["failures"] = judge(result)
     result["report"] = str(write_report(out_dir, report, scored, truth, f"avag replay of {Path(bag).name}"))
     summary = {k: v for k, v in result.items() if k not in ("offline", "live")}
@@ -226,6 +233,10 @@ def evaluate_bag(bag: Path, checkpoint: Path | None, out_dir: Path, live: bool =
 
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float).replace("NaN", "null"))
     return result
+
+
+def rejected_summary(r: Any) -> dict[str, Any]:
+    return {"onset_s": r.event.onset_time, "label": r.heard.label, "confidence": r.heard.confidence}
 
 
 def missing_clouds(detections: list[Any], min_mask_pixels: int) -> int:
@@ -256,6 +267,9 @@ def judge(result: dict[str, Any], min_mask_iou: float = 0.95) -> list[str]:
         if cmp["matched_events"] and not cmp["mask_iou_min"] >= min_mask_iou:
             reasons.append(f"live and offline function masks disagree (IoU min {cmp['mask_iou_min']:.3f} "
                            f"< {min_mask_iou})")
+        if cmp.get("rejected_live", 0) != cmp.get("rejected_offline", 0):
+            reasons.append(f"live rejected {cmp['rejected_live']} sound(s) as not actions, offline "
+                           f"{cmp['rejected_offline']}")
         if cmp.get("missing_clouds"):
             reasons.append(f"live: {cmp['missing_clouds']} detection(s) without the grasp region "
                            "the offline replay has")

@@ -23,6 +23,7 @@ class ReplayResult:
     bad_messages: dict[str, int] = field(default_factory=dict)  # refusals by kind, as the node counts them
     duration_s: float = 0.0
     diagnostics: dict[str, Any] = field(default_factory=dict)  # the adapter's counters at the end
+    rejected: list[Any] = field(default_factory=list)  # RejectedSound: heard, not an action (no masks)
 
 
 def _checked(messages: Any, bag: Path) -> Any:
@@ -44,12 +45,13 @@ def replay_offline(
     """Every detection the node would make on ``bag`` with settings ``cfg``."""
     from rclpy.serialization import deserialize_message
 
-    from avag_ros.adapter import GroundingAdapter
+    from avag_ros.adapter import GroundingAdapter, RejectedSound, load_recognizer
     from avag_ros.bag.player import open_bag
     from avag_ros.msg_types import get_message_class
 
     cfg = cfg or NodeConfig()
-    adapter = GroundingAdapter(cfg, predictor, warn or (lambda _msg: None))
+    quiet = warn or (lambda _msg: None)
+    adapter = GroundingAdapter(cfg, predictor, quiet, load_recognizer(cfg, quiet))
     reader = open_bag(bag)
     wanted = {cfg.image_topic, cfg.audio_topic, truth_topic}
     if cfg.use_depth:
@@ -68,12 +70,15 @@ def replay_offline(
             reader.close()
             raise AvagError(f"bag {bag} has no {required} topic (topics: {', '.join(sorted(present))})")
     detections: list[Detection] = []
+    rejected: list[RejectedSound] = []
     truth: list[Any] = []
 
     def run(jobs: list) -> None:
         for event, audio in jobs:
             det = adapter.run(event, audio)
-            if det is not None:
+            if isinstance(det, RejectedSound):
+                rejected.append(det)
+            elif det is not None:
                 detections.append(det)
 
     messages = reader.messages(connections=conns)
@@ -99,4 +104,4 @@ def replay_offline(
     finally:
         reader.close()
     bad = {k: v for k, v in adapter.counters.items() if k.startswith(("bad_", "undecodable:", "audio_"))}
-    return ReplayResult(detections, truth, bad, duration, adapter.diagnostics())
+    return ReplayResult(detections, truth, bad, duration, adapter.diagnostics(), rejected)

@@ -14,14 +14,14 @@ from pathlib import Path
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
-MESSAGE_NAMES = ("AudioFrame", "AffordanceDetection")
+MESSAGE_NAMES = ("AudioFrame", "AffordanceDetection", "RejectedEvent")
 
 
 def msg_dir() -> Path:
     """Folder holding avag's .msg files."""
     for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
         cand = Path(prefix) / "share" / "avag" / "msg"
-        if (cand / "AudioFrame.msg").exists():
+        if all((cand / f"{name}.msg").exists() for name in MESSAGE_NAMES):
             return cand
     source = Path(__file__).resolve().parents[2] / "msg"
     if (source / "AudioFrame.msg").exists():

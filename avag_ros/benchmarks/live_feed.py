@@ -76,6 +76,7 @@ class LiveFeed:
         self.noise = rng.normal(0.0, 10 ** (cfg.noise_dbfs / 20), 10 * sr).astype(np.float32)
         self.events: list[FedEvent] = []
         self.published = 0
+        self.frames_published = 0
 
     def wait_for_subscribers(self, timeout_s: float, alive: Any = lambda: True) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -131,6 +132,7 @@ class LiveFeed:
                 self.pubs[self.TOPICS[2]].publish(self.info)
                 frame_i += 1
                 self.published += 3
+                self.frames_published += 1
             else:
                 t0 = chunk_i * chunk_s
                 x = self._audio(t0, cfg.chunk)

@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="node parameter device (cpu, cuda, cuda:N)")
     p.add_argument("--backend", default="torch", help="node parameter backend (torch, onnxruntime, tensorrt)")
     p.add_argument("--dtype", default="fp32", help="node parameter dtype")
+    p.add_argument("--dds", choices=("avag", "default"), default="avag",
+                   help="Fast DDS profile: avag's single-host profile (as launched) or Fast DDS defaults")
     p.add_argument("--json", type=Path)
     p.add_argument("--domain", type=int, default=77)
     args = p.parse_args(argv)
@@ -73,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("ROS_LOG_DIR", str(work / "log"))
     from avag_ros.dds_profile import use_single_host_profile
 
-    use_single_host_profile()
+    if args.dds == "avag":
+        use_single_host_profile()
+    else:
+        os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
 
     import rclpy
     import rclpy.executors
@@ -171,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         "model_ratio": (in_node["encode_ms"] + in_node["audio_ms"]) / (standalone["encode_ms"] + standalone["audio_ms"]),
         "node_cpu_idle_percent": idle_box.get("cpu", float("nan")),
         "node_cpu_percent": 100.0 * (cpu1 - cpu0) / busy_s, "node_peak_rss_mb": peak_mb,
+        "dds_profile": args.dds, "frames_published": feed.frames_published,
+        "frames_received": int(float(diag.get("input.images", 0))),
         "release_s": 0.8, "cpu_count": os.cpu_count(), "node_diagnostics": diag,
         "per_event_latency_ms": lat.tolist(),
     }
@@ -183,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model = visual encoder (set_image) + audio-conditioned part (predict): in node "
           f"{in_node['encode_ms']:.1f} + {in_node['audio_ms']:.1f} ms, standalone {standalone['encode_ms']:.1f} + "
           f"{standalone['audio_ms']:.1f} ms (before {sum(before.values()):.1f}, after {sum(after.values()):.1f})")
+    print(f"camera frames received by the node: {r['frames_received']} of {r['frames_published']} "
+          f"(best effort, DDS profile: {args.dds})")
     print("latency is measured from the moment the event was known to be over (its end + 0.8 s release)")
     if args.json:
         args.json.write_text(json.dumps(r, indent=2))

@@ -99,6 +99,10 @@ def print_summary(result: dict) -> None:
         print(f"live vs offline: same events: {c['same_events']}, function-mask IoU min {c['mask_iou_min']:.4f}, "
               f"grasp regions missing live: {c['missing_clouds']}")
     print(f"offline detections with depth but no grasp region: {result['offline']['missing_clouds']}")
+    for name, r in rows:
+        if r.get("rejected"):
+            heard = ", ".join(f"{x['label']} {x['confidence']:.2f}" for x in r["rejected"])
+            print(f"{name}: {len(r['rejected'])} sound(s) rejected as not actions (no masks): {heard}")
     print(f"report: {result['report']}")
 
 

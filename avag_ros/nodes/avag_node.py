@@ -34,10 +34,10 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import SetBool
 from visualization_msgs.msg import MarkerArray
 
-from avag.msg import AffordanceDetection
-from avag.srv import Ground
+from avag.msg import AffordanceDetection, RejectedEvent
+from avag.srv import Enroll, Ground
 from avag_ros import audio_inputs, params
-from avag_ros.adapter import GroundingAdapter, load_predictor
+from avag_ros.adapter import GroundingAdapter, RejectedSound, load_predictor, load_recognizer
 from avag_ros.conversions import stamp_to_ns
 from avag_ros.outputs import (
     detection_to_msg,
@@ -45,6 +45,7 @@ from avag_ros.outputs import (
     mask_image,
     overlay_image,
     probability_image,
+    rejected_msg,
 )
 from avag_ros.spin import spin_until_shutdown
 
@@ -94,6 +95,7 @@ class AvagNode(LifecycleNode):
         self._last_seen: dict[str, float] = {}
         self._problem = ""  # why the node is not working (failed configure/activate)
         self._enabled = True  # ~/enable: pause inference without tearing anything down
+        self._audio_frame_id = ""
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         # Diagnostics exist before configure, so a node whose configure failed says why.
@@ -120,10 +122,11 @@ class AvagNode(LifecycleNode):
         try:
             self.cfg = params.read(self)
             self.predictor = load_predictor(self.cfg, self.get_logger().warning)
-        except Exception as exc:  # bad parameters, missing/corrupt checkpoint
+            recognizer = load_recognizer(self.cfg, self.get_logger().warning)
+        except Exception as exc:  # bad parameters, missing/corrupt checkpoint or action head
             return self._fail("configure", exc)
         self._problem = ""
-        self.adapter = GroundingAdapter(self.cfg, self.predictor, self.get_logger().warning)
+        self.adapter = GroundingAdapter(self.cfg, self.predictor, self.get_logger().warning, recognizer)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self._pubs = {
             "function_mask": self.create_publisher(Image, "~/function_mask", reliable),
@@ -135,9 +138,11 @@ class AvagNode(LifecycleNode):
             "grasp_pose": self.create_publisher(PoseStamped, "~/grasp_pose", reliable),
             "detection": self.create_publisher(AffordanceDetection, "~/detection", reliable),
             "markers": self.create_publisher(MarkerArray, "~/markers", reliable),
+            "rejected_events": self.create_publisher(RejectedEvent, "~/rejected_events", reliable),
         }
         self._avag_services = [self.create_service(SetBool, "~/enable", self._on_enable),
-                          self.create_service(Ground, "~/ground", self._on_ground)]
+                          self.create_service(Ground, "~/ground", self._on_ground),
+                          self.create_service(Enroll, "~/enroll", self._on_enroll)]
         self.get_logger().info(f"configured: {self.predictor.describe()}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -230,6 +235,7 @@ class AvagNode(LifecycleNode):
 
     def _on_audio(self, msg: Any) -> None:
         self._last_seen["audio"] = time.monotonic()
+        self._audio_frame_id = msg.header.frame_id
         for event, audio in self.adapter.on_audio(msg):
             if not self._enabled:
                 self.adapter.counters["events_while_disabled"] += 1
@@ -248,7 +254,10 @@ class AvagNode(LifecycleNode):
                         self.adapter.encode_ahead()
                     continue
                 det = self.adapter.run(*job)
-                if det is not None:
+                if isinstance(det, RejectedSound):
+                    self._pubs["rejected_events"].publish(
+                        rejected_msg(det, self._audio_frame_id, self.cfg.rejection_threshold))
+                elif det is not None:
                     self._publish(det)
             except Exception as exc:  # never let one bad inference kill the worker
                 if self._stop.is_set() or not rclpy.ok():
@@ -305,6 +314,36 @@ class AvagNode(LifecycleNode):
             return response
         response.detection = self._publish(det)
         response.success, response.message = True, "ok"
+        return response
+
+    def _on_enroll(self, request: Enroll.Request, response: Enroll.Response) -> Enroll.Response:
+        """Teach an action from a few clips (or a span of the node's own audio) at run time."""
+        rec = self.adapter.recognizer if self.adapter is not None else None
+        if rec is None:
+            response.success, response.message = False, "no action head loaded (see recognize_actions)"
+            return response
+        try:
+            if len(request.audio):
+                audio = np.asarray(request.audio, np.float32)
+                lengths = list(request.clip_lengths) or [audio.size]
+                if sum(lengths) != audio.size:
+                    raise ValueError(f"clip_lengths add up to {sum(lengths)}, audio has {audio.size} samples")
+                clips = np.split(audio, np.cumsum(lengths)[:-1])
+                rate = int(request.sample_rate)
+            else:
+                clips = [self.adapter.span_audio(stamp_to_ns(request.start), stamp_to_ns(request.end))]
+                rate = self.cfg.events.sample_rate
+            response.clips = rec.enroll(request.name, clips, rate, self.predictor)
+            if request.save:
+                if not self.cfg.enrollment_file:
+                    raise ValueError("save=true needs the enrollment_file parameter")
+                rec.save_enrollment(self.cfg.enrollment_file)
+        except Exception as exc:  # bad clips, names, files: one line, nothing changed
+            response.success, response.message = False, str(exc)
+            return response
+        response.actions = rec.actions
+        response.success, response.message = True, f"{request.name}: {response.clips} clip(s)"
+        self.get_logger().info(f"enrolled {response.message}")
         return response
 
     # ------------------------------------------------------------------ parameters
