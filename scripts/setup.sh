@@ -33,8 +33,9 @@ stamp_set() { mkdir -p "$STAMPS"; printf '%s' "$2" > "$STAMPS/$1"; }
 hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 
 # 1. Debian packages: build tools for the interfaces, PortAudio for the microphone node,
-#    PulseAudio + sox for the virtual test microphone.
-APT_PKGS=(cmake g++ make libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins sox)
+#    PulseAudio + sox for the virtual test microphone, espeak-ng and the freedesktop sound
+#    theme for real speech and sounds in the distractor family (tests and synthetic data).
+APT_PKGS=(cmake g++ make libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins sox espeak-ng sound-theme-freedesktop)
 if command -v dpkg-query >/dev/null 2>&1; then
   missing=()
   for p in "${APT_PKGS[@]}"; do

@@ -247,7 +247,9 @@ class AvagNode(LifecycleNode):
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
         while not self._stop.is_set():
-            job = self._slot.get(timeout=0.02)
+            # 10 wake-ups a second when idle: each costs the executor thread the GIL, and the
+            # onset frame is still encoded well before an event (>= release_s long) ends
+            job = self._slot.get(timeout=0.1)
             try:
                 if job is None:
                     if self._enabled:
