@@ -13,11 +13,12 @@ from avag_core.errors import AvagError
 from avag_ros import params
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_mapping(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested YAML mappings -> dotted names (``events: {on_db: 8}`` -> ``events.on_db``)."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
+            out.update(flatten_mapping(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -39,7 +40,7 @@ def read_params_file(path: Path, node_name: str = "avag_node") -> dict[str, Any]
             section = doc[key]
             if not isinstance(section, dict) or not isinstance(section.get("ros__parameters"), dict):
                 raise AvagError(f"params file {path}: entry {key!r} has no ros__parameters mapping")
-            values.update(_flatten(section["ros__parameters"]))
+            values.update(flatten_mapping(section["ros__parameters"]))
     unknown = sorted(set(values) - set(params.flatten(params.NodeConfig())))
     if unknown:
         raise AvagError(f"params file {path}: unknown parameter(s) {', '.join(unknown)}")

@@ -13,17 +13,9 @@ import time
 import pytest
 import yaml
 
+from avag_ros.param_files import flatten_mapping
+
 from conftest import REPO_ROOT, run_proc, stop_proc
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def test_shipped_yaml_is_generated_and_applies_to_any_node_name():
@@ -33,7 +25,7 @@ def test_shipped_yaml_is_generated_and_applies_to_any_node_name():
     assert text == to_ros_yaml(), "config/avag.yaml is stale: python -m avag_ros.params > config/avag.yaml"
     shipped = yaml.safe_load(text)
     assert list(shipped) == ["/**"]  # any node name, any namespace
-    values = _flat(shipped["/**"]["ros__parameters"])
+    values = flatten_mapping(shipped["/**"]["ros__parameters"])
     assert values == flatten(NodeConfig())
     assert build(values) == NodeConfig()
     # one comment line right above every parameter line
@@ -65,7 +57,7 @@ def test_live_parameters_are_the_run_time_ones():
     from avag_ros.params import NodeConfig, flatten, info, is_live
 
     live = {"function_threshold", "dependency_threshold", "min_mask_pixels", "overlay_alpha",
-            "voxel_size", "max_depth_m", "marker_lifetime_s"}
+            "voxel_size", "max_depth_m", "marker_lifetime_s", "rejection_threshold"}
     assert {f.name for f in dataclasses.fields(NodeConfig) if is_live(f.name)} == live
     assert set(NodeConfig.RECONFIGURABLE) == live
     assert not is_live("device") and not is_live("no_such_name")

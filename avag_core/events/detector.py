@@ -319,19 +319,29 @@ class SoundEventDetector:
                 self._last_active_end = frame_end
                 self._peak, self._peak_t = snr, onset_t
         elif snr >= cfg.off_db:
-            self._last_active_end = frame_end
-            if self._state == "active" and snr > self._peak:
-                self._peak, self._peak_t = snr, tf
-            if self._state == "active" and frame_end - self._onset >= cfg.max_event_s:
-                out.extend(self._emit(self._onset + cfg.max_event_s, truncated=True))
-                self._state = "hold"
+            out.extend(self._keep_going(tf, frame_end, snr))
         elif frame_end - self._last_active_end >= cfg.release_s:
-            emitted = self._emit(self._last_active_end, False) if self._state == "active" else []
-            if emitted or self._state == "hold":  # a discarded glitch does not block the next event
-                self._refractory_until = self._last_active_end + cfg.refractory_s
-            out.extend(emitted)
-            self._state = "idle"
+            out.extend(self._release())
         return out
+
+    def _keep_going(self, tf: float, frame_end: float, snr: float) -> list[SoundEvent]:
+        """The sound goes on (both detectors): track its peak; cut it at max_event_s."""
+        self._last_active_end = frame_end
+        if self._state == "active" and snr > self._peak:
+            self._peak, self._peak_t = snr, tf
+        if self._state == "active" and frame_end - self._onset >= self.config.max_event_s:
+            self._state = "hold"
+            return self._emit(self._onset + self.config.max_event_s, truncated=True)
+        return []
+
+    def _release(self) -> list[SoundEvent]:
+        """Quiet for release_s (both detectors): the event ends (a discarded glitch does
+        not block the next event)."""
+        emitted = self._emit(self._last_active_end, False) if self._state == "active" else []
+        if emitted or self._state == "hold":
+            self._refractory_until = self._last_active_end + self.config.refractory_s
+        self._state = "idle"
+        return emitted
 
     def _step_bands(self, tf: float, loud: bool, score: float, rise: float, snr: float, top: float,
                     ready: bool) -> list[SoundEvent]:
@@ -358,22 +368,12 @@ class SoundEventDetector:
             return out
         self._recent = (*self._recent[1:], score)
         # keep going while the sound is broadband enough, or one band (a tone, a ringing tail)
-        # stays far above its background
         # stays far above its background; never once it has decayed tail_db below its peak
         sounding = sum(self._recent) / len(self._recent) >= self.keep_threshold or top >= cfg.tone_keep_db
         if sounding and (self._state != "active" or snr >= self._peak - cfg.tail_db):
-            self._last_active_end = frame_end
-            if self._state == "active" and snr > self._peak:
-                self._peak, self._peak_t = snr, tf
-            if self._state == "active" and frame_end - self._onset >= cfg.max_event_s:
-                out.extend(self._emit(self._onset + cfg.max_event_s, truncated=True))
-                self._state = "hold"
+            out.extend(self._keep_going(tf, frame_end, snr))
         elif frame_end - self._last_active_end >= cfg.release_s:
-            emitted = self._emit(self._last_active_end, False) if self._state == "active" else []
-            if emitted or self._state == "hold":
-                self._refractory_until = self._last_active_end + cfg.refractory_s
-            out.extend(emitted)
-            self._state = "idle"
+            out.extend(self._release())
         return out
 
     def _start(self, onset_t: float, frame_end: float, score: float) -> None:
