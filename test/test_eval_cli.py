@@ -129,3 +129,37 @@ def test_cli_skip_bad_scores_the_rest_and_lists_skipped_rows(setup, tmp_path, ca
     payload = json.loads(out_json.read_text())
     assert payload["overall"]["num_samples"] == 2
     assert [r["line"] for r in payload["skipped_rows"]] == [3]
+
+
+def test_eval_reports_what_was_heard_when_the_checkpoint_has_an_action_head(tmp_path, shipped_checkpoint,
+                                                                             tiny_checkpoint):
+    """The shipped checkpoint has an action head beside it: `avag eval` adds top-1,
+    confusion matrix and ECE (with reliability bins); a checkpoint without one adds nothing."""
+    import json
+    import subprocess
+    import sys
+
+    from avag_core.data.synth import generate
+
+    from conftest import REPO_ROOT
+
+    data = generate(tmp_path / "synth", seed=2, size="tiny")
+
+    def run(ckpt, name):
+        out = tmp_path / name
+        res = subprocess.run([sys.executable, "-m", "avag_core.cli.main", "eval", "--checkpoint", str(ckpt),
+                              "--data", str(data), "--split", "val", "--json", str(out), "--no-progress"],
+                             capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+        assert res.returncode == 0, res.stderr
+        return json.loads(out.read_text()), res.stdout
+
+    payload, stdout = run(shipped_checkpoint, "shipped.json")
+    a = payload["actions"]
+    n = len(payload["per_sample"])
+    assert a["n"] + a["unknown_affordances"] == n and a["n"] > 0
+    assert 0.0 <= a["top1"] <= 1.0 and 0.0 <= a["ece"] <= 1.0
+    confusion = a["confusion"]
+    assert sum(map(sum, confusion)) == a["n"] and len(confusion) == len(confusion[0])
+    assert "what was heard" in stdout and "top-1" in stdout
+    plain, stdout = run(tiny_checkpoint, "tiny.json")
+    assert "actions" not in plain and "what was heard" not in stdout

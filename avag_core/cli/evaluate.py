@@ -69,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
     )
     print(payload["table"])
     print(headline(payload["overall"]))
+    if payload.get("actions", {}).get("n"):
+        a = payload["actions"]
+        print(f"what was heard ({a['n']} clips, action head beside the checkpoint): top-1 {100 * a['top1']:.1f} %, "
+              f"ECE {a['ece']:.3f}, true actions the gate drops at {a['threshold']:.2f}: "
+              f"{100 * a['action_loss']:.1f} % (confusion matrix and reliability bins in the JSON)")
     if payload["skipped_rows"]:
         print(f"skipped {len(payload['skipped_rows'])} bad row(s) (listed above and in the JSON)")
     if json_out:

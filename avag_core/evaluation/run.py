@@ -122,6 +122,9 @@ def evaluate_checkpoint(
         ],
         "table": format_table(overall, per_cat),
     }
+    actions = action_metrics(checkpoint, model, dataset) if dist_info.is_main and not shuffle_audio else None
+    if actions is not None:
+        payload["actions"] = actions
     if dist_info.is_main:
         if json_out:
             write_json(json_out, payload)
@@ -130,6 +133,18 @@ def evaluate_checkpoint(
             bar_plot(per_cat, plot_out, title=title)
     D.shutdown(dist_info)
     return payload
+
+
+def action_metrics(checkpoint: Path, model: torch.nn.Module, dataset: Any) -> dict[str, Any] | None:
+    """What was heard, when the checkpoint has an action head beside it (avag_core.hearing):
+    top-1 accuracy, confusion matrix, ECE with its reliability bins, actions the gate drops."""
+    from avag_core.hearing import ActionRecognizer
+    from avag_core.hearing.head_file import head_path_for
+    from avag_core.hearing.metrics import action_metrics_for_rows
+
+    if not head_path_for(checkpoint).is_file():
+        return None
+    return action_metrics_for_rows(ActionRecognizer.load(checkpoint), model, dataset.rows)
 
 
 def headline(overall: dict[str, float]) -> str:
