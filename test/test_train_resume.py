@@ -3,17 +3,15 @@ an uninterrupted run: sample order, augmentation RNG, optimiser, schedule all co
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_data import make_tiny_dataset
+from train_data import make_tiny_dataset, tiny_train_cmd, train_env
 
 from avag_core.config import load_config
 from avag_core.modeling import build_model
@@ -27,22 +25,13 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 def _cmd(data: Path, out: Path, resume: bool = False) -> list[str]:
-    cmd = [sys.executable, "-m", "avag_core.cli.main", "train", "--config", "tiny",
-           "--data", str(data), "--out", str(out), "--train-csv", "train_small.csv",
-           "--val-csv", "val_small.csv", "--no-progress", "--device", "cpu",
-           "--set", "data.cache_dir=", "--set", "train.epochs=2",
-           "--set", "train.batch_size=2", "--set", "train.ckpt_interval=2",
-           "--set", "train.threads=1",
-           # frozen backbone in epoch 0, trainable from epoch 1: the kill lands while frozen
-           "--set", "model.freeze_backbone=true", "--set", "train.unfreeze_backbone_epoch=1"]
-    return [*cmd, "--resume"] if resume else cmd
+    # frozen backbone in epoch 0, trainable from epoch 1: the kill lands while frozen
+    return tiny_train_cmd(data, out, "--set", "model.freeze_backbone=true",
+                          "--set", "train.unfreeze_backbone_epoch=1", resume=resume)
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    env.pop(PAUSE_ENV, None)
-    env.update(extra)
-    return env
+    return train_env(PAUSE_ENV, **extra)
 
 
 @pytest.mark.slow

@@ -4,15 +4,13 @@ every step exactly once, with the values of an uninterrupted run."""
 from __future__ import annotations
 
 import csv
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from train_data import make_tiny_dataset
+from train_data import make_tiny_dataset, tiny_train_cmd, train_env
 
 from avag_core.training.trainer import PAUSE_ENV, PAUSE_STEP_ENV, STATE_FILE
 
@@ -23,21 +21,11 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 def _cmd(data: Path, out: Path, resume: bool = False) -> list[str]:
-    cmd = [sys.executable, "-m", "avag_core.cli.main", "train", "--config", "tiny",
-           "--data", str(data), "--out", str(out), "--train-csv", "train_small.csv",
-           "--val-csv", "val_small.csv", "--no-progress", "--device", "cpu",
-           "--set", "data.cache_dir=", "--set", "train.epochs=2", "--set", "train.batch_size=2",
-           "--set", "train.ckpt_interval=2", "--set", "train.log_interval=1",
-           "--set", "train.threads=1"]  # fmt: skip
-    return [*cmd, "--resume"] if resume else cmd
+    return tiny_train_cmd(data, out, "--set", "train.log_interval=1", resume=resume)
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    env.pop(PAUSE_ENV, None)
-    env.pop(PAUSE_STEP_ENV, None)
-    env.update(extra)
-    return env
+    return train_env(PAUSE_ENV, PAUSE_STEP_ENV, **extra)
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

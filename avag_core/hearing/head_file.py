@@ -78,18 +78,10 @@ def readable(path: Path) -> None:
 
 def load_head(path: str | Path) -> HeadFile:
     """Read a head file, with one-line errors naming it."""
-    from safetensors import safe_open
+    from avag_core.weights.checkpoint import read_safetensors
 
     path = Path(path)
-    if not path.is_file():
-        raise AvagError(f"action head {path} not found")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = dict(f.metadata() or {})
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
-    except Exception as exc:  # safetensors raises several types for damaged files
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AvagError(f"action head {path} is not a readable safetensors file ({msg})") from None
+    state, meta = read_safetensors(path, "action head")
     if meta.get("format") != FORMAT:
         raise AvagError(f"{path} is not an avag action head (no '{FORMAT}' metadata)")
     try:

@@ -40,20 +40,28 @@ def save_model_checkpoint(
     return path
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of a checkpoint, with one-line errors naming the file."""
+def read_safetensors(path: str | Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of any avag safetensors file (``what``: "checkpoint", "action
+    head", ...), with one-line errors naming the file."""
     from safetensors import safe_open
 
     path = Path(path)
     if not path.is_file():
-        raise AvagError(f"checkpoint {path} not found")
+        raise AvagError(f"{what} {path} not found")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = dict(f.metadata() or {})
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
     except Exception as exc:  # safetensors raises several types for damaged files
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AvagError(f"checkpoint {path} is not a readable safetensors file ({msg})") from None
+        raise AvagError(f"{what} {path} is not a readable safetensors file ({msg})") from None
+    return tensors, meta
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a checkpoint, with one-line errors naming the file."""
+    path = Path(path)
+    tensors, meta = read_safetensors(path, "checkpoint")
     if meta.get("format") != FORMAT or "config" not in meta:
         raise AvagError(f"checkpoint {path} is not an avag checkpoint (no '{FORMAT}' metadata)")
     return tensors, meta
