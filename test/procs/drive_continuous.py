@@ -51,7 +51,7 @@ def main() -> int:
     ok, jpg = cv2.imencode(".jpg", frame)
     assert ok
     t0 = time.time_ns()
-    changed_at = None
+    changed_at = requested_at = None
     client = AsyncParameterClient(node, "avag_node")
     for k in range(int(8.0 / 0.032)):  # 8 s of audio at real time, 30 Hz frames
         stamp = t0 + k * 32_000_000
@@ -62,6 +62,7 @@ def main() -> int:
             img_pub.publish(img)
         if k == int(4.0 / 0.032):
             client.wait_for_services(5.0)
+            requested_at = time.monotonic()  # no window before this can have the new threshold
             fut = client.set_parameters([Parameter("function_threshold", value=1.0)])
             while not fut.done():
                 time.sleep(0.01)
@@ -72,7 +73,7 @@ def main() -> int:
     while sum(s["t"] > changed_at + 1.0 for s in seen) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     with open(out_path, "w") as fh:
-        json.dump({"seen": seen, "changed_at": changed_at, "size": [frame.shape[1], frame.shape[0]]}, fh)
+        json.dump({"seen": seen, "requested_at": requested_at, "changed_at": changed_at, "size": [frame.shape[1], frame.shape[0]]}, fh)
     executor.shutdown()
     spinner.join(timeout=5)
     node.destroy_node()
