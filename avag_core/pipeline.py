@@ -217,10 +217,15 @@ class GroundingPipeline:
             hit = self.frames.nearest(onset_ns, self.events_cfg.frame_max_gap_s)
             if pinned is not None and (hit is None or abs(pinned.stamp_ns - onset_ns) <= abs(hit[0] - onset_ns)):
                 return pinned
-            if hit is None:
-                return None
-            return PinnedInputs(hit[0], *hit[1], depth=self.depths.nearest(hit[0], self.depth_max_gap_s),
-                                K=self.K, K_size=self.K_size)
+            return self._cached_inputs(hit)
+
+    def _cached_inputs(self, hit: tuple[int, Any] | None) -> PinnedInputs | None:
+        """A cached (stamp, (frame, header)) with the depth nearest it and the current
+        intrinsics (call with the lock held)."""
+        if hit is None:
+            return None
+        return PinnedInputs(hit[0], *hit[1], depth=self.depths.nearest(hit[0], self.depth_max_gap_s),
+                            K=self.K, K_size=self.K_size)
 
     def _describe_miss(self, event: SoundEvent) -> str:
         """Why no frame was used: tells a lost frame (executor stall, transport drop)
@@ -268,17 +273,14 @@ class GroundingPipeline:
         and ``end_ns``; on the frame nearest ``frame_stamp_ns`` (default: the latest).
         None (with ``last_miss``) when there is no frame or no audio."""
         with self._lock:
-            hit = self.frames.latest() if frame_stamp_ns is None else self.frames.nearest(
-                frame_stamp_ns, self.events_cfg.frame_max_gap_s)
-            if hit is None:
-                self.last_miss = "no camera frame held" if frame_stamp_ns is None else (
-                    f"no camera frame within {self.events_cfg.frame_max_gap_s} s of the requested stamp")
-                return None
-            picked = PinnedInputs(hit[0], *hit[1], depth=self.depths.nearest(hit[0], self.depth_max_gap_s),
-                                  K=self.K, K_size=self.K_size)
-            if audio is None:
-                audio = self.tracker.buffer.extract(int(start_ns), int(end_ns), pad=True)[0]
-                sample_rate = self.events_cfg.sample_rate
+            picked = self._cached_inputs(self.frames.latest() if frame_stamp_ns is None else self.frames.nearest(
+                frame_stamp_ns, self.events_cfg.frame_max_gap_s))
+        if picked is None:
+            self.last_miss = "no camera frame held" if frame_stamp_ns is None else (
+                f"no camera frame within {self.events_cfg.frame_max_gap_s} s of the requested stamp")
+            return None
+        if audio is None:
+            audio, sample_rate = self.audio_between(start_ns, end_ns), self.events_cfg.sample_rate
         if np.size(audio) == 0:
             self.last_miss = "no audio: empty clip or time span"
             return None

@@ -16,12 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from avag_core.backends import make_backend, normalise_dtype
+from avag_core.backends import make_backend
 from avag_core.errors import AvagError
 from avag_core.hearing.embedding import audio_fingerprint
 from avag_core.modeling import AVAGFormer
 from avag_core.modeling.audio_frontend import pad_patch_batch, select_patches, waveform_to_patches
 from avag_core.modeling.fuse import fold_batchnorm
+from avag_core.preprocess import prepare_batch
 
 
 @dataclass
@@ -65,7 +66,7 @@ class Predictor:
         self.mcfg = getattr(cfg, "model", cfg)
         self.size = int(self.mcfg.image_size)
         self.backend = make_backend(
-            backend, self.model, self.size, self.device, normalise_dtype(dtype), **backend_options
+            backend, self.model, self.size, self.device, dtype, **backend_options
         )
         if backend != "torch" and self.device.type == "cuda":
             # the graphs run in onnxruntime: the PyTorch copy need not hold GPU memory
@@ -106,8 +107,6 @@ class Predictor:
 
     def _prepare_images(self, images: list[np.ndarray]) -> torch.Tensor:
         """The one preprocessing path shared with training and ``avag eval``."""
-        from avag_core.preprocess import prepare_batch
-
         return prepare_batch(images, self.size, self.device)
 
     def _prepare_audio(self, waveforms: list[np.ndarray], sample_rate: int):

@@ -20,6 +20,7 @@ Every bad input fails with one :class:`~avag_core.errors.AvagError` line.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 
@@ -198,12 +199,20 @@ def resize_rgb(rgb: np.ndarray, size: int) -> torch.Tensor:
     return out[0]
 
 
-def normalize(image: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[..., 3, H, W]`` -> float32 normalised with the ImageNet mean and std."""
+@functools.lru_cache(maxsize=8)
+def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet mean and std as [3, 1, 1] on ``device``, built once per device (not per frame)."""
     from avag_core.modeling import IMAGE_MEAN, IMAGE_STD
 
-    mean = torch.tensor(IMAGE_MEAN, dtype=torch.float32, device=image.device).view(3, 1, 1)
-    std = torch.tensor(IMAGE_STD, dtype=torch.float32, device=image.device).view(3, 1, 1)
+    with torch.inference_mode(False):  # ordinary tensors, usable outside inference mode too
+        mean = torch.tensor(IMAGE_MEAN, dtype=torch.float32, device=device).view(3, 1, 1)
+        std = torch.tensor(IMAGE_STD, dtype=torch.float32, device=device).view(3, 1, 1)
+    return mean, std
+
+
+def normalize(image: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[..., 3, H, W]`` -> float32 normalised with the ImageNet mean and std."""
+    mean, std = _mean_std(image.device)
     return (image.to(torch.float32) / 255.0 - mean) / std
 
 

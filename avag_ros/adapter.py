@@ -188,31 +188,39 @@ class GroundingAdapter:
             self.counters[f"{kind}.{sub}"] += 1
         self.log(f"{kind}.{sub}" if sub else kind, reason)
 
-    def _size_ok(self, what: str, msg: Any, limit_mb: float) -> bool:
-        size = len(msg.data)
+    def _size_ok(self, kind: str, msg: Any, limit_name: str) -> bool:
+        size, limit_mb = len(msg.data), getattr(self.cfg, limit_name)
         if size > limit_mb * 1e6:
-            self.refuse(f"bad_{what}", f"message of {size / 1e6:.1f} MB exceeds max_{what}_mb={limit_mb:g}",
-                        "too_large")
+            self.refuse(kind, f"message of {size / 1e6:.1f} MB exceeds {limit_name}={limit_mb:g}", "too_large")
+            return False
+        return True
+
+    def _image_ok(self, kind: str, msg: Image, encodings: tuple[str, ...]) -> bool:
+        """Size limit, encoding, non-zero size and a data layout that fits: one check for
+        camera and depth images (refusals counted under ``kind``)."""
+        if not self._size_ok(kind, msg, "max_image_mb"):
+            return False
+        if msg.encoding not in encodings:
+            self.refuse(kind, f"unsupported image encoding {msg.encoding!r} (supported: {', '.join(encodings)})",
+                        "encoding")
+            return False
+        if msg.width == 0 or msg.height == 0:
+            self.refuse(kind, f"zero-size image ({msg.width}x{msg.height})", "zero_size")
+            return False
+        try:
+            image_to_numpy(msg)  # validates step and data size (zero-copy view)
+        except ValueError as exc:
+            self.refuse(kind, str(exc), "layout")
             return False
         return True
 
     def on_image(self, msg: Image | CompressedImage) -> bool:
         self.counters["images"] += 1
-        if not self._size_ok("image", msg, self.cfg.max_image_mb):
-            return False
         if isinstance(msg, Image):
-            if msg.encoding not in COLOR_ENCODINGS:
-                self.refuse("bad_image", f"unsupported image encoding {msg.encoding!r} "
-                                         f"(supported: {', '.join(COLOR_ENCODINGS)})", "encoding")
+            if not self._image_ok("bad_image", msg, COLOR_ENCODINGS):
                 return False
-            if msg.width == 0 or msg.height == 0:
-                self.refuse("bad_image", f"zero-size image ({msg.width}x{msg.height})", "zero_size")
-                return False
-            try:
-                image_to_numpy(msg)  # validates step and data size (zero-copy view)
-            except ValueError as exc:
-                self.refuse("bad_image", str(exc), "layout")
-                return False
+        elif not self._size_ok("bad_image", msg, "max_image_mb"):
+            return False
         elif len(msg.data) == 0:
             self.refuse("bad_image", f"compressed image ({msg.format!r}) has no data", "empty")
             return False
@@ -221,20 +229,9 @@ class GroundingAdapter:
         return True
 
     def on_depth(self, msg: Image) -> bool:
+        """Depth: 16UC1/mono16 millimetres or 32FC1 metres."""
         self.counters["depth_images"] += 1
-        if not self._size_ok("image", msg, self.cfg.max_image_mb):
-            return False
-        if msg.encoding not in DEPTH_ENCODINGS:
-            self.refuse("bad_depth", f"unsupported depth encoding {msg.encoding!r} (16UC1/mono16 mm or 32FC1 m)",
-                        "encoding")
-            return False
-        if msg.width == 0 or msg.height == 0:
-            self.refuse("bad_depth", f"zero-size depth image ({msg.width}x{msg.height})", "zero_size")
-            return False
-        try:
-            image_to_numpy(msg)
-        except ValueError as exc:
-            self.refuse("bad_depth", str(exc), "layout")
+        if not self._image_ok("bad_depth", msg, DEPTH_ENCODINGS):
             return False
         self.pipeline.push_depth(stamp_to_ns(msg.header.stamp), msg)
         return True
@@ -256,7 +253,7 @@ class GroundingAdapter:
         """Push one audio message; returns (event, its audio) for each event it completed."""
         self.counters["audio_messages"] += 1
         data = getattr(msg, "data", None)
-        if data is not None and not self._size_ok("audio", msg, self.cfg.max_audio_mb):
+        if data is not None and not self._size_ok("bad_audio", msg, "max_audio_mb"):
             return []
         try:
             samples, rate = audio_inputs.to_numpy(msg, self.cfg.audio_type, self._audio_info)

@@ -314,7 +314,7 @@ def _range_text(name: str, fields: Fields = _FIELDS) -> str:
 def _scalar(value: Any) -> str:
     import yaml
 
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").removesuffix("...").strip()
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
 
 
 def to_ros_yaml(cfg: NodeConfig | None = None) -> str:

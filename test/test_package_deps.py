@@ -16,7 +16,7 @@ INSTALLED = [
     *sorted((REPO_ROOT / "avag_core").rglob("*.py")),
     *sorted((REPO_ROOT / "avag_ros").rglob("*.py")),
     *sorted((REPO_ROOT / "launch").glob("*.py")),
-    REPO_ROOT / "scripts" / "avag", REPO_ROOT / "scripts" / "avag_node", REPO_ROOT / "scripts" / "audio_capture_node",
+    *(REPO_ROOT / "scripts" / exe for exe in ("avag", "avag_node", "audio_capture_node", "avag_bag_player")),
 ]
 FIRST_PARTY = {"avag", "avag_core", "avag_ros"}
 

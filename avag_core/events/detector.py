@@ -155,7 +155,7 @@ class SoundEventDetector:
 
     def noise_floor_db(self) -> float:
         """Current noise-floor estimate (dBFS); ``min_floor_db`` before any audio."""
-        return self._floor()[0] if self._hist_count else float(self.config.min_floor_db)
+        return self._energy_floor() if self._hist_count else float(self.config.min_floor_db)
 
     def flush(self) -> list[SoundEvent]:
         """End of stream: close the event in progress (if long enough)."""
@@ -229,7 +229,7 @@ class SoundEventDetector:
             score, top = np.zeros(levels.shape[0]), np.zeros(levels.shape[0])
         energy_db = 10.0 * np.log10(in_band + _EPS_POWER)
         # peak_score keeps the energy detector's meaning: dB above the background's floor
-        snr = energy_db - self._floor()[0] if self._hist_count else np.zeros(levels.shape[0])
+        snr = energy_db - self._energy_floor() if self._hist_count else np.zeros(levels.shape[0])
         # a sound far above even the loud moments of the background starts an event too
         # (quiet rooms: a slow, narrow-band start that few bands see)
         over_high = energy_db - self._energy_high() if self._hist_count else np.zeros(levels.shape[0])
@@ -284,12 +284,17 @@ class SoundEventDetector:
         k = int(0.9 * (n - 1))
         return float(np.partition(self._e_hist[:n], k)[k])
 
+    def _energy_floor(self) -> float:
+        """Noise floor (dB): the noise_quantile of the history's frame energies."""
+        n = min(self._hist_count, self._hist_len)
+        q = int(self.config.noise_quantile * (n - 1))
+        return max(float(np.partition(self._e_hist[:n], q)[q]), self.config.min_floor_db)
+
     def _floor(self) -> tuple[float, float, float]:
         """Noise floor (dB), flux median and flux scale from the history (before this frame)."""
         n = min(self._hist_count, self._hist_len)
-        e, f = self._e_hist[:n], self._f_hist[:n]
-        q = int(self.config.noise_quantile * (e.size - 1))
-        floor = max(float(np.partition(e, q)[q]), self.config.min_floor_db)
+        f = self._f_hist[:n]
+        floor = self._energy_floor()
         m = (f.size - 1) // 2
         med = float(np.partition(f, m)[m])
         scale = 1.4826 * float(np.partition(np.abs(f - med), m)[m])
@@ -314,10 +319,7 @@ class SoundEventDetector:
         if self._state == "idle":
             trigger = snr >= cfg.on_db or (fz >= cfg.flux_on and snr >= cfg.flux_min_db)
             if ready and trigger and onset_t >= self._refractory_until:
-                self._state = "active"
-                self._onset = onset_t
-                self._last_active_end = frame_end
-                self._peak, self._peak_t = snr, onset_t
+                self._start(onset_t, frame_end, snr)
         elif snr >= cfg.off_db:
             out.extend(self._keep_going(tf, frame_end, snr))
         elif frame_end - self._last_active_end >= cfg.release_s:

@@ -34,13 +34,18 @@ def audio_fingerprint(model: torch.nn.Module) -> str:
     A head trained on one checkpoint's tokens is meaningless on another's, even with the
     same architecture, so the head file records this and loading compares it.
     """
-    h = hashlib.sha256()
     state = {**{f"audio_encoder.{k}": v for k, v in model.audio_encoder.state_dict().items()},
              **{f"audio_proj.{k}": v for k, v in model.audio_proj.state_dict().items()}}
-    for name in sorted(state):
-        t = state[name].detach().to("cpu", torch.float32).contiguous()
+    return fingerprint_of_state(state)
+
+
+def fingerprint_of_state(tensors: dict[str, torch.Tensor]) -> str:
+    """``audio_fingerprint`` from named tensors (a model's or a checkpoint's): the
+    ``audio_encoder.*`` and ``audio_proj.*`` entries, hashed in name order."""
+    h = hashlib.sha256()
+    for name in sorted(k for k in tensors if k.startswith(("audio_encoder.", "audio_proj."))):
         h.update(name.encode())
-        h.update(t.numpy().tobytes())
+        h.update(tensors[name].detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 

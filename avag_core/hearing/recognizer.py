@@ -24,7 +24,7 @@ from avag_core.errors import AvagError
 from avag_core.settings import setting
 
 from .action_head import NONE
-from .embedding import AudioEmbedder, audio_fingerprint, model_of
+from .embedding import AudioEmbedder, audio_fingerprint, fingerprint_of_state, model_of
 from .enrollment import Enrollment
 from .head_file import HeadFile, check_matches, head_path_for, load_head
 
@@ -91,7 +91,7 @@ class ActionRecognizer:
         hf = load_head(hp)
         tensors, _ = read_checkpoint(ckpt)
         cfg = checkpoint_config(ckpt)
-        check_matches(hf, _fingerprint_of_state(tensors), int(cfg.model.embed_dim), str(hp))
+        check_matches(hf, fingerprint_of_state(tensors), int(cfg.model.embed_dim), str(hp))
         rec = cls(head_file=hf, source=str(hp), checkpoint=str(ckpt))
         if enrollment_path is not None:
             rec.enrollment = Enrollment.load(enrollment_path, dim=hf.head.cfg.proj_dim, head_id=rec.head_id)
@@ -195,12 +195,3 @@ class ActionRecognizer:
         with self._lock:
             return self.enrollment.save(path)
 
-
-def _fingerprint_of_state(tensors: dict[str, torch.Tensor]) -> str:
-    """``audio_fingerprint`` computed from checkpoint tensors without building the model."""
-    h = hashlib.sha256()
-    names = sorted(k for k in tensors if k.startswith(("audio_encoder.", "audio_proj.")))
-    for name in names:
-        h.update(name.encode())
-        h.update(tensors[name].to(torch.float32).contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avag_core.modeling.attention import softmax_last
+
 
 def sine_position_encoding(h: int, w: int, num_feats: int, device: torch.device) -> torch.Tensor:
     """DETR's unnormalised sine encoding of pixel indices 1..h, 1..w -> [1, 2*num_feats, h, w]."""
@@ -112,17 +114,6 @@ def sample_with_embedding_bag(
     return out.view(b, nq, m * d)
 
 
-def _softmax_last(x: torch.Tensor) -> torch.Tensor:
-    """Softmax over a short last dimension (levels x points = 12 here). PyTorch's CPU kernel
-    handles a short last dimension poorly (about 5x slower than these three ops); the ONNX
-    export keeps the standard Softmax op."""
-    if torch.onnx.is_in_onnx_export() or x.device.type != "cpu":
-        return x.softmax(-1)
-    x = x.float()  # as autocast runs softmax: in float32
-    e = (x - x.amax(-1, keepdim=True)).exp()
-    return e / e.sum(-1, keepdim=True)
-
-
 class MSDeformAttn(nn.Module):
     """Multi-scale deformable attention (state-dict names follow Deformable DETR)."""
 
@@ -166,7 +157,7 @@ class MSDeformAttn(nn.Module):
         m, lv, p = self.heads, self.levels, self.points
         value = self.value_proj(value_in)
         offsets = self.sampling_offsets(query).view(b, n, m, lv, p, 2)
-        weights = _softmax_last(self.attention_weights(query).view(b, n, m, lv * p))
+        weights = softmax_last(self.attention_weights(query).view(b, n, m, lv * p))
         weights = weights.view(b, n, m, lv, p)
         # Offsets are in pixels of each level: divide by (w, h).
         norm = torch.tensor([[w, h] for h, w in shapes], dtype=query.dtype, device=query.device)
