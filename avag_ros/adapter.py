@@ -97,8 +97,13 @@ def load_recognizer(cfg: params.NodeConfig, warn: Callable[[str], None] = print)
             raise
         warn(f"no action recognition ({exc}): every sound event gets masks, labels stay empty")
         return None
-    rec.threshold = cfg.rejection_threshold
+    rec.threshold = gate_threshold(cfg, rec)
     return rec
+
+
+def gate_threshold(cfg: params.NodeConfig, rec: Any) -> float:
+    """``rejection_threshold``, or the head's own calibrated one when that is negative."""
+    return cfg.rejection_threshold if cfg.rejection_threshold >= 0.0 else rec.hf.threshold
 
 
 @dataclass
@@ -365,7 +370,7 @@ class GroundingAdapter:
             else:
                 setattr(self.cfg, name, getattr(new_cfg, name))
         if self.recognizer is not None:
-            self.recognizer.threshold = self.cfg.rejection_threshold
+            self.recognizer.threshold = gate_threshold(self.cfg, self.recognizer)
         th = thresholds_of(self.cfg)
         p = self.pipeline.thresholds
         p.function, p.dependency, p.min_mask_pixels = th.function, th.dependency, th.min_mask_pixels

@@ -58,18 +58,19 @@ class NodeConfig:
         20, "smaller function masks publish no point cloud / pose", lo=0, hi=100_000_000, live=True)
     # --- what was heard (the action head stored next to the checkpoint) ---
     recognize_actions: bool = setting(
-        False, "name the action in each sound and reject sounds that are not actions (needs "
-        "<checkpoint stem>.actions.safetensors next to the checkpoint or action_head; without one: "
-        "empty labels, no rejection, with a warning). Off by default: the shipped head still "
-        "rejects some real action events cut from a live stream")
+        True, "name the action in each sound and reject sounds that are not actions (speech, "
+        "music, coughs...: no masks). Needs <checkpoint stem>.actions.safetensors next to the "
+        "checkpoint (the shipped one has it) or action_head; without one: empty labels, no "
+        "rejection, with a warning")
     action_head: str = setting("", "action head file; empty = <checkpoint stem>.actions.safetensors")
     enrollment_file: str = setting(
         "", "actions enrolled from a few clips (avag enroll, ~/enroll); empty = none; ~/enroll with "
         "save=true writes it")
     rejection_threshold: float = setting(
-        0.9, "lowest calibrated probability of the top action for a sound to get masks (the shipped "
-        "head was calibrated to lose at most 1 % of actions at 0.9); below it the event goes to "
-        "~/rejected_events", lo=0.0, hi=1.0, live=True)
+        -1.0, "lowest calibrated probability of the top action for a sound to get masks; below it "
+        "the event goes to ~/rejected_events. -1 = the head's own threshold (stored in the head "
+        "file, chosen to lose at most 1 % of validation actions as heard in a stream)",
+        lo=-1.0, hi=1.0, live=True)
     # --- inputs ---
     image_topic: str = setting("/camera/color/image_raw", "camera image topic (remap it, or set it here)")
     compressed: bool = setting(False, "subscribe to sensor_msgs/CompressedImage on image_topic")

@@ -305,6 +305,29 @@ def test_judge_names_each_way_a_live_run_can_fail():
     assert judge(no_cloud) == ["live: 2 detection(s) without the grasp region the offline replay has"]
 
 
+def test_sounds_that_are_not_actions_are_scored_apart_by_hand():
+    """Distractor truths (``none/<kind>``) never count as missed actions; a detection at
+    one is a false positive and counts as given masks; a rejection at an action is lost."""
+    from avag_ros.bag.report import score
+
+    mask = np.zeros((4, 4), bool)
+    mask[:2] = True
+    empty = np.zeros((4, 4), bool)
+    truth = [_truth(1.0, 2.0, mask), _truth(3.0, 3.5, empty, "none/cough"),
+             _truth(5.0, 6.0, mask), _truth(7.0, 7.5, empty, "none/speech"),
+             _truth(9.0, 9.5, empty, "none/music")]
+    dets = [_scored(1.05, mask.astype(np.float32)), _scored(7.1, mask.astype(np.float32))]
+    rejected = [round(3.02e9), round(5.01e9), round(11.0e9)]  # cough, the action at 5 s, nothing
+    r = score(dets, truth, rejected_ns=rejected)
+    assert r["events"]["ground_truth"] == 2 and r["events"]["matched"] == 1
+    assert r["events"]["precision"] == pytest.approx(1 / 2)
+    assert r["heard"] == {"distractors": 3, "given_masks": 1, "rejected": 1, "not_heard": 1,
+                          "actions_rejected": 1}
+    # a bag without distractors: nothing to report, the action scores unchanged
+    plain = score(dets[:1], truth[:1])
+    assert plain["heard"]["distractors"] == 0 and plain["events"]["recall"] == 1.0
+
+
 def test_offline_replay_labels_actions_and_rejects_below_the_threshold(small_bag, shipped_checkpoint):
     """With the action head on, each detection carries the heard action's name and
     confidence; with a threshold of 1.0 every sound is rejected: no masks, listed apart."""

@@ -1,6 +1,7 @@
 """The README's main job, as a user runs it: `avag demo` must pass on its own judgement
-(every scene event detected live and offline, live = offline, a grasp region for every
-event) and leave the promised files behind."""
+(every scene's action detected and named live and offline, every sound that is not an
+action without masks, live = offline, a grasp region for every event) and leave the
+promised files behind."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ def test_demo_passes_its_own_checks(tmp_path, ros_env):
         ev = summary[row]["events"]
         assert ev["ground_truth"] == ev["detections"] == ev["matched"] == 4, (row, ev)
     assert summary["live_vs_offline"]["same_events"]
+    for row in ("offline", "live"):
+        heard = summary[row]["heard"]
+        assert heard["distractors"] == 4 and heard["given_masks"] == 0 and heard["actions_rejected"] == 0, heard
+        assert heard["rejected"] + heard["not_heard"] == 4
+    assert summary["live_vs_offline"]["rejected_live"] == summary["live_vs_offline"]["rejected_offline"]
     assert len(list((out / "report" / "grasp_regions").glob("*.ply"))) == 4
     assert len(list((out / "report" / "overlays").glob("*.png"))) == 4
     assert (out / "report" / "index.html").is_file()

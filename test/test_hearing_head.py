@@ -134,7 +134,7 @@ def test_head_learns_from_embeddings_and_rejects_a_none_class_violation() -> Non
     centres = torch.randn(3, 16, generator=g) * 3
     feats = torch.cat([c + torch.randn(40, 16, generator=g) for c in centres])
     labels = ["a"] * 40 + ["b"] * 40 + [NONE] * 40
-    cs = ClipSet(feats, labels, labels, [-1] * 120)
+    cs = ClipSet(feats, labels, labels, [-1] * 120, [False] * 120)
     head = train_head(cs, ["a", "b"], dataclasses.replace(TrainConfig(), epochs=30))
     with torch.no_grad():
         pred = head(feats).argmax(1)

@@ -8,7 +8,9 @@
    temperature and chose the threshold; ``unseen`` = unseen objects, seen action sounds,
    plus distractors of another seed): top-1 accuracy on action clips, confusion matrix,
    ECE over action and distractor clips (label ``none``), distractor rejection and action
-   loss at the head's threshold.
+   loss at the head's threshold; for the clean clips and, separately, for the same clips
+   as the node hears them (``avag_core.hearing.as_heard``: background before and after,
+   any level, noise floor, speech/music/ambience under it).
 2. Few-shot: a head trained *without* the held-out actions (default ``pour``, ``zip``);
    each is enrolled from 1, 3 or 5 clips of the train split (several random draws) and
    tested on val + unseen clips: labelling accuracy, false acceptance of distractors,
@@ -58,9 +60,10 @@ def _table(header: list[str], rows: list[list]) -> str:
 def recognition(rec, sets: dict[str, ClipSet]) -> dict:
     out = {}
     classes = rec.classes
-    for split, cs in sets.items():
-        keep = [lab in classes for lab in cs.labels]
-        cs = cs.select(keep)
+    views = [(split, cs, False) for split, cs in sets.items()] + \
+        [(f"{split} as heard", cs, True) for split, cs in sets.items()]
+    for split, cs, heard in views:
+        cs = cs.select([lab in classes and h == heard for lab, h in zip(cs.labels, cs.heard, strict=True)])
         probs = rec.probs_from_features(cs.feats)
         labels = labels_of(cs, classes)
         is_act = torch.tensor([lab != NONE for lab in cs.labels])
@@ -168,6 +171,7 @@ def few_shot(model, ckpt: str, data: Path, work: Path, held_out: list[str], draw
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", default="avag_core/checkpoints/realtime_synth.safetensors")
+    p.add_argument("--head", default=None, help="action head file (default: the one beside the checkpoint)")
     p.add_argument("--data", required=True, help="`avag data synth` output (train/val/unseen.csv)")
     p.add_argument("--work", default="runs/heard", help="embedding cache folder")
     p.add_argument("--held-out", default="pour,zip", help="actions left out of the few-shot head")
@@ -183,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     data, work = Path(args.data), Path(args.work)
     model, _ = load_model_checkpoint(args.checkpoint)
-    rec = ActionRecognizer.load(args.checkpoint)
+    rec = ActionRecognizer.load(args.checkpoint, head_path=args.head)
     sets = {s: cached_split(model, data, s, work) for s in ("train", "val", "unseen")}
     rec_res = recognition(rec, {s: sets[s] for s in ("val", "unseen")})
     print(f"recognition (head {rec.source}, threshold {rec.threshold:.2f}, temperature {rec.hf.temperature:.3f})")
@@ -192,9 +196,10 @@ def main(argv: list[str] | None = None) -> int:
                  [[s, r["n_actions"], r["top1_actions"], r["ece_actions"], r["ece_all"],
                    r["n_distractors"], r["distractor_rejection"], r["action_loss"]]
                   for s, r in rec_res.items()]))
-    u = rec_res["unseen"]
-    print("\nunseen distractors rejected, by kind")
-    print(_table(["kind", "rejected"], [[k, v] for k, v in u["rejection_by_kind"].items()]))
+    u, uh = rec_res["unseen"], rec_res["unseen as heard"]
+    print("\nunseen distractors rejected, by kind (clean clips, as heard)")
+    print(_table(["kind", "clean", "as heard"], [[k, v, uh["rejection_by_kind"].get(k, float("nan"))]
+                                                 for k, v in u["rejection_by_kind"].items()]))
     print("\nunseen confusion (rows truth, columns prediction)")
     print(_table(["", *u["classes"]], [[c, *row] for c, row in zip(u["classes"], u["confusion"], strict=True)]))
     held = [a.strip() for a in args.held_out.split(",") if a.strip()]

@@ -29,7 +29,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="head file (default: <checkpoint stem>.actions.safetensors beside it)")
     p.add_argument("--work", default="runs/heard", help="embedding cache folder")
     p.add_argument("--max-action-loss", type=float, default=0.01,
-                   help="share of validation actions the default threshold may reject")
+                   help="share of validation actions the default threshold may reject on top of those "
+                        "whose top class is none")
     p.add_argument("--epochs", type=int, default=120)
     p.add_argument("--distractors-per-kind", type=int, default=60,
                    help="training distractor clips per kind (validation gets 25/60 of it)")

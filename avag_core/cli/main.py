@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from avag_core.errors import AvagError
+
+# OpenMP worker threads that sleep instead of spinning when idle (read when torch loads,
+# later): on a machine busy with other work, spinning threads made `avag bag eval` of the
+# demo bag 2x slower (12.5 s vs 6.4 s wall, median of 3 pairs at load average 2-4) and
+# single inferences up to 40x slower (2.5 s vs 61 ms beside one other busy process).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # name -> module; order is the order shown in --help.
 SUBCOMMANDS: dict[str, str] = {

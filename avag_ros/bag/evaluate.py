@@ -203,8 +203,9 @@ def evaluate_bag(bag: Path, checkpoint: Path | None, out_dir: Path, live: bool =
     predictor = load_predictor(cfg)
     offline = replay_offline(bag, predictor, cfg)
     offline_scored = [scored_from_detection(d) for d in offline.detections]
+    offline_rejected_ns = [round(r.event.onset_time * 1e9) for r in offline.rejected]
     result = {"bag": str(bag), "checkpoint": cfg.checkpoint or "shipped", "mode": "live" if live else "offline",
-              "offline": score(offline_scored, truth)}
+              "offline": score(offline_scored, truth, rejected_ns=offline_rejected_ns)}
     result["offline"]["bad_messages"] = offline.bad_messages
     result["offline"]["missing_clouds"] = missing_clouds(offline.detections, cfg.min_mask_pixels)
     result["offline"]["rejected"] = [rejected_summary(r) for r in offline.rejected]
@@ -216,11 +217,12 @@ def evaluate_bag(bag: Path, checkpoint: Path | None, out_dir: Path, live: bool =
         recorded = read_topics(run_live(bag, cfg, out_dir / "live", node_ros_args(params_file, overrides),
                                         len(offline.detections) + len(offline.rejected), rate))
         scored = scored_from_live(recorded, frames, cfg.events.pre_roll_s)
-        report = result["live"] = score(scored, truth)
+        rejected_live = [m for _t, m in recorded.get(f"{NODE}/rejected_events", [])]
+        report = result["live"] = score(scored, truth,
+                                        rejected_ns=[stamp_to_ns(m.header.stamp) for m in rejected_live])
         result["live_vs_offline"] = compare(scored, offline_scored)
         result["live"]["rejected"] = [{"onset_s": stamp_to_ns(m.header.stamp) / 1e9, "label": m.top_label,
-                                       "confidence": m.top_confidence}
-                                      for _t, m in recorded.get(f"{NODE}/rejected_events", [])]
+                                       "confidence": m.top_confidence} for m in rejected_live]
         result["live_vs_offline"]["rejected_live"] = len(result["live"]["rejected"])
         result["live_vs_offline"]["rejected_offline"] = len(offline.rejected)
     result["failures"] = judge(result)

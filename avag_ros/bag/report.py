@@ -4,7 +4,9 @@ Event detection: a detection matches the ground-truth event whose sound interval
 contains its onset (or is nearest to it, within ``tolerance_s``), one to one, greedily by
 onset distance; precision = matched / detections, recall = matched / events.
 Segmentation: the field's metrics (avag_core.evaluation.metrics) on matched events, at
-the image resolution.
+the image resolution. Ground truth of sounds that are not actions (category ``none/<kind>``,
+a synthetic bag's distractors) is scored apart: each is given masks (a detection at it:
+wrong), rejected (the node's ~/rejected_events) or not heard as an event at all.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ class Truth:
     function_mask: np.ndarray
     dependency_mask: np.ndarray
 
+    @property
+    def is_action(self) -> bool:
+        """False for a sound that must get no masks (category ``none/<kind>``)."""
+        return not self.category.startswith("none/")
+
 
 def truth_from_msgs(msgs: list[Any]) -> list[Truth]:
     from avag_ros.conversions import image_to_numpy, stamp_to_ns
@@ -59,13 +66,18 @@ def truth_from_msgs(msgs: list[Any]) -> list[Truth]:
 
 def match_events(dets: list[Scored], truth: list[Truth], tolerance_s: float = 0.5) -> list[tuple[int, int]]:
     """(detection index, truth index) pairs."""
+    return match_onsets([d.onset_ns for d in dets], truth, tolerance_s)
+
+
+def match_onsets(onsets_ns: list[int], truth: list[Truth], tolerance_s: float = 0.5) -> list[tuple[int, int]]:
+    """(onset index, truth index) pairs, one to one, nearest onsets first."""
     tol = int(tolerance_s * 1e9)
     candidates = []
-    for i, d in enumerate(dets):
+    for i, onset in enumerate(onsets_ns):
         for j, t in enumerate(truth):
-            inside = t.start_ns - tol <= d.onset_ns <= t.end_ns
+            inside = t.start_ns - tol <= onset <= t.end_ns
             if inside:
-                candidates.append((abs(d.onset_ns - t.start_ns), i, j))
+                candidates.append((abs(onset - t.start_ns), i, j))
     pairs, used_d, used_t = [], set(), set()
     for _dist, i, j in sorted(candidates):
         if i not in used_d and j not in used_t:
@@ -75,11 +87,29 @@ def match_events(dets: list[Scored], truth: list[Truth], tolerance_s: float = 0.
     return sorted(pairs)
 
 
-def score(dets: list[Scored], truth: list[Truth], tolerance_s: float = 0.5) -> dict[str, Any]:
+def heard_score(dets: list[Scored], rejected_ns: list[int], truth: list[Truth],
+                tolerance_s: float = 0.5) -> dict[str, int]:
+    """What became of the sounds that are not actions, and of actions the gate turned away."""
+    distractors = [t for t in truth if not t.is_action]
+    actions = [t for t in truth if t.is_action]
+    masked = {j for _i, j in match_events(dets, distractors, tolerance_s)}
+    rejected = {j for _i, j in match_onsets(rejected_ns, distractors, tolerance_s)}
+    lost = match_onsets(rejected_ns, actions, tolerance_s)
+    return {"distractors": len(distractors), "given_masks": len(masked),
+            "rejected": len(rejected - masked), "not_heard": len(distractors) - len(masked | rejected),
+            "actions_rejected": len(lost)}
+
+
+def score(dets: list[Scored], truth: list[Truth], tolerance_s: float = 0.5,
+          rejected_ns: list[int] | None = None) -> dict[str, Any]:
+    """Event and mask scores against the action ground truth; ``heard`` (distractors and
+    rejections, ``heard_score``) when the truth has distractors or sounds were rejected."""
     import torch
 
     from avag_core.evaluation.metrics import sample_records, summarize, summarize_by_category
 
+    heard = heard_score(dets, rejected_ns or [], truth, tolerance_s)
+    truth = [t for t in truth if t.is_action]
     pairs = match_events(dets, truth, tolerance_s)
     records = []
     for i, j in pairs:
@@ -114,6 +144,7 @@ def score(dets: list[Scored], truth: list[Truth], tolerance_s: float = 0.5) -> d
             "inference_max": float(lat.max()) if lat.size else float("nan"),
         },
         "records": records,
+        "heard": heard,
     }
 
 
@@ -174,7 +205,8 @@ def write_report(out_dir: Path, result: dict[str, Any], dets: list[Scored], trut
 
     summary = {**{f"events.{k}": v for k, v in ev.items()},
                **{f"seg.{k}": v for k, v in seg.items()},
-               **{f"latency.{k}": v for k, v in lat.items()}}
+               **{f"latency.{k}": v for k, v in lat.items()},
+               **{f"not_actions.{k}": v for k, v in result["heard"].items()}}
     parts = [f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif}td,th{padding:4px 8px;border-bottom:1px solid #ddd}"
              "img{max-width:320px}</style></head><body>",
@@ -188,6 +220,10 @@ def write_report(out_dir: Path, result: dict[str, Any], dets: list[Scored], trut
             f"<tr><td>{c['event']}</td><td>{c['onset_s']}</td><td>{html.escape(c.get('category', 'unmatched'))}</td>"
             f"<td>{c.get('miou_f', '')}</td><td>{c.get('fscore_f', '')}</td><td>{c['inference_ms']}</td>"
             f"<td>{c.get('points', '0')}</td><td>{img}</td></tr>")
+    parts.append("</table><h2>Sounds rejected as not actions (no masks)</h2><table>"
+                 "<tr><th>onset (s)</th><th>heard</th><th>confidence</th></tr>")
+    parts += [f"<tr><td>{r['onset_s']:.3f}</td><td>{html.escape(r['label'])}</td><td>{r['confidence']:.2f}</td></tr>"
+              for r in result.get("rejected", [])]
     parts.append("</table><p>Red: function region (where the action happens). Blue: dependency "
                  "region. Point clouds (PLY) are in grasp_regions/, camera optical frame.</p></body></html>")
     index = out_dir / "index.html"

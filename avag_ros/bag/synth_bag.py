@@ -4,8 +4,11 @@ Each sample becomes one scene of ``scene_s`` seconds: a 30 Hz camera stream of t
 (with sensor noise), a plausible depth map and camera_info, and continuous 16 kHz audio
 in 32 ms AudioFrames: background noise throughout (plus, with ``backgrounds``, real speech
 and music recordings under everything), and the sample's action sound starting
-``sound_at_s`` into the scene. The ground truth (masks, category, sound start/end) goes on
-its own topic as an AffordanceDetection stamped at the sound onset.
+``sound_at_s`` into the scene. With ``distractors``, each scene also holds a sound that is
+not an action (speech, a cough, clapping, music, an alarm...) ``distractor_at_s`` into it:
+the node must hear it and give it no masks. The ground truth (masks, category, sound
+start/end) goes on its own topic as an AffordanceDetection stamped at the sound onset;
+a distractor's has category ``none/<kind>`` and empty masks.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ TOPICS = {
 CAMERA_FRAME = "camera_color_optical_frame"
 MIC_FRAME = "mic_link"
 BAG_START_NS = 1_700_000_000 * 10**9  # fixed: bags are byte-for-byte reproducible
+DISTRACTOR_PREFIX = "none/"  # ground-truth category of a sound that is not an action
 
 
 @dataclass
@@ -46,6 +50,11 @@ class SynthBagConfig:
     # "speech" / "music" for the recordings shipped with avag; () = noise only
     backgrounds: tuple[str, ...] = ()
     background_snr_db: float = 30.0  # actions' active power over the background's power
+    # sounds that are not actions, one per scene in turn (distractor kinds of
+    # avag_core.data.synth.distractors; "speech" and "music" use the shipped recordings)
+    distractors: tuple[str, ...] = ()
+    distractor_at_s: float = 3.6  # when it starts within the scene (after the action's event ended)
+    max_distractor_s: float = 1.0
 
 
 @dataclass
@@ -137,6 +146,7 @@ def write_synth_bag(
         spans.append((start, end))
         sounds.append(sound)
     bg_names = _add_backgrounds(track, spans, sounds, cfg)
+    distractor_events = _add_distractors(track, len(scenes), cfg)
 
     frame_ns = 1e9 / cfg.fps
     n_frames = int(total_ns // frame_ns)
@@ -170,6 +180,16 @@ def write_synth_bag(
         gt.function_area = float(scene.function_mask.mean())
         gt.dependency_area = float(scene.dependency_mask.mean())
         messages.append((onset, "ground_truth", serialize_message(gt)))
+        if i < len(distractor_events):
+            d_on, d_end, kind = distractor_events[i]
+            dt = AffordanceDetection()
+            dt.header = make_header(d_on, CAMERA_FRAME)
+            dt.event_start, dt.event_end = make_header(d_on).stamp, make_header(d_end).stamp
+            dt.action_label = f"{DISTRACTOR_PREFIX}{kind}"
+            empty = np.zeros(scene.function_mask.shape, np.uint8)
+            dt.function_mask = numpy_to_image(empty, "mono8", dt.header)
+            dt.dependency_mask = numpy_to_image(empty, "mono8", dt.header)
+            messages.append((d_on, "ground_truth", serialize_message(dt)))
         first = int(np.ceil(i * scene_ns / frame_ns))
         last = n_frames if last_scene else min(int(np.ceil((i + 1) * scene_ns / frame_ns)), n_frames)
         for f in range(first, last):
@@ -191,7 +211,44 @@ def write_synth_bag(
         "events_ns": events,
         "categories": [s.category for s in scenes],
         "backgrounds": bg_names,
+        "distractors_ns": [(a, b) for a, b, _k in distractor_events],
+        "distractor_kinds": [k for _a, _b, k in distractor_events],
     }
+
+
+def distractor_sound(kind: str, rng: np.random.Generator, cfg: SynthBagConfig) -> np.ndarray:
+    """One sound that is not an action, at most ``max_distractor_s`` long, float32 16 kHz."""
+    from avag_core.data.synth.backgrounds import load_mono, shipped_recordings
+    from avag_core.data.synth.distractors import DISTRACTOR_KINDS, synth_distractor_sound
+
+    sr = cfg.sample_rate
+    n = round(rng.uniform(0.6, 1.0) * cfg.max_distractor_s * sr)
+    shipped = {p.stem.split("_")[0]: p for p in shipped_recordings()}
+    if kind in shipped:  # always available, unlike espeak-ng and the music packages
+        rec = load_mono(shipped[kind], sr)
+        start = int(rng.integers(0, max(1, rec.size - n)))
+        return rec[start : start + n].astype(np.float32)
+    if kind not in DISTRACTOR_KINDS:
+        raise AvagError(f"unknown distractor {kind!r}; known: {', '.join(DISTRACTOR_KINDS)}")
+    return synth_distractor_sound(kind, rng, sr, duration=n / sr)
+
+
+def _add_distractors(track: np.ndarray, n_scenes: int, cfg: SynthBagConfig) -> list[tuple[int, int, str]]:
+    """Place one distractor per scene (in place); returns (onset ns, end ns, kind) each."""
+    if not cfg.distractors:
+        return []
+    sr = cfg.sample_rate
+    rng = np.random.default_rng(cfg.seed + 2)  # own stream: the rest of the bag stays as without
+    out = []
+    for i in range(n_scenes):
+        kind = cfg.distractors[i % len(cfg.distractors)]
+        sound = distractor_sound(kind, rng, cfg)
+        sound = sound * (cfg.sound_peak / (float(np.max(np.abs(sound))) or 1.0))
+        start = round((i * cfg.scene_s + cfg.distractor_at_s) * sr)
+        end = min(start + sound.size, track.size)
+        track[start:end] += sound[: end - start]
+        out.append((BAG_START_NS + start * 10**9 // sr, BAG_START_NS + end * 10**9 // sr, kind))
+    return out
 
 
 def _add_backgrounds(track: np.ndarray, spans: list[tuple[int, int]], sounds: list[np.ndarray],

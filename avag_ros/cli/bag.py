@@ -100,6 +100,11 @@ def print_summary(result: dict) -> None:
               f"grasp regions missing live: {c['missing_clouds']}")
     print(f"offline detections with depth but no grasp region: {result['offline']['missing_clouds']}")
     for name, r in rows:
+        h = r["heard"]
+        if h["distractors"]:
+            print(f"{name}: {h['distractors']} sound(s) that are not actions: {h['rejected']} rejected, "
+                  f"{h['not_heard']} not an event, {h['given_masks']} given masks; "
+                  f"actions rejected: {h['actions_rejected']}")
         if r.get("rejected"):
             heard = ", ".join(f"{x['label']} {x['confidence']:.2f}" for x in r["rejected"])
             print(f"{name}: {len(r['rejected'])} sound(s) rejected as not actions (no masks): {heard}")

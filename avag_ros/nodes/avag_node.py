@@ -258,7 +258,7 @@ class AvagNode(LifecycleNode):
                 det = self.adapter.run(*job)
                 if isinstance(det, RejectedSound):
                     self._pubs["rejected_events"].publish(
-                        rejected_msg(det, self._audio_frame_id, self.cfg.rejection_threshold))
+                        rejected_msg(det, self._audio_frame_id, self.adapter.recognizer.threshold))
                 elif det is not None:
                     self._publish(det)
             except Exception as exc:  # never let one bad inference kill the worker
