@@ -264,6 +264,9 @@ def _add_backgrounds(track: np.ndarray, spans: list[tuple[int, int]], sounds: li
 
     shipped = {p.stem.split("_")[0]: p for p in shipped_recordings()}
     paths = [shipped[b] if b in shipped else Path(b) for b in cfg.backgrounds]
+    for name, path in zip(cfg.backgrounds, paths, strict=True):
+        if not path.is_file():
+            raise AvagError(f"background {name!r}: no such audio file (shipped ones: {', '.join(sorted(shipped))})")
     if not paths or not spans:
         return []
     sr = cfg.sample_rate

@@ -19,15 +19,19 @@ import shutil
 import time
 from pathlib import Path
 
+DEMO_DISTRACTORS = ("speech", "cough", "clapping", "music", "alarm", "footsteps")
+DEMO_BACKGROUNDS = ()
+DEMO_BACKGROUND_SNR_DB = 20.0
 
-def demo_bag_config(seed: int):
-    """The demo's bag: every scene an action, then a sound that is not one."""
+
+def demo_bag_config(seed: int, backgrounds: tuple[str, ...] = DEMO_BACKGROUNDS,
+                    background_snr_db: float = DEMO_BACKGROUND_SNR_DB):
+    """The demo's bag: every scene an action, then a sound that is not one, over
+    ``backgrounds`` (real recordings under the whole track)."""
     from avag_ros.bag.synth_bag import SynthBagConfig
 
-    return SynthBagConfig(seed=seed, scene_s=5.0, distractors=DEMO_DISTRACTORS)
-
-
-DEMO_DISTRACTORS = ("speech", "cough", "clapping", "music", "alarm", "footsteps")
+    return SynthBagConfig(seed=seed, scene_s=5.0, distractors=DEMO_DISTRACTORS, backgrounds=backgrounds,
+                          background_snr_db=background_snr_db)
 
 
 def demo_failures(result: dict) -> list[str]:
@@ -59,6 +63,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--params-file", type=Path, default=None, help="the node's ROS 2 parameters file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                    help="override one node parameter")
+    p.add_argument("--backgrounds", default=",".join(DEMO_BACKGROUNDS), metavar="NAMES",
+                   help="real recordings played under the whole bag: comma-separated 'speech', 'music' "
+                   f"(shipped) or audio file paths; '' = noise only (default: {','.join(DEMO_BACKGROUNDS) or 'none'})")
+    p.add_argument("--background-snr-db", type=float, default=DEMO_BACKGROUND_SNR_DB,
+                   help="the actions' level over the backgrounds (dB)")
     p.set_defaults(func=run)
 
 
@@ -82,9 +91,12 @@ def run(args: argparse.Namespace) -> int:
     data = generate(out / "data", seed=args.seed, size="tiny")
     scenes = load_scenes(data, "val", limit=args.scenes)
     bag = out / "scenes_bag"
-    info = write_synth_bag(scenes, bag, demo_bag_config(args.seed))
+    backgrounds = tuple(b.strip() for b in args.backgrounds.split(",") if b.strip())
+    info = write_synth_bag(scenes, bag, demo_bag_config(args.seed, backgrounds, args.background_snr_db))
     print(f"      {bag}: {info['scenes']} scenes, {info['duration_s']:.1f} s of camera + microphone; "
-          f"between the actions: {', '.join(info['distractor_kinds'])} (not actions)")
+          f"between the actions: {', '.join(info['distractor_kinds'])} (not actions)"
+          + (f"; under everything: {', '.join(info['backgrounds'])} ({args.background_snr_db:g} dB below "
+             "the actions)" if info["backgrounds"] else ""))
     print(f"[2/3] playing it into avag_node ({checkpoint.name}, {args.device or 'cpu'}) over DDS")
     result = evaluate_bag(bag, checkpoint, out / "report", live=True, device=args.device,
                           params_file=args.params_file, overrides=args.overrides)
