@@ -27,6 +27,8 @@ import numpy as np
 from avag_core.events import AudioEventTracker, EventConfig, FrameCache, SoundEvent
 from avag_core.geometry import RegionGeometry, image_centroid, region_geometry, scale_intrinsics
 
+_MAX_PINS = 8  # onsets whose inputs stay pinned (each a camera frame + depth image)
+
 
 @dataclass
 class Thresholds:
@@ -197,9 +199,13 @@ class GroundingPipeline:
             return
         pinned = self._pinned.get(onset_ns)
         if pinned is None or abs(hit[0] - onset_ns) < abs(pinned.stamp_ns - onset_ns):
-            # only the newest onset's pin is kept; earlier ones were consumed
             pinned = PinnedInputs(hit[0], *hit[1])
-            self._pinned = {onset_ns: pinned}
+            # Earlier onsets' pins stay (the newest _MAX_PINS): an event often ends in the very
+            # chunk in which the next onset is heard, and its inference comes after that.
+            self._pinned.pop(onset_ns, None)
+            self._pinned[onset_ns] = pinned
+            while len(self._pinned) > _MAX_PINS:
+                self._pinned.pop(next(iter(self._pinned)))
         depth = self.depths.nearest(pinned.stamp_ns, self.depth_max_gap_s)
         if depth is not None and (pinned.depth is None
                                   or abs(depth[0] - pinned.stamp_ns) < abs(pinned.depth[0] - pinned.stamp_ns)):

@@ -7,11 +7,9 @@ recordings, 20/10/5/0 dB) is ``python -m avag_core.benchmarks.hearing_bench``; t
 what the committed clips can show in CI.
 """
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import soundfile as sf
+from audio_clips import ACTIONS, SR, load, onsets_of
 
 from avag_core.data.synth.backgrounds import (
     active_power,
@@ -21,27 +19,7 @@ from avag_core.data.synth.backgrounds import (
     place,
     shipped_recordings,
 )
-from avag_core.events import AudioEventTracker, EventConfig
-
-AUDIO = Path(__file__).parent / "data" / "audio"
-SR = 16000
-T0_NS = 1_700_000_000 * 10**9
-ACTIONS = ("chink", "stamp", "raze", "coins")
-
-
-def load(name: str) -> np.ndarray:
-    x, rate = sf.read(AUDIO / f"{name}.flac", dtype="float32")
-    assert rate == SR
-    return x
-
-
-def onsets_of(x: np.ndarray, cfg: EventConfig | None = None) -> list[float]:
-    tracker = AudioEventTracker(cfg)
-    events = []
-    for i in range(0, x.size, 512):
-        events += tracker.push(x[i:i + 512], T0_NS + i * 10**9 // SR, SR)
-    events += tracker.flush()
-    return [e.onset_time - T0_NS / 1e9 for e in events]
+from avag_core.events import EventConfig
 
 
 def mix(background: str, snr_db: float) -> tuple[np.ndarray, list[float]]:

@@ -19,9 +19,11 @@ def predictor(shipped_checkpoint):
     return Predictor.from_checkpoint(shipped_checkpoint, device="cpu")
 
 
-def _feed(pipe: GroundingPipeline, seconds: float, loud: tuple[float, float], frames_until: float | None = None):
+def _feed(pipe: GroundingPipeline, seconds: float, loud: tuple[float, float], frames_until: float | None = None,
+          more_loud: tuple[tuple[float, float], ...] = ()):
     """Interleave 30 fps frames (each frame's pixel value encodes its index) and audio
-    chunks in stamp order; audio is quiet noise with a loud burst over ``loud``."""
+    chunks in stamp order; audio is quiet noise with a loud burst over ``loud`` (and
+    over each span of ``more_loud``)."""
     rng = np.random.default_rng(0)
     events = []
     n_chunks = int(seconds * RATE / CHUNK)
@@ -33,7 +35,7 @@ def _feed(pipe: GroundingPipeline, seconds: float, loud: tuple[float, float], fr
             pipe.push_frame(T0 + round(next_frame / FPS * 1e9), frame)
             next_frame += 1
         x = rng.normal(0, 10 ** (-50 / 20), CHUNK)
-        if loud[0] <= t < loud[1]:
+        if any(a <= t < b for a, b in (loud, *more_loud)):
             x = x + rng.normal(0, 0.3, CHUNK)
         events += pipe.push_audio(x.astype(np.float32), T0 + round(t * 1e9), RATE)
     return events
@@ -54,6 +56,20 @@ def test_long_event_uses_the_pinned_onset_frame_after_the_cache_moved_on(predict
     assert det.rgb[0, 0, 0] == round((det.frame_stamp_ns - T0) / 1e9 * FPS) % 256
     assert det.function_prob.shape == (48, 64)
     assert pipe.stats.detections == 1 and pipe.stats.no_frame == 0
+
+
+def test_an_event_keeps_its_onset_frame_when_the_next_onset_comes_before_its_inference(predictor):
+    """A node runs an event after its release; by then the next sound may have started
+    (often in the very chunk the first event ends in). Both keep their own onset frame."""
+    pipe = GroundingPipeline(predictor, EventConfig(frame_cache_size=10))  # 0.33 s of frames
+    events = _feed(pipe, 7.0, loud=(2.0, 2.6), more_loud=((3.5, 4.5),))
+    assert len(events) == 2
+    assert pipe.tracker.detector.active_onset is None
+    for event in events:  # run late, in order, like a busy worker
+        det = pipe.run(event)
+        assert det is not None
+        assert abs(det.frame_stamp_ns - round(event.onset_time * 1e9)) <= 10**9 / FPS / 2 + 1
+    assert pipe.stats.no_frame == 0
 
 
 def test_event_without_a_frame_near_its_onset_is_counted_and_explained(predictor):

@@ -100,6 +100,18 @@ def excess(levels: np.ndarray, high: np.ndarray, spread: np.ndarray) -> np.ndarr
     return np.clip((levels - high) / spread, 0.0, _CAP_Z).mean(axis=-1)
 
 
+def lift_db(levels: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Power above each band's background high level, summed over bands, relative to the
+    background's total power (dB of 1 + that ratio, >= 0).
+
+    Why beside the mean z-score: a loud but narrow-band sound (a clink over speech) lifts
+    few bands, so its mean z-score is small; its power over the background is not.
+    """
+    high_power = 10.0 ** (high.astype(np.float64) / 10.0)
+    over = np.clip(10.0 ** (levels.astype(np.float64) / 10.0) - high_power, 0.0, None).sum(axis=-1)
+    return 10.0 * np.log10(1.0 + over / high_power.sum())
+
+
 def rise_db(levels: np.ndarray, previous: np.ndarray) -> np.ndarray:
     """Spectral flux in dB: mean positive change of each band over the louder of the two
     frames before it ([n + 2, bands] of history + levels -> [n]); a new hit over a

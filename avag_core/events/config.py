@@ -79,6 +79,21 @@ class EventConfig:
         "(each band capped at 3) that starts an event", lo=0.01, hi=3.0, live=True)
     band_off: float = setting(0.12, "flux detector: the same mean that keeps an event going", lo=0.0, hi=3.0,
                               live=True)
+    lift_on_db: float = setting(
+        10.0, "flux detector: power above the bands' background high levels, relative to the background's "
+        "power (dB), that also starts an event (a loud narrow-band sound lifts few bands)", lo=0.5, hi=60.0,
+        live=True)
+    lift_margin_db: float = setting(
+        6.0, "... or more: the score_quantile of the background's own lifts plus this", lo=0.0, hi=60.0)
+    fade_db: float = setting(
+        6.0, "flux detector: an event whose energy rose this far above the background's loud moments (90th "
+        "percentile) ...", lo=0.0, hi=60.0)
+    keep_db: float = setting(
+        6.0, "... ends once it falls back below them + this (a changing background does not hold it)",
+        lo=-60.0, hi=60.0)
+    onset_backtrack_s: float = setting(
+        0.05, "flux detector: the onset moves back over frames just before the trigger whose score was "
+        "already rising above the keep level, by at most this", lo=0.0, hi=0.5)
     score_window_s: float = setting(20.0, "flux detector: history of the background's own scores", lo=1.0,
                                     hi=300.0)
     score_quantile: float = setting(0.99, "flux detector: quantile of those scores ...", lo=0.5, hi=1.0)
@@ -97,6 +112,10 @@ class EventConfig:
     split_min_s: float = setting(
         2.5, "a new onset inside an event at least this old starts a new event (sounds over a long "
         "sound get their own event)", lo=0.05, hi=60.0)
+    louder_onset_db: float = setting(
+        4.0, "flux detector: an onset this far above the peak energy of an event in progress that so far "
+        "stayed near the background (a background sound or a quiet lead-in started it) becomes its onset",
+        lo=0.0, hi=120.0)
     adapt_after_s: float = setting(
         2.0, "background statistics pause during an event, but only this long: a lasting change "
         "(a fan turning on) becomes background", lo=0.1, hi=60.0)

@@ -6,20 +6,29 @@ move all the time; one broadband floor is either below them (every syllable an "
 or an event that never ends) or above the action. Each of ``bands`` log-spaced bands
 above ``band_lo_hz`` (no DC, no rumble) is judged against its own recent background: its
 ``band_quantile`` level and spread (bands.py). A frame's score is the mean over bands of
-how far each is above that level, in units of its spread; an event starts when the score
-reaches ``band_on`` (or more where the background itself often scores high: an adaptive
-threshold from the background's own scores), keeps going while the score (or one band far
-above its background, a tone) holds, and ends ``release_s`` after that. Frames of an
-event stay out of the background for ``adapt_after_s``, then enter it slowly; digital
-silence never enters it. A sharp broadband rise inside an event older than
-``split_min_s`` starts a new event; a cut at ``max_event_s`` never blocks new onsets.
+how far each is above that level, in units of its spread; its lift is the power above
+those levels relative to the background's power (a loud narrow-band sound lifts few bands:
+its score is small, its lift is not). An event starts when the score reaches ``band_on``
+or the lift ``lift_on_db`` (or more where the background itself often scores high: adaptive
+thresholds from the background's own scores and lifts); its onset is back-tracked over the
+frames just before that were already rising. It keeps going while the score (or one band
+far above its background, a tone) holds, and ends ``release_s`` after that; an event that
+rose ``fade_db`` above the background's loud moments ends once it is back down to them
+(what still moves then is the background changing under it). Frames of an event stay out
+of the background for ``adapt_after_s``, then enter it slowly (at once when the event has
+faded); digital silence never enters it, and until the background is known every other
+frame does. A much louder onset inside an event that so far stayed near the background (a
+background sound or a quiet lead-in started it) becomes its onset. A sharp broadband rise
+inside an event older than ``split_min_s`` starts a new event; a cut at ``max_event_s``
+never blocks new onsets.
 
 The energy detector (the earlier default) remains for quiet rooms and comparison.
 
 The detector works chunk by chunk (a ROS callback hands it 512 samples at a time) and
 gives identical results on a whole recording (``detect_events``). Frames are
 ``frame_samples`` long every ``hop_samples``; all frames of a chunk are analysed in one
-vectorised FFT, so a 512-sample chunk costs well under a millisecond.
+vectorised FFT, so a 512-sample chunk costs well under a millisecond. Latency is bounded:
+an onset is known one frame after it, an event ends ``release_s`` after its last sound.
 """
 
 from __future__ import annotations
@@ -28,13 +37,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avag_core.events.bands import BandBackground, BandLevels, excess, rise_db
+from avag_core.events.bands import BandBackground, BandLevels, excess, lift_db, rise_db
 from avag_core.events.config import EventConfig
 from avag_core.events.resample import StreamingResampler
 from avag_core.events.timebase import to_mono_float32, to_seconds
 
 _EPS_POWER = 1e-12  # -120 dBFS: digital silence
 _SLOW_LEARN = 8  # one in this many frames of a sounding event (or standing out) enters the background
+_LOUDER_MIN_S = 0.1  # a louder onset re-times only an event this old (strokes of one action build up)
 _MAX_START = 2.0  # the adaptive start threshold never exceeds this (scores top out at 3): never deaf
 
 
@@ -71,14 +81,18 @@ class SoundEventDetector:
         self._window = np.hanning(self._frame).astype(np.float32)
         self._hist_len = max(8, round(cfg.noise_window_s * self.sample_rate / self._hop))
         self._warmup_frames = int(np.ceil(cfg.warmup_s * self.sample_rate / self._hop))
+        # frames back to the event's peak a louder onset is compared with (>= the back-tracking)
+        self._peak_lag = 1 + int(np.ceil(cfg.onset_backtrack_s * self.sample_rate / self._hop))
         self._flux = cfg.detector == "flux"
         self._levels = BandLevels(self._frame, self.sample_rate, cfg.bands, cfg.band_lo_hz,
                                   min(cfg.band_hi_hz, self.sample_rate / 2), cfg.silence_db)
         self._background = BandBackground(self._hist_len, self._levels.bands, cfg.band_quantile)
-        self._score_hist = np.zeros(max(16, round(cfg.score_window_s * self.sample_rate / self._hop)))
+        # the background's own (score, lift) per frame: the adaptive thresholds come from it
+        self._score_hist = np.zeros((max(16, round(cfg.score_window_s * self.sample_rate / self._hop)), 2))
         self._score_count = 0
         self.threshold = float(cfg.band_on)  # current start threshold of the flux detector
         self.keep_threshold = float(cfg.band_off)  # ... and the level that keeps an event going
+        self.lift_threshold = float(cfg.lift_on_db)  # ... and the lift (dB) that starts one too
         self.dropped_short = 0  # events discarded by min_event_s
         self.discontinuities = 0  # gaps / time jumps seen in the input times
         self.reset()
@@ -96,9 +110,16 @@ class SoundEventDetector:
         self._loud_frames = 0
         self._recent: tuple[float, ...] = (0.0, 0.0)  # last 2 scores (keep-going test)
         self.threshold = float(self.config.band_on)
+        self.lift_threshold = float(self.config.lift_on_db)
+        self._back_t = np.zeros(0)  # times and scores of the last frames (onset back-tracking)
+        self._back_s = np.zeros(0)
         self._soft_reset_framing(None)
         self._state = "idle"  # idle | active | hold (cut at max length, waiting for quiet)
-        self._onset = 0.0
+        self._peak_over, self._faded = -np.inf, False  # event's peak over the background's loud moments
+        # the event's highest (energy, score, lift, energy over the background's loud moments)
+        # as of each of the last _peak_lag frames
+        self._peaks: tuple[tuple[float, ...], ...] = ((-np.inf, 0.0, 0.0, -np.inf),) * self._peak_lag
+        self._onset = self._first = 0.0
         self._last_active_end = 0.0
         self._peak = -np.inf
         self._peak_t = 0.0
@@ -215,6 +236,7 @@ class SoundEventDetector:
 
     def _analyse_bands(self, frames: np.ndarray, times: np.ndarray) -> list[SoundEvent]:
         cfg = self.config
+        n = frames.shape[0]
         levels, in_band = self._levels(frames)
         prev = self._prev_levels if self._prev_levels is not None else np.repeat(levels[:1], 2, axis=0)
         rise = rise_db(levels, prev)
@@ -224,28 +246,37 @@ class SoundEventDetector:
         if self._background.count:
             high, spread = self._background.level()
             score = excess(levels, high, spread)
+            lift = lift_db(levels, high)
             top = (levels - high).max(axis=1)  # the loudest band over its background (dB)
         else:
-            score, top = np.zeros(levels.shape[0]), np.zeros(levels.shape[0])
+            score, lift, top = np.zeros(n), np.zeros(n), np.zeros(n)
         energy_db = 10.0 * np.log10(in_band + _EPS_POWER)
         # peak_score keeps the energy detector's meaning: dB above the background's floor
-        snr = energy_db - self._energy_floor() if self._hist_count else np.zeros(levels.shape[0])
+        snr = energy_db - self._energy_floor() if self._hist_count else np.zeros(n)
         # a sound far above even the loud moments of the background starts an event too
         # (quiet rooms: a slow, narrow-band start that few bands see)
-        over_high = energy_db - self._energy_high() if self._hist_count else np.zeros(levels.shape[0])
-        self.threshold, self.keep_threshold = self._thresholds()
+        over_high = energy_db - self._energy_high() if self._hist_count else np.zeros(n)
+        self.threshold, self.keep_threshold, self.lift_threshold = self._thresholds()
+        onsets = self._onsets(times, score)
         events: list[SoundEvent] = []
-        learn = np.zeros(levels.shape[0], bool)
-        idle = np.zeros(levels.shape[0], bool)
-        for k in range(levels.shape[0]):
-            loud = bool(score[k] >= self.threshold or over_high[k] >= cfg.on_db)
-            events.extend(self._step_bands(float(times[k]), loud, float(score[k]), float(rise[k]),
-                                           float(snr[k]), float(top[k]), ready))
-            # frames of an event stay out of the background for adapt_after_s; after that one
-            # in 8 is learned: the background follows a lasting change (a fan turning on) in
-            # a few seconds, but a long sound that ends leaves no deaf period behind it
+        learn = np.zeros(n, bool)
+        idle = np.zeros(n, bool)
+        for k in range(n):
+            loud = bool(score[k] >= self.threshold or lift[k] >= self.lift_threshold
+                        or over_high[k] >= cfg.on_db)
+            events.extend(self._step_bands(float(times[k]), float(onsets[k]), loud, float(score[k]),
+                                           float(lift[k]), float(rise[k]), float(snr[k]), float(top[k]),
+                                           float(over_high[k]), ready))
+            # until the background is known every live frame is learned (a busy room must
+            # not delay the first onset), and so is a frame of a faded event (back down to the
+            # background's loud moments: the background changes under it); other frames of an
+            # event stay out of it for adapt_after_s, after that one in 8 is learned: the
+            # background follows a lasting change (a fan turning on) in a few seconds, but a
+            # long sound that ends leaves no deaf period behind it
             active = self._state == "active"
-            if active and times[k] - self._onset < cfg.adapt_after_s:
+            if not ready or (active and self._faded):
+                learn[k] = live[k]
+            elif active and times[k] - self._first < cfg.adapt_after_s:
                 learn[k] = False
             elif active or score[k] >= self.threshold:
                 self._loud_frames += 1
@@ -258,25 +289,46 @@ class SoundEventDetector:
             self._push_history(energy_db[learn], np.zeros(int(learn.sum())))
         quiet = learn & idle & ready  # the background's own scores: no event, no warm-up frames
         if quiet.any():
-            sc = score[quiet]
-            idx = (self._score_count + np.arange(sc.size)) % self._score_hist.size
-            self._score_hist[idx] = sc
-            self._score_count += sc.size
+            idx = (self._score_count + np.arange(int(quiet.sum()))) % self._score_hist.shape[0]
+            self._score_hist[idx] = np.stack([score[quiet], lift[quiet]], axis=1)
+            self._score_count += idx.size
         return events
 
-    def _thresholds(self) -> tuple[float, float]:
-        """(start, keep) thresholds: band_on/band_off, or higher where the background itself
-        often scores high (music, crackle): score_factor x the score_quantile of its recent
-        scores to start, that quantile itself to keep going (compared with the mean score of
-        the last 2 frames, which a background rarely holds that high for long)."""
+    def _onsets(self, times: np.ndarray, score: np.ndarray) -> np.ndarray:
+        """Onset time of each frame if it starts an event: back-tracked over the frames just
+        before it whose score was already rising above the keep threshold (at most
+        ``onset_backtrack_s``), so a sound that builds up over a few frames is timed where
+        it began, not where it crossed the start threshold."""
+        lag = (self._frame - self._hop) / self.sample_rate  # the onset lies in a frame's newest hop
+        all_t = np.concatenate([self._back_t, times])
+        all_s = np.concatenate([self._back_s, score])
+        m = self._back_t.size
+        out = times + lag
+        for k in range(times.size):
+            j = m + k
+            while (j > 0 and all_s[j - 1] >= self.keep_threshold and all_s[j - 1] < all_s[j]
+                   and all_t[m + k] - all_t[j - 1] <= self.config.onset_backtrack_s + 1e-9):
+                j -= 1
+            out[k] = all_t[j] + lag
+        keep = max(1, int(np.ceil(self.config.onset_backtrack_s * self.sample_rate / self._hop)))
+        self._back_t, self._back_s = all_t[-keep:], all_s[-keep:]
+        return out
+
+    def _thresholds(self) -> tuple[float, float, float]:
+        """(start, keep, lift) thresholds: band_on/band_off/lift_on_db, or higher where the
+        background itself often scores high (music, crackle): score_factor x the
+        score_quantile of its recent scores to start, that quantile itself to keep going
+        (compared with the mean score of the last 2 frames, which a background rarely
+        holds that high for long), and that quantile of its lifts + lift_margin_db."""
         cfg = self.config
-        n = min(self._score_count, self._score_hist.size)
+        n = min(self._score_count, self._score_hist.shape[0])
         if n < 16:
-            return float(cfg.band_on), float(cfg.band_off)
+            return float(cfg.band_on), float(cfg.band_off), float(cfg.lift_on_db)
         k = round(cfg.score_quantile * (n - 1))
-        q = float(np.partition(self._score_hist[:n], k)[k])
-        start = min(max(float(cfg.band_on), cfg.score_factor * q), _MAX_START)
-        return start, min(start, max(float(cfg.band_off), q))
+        q, q_lift = np.partition(self._score_hist[:n], k, axis=0)[k]
+        start = min(max(float(cfg.band_on), cfg.score_factor * float(q)), _MAX_START)
+        lift = max(float(cfg.lift_on_db), float(q_lift) + cfg.lift_margin_db)
+        return start, min(start, max(float(cfg.band_off), float(q))), lift
 
     def _energy_high(self) -> float:
         """90th percentile of the background's frame energies (dB)."""
@@ -331,9 +383,9 @@ class SoundEventDetector:
         self._last_active_end = frame_end
         if self._state == "active" and snr > self._peak:
             self._peak, self._peak_t = snr, tf
-        if self._state == "active" and frame_end - self._onset >= self.config.max_event_s:
+        if self._state == "active" and frame_end - self._first >= self.config.max_event_s:
             self._state = "hold"
-            return self._emit(self._onset + self.config.max_event_s, truncated=True)
+            return self._emit(self._first + self.config.max_event_s, truncated=True)
         return []
 
     def _release(self) -> list[SoundEvent]:
@@ -345,43 +397,70 @@ class SoundEventDetector:
         self._state = "idle"
         return emitted
 
-    def _step_bands(self, tf: float, loud: bool, score: float, rise: float, snr: float, top: float,
-                    ready: bool) -> list[SoundEvent]:
+    def _step_bands(self, tf: float, onset_t: float, loud: bool, score: float, lift: float, rise: float,
+                    snr: float, top: float, over_high: float, ready: bool) -> list[SoundEvent]:
         """Flux state machine: idle -> active -> idle; a new onset splits or ends a long event."""
         cfg = self.config
         if cfg.mode == "continuous":
             return self._continuous(tf, snr, ready)
         out: list[SoundEvent] = []
         frame_end = tf + self._frame / self.sample_rate
-        onset_t = tf + (self._frame - self._hop) / self.sample_rate
         loud = ready and loud
         # a new sound inside a sounding one: most bands rise at once
         new_onset = loud and rise >= cfg.split_rise_db
+        split_t = tf + (self._frame - self._hop) / self.sample_rate  # this frame's newest hop
         if self._state == "idle":
-            if loud and onset_t >= self._refractory_until:
-                self._start(onset_t, frame_end, snr)
+            if loud and split_t >= self._refractory_until:  # back-tracked, never into the refractory time
+                self._start(max(onset_t, self._refractory_until), frame_end, snr)
             return out
-        if self._state == "active" and new_onset and onset_t - self._onset >= cfg.split_min_s:
-            out.extend(self._emit(min(self._last_active_end, onset_t), False))
-            self._start(onset_t, frame_end, snr)
+        if self._louder_onset(onset_t, loud, score, lift, snr, over_high):
+            self._onset = max(onset_t, self._onset + _LOUDER_MIN_S)
+        elif self._state == "active" and new_onset and split_t - self._onset >= cfg.split_min_s:
+            out.extend(self._emit(min(self._last_active_end, split_t), False))
+            self._start(split_t, frame_end, snr)
             return out
         if self._state == "hold" and new_onset:
-            self._start(onset_t, frame_end, snr)
+            self._start(split_t, frame_end, snr)
             return out
         self._recent = (*self._recent[1:], score)
         # keep going while the sound is broadband enough, or one band (a tone, a ringing tail)
-        # stays far above its background; never once it has decayed tail_db below its peak
-        sounding = sum(self._recent) / len(self._recent) >= self.keep_threshold or top >= cfg.tone_keep_db
-        if sounding and (self._state != "active" or snr >= self._peak - cfg.tail_db):
+        # stays far above its background; never once it has decayed tail_db below its peak,
+        # nor (an event that rose fade_db above the background's loud moments) once it is back
+        # down to them (+ keep_db): what still moves then is the background changing under it
+        self._peak_over = max(self._peak_over, over_high)
+        self._faded = self._peak_over >= cfg.fade_db and over_high < cfg.keep_db
+        broad = sum(self._recent) / len(self._recent) >= self.keep_threshold
+        decayed = self._state == "active" and snr < self._peak - cfg.tail_db
+        if not self._faded and not decayed and (broad or top >= cfg.tone_keep_db):
             out.extend(self._keep_going(tf, frame_end, snr))
         elif frame_end - self._last_active_end >= cfg.release_s:
             out.extend(self._release())
         return out
 
+    def _louder_onset(self, onset_t: float, loud: bool, score: float, lift: float, snr: float,
+                      over_high: float) -> bool:
+        """A much louder onset inside an event that so far stayed within fade_db of the
+        background's loud moments and scored under 3 x the start threshold (a background
+        sound or a quiet lead-in started it): it becomes the event's onset. Louder: the
+        event's loudest frame so far, louder_onset_db over its peak energy before this rise
+        began (a rise over several frames lifts the running peaks as it goes), with twice
+        its highest score or (narrow band) a lift that starts events and grew as much."""
+        cfg = self.config
+        peak, peak_score, peak_lift, peak_over = self._peaks[0]
+        newest = self._peaks[-1]
+        self._peaks = (*self._peaks[1:], (max(newest[0], snr), max(newest[1], score), max(newest[2], lift),
+                                          max(newest[3], over_high)))
+        return (self._state == "active" and loud and onset_t - self._onset >= _LOUDER_MIN_S
+                and peak_over < cfg.fade_db and peak_score < 3.0 * self.threshold
+                and snr >= max(newest[0], peak + cfg.louder_onset_db)
+                and (score >= 2.0 * peak_score or lift >= max(self.lift_threshold, peak_lift + cfg.louder_onset_db)))
+
     def _start(self, onset_t: float, frame_end: float, score: float) -> None:
+        self._peak_over, self._faded = -np.inf, False
+        self._peaks = ((score, 0.0, 0.0, -np.inf),) * self._peak_lag
         self._recent = (0.0, score)
         self._state = "active"
-        self._onset = onset_t
+        self._onset = self._first = onset_t  # onset (may move to a louder one) and where the audio begins
         self._last_active_end = frame_end
         self._peak, self._peak_t = score, onset_t
 
@@ -390,7 +469,7 @@ class SoundEventDetector:
         if end - self._onset < cfg.min_event_s:
             self.dropped_short += 1
             return []
-        start = self._onset - cfg.pre_roll_s
+        start = self._first - cfg.pre_roll_s
         if self._seg_start is not None:
             start = max(start, self._seg_start)
         stop = end if truncated else end + cfg.post_roll_s

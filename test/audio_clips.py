@@ -1,0 +1,35 @@
+"""The committed recordings under test/data/audio (licences in LICENSES.md), fed to the
+event tracker in 512-sample chunks with nanosecond stamps, as the node feeds it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from avag_core.events import AudioEventTracker, EventConfig, SoundEvent
+
+AUDIO = Path(__file__).parent / "data" / "audio"
+SR = 16000
+T0_NS = 1_700_000_000 * 10**9
+ACTIONS = ("chink", "stamp", "raze", "coins")
+
+
+def load(name: str) -> np.ndarray:
+    x, rate = sf.read(AUDIO / f"{name}.flac", dtype="float32")
+    assert rate == SR
+    return x
+
+
+def events_of(x: np.ndarray, cfg: EventConfig | None = None) -> list[SoundEvent]:
+    tracker = AudioEventTracker(cfg)
+    events = []
+    for i in range(0, x.size, 512):
+        events += tracker.push(x[i:i + 512], T0_NS + i * 10**9 // SR, SR)
+    return events + tracker.flush()
+
+
+def onsets_of(x: np.ndarray, cfg: EventConfig | None = None) -> list[float]:
+    """Event onsets in seconds from the start of ``x``."""
+    return [e.onset_time - T0_NS / 1e9 for e in events_of(x, cfg)]
