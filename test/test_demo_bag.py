@@ -41,3 +41,21 @@ def test_distractors_sound_between_the_actions_with_their_own_ground_truth(tmp_p
     # the action track is the bag's without distractors: they have their own random stream
     plain = write_synth_bag(scenes, tmp_path / "plain", SynthBagConfig(seed=4, scene_s=5.0, noise_dbfs=-80.0))
     assert plain["events_ns"] == info["events_ns"] and plain["distractors_ns"] == []
+
+
+def test_heard_bags_benchmark_counts_what_the_node_path_did(tmp_path):
+    """The benchmark replays demo bags offline and its totals add up: every action either
+    named or lost, every non-action rejected, not heard or given masks."""
+    import json
+
+    from avag_ros.benchmarks.heard_bags import main, parse_seeds
+
+    assert parse_seeds("1-3,7") == [1, 2, 3, 7]
+    out = tmp_path / "heard.json"
+    assert main(["--seeds", "4", "--scenes", "2", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    (row,) = r["rows"]
+    assert row["seed"] == 4 and row["actions"] == row["others"] == 2
+    assert row["detected"] + row["actions_rejected"] <= row["actions"]
+    assert row["others_rejected"] + row["others_not_heard"] + row["others_given_masks"] == row["others"]
+    assert r["actions_lost"] == 1 - row["detected"] / 2 and r["others_without_masks"] == 1 - row["others_given_masks"] / 2

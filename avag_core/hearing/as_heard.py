@@ -22,9 +22,11 @@ TAIL_S = (0.05, 1.2)  # background after it (release time + post-roll)
 PEAK_DB = (-30.0, -1.0)  # the sound's peak level (microphone gain, distance)
 FLOOR_DB = (25.0, 65.0)  # noise floor this far below the sound's RMS
 BACKGROUND_SNR_DB = (10.0, 35.0)  # speech / music / ambience under the sound
-BACKGROUND_P = 0.5  # share of views that get a background recording
+BACKGROUND_P = 0.75  # share of views that get a background recording
 CUT_P = 0.3  # share of views cut short (the node's max_event_s, a truncated event)
 BACKGROUND_KINDS = ("speech", "music", "ambience", "noise")
+# everything above: embeddings cached by ``avag heard train`` are keyed by it
+RECIPE = (PRE_S, TAIL_S, PEAK_DB, FLOOR_DB, BACKGROUND_SNR_DB, BACKGROUND_P, CUT_P, BACKGROUND_KINDS)
 
 
 def background_kinds() -> tuple[str, ...]:

@@ -33,7 +33,7 @@ from .metrics import accepted_mask
 
 DISTRACTOR_SEEDS = {"train": 1001, "val": 1002, "unseen": 1003}
 DISTRACTORS_PER_KIND = {"train": 60, "val": 25, "unseen": 40}
-HEARD_VIEWS = 2  # stream-event views (``as_heard``) per clip, besides the clean clip
+HEARD_VIEWS = 4  # stream-event views (``as_heard``) per clip, besides the clean clip
 
 
 @dataclass
@@ -118,11 +118,11 @@ def cached_split(model, data_root: Path, split: str, work: Path,
 
     from avag_core.data.synth.distractors import available_kinds
 
-    from .as_heard import background_kinds
+    from .as_heard import RECIPE, background_kinds
 
     ident = json.dumps([audio_fingerprint(model), str(data_root.resolve()), split,
                         DISTRACTOR_SEEDS.get(split), distractors_per_kind(split, per_kind),
-                        available_kinds(), background_kinds(), HEARD_VIEWS, 3])
+                        available_kinds(), background_kinds(), HEARD_VIEWS, RECIPE, 3])
     key = hashlib.sha1(ident.encode()).hexdigest()[:16]
     path = work / f"heard_{split}_{key}.safetensors"
     if path.is_file():

@@ -57,6 +57,19 @@ class SynthBagConfig:
     max_distractor_s: float = 1.0
 
 
+DEMO_DISTRACTORS = ("speech", "cough", "clapping", "music", "alarm", "footsteps")
+DEMO_BACKGROUNDS = ()
+DEMO_BACKGROUND_SNR_DB = 20.0
+
+
+def demo_bag_config(seed: int, backgrounds: tuple[str, ...] = DEMO_BACKGROUNDS,
+                    background_snr_db: float = DEMO_BACKGROUND_SNR_DB) -> SynthBagConfig:
+    """The demo's bag: every scene an action, then a sound that is not one, over
+    ``backgrounds`` (real recordings under the whole track)."""
+    return SynthBagConfig(seed=seed, scene_s=5.0, distractors=DEMO_DISTRACTORS, backgrounds=backgrounds,
+                          background_snr_db=background_snr_db)
+
+
 @dataclass
 class Scene:
     rgb: np.ndarray

@@ -19,19 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
-DEMO_DISTRACTORS = ("speech", "cough", "clapping", "music", "alarm", "footsteps")
-DEMO_BACKGROUNDS = ()
-DEMO_BACKGROUND_SNR_DB = 20.0
-
-
-def demo_bag_config(seed: int, backgrounds: tuple[str, ...] = DEMO_BACKGROUNDS,
-                    background_snr_db: float = DEMO_BACKGROUND_SNR_DB):
-    """The demo's bag: every scene an action, then a sound that is not one, over
-    ``backgrounds`` (real recordings under the whole track)."""
-    from avag_ros.bag.synth_bag import SynthBagConfig
-
-    return SynthBagConfig(seed=seed, scene_s=5.0, distractors=DEMO_DISTRACTORS, backgrounds=backgrounds,
-                          background_snr_db=background_snr_db)
+from avag_ros.bag.synth_bag import DEMO_BACKGROUND_SNR_DB, DEMO_BACKGROUNDS
 
 
 def demo_failures(result: dict) -> list[str]:
@@ -75,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from avag_core.data.synth import generate
     from avag_ros.adapter import default_checkpoint
     from avag_ros.bag.evaluate import evaluate_bag
-    from avag_ros.bag.synth_bag import load_scenes, write_synth_bag
+    from avag_ros.bag.synth_bag import demo_bag_config, load_scenes, write_synth_bag
     from avag_ros.cli.bag import print_summary, verdict
 
     t0 = time.monotonic()
