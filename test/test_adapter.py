@@ -107,6 +107,24 @@ def test_parameter_changes_live_refused_or_deferred(adapter):
     assert adapter.cfg.image_topic != "/other"  # applies at the next configure only
 
 
+def test_rejection_threshold_defaults_to_the_heads_own_and_changes_live(shipped_checkpoint):
+    """-1 (the default) = the threshold calibrated into the head file; a value in [0, 1]
+    overrides it, live, and -1 brings the head's back."""
+    from avag_ros.adapter import GroundingAdapter, load_predictor, load_recognizer
+    from avag_ros.params import NodeConfig
+
+    cfg = NodeConfig(checkpoint=str(shipped_checkpoint))
+    assert cfg.recognize_actions and cfg.rejection_threshold == -1.0
+    rec = load_recognizer(cfg)
+    own = rec.hf.threshold
+    assert 0.0 < own < 1.0 and rec.threshold == own
+    adapter = GroundingAdapter(cfg, load_predictor(cfg), print, rec)
+    assert adapter.set_params({"rejection_threshold": 0.2})[0] and rec.threshold == 0.2
+    assert adapter.set_params({"rejection_threshold": -1.0})[0] and rec.threshold == own
+    ok, reason = adapter.set_params({"rejection_threshold": -2.0})
+    assert not ok and "rejection_threshold" in reason and rec.threshold == own
+
+
 def test_diagnostics_keys_never_collide(adapter):
     from avag_ros.conversions import make_header, numpy_to_audio_frame
 
