@@ -24,3 +24,23 @@ def test_missing_recordings_exit_2_with_the_install_line(monkeypatch, capsys, tm
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "apt-get install" in err[0] and "nothing.wav" in err[0]
     assert not (tmp_path / "out.json").exists()
+
+
+def test_head_count_cuts_each_event_where_the_detector_put_it(shipped_checkpoint):
+    """--heard: an action sound in a quiet track is one event, and the head, given exactly
+    that event's audio, names it; the same track with the action replaced by nothing gives
+    no event to pass."""
+    import numpy as np
+
+    from avag_core.data.synth.sounds import synth_action_sound
+    from avag_core.events import EventConfig
+
+    rng = np.random.default_rng(3)
+    track = (rng.standard_normal(6 * hb.SR) * 10 ** (-60 / 20)).astype(np.float32)
+    quiet = track.copy()
+    hit = synth_action_sound("hit", np.random.default_rng(11), hb.SR, duration=1.2)
+    track[2 * hb.SR:2 * hb.SR + hit.size] += hit
+    events, _cpu = hb.run_detector(track, EventConfig())
+    assert len(events) == 1 and abs(events[0].onset_time - 2.0) < 0.1
+    assert hb.accepted_by_head(str(shipped_checkpoint), track, events) == ["hit"]
+    assert hb.accepted_by_head(str(shipped_checkpoint), quiet, hb.run_detector(quiet, EventConfig())[0]) == []

@@ -207,6 +207,23 @@ def run_detector(x: np.ndarray, cfg: EventConfig) -> tuple[list[SoundEvent], flo
                     onset_time=e.onset_time - base, peak_time=e.peak_time - base) for e in events], cpu
 
 
+def accepted_by_head(checkpoint: str, track: np.ndarray, events: list[SoundEvent]) -> list[str]:
+    """Labels of the events (times relative to the track) that the action head beside
+    ``checkpoint`` accepts as actions: the false alarms that would reach the robot as masks."""
+    from avag_core.hearing import ActionRecognizer
+    from avag_core.weights.checkpoint import load_model_checkpoint
+
+    rec = ActionRecognizer.load(checkpoint)
+    model, _ = load_model_checkpoint(checkpoint)
+    out = []
+    for e in events:
+        clip = track[max(0, int(e.start_time * SR)):int(e.end_time * SR)]
+        heard = rec.recognize(model, clip, SR) if clip.size else None
+        if heard is not None and heard.is_action:
+            out.append(heard.label)
+    return out
+
+
 def score(events: list[SoundEvent], onsets: list[float]) -> dict[str, float]:
     """Greedy one-to-one matching in time order (see the module docstring)."""
     det = sorted(e.onset_time for e in events)
@@ -241,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=1, help="passes over all actions per background and SNR")
     ap.add_argument("--quick", action="store_true", help="--alone-s 120, one pass")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--heard", metavar="CHECKPOINT", default=None,
+                    help="also run the action head beside CHECKPOINT on the events of speech/music alone "
+                    "and count those it accepts as actions (what would reach the robot as masks)")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "avag" / "hearing_bench")
     args = ap.parse_args(argv)
@@ -289,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         audio_total += bg.size / SR
         alone.append({"background": name, "seconds": bg.size / SR, "events": len(events),
                       "fa_per_min": len(events) / (bg.size / SR / 60)})
+        if args.heard:
+            labels = accepted_by_head(args.heard, bg, events)
+            alone[-1].update(accepted=len(labels), accepted_labels=labels,
+                             accepted_per_min=len(labels) / (bg.size / SR / 60))
     rtf = cpu_total / audio_total
     print(f"detector={cfg.detector}  chunks of {CHUNK} samples at {SR} Hz, {len(actions)} actions x "
           f"{args.repeats} per background and SNR")
@@ -301,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{p50 + '/' + p90:>17} {r['fa_per_min']:>7.2f}")
     for a in alone:
         print(f"{a['background']} alone: {a['events']} events in {a['seconds']:.0f} s = "
-              f"{a['fa_per_min']:.2f} false alarms per minute")
+              f"{a['fa_per_min']:.2f} false alarms per minute"
+              + (f"; accepted as actions by the head: {a['accepted']} = {a['accepted_per_min']:.2f} per minute"
+                 if "accepted" in a else ""))
     print(f"runtime: {rtf * 100:.2f} % of one core ({rtf * 3600:.1f} s per hour of audio)")
     at5 = [r for r in rows if r["snr_db"] == 5.0]
     errs_all = [r["onset_p90_ms"] for r in at5 if r["onset_p90_ms"] is not None]
