@@ -305,6 +305,43 @@ def test_judge_names_each_way_a_live_run_can_fail():
     assert judge(no_cloud) == ["live: 2 detection(s) without the grasp region the offline replay has"]
 
 
+def test_an_event_cut_by_the_bags_end_is_offline_only(tmp_path, shipped_checkpoint):
+    """The offline replay closes the sound still going on when the bag ends; a live node
+    never sees the stream end, so live-vs-offline leaves that event out."""
+    from avag_core.data.synth import generate
+    from avag_core.predictor import Predictor
+    from avag_ros.bag.replay import replay_offline
+    from avag_ros.bag.synth_bag import SynthBagConfig, load_scenes, write_synth_bag
+
+    scenes = load_scenes(generate(tmp_path / "data", seed=5, size="tiny"), "val", limit=2)
+    cfg = SynthBagConfig(seed=5, scene_s=2.5, sound_at_s=0.8, max_sound_s=1.0, tail_s=0.0)
+    write_synth_bag(scenes, tmp_path / "bag", cfg)
+    r = replay_offline(tmp_path / "bag", Predictor.from_checkpoint(shipped_checkpoint))
+    heard = [*r.detections, *r.rejected]
+    assert len(heard) == 2 and len(r.ended_by_bag_end) == 1
+    last = max(heard, key=lambda d: d.event.onset_time)
+    assert last.event in r.ended_by_bag_end
+    dets, rejected = r.live_comparable()
+    assert [d.event for d in [*dets, *rejected]] == [d.event for d in heard if d is not last]
+
+
+def test_live_and_offline_events_pair_by_their_start_not_a_guessed_onset():
+    """The node publishes event_start; a re-timed event (a louder onset inside an event a
+    background sound began) has its onset later than start + pre-roll, so live scoring's
+    onset guess is off while the start is exact: pairing must use the start."""
+    from dataclasses import replace
+
+    from avag_ros.bag.evaluate import compare
+
+    mask = np.ones((4, 4), np.float32)
+    offline = [_scored(1.0, mask), _scored(4.0, mask)]
+    live = [replace(offline[0], onset_ns=offline[0].onset_ns - 300_000_000), offline[1]]
+    cmp = compare(live, offline)
+    assert cmp["same_events"] and cmp["matched_events"] == 2
+    moved = [replace(offline[0], start_ns=offline[0].start_ns + 300_000_000), offline[1]]
+    assert compare(moved, offline)["matched_events"] == 1
+
+
 def test_sounds_that_are_not_actions_are_scored_apart_by_hand():
     """Distractor truths (``none/<kind>``) never count as missed actions; a detection at
     one is a false positive and counts as given masks; a rejection at an action is lost."""

@@ -56,6 +56,8 @@ def read_topics(bag: Path, topics: set[str] | None = None) -> dict[str, list[tup
     out: dict[str, list[tuple[int, Any]]] = {}
     try:
         conns = [c for c in reader.connections if topics is None or c.topic in topics]
+        if not conns:  # rosbags reads every connection when given none
+            return out
         classes = {}
         for c in conns:
             try:
@@ -214,17 +216,19 @@ def evaluate_bag(bag: Path, checkpoint: Path | None, out_dir: Path, live: bool =
         from avag_ros.conversions import stamp_to_ns
 
         frames = {stamp_to_ns(m.header.stamp): m for _t, m in inputs.get(cfg.image_topic, [])}
+        live_dets, live_rejected = offline.live_comparable()
         recorded = read_topics(run_live(bag, cfg, out_dir / "live", node_ros_args(params_file, overrides),
-                                        len(offline.detections) + len(offline.rejected), rate))
+                                        len(live_dets) + len(live_rejected), rate))
         scored = scored_from_live(recorded, frames, cfg.events.pre_roll_s)
         rejected_live = [m for _t, m in recorded.get(f"{NODE}/rejected_events", [])]
         report = result["live"] = score(scored, truth,
                                         rejected_ns=[stamp_to_ns(m.header.stamp) for m in rejected_live])
-        result["live_vs_offline"] = compare(scored, offline_scored)
+        result["live_vs_offline"] = compare(scored, [scored_from_detection(d) for d in live_dets])
+        result["live_vs_offline"]["ended_by_bag_end"] = len(offline.ended_by_bag_end)
         result["live"]["rejected"] = [{"onset_s": stamp_to_ns(m.header.stamp) / 1e9, "label": m.top_label,
                                        "confidence": m.top_confidence} for m in rejected_live]
         result["live_vs_offline"]["rejected_live"] = len(result["live"]["rejected"])
-        result["live_vs_offline"]["rejected_offline"] = len(offline.rejected)
+        result["live_vs_offline"]["rejected_offline"] = len(live_rejected)
     result["failures"] = judge(result)
     result["report"] = str(write_report(out_dir, report, scored, truth, f"avag replay of {Path(bag).name}"))
     summary = {k: v for k, v in result.items() if k not in ("offline", "live")}
@@ -279,15 +283,18 @@ def judge(result: dict[str, Any], min_mask_iou: float = 0.95) -> list[str]:
 
 
 def compare(live: list[Scored], offline: list[Scored], tolerance_s: float = 0.1) -> dict[str, Any]:
-    """Same events (onsets within ``tolerance_s``, one to one) and the function-mask IoU of
-    each pair. Live may analyse the neighbouring camera frame when message arrival order
-    moves the detected onset by a frame; the masks must still agree."""
+    """Same events (starts within ``tolerance_s``, one to one) and the function-mask IoU of
+    each pair. Events are paired by their start (``event_start``, what the node publishes):
+    the onset can lie later than start + pre-roll (a louder onset re-times an event that a
+    background sound began), so it cannot be recovered from the message. Live may analyse
+    the neighbouring camera frame when message arrival order moves the detected onset by a
+    frame; the masks must still agree."""
     tol = round(tolerance_s * 1e9)
     pairs, used = [], set()
     for d in live:
         best = min((j for j in range(len(offline)) if j not in used),
-                   key=lambda j: abs(offline[j].onset_ns - d.onset_ns), default=None)
-        if best is not None and abs(offline[best].onset_ns - d.onset_ns) <= tol:
+                   key=lambda j: abs(offline[j].start_ns - d.start_ns), default=None)
+        if best is not None and abs(offline[best].start_ns - d.start_ns) <= tol:
             used.add(best)
             pairs.append((d, offline[best]))
     ious = []

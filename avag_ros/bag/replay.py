@@ -24,6 +24,14 @@ class ReplayResult:
     duration_s: float = 0.0
     diagnostics: dict[str, Any] = field(default_factory=dict)  # the adapter's counters at the end
     rejected: list[Any] = field(default_factory=list)  # RejectedSound: heard, not an action (no masks)
+    # events still sounding when the bag ended, closed by the replay's end-of-input flush: a
+    # live node never sees the stream end, so it cannot report them
+    ended_by_bag_end: set[Any] = field(default_factory=set)
+
+    def live_comparable(self) -> tuple[list[Detection], list[Any]]:
+        """Detections and rejections a live node playing the same bag can also produce."""
+        return ([d for d in self.detections if d.event not in self.ended_by_bag_end],
+                [r for r in self.rejected if r.event not in self.ended_by_bag_end])
 
 
 def _checked(messages: Any, bag: Path) -> Any:
@@ -99,9 +107,11 @@ def replay_offline(
                 adapter.on_camera_info(msg)
             elif conn.topic == cfg.audio_topic:
                 run(adapter.on_audio(msg))
-        run(adapter.flush())
+        flushed = adapter.flush()
+        run(flushed)
         duration = (reader.end_time - reader.start_time) / 1e9 if reader.message_count else 0.0
     finally:
         reader.close()
     bad = {k: v for k, v in adapter.counters.items() if k.startswith(("bad_", "undecodable:", "audio_"))}
-    return ReplayResult(detections, truth, bad, duration, adapter.diagnostics(), rejected)
+    return ReplayResult(detections, truth, bad, duration, adapter.diagnostics(), rejected,
+                        {event for event, _audio in flushed})

@@ -98,6 +98,9 @@ def print_summary(result: dict) -> None:
         c = result["live_vs_offline"]
         print(f"live vs offline: same events: {c['same_events']}, function-mask IoU min {c['mask_iou_min']:.4f}, "
               f"grasp regions missing live: {c['missing_clouds']}")
+        if c.get("ended_by_bag_end"):
+            print(f"  (not compared: {c['ended_by_bag_end']} event(s) still sounding when the bag ended; only the "
+                  "offline replay closes those, a live node never sees the stream end)")
     print(f"offline detections with depth but no grasp region: {result['offline']['missing_clouds']}")
     for name, r in rows:
         h = r["heard"]
