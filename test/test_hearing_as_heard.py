@@ -28,8 +28,8 @@ def test_views_hold_the_clip_after_a_pre_roll_on_a_noise_floor():
         assert PRE_S[0] * SR - 2 <= lag <= PRE_S[1] * SR + 2
         peak_db = 20 * np.log10(np.abs(out).max())
         assert PEAK_DB[0] - 1 <= peak_db <= PEAK_DB[1] + 1
-        # never digital silence: the room's floor is under everything
-        assert np.abs(out[:lag]).max(initial=1.0) > 0.0 and np.abs(out[-SR // 50:]).max() > 0.0
+        # never digital silence: the room's floor is under everything, before and after the clip
+        assert np.count_nonzero(out) == out.size
 
 
 def test_views_are_reproducible_and_differ_between_seeds():

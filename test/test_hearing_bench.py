@@ -42,5 +42,6 @@ def test_head_count_cuts_each_event_where_the_detector_put_it(shipped_checkpoint
     track[2 * hb.SR:2 * hb.SR + hit.size] += hit
     events, _cpu = hb.run_detector(track, EventConfig())
     assert len(events) == 1 and abs(events[0].onset_time - 2.0) < 0.1
-    assert hb.accepted_by_head(str(shipped_checkpoint), track, events) == ["hit"]
-    assert hb.accepted_by_head(str(shipped_checkpoint), quiet, hb.run_detector(quiet, EventConfig())[0]) == []
+    head = hb.load_head(str(shipped_checkpoint))
+    assert hb.accepted_by_head(head, track, events) == ["hit"]
+    assert hb.accepted_by_head(head, quiet, hb.run_detector(quiet, EventConfig())[0]) == []

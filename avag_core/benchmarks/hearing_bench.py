@@ -35,6 +35,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -207,14 +208,18 @@ def run_detector(x: np.ndarray, cfg: EventConfig) -> tuple[list[SoundEvent], flo
                     onset_time=e.onset_time - base, peak_time=e.peak_time - base) for e in events], cpu
 
 
-def accepted_by_head(checkpoint: str, track: np.ndarray, events: list[SoundEvent]) -> list[str]:
-    """Labels of the events (times relative to the track) that the action head beside
-    ``checkpoint`` accepts as actions: the false alarms that would reach the robot as masks."""
+def load_head(checkpoint: str) -> tuple[Any, Any]:
+    """(ActionRecognizer, model) for ``--heard``: the head beside ``checkpoint``."""
     from avag_core.hearing import ActionRecognizer
     from avag_core.weights.checkpoint import load_model_checkpoint
 
-    rec = ActionRecognizer.load(checkpoint)
-    model, _ = load_model_checkpoint(checkpoint)
+    return ActionRecognizer.load(checkpoint), load_model_checkpoint(checkpoint)[0]
+
+
+def accepted_by_head(head: tuple[Any, Any], track: np.ndarray, events: list[SoundEvent]) -> list[str]:
+    """Labels of the events (times relative to the track) that the action head (``load_head``)
+    accepts as actions: the false alarms that would reach the robot as masks."""
+    rec, model = head
     out = []
     for e in events:
         clip = track[max(0, int(e.start_time * SR)):int(e.end_time * SR)]
@@ -300,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                          "onset_p90_ms": float(np.percentile(errs, 90)) if errs else None,
                          "fa_per_min": s["false_alarms"] / (mix.size / SR / 60)})
     alone = []
+    head = load_head(args.heard) if args.heard else None
     for name in ("speech", "music", "white"):
         if name not in names:
             continue
@@ -310,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         alone.append({"background": name, "seconds": bg.size / SR, "events": len(events),
                       "fa_per_min": len(events) / (bg.size / SR / 60)})
         if args.heard:
-            labels = accepted_by_head(args.heard, bg, events)
+            labels = accepted_by_head(head, bg, events)
             alone[-1].update(accepted=len(labels), accepted_labels=labels,
                              accepted_per_min=len(labels) / (bg.size / SR / 60))
     rtf = cpu_total / audio_total

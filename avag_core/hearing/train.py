@@ -114,9 +114,10 @@ def embed_split(embedder: AudioEmbedder, data_root: Path, split: str,
 def cached_split(model, data_root: Path, split: str, work: Path,
                  per_kind: int | None = None) -> ClipSet:
     """``embed_split`` cached on disk by checkpoint audio weights, data folder and split."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     from avag_core.data.synth.distractors import available_kinds
+    from avag_core.weights.checkpoint import read_safetensors
 
     from .as_heard import RECIPE, background_kinds
 
@@ -126,11 +127,7 @@ def cached_split(model, data_root: Path, split: str, work: Path,
     key = hashlib.sha1(ident.encode()).hexdigest()[:16]
     path = work / f"heard_{split}_{key}.safetensors"
     if path.is_file():
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata())
-        t = load_file(str(path))
+        t, meta = read_safetensors(path, "embedding cache")
         return ClipSet(t["feats"], json.loads(meta["labels"]), json.loads(meta["kinds"]),
                        t["rows"].tolist(), t["heard"].bool().tolist())
     cs = embed_split(AudioEmbedder.from_source(model), data_root, split, per_kind)

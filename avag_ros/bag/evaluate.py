@@ -223,7 +223,8 @@ def evaluate_bag(bag: Path, checkpoint: Path | None, out_dir: Path, live: bool =
         rejected_live = [m for _t, m in recorded.get(f"{NODE}/rejected_events", [])]
         report = result["live"] = score(scored, truth,
                                         rejected_ns=[stamp_to_ns(m.header.stamp) for m in rejected_live])
-        result["live_vs_offline"] = compare(scored, [scored_from_detection(d) for d in live_dets])
+        result["live_vs_offline"] = compare(scored, [sc for sc, d in zip(offline_scored, offline.detections, strict=True)
+                                                     if d.event not in offline.ended_by_bag_end])
         result["live_vs_offline"]["ended_by_bag_end"] = len(offline.ended_by_bag_end)
         result["live"]["rejected"] = [{"onset_s": stamp_to_ns(m.header.stamp) / 1e9, "label": m.top_label,
                                        "confidence": m.top_confidence} for m in rejected_live]

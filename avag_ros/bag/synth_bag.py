@@ -229,16 +229,16 @@ def write_synth_bag(
     }
 
 
-def distractor_sound(kind: str, rng: np.random.Generator, cfg: SynthBagConfig) -> np.ndarray:
-    """One sound that is not an action, at most ``max_distractor_s`` long, float32 16 kHz."""
-    from avag_core.data.synth.backgrounds import load_mono, shipped_recordings
+def distractor_sound(kind: str, rng: np.random.Generator, cfg: SynthBagConfig,
+                     shipped: dict[str, np.ndarray]) -> np.ndarray:
+    """One sound that is not an action, at most ``max_distractor_s`` long, float32 16 kHz;
+    ``shipped``: the shipped recordings by name, loaded at ``cfg.sample_rate``."""
     from avag_core.data.synth.distractors import DISTRACTOR_KINDS, synth_distractor_sound
 
     sr = cfg.sample_rate
     n = round(rng.uniform(0.6, 1.0) * cfg.max_distractor_s * sr)
-    shipped = {p.stem.split("_")[0]: p for p in shipped_recordings()}
     if kind in shipped:  # always available, unlike espeak-ng and the music packages
-        rec = load_mono(shipped[kind], sr)
+        rec = shipped[kind]
         start = int(rng.integers(0, max(1, rec.size - n)))
         return rec[start : start + n].astype(np.float32)
     if kind not in DISTRACTOR_KINDS:
@@ -250,12 +250,15 @@ def _add_distractors(track: np.ndarray, n_scenes: int, cfg: SynthBagConfig) -> l
     """Place one distractor per scene (in place); returns (onset ns, end ns, kind) each."""
     if not cfg.distractors:
         return []
+    from avag_core.data.synth.backgrounds import load_mono, shipped_by_name
+
     sr = cfg.sample_rate
     rng = np.random.default_rng(cfg.seed + 2)  # own stream: the rest of the bag stays as without
+    shipped = {name: load_mono(path, sr) for name, path in shipped_by_name().items() if name in cfg.distractors}
     out = []
     for i in range(n_scenes):
         kind = cfg.distractors[i % len(cfg.distractors)]
-        sound = distractor_sound(kind, rng, cfg)
+        sound = distractor_sound(kind, rng, cfg, shipped)
         sound = sound * (cfg.sound_peak / (float(np.max(np.abs(sound))) or 1.0))
         start = round((i * cfg.scene_s + cfg.distractor_at_s) * sr)
         end = min(start + sound.size, track.size)
@@ -272,10 +275,10 @@ def _add_backgrounds(track: np.ndarray, spans: list[tuple[int, int]], sounds: li
         background_power,
         background_track,
         load_mono,
-        shipped_recordings,
+        shipped_by_name,
     )
 
-    shipped = {p.stem.split("_")[0]: p for p in shipped_recordings()}
+    shipped = shipped_by_name()
     paths = [shipped[b] if b in shipped else Path(b) for b in cfg.backgrounds]
     for name, path in zip(cfg.backgrounds, paths, strict=True):
         if not path.is_file():

@@ -32,6 +32,11 @@ def shipped_recordings() -> list[Path]:
     return sorted(RECORDINGS.glob("*.flac"))
 
 
+def shipped_by_name() -> dict[str, Path]:
+    """The shipped recordings by short name ("speech", "music")."""
+    return {p.stem.split("_")[0]: p for p in shipped_recordings()}
+
+
 def load_mono(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
     """Any audio file as mono float32 at ``sample_rate`` (windowed-sinc resampling)."""
     from avag_core.events.resample import StreamingResampler
