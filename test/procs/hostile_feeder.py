@@ -1,8 +1,8 @@
 """Test helper process: plays a good scene bag twice (the second time with time jumping
 back, like a looping bag) wrapped in every kind of bad input the node must survive.
 
-Order: 20 s of digital silence (sent 20x faster than real time) with one 100 MB image
-in it, then loop 1 without any camera_info, then loop 2 with camera_info (each good one
+Order: 20 s of digital silence (sent 20x faster than real time) with a 9.6 MB and a 100 MB
+image in it, then loop 1 without any camera_info, then loop 2 with camera_info (each good one
 preceded by one with NaN K or a 0x0 size). Throughout: zero-size images, unsupported
 encodings, truncated images, padded rows, depth at another resolution, NaN/Inf audio,
 finite samples far beyond full scale (3e38), malformed audio frames, a wrong sample rate,
@@ -73,13 +73,13 @@ def main() -> int:
         stamp = silence_start + k * 32_000_000
         audio_pub.publish(numpy_to_audio_frame(quiet[k], 16000, header=make_header(stamp)))
         time.sleep(0.0016)
-        if k == 300:  # a 100 MB message: nothing else may be lost (best-effort DDS may drop it)
-            image_pub.publish(Image(header=make_header(stamp), height=5000, width=6667, encoding="rgb8",
-                                    step=6667 * 3, data=bytes(5000 * 6667 * 3)))
-            bad += 1
-        if k == 400:  # 9.6 MB: over the node's max_image_mb=8 of this test, refused by size
+        if k == 300:  # 9.6 MB: over the node's max_image_mb=8 of this test, refused by size
             image_pub.publish(Image(header=make_header(stamp), height=1600, width=2000, encoding="rgb8",
                                     step=2000 * 3, data=bytes(1600 * 2000 * 3)))
+            bad += 1
+        if k == 400:  # a 100 MB message: nothing else may be lost
+            image_pub.publish(Image(header=make_header(stamp), height=5000, width=6667, encoding="rgb8",
+                                    step=6667 * 3, data=bytes(5000 * 6667 * 3)))
             bad += 1
     time.sleep(1.0)  # let the node work through the burst before the real-time part
 
