@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from avag_core.modeling.deformable_encoder import sample_with_embedding_bag, sample_with_grid_sample
+from avag_core.modeling.deformable_encoder import (
+    MSDeformAttn,
+    reference_points,
+    sample_with_embedding_bag,
+    sample_with_grid_sample,
+)
 
 SHAPES = [(16, 12), (8, 6), (4, 3), (1, 1)]
 
@@ -28,6 +33,25 @@ def test_paths_agree_forward():
     assert a.shape == b.shape == (2, 7, 32)
     assert torch.allclose(a, b, atol=1e-5, rtol=0)  # embedding_bag works on float32 coordinates
     assert a.abs().max() > 0.1
+
+
+@pytest.mark.parametrize("shapes", [SHAPES, [(32, 32), (16, 16), (8, 8)]])
+def test_export_layout_equals_forward(shapes):
+    """The layout exported to ONNX (offsets, reference points and scale folded into one
+    product, head-major projections) computes the module's forward."""
+    torch.manual_seed(0)
+    attn = MSDeformAttn(32, len(shapes), 4, 3)
+    torch.nn.init.normal_(attn.sampling_offsets.weight, std=0.3)  # points well off their reference
+    torch.nn.init.normal_(attn.attention_weights.weight, std=0.3)
+    torch.nn.init.normal_(attn.sampling_offsets.bias, std=2.0)
+    n = sum(h * w for h, w in shapes)
+    query, value = torch.randn(2, n, 32), torch.randn(2, n, 32)
+    ref = reference_points(shapes, query.device)
+    want = attn(query, ref, value, shapes)
+    got = attn.forward_grid_sample(query, ref, value, shapes)
+    assert got.shape == want.shape == (2, n, 32)
+    assert torch.allclose(got, want, atol=2e-5, rtol=0)
+    assert want.abs().max() > 0.1
 
 
 def test_points_off_the_map_read_zero_and_corners_read_pixels():

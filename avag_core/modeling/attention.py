@@ -4,6 +4,8 @@ exported to ONNX (nn.MultiheadAttention bakes the traced key length into its gra
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -54,6 +56,8 @@ class MultiheadAttention(nn.Module):
         if dim % heads:
             raise ValueError(f"dim {dim} must be divisible by heads {heads}")
         self.heads = heads
+        # a fixed scale: the exported graph would otherwise recompute 1/sqrt(d) from shapes
+        self.scale = 1.0 / math.sqrt(dim // heads)
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim)) if bias else None
         self.out_proj = nn.Linear(dim, dim, bias=bias)
@@ -84,6 +88,6 @@ class MultiheadAttention(nn.Module):
         if key_padding_mask is not None:
             mask = torch.zeros(key_padding_mask.shape, dtype=q.dtype, device=q.device)
             mask = mask.masked_fill(key_padding_mask, float("-inf"))[:, None, None, :]
-        out = attention(q, k, v, attn_mask=mask)
+        out = attention(q, k, v, attn_mask=mask, scale=self.scale)
         b, _, n, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, -1))

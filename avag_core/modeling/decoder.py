@@ -4,6 +4,8 @@ the function -> dependency guidance (the dependency features attend to the funct
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -79,7 +81,11 @@ class QueryMaskHead(nn.Module):
         hs, ws = min(h, 3), min(w, 3)
         qsmall = q.reshape(b * nq, c, 1, 1).expand(b * nq, c, hs, ws)
         qc = F.conv2d(qsmall, conv3.weight, None, padding=1).view(b, nq, c, hs, ws)
-        w1 = conv1.weight.view(c)
+        # An exported graph multiplies by a [C, 1] matrix: onnxruntime runs a MatMul whose
+        # second operand is a vector one row at a time (7x slower at 300 queries), while
+        # torch is fastest with the vector. Same products, so the same logits.
+        exporting = torch.onnx.is_in_onnx_export()
+        w1 = conv1.weight.view(c, 1) if exporting else conv1.weight.view(c)
 
         def head(f: torch.Tensor, qv: torch.Tensor) -> torch.Tensor:
             # f [B, 1, C, N] + qv [B, Q, C, 1 or N] -> [B, Q, N]. Channels last and a few
@@ -87,7 +93,10 @@ class QueryMaskHead(nn.Module):
             # never leaves the cache, ~10x faster on a CPU than one broadcast.
             ft, qt = f.transpose(2, 3).contiguous(), qv.transpose(2, 3)  # [B, 1, N, C], [B, Q, 1 or N, C]
             step = 16
-            parts = [torch.matmul(torch.relu(ft + qt[:, s : s + step]), w1) for s in range(0, nq, step)]
+            parts = []
+            for s in range(0, nq, step):
+                x = torch.relu(ft + qt[:, s : s + step])
+                parts.append(torch.matmul(x.reshape(-1, c), w1).view(x.shape[:-1]) if exporting else torch.matmul(x, w1))
             return torch.cat(parts, 1) + conv1.bias
 
         ci = 1 if ws > 1 else 0
@@ -117,6 +126,7 @@ class MaskGuidedAttention(nn.Module):
         self.key_proj = nn.Conv2d(mask_dim, attn_dim, 1)
         self.value_proj = nn.Conv2d(mask_dim, attn_dim, 1)
         self.out_proj = nn.Conv2d(attn_dim, dep_dim, 1)
+        self.scale = 1.0 / math.sqrt(attn_dim)  # fixed: see MultiheadAttention
 
     def forward(self, dep: torch.Tensor, mask_map: torch.Tensor) -> torch.Tensor:
         b, _, h, w = dep.shape
@@ -126,7 +136,7 @@ class MaskGuidedAttention(nn.Module):
             proj(x).flatten(2).transpose(1, 2).unsqueeze(1).contiguous()
             for proj, x in ((self.query_proj, dep), (self.key_proj, mask_map), (self.value_proj, mask_map))
         )
-        fused = F.scaled_dot_product_attention(q, k, v).squeeze(1)
+        fused = F.scaled_dot_product_attention(q, k, v, scale=self.scale).squeeze(1)
         return self.out_proj(fused.transpose(1, 2).reshape(b, -1, h, w))
 
 

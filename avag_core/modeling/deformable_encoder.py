@@ -43,25 +43,37 @@ def reference_points(shapes: list[tuple[int, int]], device: torch.device) -> tor
     return torch.cat(pts, dim=0)
 
 
+def grid_sample_levels(
+    values: list[torch.Tensor], grids: list[torch.Tensor], weights: list[torch.Tensor]
+) -> torch.Tensor:
+    """Per level: value map [B*M, d, h, w], grid [B*M, Nq, P, 2] in grid_sample's [-1, 1],
+    weights [B*M, 1, Nq, P]; zero padding, ``align_corners=False``. Returns [B*M, d, Nq]."""
+    out = None
+    for v, g, wl in zip(values, grids, weights, strict=True):
+        sampled = F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+        o = (sampled * wl).sum(-1)
+        out = o if out is None else out + o
+    assert out is not None
+    return out
+
+
 def sample_with_grid_sample(
     value: torch.Tensor, loc: torch.Tensor, weights: torch.Tensor, shapes: list[tuple[int, int]]
 ) -> torch.Tensor:
-    """Weighted bilinear sampling with one ``grid_sample`` per level (the ONNX path:
-    GridSample is a standard op). value [B, N, M*d], loc [B, Nq, M, L, P, 2] in [0, 1],
+    """Weighted bilinear sampling with one ``grid_sample`` per level: the definition the
+    fast paths are tested against. value [B, N, M*d], loc [B, Nq, M, L, P, 2] in [0, 1],
     weights [B, Nq, M, L, P] -> [B, Nq, M*d]."""
     b, nq, m, _, p, _ = loc.shape
     d = value.shape[-1] // m
-    grids = 2.0 * loc - 1.0  # grid_sample coordinates in [-1, 1]
-    out = value.new_zeros(b * m, d, nq)
-    start = 0
+    grids = 2.0 * loc - 1.0
+    values, level_grids, level_weights, start = [], [], [], 0
     for lid, (h, w) in enumerate(shapes):
         v = value[:, start : start + h * w].reshape(b, h * w, m, d)
-        v = v.permute(0, 2, 3, 1).reshape(b * m, d, h, w)
+        values.append(v.permute(0, 2, 3, 1).reshape(b * m, d, h, w))
         start += h * w
-        g = grids[:, :, :, lid].permute(0, 2, 1, 3, 4).reshape(b * m, nq, p, 2)
-        sampled = F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False)
-        wl = weights[:, :, :, lid].permute(0, 2, 1, 3).reshape(b * m, 1, nq, p)
-        out = out + (sampled * wl).sum(-1)  # [B*M, d, Nq]
+        level_grids.append(grids[:, :, :, lid].permute(0, 2, 1, 3, 4).reshape(b * m, nq, p, 2))
+        level_weights.append(weights[:, :, :, lid].permute(0, 2, 1, 3).reshape(b * m, 1, nq, p))
+    out = grid_sample_levels(values, level_grids, level_weights)
     return out.view(b, m * d, nq).transpose(1, 2)
 
 
@@ -153,6 +165,8 @@ class MSDeformAttn(nn.Module):
         shapes: list[tuple[int, int]],
     ) -> torch.Tensor:
         """query, value_in: [B, N, D]; ref: [N, 2] in [0, 1]; shapes: (h, w) per level."""
+        if torch.onnx.is_in_onnx_export():  # GridSample is a standard ONNX op; EmbeddingBag is not
+            return self.forward_grid_sample(query, ref, value_in, shapes)
         b, n, _ = query.shape
         m, lv, p = self.heads, self.levels, self.points
         value = self.value_proj(value_in)
@@ -165,11 +179,44 @@ class MSDeformAttn(nn.Module):
             ref.to(query.dtype)[None, :, None, None, None, :]
             + offsets / norm[None, None, None, :, None, :]
         )
-        if torch.onnx.is_in_onnx_export():  # GridSample is a standard ONNX op; EmbeddingBag is not
-            out = sample_with_grid_sample(value, loc, weights, shapes)
-        else:
-            out = sample_with_embedding_bag(value, loc, weights, shapes)
-        return self.output_proj(out)
+        return self.output_proj(sample_with_embedding_bag(value, loc, weights, shapes))
+
+    def forward_grid_sample(
+        self,
+        query: torch.Tensor,
+        ref: torch.Tensor,
+        value_in: torch.Tensor,
+        shapes: list[tuple[int, int]],
+    ) -> torch.Tensor:
+        """``forward`` with grid_sample, laid out for an exported graph: the projections
+        are batched matrix products that write head-major maps directly, and the sampling
+        grid is one product plus a constant (reference points, bias and the pixel scale
+        folded in), so no 6-D broadcast or transpose runs per call (onnxruntime spends more
+        time on those than on the sampling)."""
+        b, n, dim = query.shape
+        m, lv, p = self.heads, self.levels, self.points
+        d = dim // m
+        # grid = 2 * (ref + offset / (w, h)) - 1 = offset * 2 / (w, h) + (2 * ref - 1)
+        scale = torch.tensor([[2.0 / w, 2.0 / h] for h, w in shapes], dtype=query.dtype, device=query.device)
+        scale = scale.view(lv, 1, 1, 2).expand(lv, 1, p, 2).reshape(lv, 1, p * 2)
+        w_off = self.sampling_offsets.weight.view(m, lv, p * 2, dim).transpose(0, 1) * scale[..., None]
+        b_off = self.sampling_offsets.bias.view(m, lv, p * 2).transpose(0, 1) * scale
+        centre = (2.0 * ref.to(query.dtype) - 1.0).repeat(1, p)  # [N, P*2]
+        const = (b_off[:, :, None, :] + centre).permute(2, 0, 1, 3).reshape(n, lv * m * p * 2)
+        grids = torch.matmul(query, w_off.reshape(-1, dim).t()) + const  # [B, N, L*M*P*2]
+        grids = grids.view(b, n, lv, m, p * 2).permute(0, 2, 3, 1, 4)  # [B, L, M, N, P*2]
+        logits = self.attention_weights(query).view(b, n, m, lv * p).transpose(1, 2)
+        attn = softmax_last(logits)  # [B, M, N, L*P]
+        w_val = self.value_proj.weight.view(m, d, dim)
+        value = torch.matmul(w_val, value_in.transpose(1, 2)[:, None]) + self.value_proj.bias.view(m, d, 1)
+        values, level_grids, level_weights, start = [], [], [], 0
+        for lid, (h, w) in enumerate(shapes):
+            values.append(value[..., start : start + h * w].reshape(b * m, d, h, w))
+            start += h * w
+            level_grids.append(grids[:, lid].reshape(b * m, n, p, 2))
+            level_weights.append(attn[..., lid * p : (lid + 1) * p].reshape(b * m, 1, n, p))
+        out = grid_sample_levels(values, level_grids, level_weights)
+        return self.output_proj(out.view(b, dim, n).transpose(1, 2))
 
 
 class DeformableEncoderLayer(nn.Module):
