@@ -61,6 +61,7 @@ def detection_to_msg(det: Any, header: Header, fmask: Image, dmask: Image) -> Af
     msg.header = header
     msg.event_start = ns_to_stamp(round(det.event.start_time * 1e9))
     msg.event_end = ns_to_stamp(round(det.event.end_time * 1e9))
+    msg.event_onset = ns_to_stamp(round(det.event.onset_time * 1e9))
     msg.event_decided = ns_to_stamp(det.decided_ns)
     msg.action_label, msg.action_confidence = det.action_label, float(det.action_confidence)
     msg.function_mask, msg.dependency_mask = fmask, dmask

@@ -225,8 +225,9 @@ def test_live_scoring_of_node_messages_equals_offline_scoring(small_bag, shipped
     assert isinstance(recorded[f"{NODE}/dependency_prob"][0][1], Image)
 
     frames = {}
-    live = scored_from_live(recorded, frames, cfg.events.pre_roll_s)
+    live = scored_from_live(recorded, frames)
     ref = [scored_from_detection(d) for d in offline.detections]
+    assert [s.onset_ns for s in live] == [s.onset_ns for s in ref]  # the published onset, not a guess
     truth = truth_from_msgs([m for _t, m in read_topics(bag, {"/avag/ground_truth"})["/avag/ground_truth"]])
     a, b = score(live, truth)["segmentation"], score(ref, truth)["segmentation"]
     assert set(a) == set(b) and {"miou_function", "fscore_dependency"} <= set(a), a
@@ -326,9 +327,8 @@ def test_an_event_cut_by_the_bags_end_is_offline_only(tmp_path, shipped_checkpoi
 
 
 def test_live_and_offline_events_pair_by_their_start_not_a_guessed_onset():
-    """The node publishes event_start; a re-timed event (a louder onset inside an event a
-    background sound began) has its onset later than start + pre-roll, so live scoring's
-    onset guess is off while the start is exact: pairing must use the start."""
+    """Events pair by their start: a re-timed event (a louder onset inside an event a
+    background sound began) keeps its start while its onset moves."""
     from dataclasses import replace
 
     from avag_ros.bag.evaluate import compare

@@ -101,14 +101,14 @@ def test_one_detection_per_event_matching_offline_replay(ros_env, tmp_path, scen
     offline = replay_offline(scene_bag, predictor)
     assert len(offline.detections) == N_SCENES
     K = np.asarray(inputs["/camera/color/camera_info"][0].k).reshape(3, 3)
-    pre_roll = round(EventConfig().pre_roll_s * 1e9)
     for det, ref, gt in zip(dets, offline.detections, truth, strict=True):
         stamp = stamp_to_ns(det.header.stamp)
         assert stamp in frames and det.header.frame_id == "camera_color_optical_frame"  # a real frame's header
         true_onset = stamp_to_ns(gt.event_start)
-        detected_onset = stamp_to_ns(det.event_start) + pre_roll
+        detected_onset = stamp_to_ns(det.event_onset)  # published, not guessed from the start
+        assert stamp_to_ns(det.event_start) <= detected_onset < stamp_to_ns(det.event_end)
         assert abs(detected_onset - true_onset) < 200_000_000
-        assert abs(detected_onset - (round(ref.event.start_time * 1e9) + pre_roll)) < 50_000_000  # same event
+        assert abs(detected_onset - round(ref.event.onset_time * 1e9)) < 50_000_000  # same event
         # the camera frame nearest the onset (a best-effort frame may be lost under load)
         assert abs(stamp - detected_onset) <= EventConfig().frame_max_gap_s * 1e9
         # offline prediction of the shipped checkpoint for that frame and that event's audio

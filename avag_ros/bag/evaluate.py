@@ -75,8 +75,7 @@ def read_topics(bag: Path, topics: set[str] | None = None) -> dict[str, list[tup
     return out
 
 
-def scored_from_live(recorded: dict[str, list[tuple[int, Any]]], frames: dict[int, Any],
-                     pre_roll_s: float) -> list[Scored]:
+def scored_from_live(recorded: dict[str, list[tuple[int, Any]]], frames: dict[int, Any]) -> list[Scored]:
     """Detections recorded from the live node (masks from the message, probabilities from
     ~/function_prob and ~/dependency_prob when recorded, the analysed frame from the input
     bag by stamp): the live report then scores max-F exactly as the offline one does."""
@@ -105,7 +104,7 @@ def scored_from_live(recorded: dict[str, list[tuple[int, Any]]], frames: dict[in
             probability = pts["probability"]
         start = stamp_to_ns(m.event_start)
         out.append(Scored(
-            onset_ns=start + round(pre_roll_s * 1e9), start_ns=start, end_ns=stamp_to_ns(m.event_end),
+            onset_ns=stamp_to_ns(m.event_onset), start_ns=start, end_ns=stamp_to_ns(m.event_end),
             frame_stamp_ns=stamp, function_prob=fprobs.get(stamp, fmask.astype(np.float32)),
             dependency_prob=dprobs.get(stamp, dmask.astype(np.float32)), function_mask=fmask, dependency_mask=dmask,
             rgb=image_to_rgb(frames[stamp]) if stamp in frames else None, inference_ms=m.inference_ms,
@@ -219,7 +218,7 @@ def evaluate_bag(bag: Path, checkpoint: Path | None, out_dir: Path, live: bool =
         live_dets, live_rejected = offline.live_comparable()
         recorded = read_topics(run_live(bag, cfg, out_dir / "live", node_ros_args(params_file, overrides),
                                         len(live_dets) + len(live_rejected), rate))
-        scored = scored_from_live(recorded, frames, cfg.events.pre_roll_s)
+        scored = scored_from_live(recorded, frames)
         rejected_live = [m for _t, m in recorded.get(f"{NODE}/rejected_events", [])]
         report = result["live"] = score(scored, truth,
                                         rejected_ns=[stamp_to_ns(m.header.stamp) for m in rejected_live])

@@ -186,6 +186,7 @@ def write_synth_bag(
         gt = AffordanceDetection()
         gt.header = make_header(onset, CAMERA_FRAME)
         gt.event_start, gt.event_end = make_header(onset).stamp, make_header(end).stamp
+        gt.event_onset = gt.event_start
         gt.action_label = scene.category
         gt.action_confidence = 1.0
         gt.function_mask = numpy_to_image(scene.function_mask.astype(np.uint8) * 255, "mono8", gt.header)
@@ -198,6 +199,7 @@ def write_synth_bag(
             dt = AffordanceDetection()
             dt.header = make_header(d_on, CAMERA_FRAME)
             dt.event_start, dt.event_end = make_header(d_on).stamp, make_header(d_end).stamp
+            dt.event_onset = dt.event_start
             dt.action_label = f"{DISTRACTOR_PREFIX}{kind}"
             empty = np.zeros(scene.function_mask.shape, np.uint8)
             dt.function_mask = numpy_to_image(empty, "mono8", dt.header)

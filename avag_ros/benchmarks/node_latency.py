@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     standalone = {k: float(np.mean([before[k], after[k]])) for k in before}
     in_node = {"encode_ms": float(diag.get("model.encode_ms_median", "nan")),
                "audio_ms": float(diag.get("model.audio_ms_median", "nan"))}
-    detected = sum(any(abs(stamp_to_ns(m.event_start) - e.onset_ns) < 400_000_000 for _a, m in arrivals)
+    detected = sum(any(abs(stamp_to_ns(m.event_onset) - e.onset_ns) < 400_000_000 for _a, m in arrivals)
                    for e in events)
     r = {
         "size": f"{width}x{height}", "burners": args.burn, "device": args.device, "backend": args.backend,

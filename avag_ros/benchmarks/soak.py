@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         node.destroy_node()
         rclpy.shutdown()
 
-    onsets = [stamp_to_ns(m.event_start) for _a, m in arrivals]
+    onsets = [stamp_to_ns(m.event_onset) for _a, m in arrivals]
     wall0 = events[0].onset_ns if events else 0
     rows, lost = [], 0
     n_windows = int(np.ceil(args.minutes / args.window))
