@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from avag_core.errors import AvagError
+from avag_core.weights.checkpoint import read_safetensors
 
 FORMAT = "avag-enrollment-v1"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
@@ -104,21 +105,15 @@ class Enrollment:
     @classmethod
     def load(cls, path: str | Path, *, dim: int, head_id: str) -> Enrollment:
         """Read an enrollment file made for the head ``head_id`` (one-line errors)."""
-        from safetensors import safe_open
-
         path = Path(path)
-        if not path.is_file():
-            raise AvagError(f"enrollment file {path} not found")
-        try:
-            with safe_open(str(path), framework="pt", device="cpu") as f:
-                meta = dict(f.metadata() or {})
-                vectors, owners = f.get_tensor("vectors"), f.get_tensor("owners")
-            names = json.loads(meta["names"])
-        except Exception as exc:  # damaged file: several exception types
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise AvagError(f"enrollment file {path} is not readable ({msg})") from None
-        if meta.get("format") != FORMAT:
+        tensors, meta = read_safetensors(path, "enrollment file")
+        if meta.get("format") != FORMAT or not {"vectors", "owners"} <= set(tensors):
             raise AvagError(f"{path} is not an avag enrollment file (no '{FORMAT}' metadata)")
+        vectors, owners = tensors["vectors"], tensors["owners"]
+        try:
+            names = json.loads(meta["names"])
+        except (KeyError, ValueError):
+            raise AvagError(f"enrollment file {path} has no readable list of names") from None
         if meta.get("head_id") != head_id:
             raise AvagError(
                 f"enrollment file {path} was made for another action head "
