@@ -14,6 +14,7 @@ Prints a table and writes JSON. Setup (Debian/Ubuntu, as root or with sudo):
         sound-theme-freedesktop openclonk-data
     python -m avag_core.benchmarks.hearing_bench --json hearing.json
     python -m avag_core.benchmarks.hearing_bench --detector energy --quick   # the old detector
+    python -m avag_core.benchmarks.hearing_bench --detector learned          # the learned CNN
 
 Matching: a detection is a hit when its onset lies within [-0.1 s, +0.3 s] of an
 unmatched action's reference onset (the first 10 ms of the clean action within 20 dB of
@@ -253,7 +254,7 @@ def score(events: list[SoundEvent], onsets: list[float]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", type=Path, default=Path("hearing_bench.json"))
-    ap.add_argument("--detector", choices=("flux", "energy"), default=None,
+    ap.add_argument("--detector", choices=("flux", "energy", "learned"), default=None,
                     help="events.detector (default: EventConfig's default)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="any other EventConfig field, e.g. --set on_db=8")

@@ -1,4 +1,5 @@
-"""Sound-event detection for the perception node (pure numpy, no ROS).
+"""Sound-event detection for the perception node (numpy; torch only to load the learned
+detector's weights; no ROS).
 
 AudioRingBuffer keeps a repaired 16 kHz timeline of the microphone, SoundEventDetector
 finds action sounds in it (or emits fixed-rate windows), AudioEventTracker combines both,

@@ -14,7 +14,7 @@ from avag_core import settings
 from avag_core.settings import setting
 
 MODES = ("onset", "continuous")
-DETECTORS = ("flux", "energy")
+DETECTORS = ("flux", "energy", "learned")
 NONFINITE_POLICIES = ("zero", "drop")
 RATE_POLICIES = ("resample", "drop")
 
@@ -26,8 +26,21 @@ class EventConfig:
     # --- detector choice ---
     detector: str = setting(
         "flux", "onset detector: 'flux' (per-band level over each band's own background; works over "
-        "speech, music, rain, machines) or 'energy' (broadband energy over a noise floor; quiet rooms only)",
+        "speech, music, rain, machines), 'energy' (broadband energy over a noise floor; quiet rooms only) or "
+        "'learned' (a small CNN trained on real recordings scores each frame; see onset_weights)",
         choices=DETECTORS)
+    onset_weights: str = setting(
+        "", "learned detector: onset model file (safetensors); empty = the one shipped with avag "
+        "(avag_core/checkpoints/onset.safetensors)")
+    learned_on: float = setting(
+        0.6, "learned detector: onset probability that starts an event (0.6: best F1 on held-out training "
+        "streams)", lo=0.01, hi=1.0, live=True)
+    learned_keep: float = setting(
+        0.5, "learned detector: 'action sounding' probability that keeps an event going", lo=0.0, hi=1.0,
+        live=True)
+    learned_gap_s: float = setting(
+        0.25, "learned detector: least time between two onsets (a new onset ends the event in progress)",
+        lo=0.0, hi=10.0)
 
     # --- stream / ring buffer ---
     sample_rate: int = setting(16000, "rate everything is converted to (the model's front end is 16 kHz)",
@@ -176,6 +189,8 @@ class EventConfig:
             (self.buffer_s >= self.max_event_s + self.pre_roll_s + self.post_roll_s,
              "buffer_s must hold max_event_s plus pre/post roll"),
             (self.min_input_rate <= self.max_input_rate, "min_input_rate must be <= max_input_rate"),
+            (self.detector != "learned" or (self.sample_rate, self.frame_samples, self.hop_samples) == (16000, 512, 256),
+             "detector 'learned' needs sample_rate 16000, frame_samples 512, hop_samples 256 (its model's frames)"),
             (self.band_lo_hz < self.band_hi_hz <= self.sample_rate / 2,
              f"band_lo_hz < band_hi_hz <= sample_rate / 2 must hold, got {self.band_lo_hz}, "
              f"{self.band_hi_hz}, {self.sample_rate / 2}"),

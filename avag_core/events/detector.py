@@ -24,6 +24,12 @@ never blocks new onsets.
 
 The energy detector (the earlier default) remains for quiet rooms and comparison.
 
+``detector="learned"``: a small CNN (onset_model.py, trained on real recordings by
+train_onset.py) scores every frame, ``LOOKAHEAD`` frames late: "an action starts here" and
+"an action is sounding". An event starts where the first reaches ``learned_on`` (at most
+one onset per ``learned_gap_s``; a new onset ends the event in progress), keeps going while
+the second holds ``learned_keep`` and ends ``release_s`` after that.
+
 The detector works chunk by chunk (a ROS callback hands it 512 samples at a time) and
 gives identical results on a whole recording (``detect_events``). Frames are
 ``frame_samples`` long every ``hop_samples``; all frames of a chunk are analysed in one
@@ -84,6 +90,11 @@ class SoundEventDetector:
         # frames back to the event's peak a louder onset is compared with (>= the back-tracking)
         self._peak_lag = 1 + int(np.ceil(cfg.onset_backtrack_s * self.sample_rate / self._hop))
         self._flux = cfg.detector == "flux"
+        self._learned = None
+        if cfg.detector == "learned":  # torch only for this detector
+            from avag_core.events.learned import LearnedOnsetScorer
+
+            self._learned = LearnedOnsetScorer(self._frame, self._hop, self.sample_rate, cfg.onset_weights)
         self._levels = BandLevels(self._frame, self.sample_rate, cfg.bands, cfg.band_lo_hz,
                                   min(cfg.band_hi_hz, self.sample_rate / 2), cfg.silence_db)
         self._background = BandBackground(self._hist_len, self._levels.bands, cfg.band_quantile)
@@ -127,6 +138,10 @@ class SoundEventDetector:
         self._next_window_t: float | None = None
         self._win_t = np.zeros(0)
         self._win_score = np.zeros(0)
+        self._last_onset = -np.inf  # learned detector: onset of the last event started
+        self._lag_snr = np.zeros(0)  # ... and the energies of frames it has not scored yet
+        if self._learned is not None:
+            self._learned.reset()
 
     def _soft_reset_framing(self, t0: float | None) -> None:
         self._pending = np.zeros(0, dtype=np.float32)
@@ -200,6 +215,8 @@ class SoundEventDetector:
         times = base + np.arange(n_frames) * (self._hop / self.sample_rate)
         if self._flux:
             events = self._analyse_bands(frames, times)
+        elif self._learned is not None:
+            events = self._analyse_learned(frames, times)
         else:
             events = self._analyse_energy(frames, times)
         used = n_frames * self._hop
@@ -233,6 +250,47 @@ class SoundEventDetector:
             ready = ready0 + k >= warm
             events.extend(self._step(float(times[k]), float(snr[k]), float(fz[k]), ready))
         return events
+
+    def _analyse_learned(self, frames: np.ndarray, times: np.ndarray) -> list[SoundEvent]:
+        """Score the frames with the onset model; step the frames it has now scored."""
+        centred = frames - frames.mean(axis=1, keepdims=True)
+        power = np.einsum("ij,ij->i", centred, centred, dtype=np.float64) / self._frame
+        energy_db = 10.0 * np.log10(power + _EPS_POWER)
+        snr = energy_db - self._energy_floor() if self._hist_count else np.zeros(energy_db.size)
+        first = self._hist_count - self._lag_snr.size  # stream index of the oldest frame not scored
+        self._push_history(energy_db, np.zeros(energy_db.size))
+        t, p_on, p_act = self._learned(frames, times)
+        all_snr = np.concatenate([self._lag_snr, snr])
+        self._lag_snr = all_snr[t.size:]
+        events: list[SoundEvent] = []
+        for k in range(t.size):
+            ready = first + k >= max(self._warmup_frames, 2)
+            events.extend(self._step_learned(float(t[k]), float(p_on[k]), float(p_act[k]), float(all_snr[k]),
+                                             ready))
+        return events
+
+    def _step_learned(self, tf: float, p_on: float, p_act: float, snr: float, ready: bool) -> list[SoundEvent]:
+        """Learned state machine: an onset starts an event (ending the one in progress)."""
+        cfg = self.config
+        if cfg.mode == "continuous":
+            return self._continuous(tf, snr, ready)
+        out: list[SoundEvent] = []
+        frame_end = tf + self._frame / self.sample_rate
+        onset_t = tf + (self._frame - self._hop) / self.sample_rate  # the onset lies in the newest hop
+        if ready and p_on >= cfg.learned_on and onset_t >= self._last_onset + cfg.learned_gap_s:
+            if self._state == "active":
+                out.extend(self._emit(min(self._last_active_end, onset_t), False))
+            self._start(onset_t, frame_end, snr)
+            # the model decided: a click it calls an action is not a glitch for min_event_s
+            self._last_active_end = max(frame_end, onset_t + cfg.min_event_s)
+            self._last_onset = onset_t
+        elif self._state == "idle":
+            pass
+        elif p_act >= cfg.learned_keep:
+            out.extend(self._keep_going(tf, frame_end, snr))
+        elif frame_end - self._last_active_end >= cfg.release_s:
+            out.extend(self._release())
+        return out
 
     def _analyse_bands(self, frames: np.ndarray, times: np.ndarray) -> list[SoundEvent]:
         cfg = self.config

@@ -1,0 +1,330 @@
+"""Training streams for the learned onset model, from Debian recordings the hearing
+benchmark does NOT use.
+
+Why a strict split: the benchmark (avag_core.benchmarks.hearing_bench) must stay an honest
+test. Every file it lists is left out here, and so is every variant of one (a file whose
+name without digits shares its first ``_ROOT_MATCH`` letters with a benchmark file's, e.g.
+Build1 when the benchmark plays Build2, eraser2 for eraser1, Water3 for Water1). Speech
+uses other espeak-ng voices and other licence texts than the benchmark's.
+
+A stream is ``STREAM_S`` seconds of background (speech, music, ambience, coloured noise,
+synthetic crackle, rain and beat music, or mixtures) at a random level, with action sounds at random SNR (-5 to 25 dB,
+the benchmark's SNR convention), random spacing, sometimes a DC offset or a stretch of
+digital silence or clipping. Labels per analysis frame: ``onset`` (the frame whose newest hop holds
+an action's reference onset, and the next), ``active`` (from the onset to the action's
+last frame above the background), and a weight (0 around onsets and during warm-up).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avag_core.data.synth.backgrounds import background_power, gain_for_snr, load_mono, place
+
+SR = 16000
+HOP = 256
+FRAME = 512
+STREAM_S = 12.0
+MAX_ACTION_S = 2.0
+WARMUP_FRAMES = 32  # the detector is not ready before 0.5 s
+_ROOT_MATCH = 6
+
+LC = "/usr/share/games/lincity-ng/sounds/"
+TP = "/usr/share/tuxpaint/sounds/"
+PG = "/usr/share/games/pingus/data/sounds/"
+HE = "/usr/share/games/heroes/sfx/"
+FB = "/usr/share/games/frozen-bubble/snd/"
+FD = "/usr/share/sounds/freedesktop/stereo/"
+OC = "/usr/share/games/openclonk/Music.ocg/"
+LM = "/usr/share/games/lincity-ng/music/default/"
+
+# candidates; bench files and their variants are removed by training_sources()
+ACTION_CANDIDATES = [
+    *[LC + f + ".wav" for f in (
+        "Build1", "Blacksmith1", "Blacksmith2", "Blacksmith3", "Commune1", "PowerLine1", "Substation3",
+        "Substation4", "RocketExplosion1", "Tip1", "Tip2", "Tip3", "MonumentConstruction1",
+        "MonumentConstruction2", "MonumentConstruction3", "Raze1")],
+    *[TP + f + ".wav" for f in (
+        "bubble", "eraser2", "grow", "italic_off", "italic_on", "line_end", "line_start", "mirror", "paint1",
+        "paint2", "paint3", "paint4", "return", "save", "shrink", "thick", "thin", "typewriterbell")],
+    *[TP + "magic/" + f for f in (
+        "alien.ogg", "blur.wav", "calligraphy.ogg", "cartoon.wav", "checkerboard.ogg", "confetti.ogg",
+        "darken.wav", "distortion.ogg", "edges.ogg", "emboss.ogg", "fade.wav", "flower_click.ogg",
+        "flower_release.ogg", "foam.ogg", "fold.ogg", "fretwork.ogg", "glasstile.ogg", "grass.wav",
+        "halftone.ogg", "light1.ogg", "mosaic.ogg", "mosaic_shaped_square.ogg", "negative.wav", "noise.ogg",
+        "rails.wav", "ripples.ogg", "sharpen.ogg", "silhouette.ogg", "snowflake.ogg", "string.ogg",
+        "string2.ogg", "tint.wav", "tv.ogg", "wavelet.ogg", "waves.ogg", "xor.ogg", "zoom_down.ogg")],
+    *[PG + f for f in ("plop2.wav", "ting.wav")],
+    *[HE + f + ".wav" for f in (
+        "argent01", "bonus", "clock01", "clock02", "explo01", "menu01", "menu02", "menu03", "mort_b1",
+        "mort_b2", "mort_b3", "mort_b4", "stop")],
+    *[FB + f + ".ogg" for f in (
+        "cancel", "destroy_group", "malus", "menu_change", "menu_selected", "newroot", "newroot_solo", "pause")],
+    *[FD + f + ".oga" for f in (
+        "audio-volume-change", "bell", "device-added", "device-removed", "message", "power-plug",
+        "power-unplug", "screen-capture", "dialog-warning")],
+]
+MUSIC_CANDIDATES = [OC + "@CrushedIceCocktail.ogg", OC + "IslandDreams.ogg", OC + "LucidDream.ogg",
+                    OC + "Offshore.ogg", LM + "01 - pronobozo - lincity.ogg",
+                    LM + "03 - Robert van Herk - Architectural Contemplations.ogg",
+                    FB + "frozen-mainzik-1p.ogg", FB + "frozen-mainzik-2p.ogg"]
+AMBIENT_CANDIDATES = [LC + f + ".wav" for f in (
+    "DirtTrack1", "DirtTrack2", "Farm1", "Farm2", "FireStation1", "FireWasteland1", "Green1", "Green2",
+    "Harbor1", "Harbor2", "Health1", "IndustryLight1", "IndustryLight2", "MarketFull1", "MarketMed1",
+    "OreMine1", "OreMine2", "OrganicFarm1", "ParklandLake1", "ParklandPlane1", "PowerCoalMed", "RailTrain1",
+    "RailTrain2", "Recycle1", "ResidentialHigh1", "ResidentialMed1", "Rocket1", "School1", "Shanty1",
+    "SportsCroud1", "SportsCroud2", "University1", "Water3", "Water4", "WindMill1", "WindMill2", "TraficLow2")]
+VOICES = ("en-gb-x-rp", "en-us-nyc+m3", "it", "nl+f4", "pt", "pl+m1", "sv+f2", "en-029", "fr-be+m2", "cs")
+TEXTS = ("/usr/share/common-licenses/Apache-2.0", "/usr/share/common-licenses/MPL-2.0",
+         "/usr/share/common-licenses/Artistic")
+
+
+def _root(path: str) -> str:
+    return re.sub(r"[\d_\- ]", "", Path(path).stem.lower())
+
+
+def _is_variant(path: str, bench: list[str]) -> bool:
+    root = _root(path)
+    for b in bench:
+        rb = _root(b)
+        n = min(len(root), len(rb), _ROOT_MATCH)
+        if path == b or root == rb or root[:n] == rb[:n]:
+            return True
+    return False
+
+
+def bench_files() -> list[str]:
+    """Every recording the hearing benchmark plays."""
+    from avag_core.benchmarks.hearing_bench import ACTIONS, BACKGROUNDS
+
+    return [p for _, p in ACTIONS] + [p for _, ps in BACKGROUNDS.values() for p in ps]
+
+
+def training_sources() -> dict[str, list[str]]:
+    """Installed candidates that are neither benchmark files nor variants of one."""
+    bench = bench_files()
+    out = {}
+    for kind, paths in (("action", ACTION_CANDIDATES), ("music", MUSIC_CANDIDATES),
+                        ("ambient", AMBIENT_CANDIDATES)):
+        out[kind] = [p for p in paths if Path(p).is_file() and not _is_variant(p, bench)]
+    return out
+
+
+def speech_track(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """espeak-ng reading other licence texts in other voices than the benchmark's."""
+    words = [w for t in TEXTS for w in Path(t).read_text().split()]
+    parts, total = [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "s.wav"
+        while total < seconds * SR:
+            start = int(rng.integers(0, len(words) - 80))
+            voice = VOICES[int(rng.integers(len(VOICES)))]
+            subprocess.run(["espeak-ng", "-v", voice, "-s", str(int(rng.integers(120, 200))), "-w", str(wav),
+                            " ".join(words[start:start + 80])], check=True, capture_output=True)
+            x = load_mono(wav, SR)
+            parts.append(x)
+            total += x.size
+    return np.concatenate(parts)[: round(seconds * SR)].astype(np.float32)
+
+
+@dataclass
+class Library:
+    actions: list[np.ndarray]
+    music: list[np.ndarray]
+    ambient: list[np.ndarray]
+    speech: np.ndarray
+
+
+def load_library(cache: Path, seed: int) -> Library:
+    """All training recordings at 16 kHz (cached: resampling long music is slow)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    src = training_sources()
+
+    def cached(path: str) -> np.ndarray:
+        out = cache / (re.sub(r"[^A-Za-z0-9]+", "_", path) + ".npy")
+        if not out.is_file():
+            np.save(out, load_mono(path, SR))
+        return np.load(out)
+
+    actions = [cached(p)[: round(MAX_ACTION_S * SR)] for p in src["action"]]
+    actions = [a for a in actions if a.size >= SR // 50 and np.abs(a).max() > 1e-4]
+    sp = cache / f"speech_{seed}.npy"
+    if not sp.is_file():
+        np.save(sp, speech_track(480.0, np.random.default_rng(seed + 7)))
+    return Library(actions, [cached(p) for p in src["music"]], [cached(p) for p in src["ambient"]], np.load(sp))
+
+
+def reference_onset(x: np.ndarray) -> int:
+    """Sample of the first 10 ms block within 20 dB of the loudest (the benchmark's rule)."""
+    n = SR // 100
+    m = max(1, x.size // n)
+    p = np.mean(np.pad(x, (0, max(0, m * n - x.size)))[: m * n].astype(np.float64).reshape(m, n) ** 2, axis=1)
+    return int(np.flatnonzero(p >= p.max() * 0.01)[0] * n)
+
+
+def _excerpt(recs: list[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
+    """n samples of random excerpts, joined with 50 ms cross-fades."""
+    out = np.zeros(n, np.float32)
+    pos, fade = 0, SR // 20
+    ramp = np.linspace(0, 1, fade, dtype=np.float32)
+    while pos < n:
+        r = recs[int(rng.integers(len(recs)))]
+        want = min(r.size, round(rng.uniform(2.0, 8.0) * SR))
+        if want <= 2 * fade:
+            continue
+        s = int(rng.integers(0, r.size - want + 1))
+        piece = r[s:s + want].copy()
+        piece[:fade] *= ramp
+        piece[-fade:] *= ramp[::-1]
+        end = min(n, pos + want)
+        out[pos:end] += piece[: end - pos]
+        pos += want - fade
+    return out
+
+
+def _noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Coloured noise: spectral slope from white to brown, sometimes with mains hum."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.maximum(np.arange(spec.size, dtype=np.float64), 1.0)
+    x = np.fft.irfft(spec / f ** rng.uniform(0.0, 1.0), n)
+    if rng.random() < 0.3:
+        t = np.arange(n) / SR
+        base = 50.0 if rng.random() < 0.5 else 60.0
+        x += sum(np.sin(2 * np.pi * base * h * t) * rng.uniform(0, 1) for h in range(1, 6)) * x.std()
+    return (x / max(x.std(), 1e-12)).astype(np.float32)
+
+
+def _bursts(n: int, rng: np.random.Generator, rate: float, max_ms: float) -> np.ndarray:
+    """Poisson train of short decaying noise bursts (crackle, drips, rain) over a faint hiss."""
+    x = np.zeros(n + SR // 10, np.float32)
+    count = rng.poisson(rate * n / SR)
+    for at in rng.integers(0, n, count):
+        m = int(rng.uniform(0.5, max_ms) * SR / 1000) + 2
+        b = rng.standard_normal(m) * np.exp(-np.arange(m) / (m / 4))
+        if rng.random() < 0.5:
+            b = np.diff(b, prepend=0.0)  # brighter
+        x[at:at + m] += (b * rng.lognormal(0.0, 0.8)).astype(np.float32)
+    x = x[:n] / max(float(x[:n].std()), 1e-9)
+    return x + rng.uniform(0.0, 0.3) * _noise(n, rng)
+
+
+def _tone(n: int, f0: float, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(n) / SR
+    harm = sum(np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6.3)) * rng.uniform(0.2, 1.0) / h
+               for h in range(1, int(rng.integers(2, 7))) if f0 * h < SR / 2)
+    attack = max(1, int(rng.uniform(0.005, 0.06) * SR))
+    env = np.minimum(np.arange(n) / attack, 1.0) * np.exp(-t * rng.uniform(0.5, 6.0))
+    return (harm * env).astype(np.float32)
+
+
+def _synth_music(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Notes and chords on a beat with kick, snare and hi-hat: regular onsets that are music."""
+    beat = round(60.0 / rng.uniform(70, 170) * SR)
+    x = np.zeros(n + 4 * beat, np.float32)
+    drums = rng.random() < 0.7
+    scale = 110.0 * 2 ** (rng.integers(0, 12) / 12)
+    for k, at in enumerate(range(0, n, beat)):
+        if rng.random() < 0.8:
+            for _ in range(int(rng.integers(1, 4))):
+                f0 = scale * 2 ** (int(rng.choice([0, 2, 4, 5, 7, 9, 11, 12, 14, 16])) / 12 + rng.integers(0, 3))
+                x[at:at + 2 * beat] += _tone(2 * beat, f0, rng) * rng.uniform(0.2, 1.0)
+        if drums:
+            m = beat // 2
+            t = np.arange(m) / SR
+            if k % 2 == 0:  # kick
+                x[at:at + m] += 1.5 * np.sin(2 * np.pi * (50 + 100 * np.exp(-t * 30)) * t) * np.exp(-t * 20)
+            elif rng.random() < 0.9:  # snare
+                x[at:at + m] += 0.8 * rng.standard_normal(m) * np.exp(-t * 30)
+            for h in (at, at + beat // 2):  # hi-hat
+                if rng.random() < 0.7:
+                    hh = np.diff(rng.standard_normal(m // 4 + 1)) * np.exp(-np.arange(m // 4) / (m / 40))
+                    x[h:h + m // 4] += 0.3 * hh
+    return x[:n]
+
+
+def _norm(x: np.ndarray) -> np.ndarray:
+    return x / max(1e-9, float(np.sqrt(background_power(x))))
+
+
+def background(lib: Library, n: int, rng: np.random.Generator) -> np.ndarray:
+    kind = rng.choice(["speech", "music", "ambient", "noise", "noise", "speech+ambient", "music+noise", "crackle",
+                       "rain", "synth_music", "speech+music"])
+    if kind == "speech":
+        s = int(rng.integers(0, lib.speech.size - n))
+        return _norm(lib.speech[s:s + n])
+    if kind == "music":
+        return _norm(_excerpt(lib.music, n, rng))
+    if kind == "ambient":
+        return _norm(_excerpt(lib.ambient, n, rng))
+    if kind == "noise":
+        return _noise(n, rng)
+    if kind == "crackle":
+        return _norm(_bursts(n, rng, rng.uniform(2, 40), 15.0))
+    if kind == "rain":
+        return _norm(_bursts(n, rng, rng.uniform(40, 400), 6.0))
+    if kind == "synth_music":
+        return _norm(_synth_music(n, rng))
+    if kind == "speech+music":
+        s = int(rng.integers(0, lib.speech.size - n))
+        return _norm(_norm(lib.speech[s:s + n]) + rng.uniform(0.2, 1.0) * _norm(_excerpt(lib.music, n, rng)))
+    if kind == "speech+ambient":
+        s = int(rng.integers(0, lib.speech.size - n))
+        return _norm(_norm(lib.speech[s:s + n]) + rng.uniform(0.1, 1.0) * _norm(_excerpt(lib.ambient, n, rng)))
+    return _norm(_norm(_excerpt(lib.music, n, rng)) + rng.uniform(0.05, 0.5) * _noise(n, rng))
+
+
+def _prepare_action(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random length (as the benchmark fades its 2 s cut), polarity and tilt."""
+    x = x[: max(SR // 50, round(rng.uniform(0.3, MAX_ACTION_S) * SR))].copy()
+    fade = min(x.size // 4, SR // 50)
+    if fade:
+        x[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    a = rng.uniform(-0.6, 0.6)
+    x[1:] += a * x[:-1]
+    return (x * (1 if rng.random() < 0.5 else -1)).astype(np.float32)
+
+
+def make_stream(lib: Library, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(audio, labels [frames, 3]: onset, active, weight) of one training stream."""
+    n = round(STREAM_S * SR)
+    frames = 1 + (n - FRAME) // HOP
+    bg = background(lib, n, rng) * (10 ** (rng.uniform(-55, -10) / 20))
+    mix = bg.copy()
+    bgp = background_power(bg)
+    labels = np.zeros((frames, 3), np.float32)
+    labels[:, 2] = 1.0
+    t = rng.uniform(0.6, 3.0)
+    while rng.random() > 0.1:
+        x = _prepare_action(lib.actions[int(rng.integers(len(lib.actions)))], rng)
+        start = round(t * SR)
+        if start + x.size >= n:
+            break
+        g = gain_for_snr(x, bgp, rng.uniform(-5.0, 25.0), SR)
+        place(mix, x, start, g)
+        on = start + reference_onset(x)
+        k_on = max(0, on // HOP - 1)
+        # active: until the action's last frame within 10 dB of the background power
+        seg = (g * x[: x.size // HOP * HOP]).astype(np.float64).reshape(-1, HOP) ** 2
+        p = seg.mean(axis=1)
+        loud = np.flatnonzero(p >= max(0.1 * bgp, 1e-4 * p.max()))
+        k_end = start // HOP + (int(loud[-1]) if loud.size else 0)
+        labels[k_on:min(frames, k_end + 1), 1] = 1.0
+        labels[k_on:k_on + 2, 0] = 1.0
+        labels[max(0, k_on - 1), 2] = 0.0
+        labels[k_on + 2:k_on + 4, 2] = 0.0
+        t += max(rng.uniform(1.0, 4.5), x.size / SR + rng.uniform(0.4, 1.5))
+    if rng.random() < 0.15:  # a hot input: the loudest parts clip
+        mix *= rng.uniform(1.0, 4.0) / max(float(np.abs(mix).max()), 1e-9)
+    if rng.random() < 0.2:
+        mix += rng.uniform(-0.05, 0.05)
+    if rng.random() < 0.1:
+        s = int(rng.integers(0, n - SR // 2))
+        mix[s:s + int(rng.integers(SR // 4, 2 * SR))] = 0.0
+    labels[:WARMUP_FRAMES, 2] = 0.0
+    return np.clip(mix, -1.0, 1.0).astype(np.float32), labels

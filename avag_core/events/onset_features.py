@@ -1,0 +1,99 @@
+"""Per-frame input of the learned onset model: log-mel levels against a running background.
+
+Why relative levels: the model must work at any microphone gain and over any background,
+so each frame is described by how far each mel band is above its own slowly tracked
+background (``z``) and how far it rose since the previous frame (``r``), both in units
+of 10 dB and clipped. The background follows a fall at once-ish (``_TAU_DOWN_S``) and a
+rise slowly (``_TAU_UP_S``): it stays near the quiet moments, so an action stands out
+for its whole first second. The broadband level is tracked the same way, and the level
+of each quarter of the frame against it (``q``) times a click far more finely than a
+32 ms frame does. The state is a few vectors, so streaming chunk by chunk and
+one pass over a whole recording give the same numbers (training uses the latter).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MELS = 48
+QUARTERS = 4
+FEATURES = 2 * (MELS + 1) + QUARTERS
+_LO_HZ, _HI_HZ = 100.0, 7600.0
+_FLOOR_DB = -100.0  # digital silence
+_TAU_UP_S, _TAU_DOWN_S = 2.0, 0.3
+_CLIP = 4.0  # +-40 dB
+
+
+def mel_matrix(frame: int, sample_rate: int, mels: int = MELS) -> np.ndarray:
+    """[bins, mels] triangular filters, equally spaced on the mel scale (HTK formula)."""
+    def to_mel(f: np.ndarray | float) -> np.ndarray:
+        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
+
+    hi = min(_HI_HZ, sample_rate / 2)
+    edges = 700.0 * (10 ** (np.linspace(to_mel(_LO_HZ), to_mel(hi), mels + 2) / 2595.0) - 1.0)
+    freqs = np.fft.rfftfreq(frame, 1.0 / sample_rate)
+    w = np.zeros((freqs.size, mels), np.float32)
+    for m in range(mels):
+        lo, mid, top = edges[m:m + 3]
+        up = (freqs - lo) / max(mid - lo, 1e-9)
+        down = (top - freqs) / max(top - mid, 1e-9)
+        w[:, m] = np.clip(np.minimum(up, down), 0.0, None)
+    w /= np.maximum(w.sum(axis=0, keepdims=True), 1e-9)
+    return w
+
+
+class OnsetFeatures:
+    """Frames ([n, frame_samples] float32) in, features ([n, FEATURES] float32) out."""
+
+    def __init__(self, frame: int, hop: int, sample_rate: int) -> None:
+        self._window = np.hanning(frame).astype(np.float32)
+        self._mel = mel_matrix(frame, sample_rate)
+        self._up = 1.0 - np.exp(-hop / (_TAU_UP_S * sample_rate))
+        self._down = 1.0 - np.exp(-hop / (_TAU_DOWN_S * sample_rate))
+        self.reset()
+
+    def reset(self) -> None:
+        self._bg: np.ndarray | None = None
+        self._prev: np.ndarray | None = None
+
+    def levels(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Log-mel levels + broadband level ([n, MELS + 1]) and the levels of the frame's
+        quarters ([n, QUARTERS]), in dB; a DC offset is no level."""
+        centred = frames - frames.mean(axis=1, keepdims=True)
+        floor = 10 ** (_FLOOR_DB / 10)
+        power = np.abs(np.fft.rfft(centred * self._window, axis=1)) ** 2
+        q = centred.shape[1] // QUARTERS
+        sq = centred[:, : q * QUARTERS] ** 2
+        quarters = sq.reshape(sq.shape[0], QUARTERS, q).mean(axis=2)
+        lv = np.concatenate([power @ self._mel, sq.mean(axis=1, keepdims=True)], axis=1)
+        return (10.0 * np.log10(lv + floor)).astype(np.float32), (10.0 * np.log10(quarters + floor)).astype(np.float32)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        lv, quarters = self.levels(frames)
+        n = lv.shape[0]
+        if n == 0:
+            return np.zeros((0, FEATURES), np.float32)
+        if self._bg is None:
+            self._bg, self._prev = lv[0].copy(), lv[0].copy()
+        bg = np.empty_like(lv)  # background before each frame
+        b = self._bg
+        for k in range(n):
+            bg[k] = b
+            d = lv[k] - b
+            b = b + np.where(d > 0, self._up, self._down) * d
+        self._bg = b
+        prev = np.concatenate([self._prev[None], lv[:-1]], axis=0)
+        self._prev = lv[-1].copy()
+        z = np.clip((lv - bg) / 10.0, -_CLIP, _CLIP)
+        r = np.clip((lv - prev) / 10.0, -_CLIP, _CLIP)
+        q = np.clip((quarters - bg[:, -1:]) / 10.0, -_CLIP, _CLIP)
+        return np.concatenate([z, r, q], axis=1).astype(np.float32)
+
+
+def frames_of(x: np.ndarray, frame: int, hop: int) -> np.ndarray:
+    """All full frames of a whole recording, as the detector frames a contiguous stream."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.size < frame:
+        return np.zeros((0, frame), np.float32)
+    n = 1 + (x.size - frame) // hop
+    return np.lib.stride_tricks.as_strided(x, (n, frame), (hop * 4, 4)).copy()

@@ -1,0 +1,124 @@
+"""Train the learned onset model (``EventConfig.detector = "learned"``) on CPU, reproducibly.
+
+    python -m avag_core.events.train_onset --out avag_core/checkpoints/onset.safetensors --seed 0
+
+Streams come from avag_core.events.onset_data (recordings the hearing benchmark does not
+use). Whole streams are scored in one pass (the model has no padding), the loss is binary
+cross-entropy on both outputs with the frame weights of the labels. The last
+``--val-streams`` streams are held out; the script reports frame-level figures on them.
+One thread, fixed seeds: the same command writes the same file on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from avag_core.events.onset_data import FRAME, HOP, SR, load_library, make_stream
+from avag_core.events.onset_features import FEATURES, OnsetFeatures, frames_of
+from avag_core.events.onset_model import LOOKAHEAD, RECEPTIVE, OnsetNet, save_onset_model
+
+_ONSET_POS_WEIGHT = 4.0
+
+
+def stream_tensors(audio: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model input [FEATURES, RECEPTIVE - 1 + frames] (zero context first, as streaming
+    starts) and labels aligned with the outputs [frames, 3] (output t: frame t - LOOKAHEAD)."""
+    feats = OnsetFeatures(FRAME, HOP, SR)(frames_of(audio, FRAME, HOP))
+    x = np.concatenate([np.zeros((RECEPTIVE - 1, FEATURES), np.float32), feats], axis=0)
+    y = np.zeros_like(labels)
+    y[LOOKAHEAD:] = labels[: labels.shape[0] - LOOKAHEAD]  # the first outputs speak of no frame: weight 0
+    return torch.from_numpy(x.T.copy()), torch.from_numpy(y)
+
+
+def loss_of(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """logits [B, 2, T], y [B, T, 3] (onset, active, weight)."""
+    w = y[..., 2]
+    on = F.binary_cross_entropy_with_logits(logits[:, 0], y[..., 0], reduction="none",
+                                            pos_weight=torch.tensor(_ONSET_POS_WEIGHT))
+    act = F.binary_cross_entropy_with_logits(logits[:, 1], y[..., 1], reduction="none")
+    return ((on + 0.5 * act) * w).sum() / w.sum().clamp_min(1.0)
+
+
+def frame_report(model: OnsetNet, xs: torch.Tensor, ys: torch.Tensor) -> str:
+    """Onset frames found (prob >= 0.5 within +-2 frames) and false frames per minute."""
+    with torch.no_grad():
+        p = torch.sigmoid(model(xs))[:, 0].numpy()
+    y = ys.numpy()
+    hits = total = false = 0
+    for b in range(p.shape[0]):
+        on = np.flatnonzero(y[b, :, 0] > 0)[::2]
+        fired = p[b] >= 0.5
+        total += on.size
+        hits += sum(bool(fired[max(0, k - 2):k + 4].any()) for k in on)
+        near = np.zeros_like(fired)
+        for k in on:
+            near[max(0, k - 2):k + 4] = True
+        rising = fired & ~np.concatenate([[False], fired[:-1]])
+        false += int((rising & ~near & (y[b, :, 2] > 0)).sum())
+    minutes = p.shape[0] * p.shape[1] * HOP / SR / 60
+    return f"onsets found {hits}/{total}, false rises {false / minutes:.1f}/min"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("avag_core/checkpoints/onset.safetensors"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--streams", type=int, default=6000)
+    ap.add_argument("--val-streams", type=int, default=48)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                    / "avag" / "onset_train")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    torch.use_deterministic_algorithms(True)
+    t0 = time.time()
+    lib = load_library(args.cache, args.seed)
+    rng = np.random.default_rng(args.seed)
+    pairs = [stream_tensors(*make_stream(lib, rng)) for _ in range(args.streams + args.val_streams)]
+    xs = torch.stack([p[0] for p in pairs])
+    ys = torch.stack([p[1] for p in pairs])
+    xv, yv = xs[args.streams:], ys[args.streams:]
+    xs, ys = xs[: args.streams], ys[: args.streams]
+    print(f"data: {len(lib.actions)} actions, {len(lib.music)} music, {len(lib.ambient)} ambient recordings; "
+          f"{args.streams} + {args.val_streams} streams in {time.time() - t0:.0f} s", flush=True)
+    model = OnsetNet()
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    steps = args.epochs * (args.streams // args.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(args.seed)
+    for epoch in range(args.epochs):
+        model.train()
+        order = torch.randperm(args.streams, generator=gen)
+        total = 0.0
+        for i in range(args.streams // args.batch):
+            idx = order[i * args.batch:(i + 1) * args.batch]
+            loss = loss_of(model(xs[idx]), ys[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach())
+        model.eval()
+        with torch.no_grad():
+            val = float(loss_of(model(xv), yv))
+        print(f"epoch {epoch + 1}/{args.epochs}: train {total / (args.streams // args.batch):.4f} "
+              f"val {val:.4f}  {frame_report(model, xv, yv)}  ({time.time() - t0:.0f} s)", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_onset_model(model, args.out, {"seed": str(args.seed), "streams": str(args.streams),
+                                       "epochs": str(args.epochs)})
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) in {time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""The learned onset detector (``EventConfig.detector = "learned"``) on the committed real
+recordings (test/data/audio, licences in LICENSES.md; none of them is in its training
+data): it finds actions laid over speech and music, stays quiet on speech or music alone,
+refuses a bad weights file in one line, and scores a stream chunk by chunk exactly as in
+one pass (the model has no padding: the property training relies on).
+"""
+
+import numpy as np
+import pytest
+from audio_clips import ACTIONS, SR, T0_NS, events_of, load
+
+from avag_core.data.synth.backgrounds import background_power, background_track, gain_for_snr, place
+from avag_core.errors import AvagError
+from avag_core.events import EventConfig, SoundEventDetector, detect_events
+from avag_core.events.learned import LearnedOnsetScorer
+from avag_core.events.onset_features import frames_of
+
+LEARNED = EventConfig(detector="learned")
+
+
+def reference_onset(x: np.ndarray) -> float:
+    """First 10 ms of the clean clip within 20 dB of its loudest 10 ms (seconds into it)."""
+    n = SR // 100
+    p = np.mean(x[: x.size // n * n].astype(np.float64).reshape(-1, n) ** 2, axis=1)
+    return float(np.flatnonzero(p >= p.max() * 0.01)[0] * n / SR)
+
+
+def room(seconds: float, seed: int) -> np.ndarray:
+    """Speech and music at -30 dBFS: actions 20 dB over it do not clip."""
+    recs = [load("speech_espeak"), load("music_city_blues")]
+    return 0.3 * background_track(recs, seconds, np.random.default_rng(seed), SR, excerpt_s=(2.0, 6.0))
+
+
+def with_actions(bg: np.ndarray, snr_db: float) -> tuple[np.ndarray, list[float]]:
+    x, bp = bg.copy(), background_power(bg)
+    truth = []
+    for k, t in enumerate(np.arange(2.0, bg.size / SR - 2.0, 3.0)):
+        a = load(f"action_{ACTIONS[k % len(ACTIONS)]}")
+        place(x, a, int(t * SR), gain_for_snr(a, bp, snr_db, SR))
+        truth.append(float(t) + reference_onset(a))
+    return x, truth
+
+
+@pytest.mark.parametrize("snr_db", [10.0, 5.0])
+def test_actions_over_speech_and_music_are_found_at_their_onset(snr_db):
+    """18 actions in two 30 s rooms, found within 100 ms of their onset: at least 15 at
+    10 dB and at 5 dB (the flux detector finds 13 and 8 here; the learned one misses the
+    raze at 8 s and the stamp at 17 s of the first room), with few other events."""
+    found = total = events = 0
+    for seed in range(2):
+        x, truth = with_actions(room(30.0, seed), snr_db)
+        onsets = [e.onset_time - T0_NS / 1e9 for e in events_of(x, LEARNED)]
+        total += len(truth)
+        found += sum(any(-0.1 <= o - t <= 0.1 for o in onsets) for t in truth)
+        events += len(onsets)
+    assert total == 18
+    assert found >= 15, (found, total)
+    assert events <= found + 5, (events, found)
+
+
+def test_speech_or_music_alone_starts_almost_no_event():
+    """At most one event in each 20 s clip (3 per minute; the flux detector: 0 and 3)."""
+    for name in ("speech_espeak", "music_city_blues"):
+        x = load(name)
+        assert x.size == 20 * SR
+        assert len(events_of(x, LEARNED)) <= 1, name
+
+
+def test_digital_silence_and_a_dc_offset_start_no_event():
+    x = np.zeros(5 * SR, np.float32)
+    x[2 * SR:] = 0.2  # a DC step: no sound
+    assert events_of(x, LEARNED) == []
+
+
+def test_a_bad_weights_file_is_refused_in_one_line(tmp_path):
+    bad = tmp_path / "onset.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    for path, words in ((bad, "not a readable safetensors file"), (tmp_path / "missing.safetensors", "not found")):
+        with pytest.raises(AvagError) as err:
+            SoundEventDetector(EventConfig(detector="learned", onset_weights=str(path)))
+        assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_other_frames_than_the_model_was_trained_on_are_refused():
+    with pytest.raises(ValueError, match="needs sample_rate 16000, frame_samples 512"):
+        EventConfig(detector="learned", hop_samples=128).validate()
+
+
+def test_another_safetensors_file_is_not_taken_for_an_onset_model(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(other), metadata={"format": "something-else"})
+    with pytest.raises(AvagError, match="not an avag onset model"):
+        SoundEventDetector(EventConfig(detector="learned", onset_weights=str(other)))
+
+
+def test_chunked_scoring_equals_one_pass():
+    x, _ = with_actions(room(8.0, 3), 10.0)
+    frames = frames_of(x, 512, 256)
+    times = np.arange(frames.shape[0]) * 256 / SR
+    whole = LearnedOnsetScorer(512, 256, SR)(frames, times)
+    scorer = LearnedOnsetScorer(512, 256, SR)
+    parts = []
+    rng = np.random.default_rng(0)
+    i = 0
+    while i < frames.shape[0]:
+        n = int(rng.integers(1, 7))
+        parts.append(scorer(frames[i:i + n], times[i:i + n]))
+        i += n
+    chunked = [np.concatenate([p[j] for p in parts]) for j in range(3)]
+    n = chunked[0].size
+    assert n >= frames.shape[0] - 8
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_allclose(a[:n], b, atol=1e-5)
+
+
+def test_any_chunking_gives_the_events_of_the_whole_recording():
+    x, _ = with_actions(room(15.0, 4), 10.0)
+    whole = detect_events(x, SR, LEARNED)
+    det = SoundEventDetector(LEARNED)
+    streamed = []
+    rng = np.random.default_rng(1)
+    i = 0
+    while i < x.size:
+        n = int(rng.integers(1, 2000))
+        streamed += det.process(x[i:i + n], i / SR)
+        i += n
+    streamed += det.flush()
+    assert len(whole) >= 3
+    assert [round(e.onset_time, 6) for e in streamed] == [round(e.onset_time, 6) for e in whole]
+
+
+def test_the_streaming_scorer_computes_what_the_trained_model_computes():
+    import torch
+
+    from avag_core.events.onset_features import FEATURES, OnsetFeatures
+    from avag_core.events.onset_model import LOOKAHEAD, RECEPTIVE, load_onset_model
+
+    x, _ = with_actions(room(6.0, 5), 10.0)
+    frames = frames_of(x, 512, 256)
+    feats = OnsetFeatures(512, 256, SR)(frames)
+    padded = np.concatenate([np.zeros((RECEPTIVE - 1, FEATURES), np.float32), feats])
+    with torch.no_grad():
+        logits = load_onset_model()(torch.from_numpy(padded.T[None].copy()))[0].numpy()
+    _, p_on, p_act = LearnedOnsetScorer(512, 256, SR)(frames, np.arange(frames.shape[0]) * 256 / SR)
+    expect = 1.0 / (1.0 + np.exp(-logits[:, LOOKAHEAD:]))
+    np.testing.assert_allclose(p_on, expect[0], atol=1e-4)
+    np.testing.assert_allclose(p_act, expect[1], atol=1e-4)
