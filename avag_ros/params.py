@@ -40,7 +40,8 @@ class NodeConfig:
     device: str = setting("cpu", "torch device; cuda falls back to cpu with a warning")
     fp16: bool = setting(False, "fp16 autocast on CUDA")
     backend: str = setting(
-        "torch", "inference backend: torch (PyTorch), onnxruntime (CPU or CUDA provider), tensorrt "
+        "auto", "inference backend: auto (onnxruntime on a CPU where it is installed: about half torch's "
+        "latency there; torch on CUDA), torch (PyTorch), onnxruntime (CPU or CUDA provider), tensorrt "
         "(onnxruntime's TensorRT provider; engines built once into engine_cache_dir)", choices=BACKENDS)
     dtype: str = setting(
         "fp32", "inference precision: fp32; fp16 (CUDA/TensorRT); bf16 (torch on CUDA or an "

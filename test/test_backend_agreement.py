@@ -72,6 +72,24 @@ def test_onnxruntime_set_image_then_predict_equals_full_forward(shipped_checkpoi
     np.testing.assert_allclose(cached.dependency_prob, batch[0].dependency_prob, atol=1e-5)
 
 
+def test_auto_backend_is_onnxruntime_on_a_cpu_and_torch_on_cuda(shipped_checkpoint, examples, cache, reference):
+    """The node's default ``backend: auto``: onnxruntime on this CPU (installed here), with
+    the masks of torch fp32; torch wherever onnxruntime would need another build."""
+    from avag_core.backends import resolve_backend
+
+    assert resolve_backend("auto", "cpu") == "onnxruntime"
+    assert resolve_backend("auto", "cpu", "bf16") == "torch"  # onnxruntime has no bf16
+    assert resolve_backend("auto", "cuda:0") == "torch"  # onnxruntime-gpu / TensorRT: explicit
+    assert resolve_backend("torch", "cpu") == "torch"
+    auto = Predictor.from_checkpoint(shipped_checkpoint, backend="auto", cache_dir=cache)
+    assert auto.backend.name == "onnxruntime" and auto.describe().startswith("onnxruntime[CPU")
+    rgb, wave, rate = examples[1]
+    reference.set_image(rgb)
+    auto.set_image(rgb)
+    want, got = reference.predict(wave, rate), auto.predict(wave, rate)
+    assert mask_iou(torch.from_numpy(want.function_prob > 0.5), torch.from_numpy(got.function_prob > 0.5)) >= MIN_IOU
+
+
 def test_onnx_graphs_are_exported_once_and_keyed_by_weights(shipped_checkpoint, tmp_path):
     first = Predictor.from_checkpoint(shipped_checkpoint, backend="onnxruntime", cache_dir=tmp_path)
     folder = tmp_path / first.backend.key

@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     m.add_argument("--device", default="cpu", help="comma-separated devices, e.g. cpu,cuda")
     m.add_argument("--backend", default="torch",
-                   help=f"comma-separated backends from {', '.join(BACKENDS)} (default torch)")
+                   help=f"comma-separated backends from {', '.join(b for b in BACKENDS if b != 'auto')} (default torch)")
     m.add_argument("--dtype", default="fp32",
                    help=f"comma-separated dtypes from {', '.join(DTYPES)}; combinations a device "
                    "cannot run are listed as skipped (default fp32)")
@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
             raise AvagError("--device cuda requested but CUDA is not available")
     backends = _list(args.backend)
     for b in backends:
-        if b not in BACKENDS:
-            raise AvagError(f"--backend {b}: use {', '.join(BACKENDS)}")
+        if b not in BACKENDS or b == "auto":  # a table names what ran
+            raise AvagError(f"--backend {b}: use {', '.join(x for x in BACKENDS if x != 'auto')}")
     dtypes = [normalise_dtype(d) for d in _list(args.dtype)]
     try:
         sizes = [int(s) for s in _list(args.sizes)]
