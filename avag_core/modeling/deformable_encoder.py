@@ -188,11 +188,10 @@ class MSDeformAttn(nn.Module):
         value_in: torch.Tensor,
         shapes: list[tuple[int, int]],
     ) -> torch.Tensor:
-        """``forward`` with grid_sample, laid out for an exported graph: the projections
-        are batched matrix products that write head-major maps directly, and the sampling
-        grid is one product plus a constant (reference points, bias and the pixel scale
-        folded in), so no 6-D broadcast or transpose runs per call (onnxruntime spends more
-        time on those than on the sampling)."""
+        """``forward`` with grid_sample, laid out for an exported graph: the sampling grid
+        is one matrix product plus a constant (reference points, bias and the pixel scale
+        folded in) and the value projection writes head-major maps directly, so no 6-D
+        broadcast runs per call (onnxruntime spent more time on those than on sampling)."""
         b, n, dim = query.shape
         m, lv, p = self.heads, self.levels, self.points
         d = dim // m
