@@ -184,6 +184,36 @@ def test_bad_bags_fail_with_one_line_errors(small_bag, tmp_path, shipped_checkpo
     assert len(res.stderr.strip().splitlines()) == 1
 
 
+def test_a_message_of_another_definition_fails_with_its_topic_named(tmp_path):
+    """A detection recorded before ``event_onset`` existed (8 bytes fewer after
+    ``event_end``) does not decode: the error names the topic and the likely cause."""
+    import struct
+
+    from rclpy.serialization import serialize_message
+    from rosbags.rosbag2 import Writer
+
+    from avag.msg import AffordanceDetection
+    from avag_core.errors import AvagError
+    from avag_ros.bag.evaluate import read_topics
+    from avag_ros.bag.typestore import avag_typestore
+
+    msg = AffordanceDetection()
+    msg.header.frame_id, msg.action_label = "camera_color_optical_frame", "kettle/pour"
+    msg.event_onset.sec = 777777
+    raw = serialize_message(msg)
+    at = raw.index(struct.pack("<i", 777777))
+    old = tmp_path / "old"
+    w = Writer(old, version=9)
+    w.open()
+    conn = w.add_connection("/avag/ground_truth", "avag/msg/AffordanceDetection", typestore=avag_typestore())
+    w.write(conn, 1, raw[:at] + raw[at + 8 :])
+    w.close()
+    with pytest.raises(AvagError) as err:
+        read_topics(old)
+    text = str(err.value)
+    assert "/avag/ground_truth" in text and "another avag version" in text and "\n" not in text
+
+
 def test_live_scoring_of_node_messages_equals_offline_scoring(small_bag, shipped_checkpoint):
     """`avag bag eval --live` scores what the node publishes (detection, ~/function_prob,
     ~/dependency_prob): built with the node's own converters and serialized as a recorder

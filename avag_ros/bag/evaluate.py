@@ -65,7 +65,13 @@ def read_topics(bag: Path, topics: set[str] | None = None) -> dict[str, list[tup
             except ValueError as exc:
                 raise AvagError(f"bag {bag}: topic {c.topic}: {exc}") from None
         for conn, t, raw in reader.messages(connections=conns):
-            out.setdefault(conn.topic, []).append((t, deserialize_message(bytes(raw), classes[conn.topic])))
+            try:
+                msg = deserialize_message(bytes(raw), classes[conn.topic])
+            except Exception:  # rclpy raises RMWError (not importable by name everywhere)
+                raise AvagError(
+                    f"bag {bag}: topic {conn.topic}: a {conn.msgtype} message does not decode with this "
+                    "avag's message definition (recorded by another avag version, or damaged)") from None
+            out.setdefault(conn.topic, []).append((t, msg))
     except AvagError:
         raise
     except Exception as exc:
