@@ -7,6 +7,7 @@ checkpoint, a code change or a torch upgrade gives a new folder, never a stale g
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -67,6 +68,20 @@ def ensure_graphs(
     if (folder / INFO_FILE).is_file():
         return key, folder
     cache_dir.mkdir(parents=True, exist_ok=True)
+    # One exporter per key: a second process (the node beside an offline replay) waits for
+    # the first one's graphs instead of exporting the same graphs again on the same CPU.
+    lock_path = cache_dir / f".{key}.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / INFO_FILE).is_file():
+            _export(model, image_size, folder, cache_dir, key, device, graph_dtype)
+        # gone once the graphs exist (a process still waiting on it re-checks the folder)
+        lock_path.unlink(missing_ok=True)
+    return key, folder
+
+
+def _export(model: torch.nn.Module, image_size: int, folder: Path, cache_dir: Path, key: str,
+            device: torch.device, graph_dtype: str) -> None:
     log.info("exporting ONNX graphs (%s) to %s", graph_dtype, folder)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=cache_dir))
     try:
@@ -79,12 +94,11 @@ def ensure_graphs(
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=1))
         try:
             tmp.rename(folder)
-        except OSError:  # another process finished first: keep its copy
+        except OSError:  # another process finished first (a cache without locks): keep its copy
             shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return key, folder
 
 
 def graph_info(folder: Path) -> dict:

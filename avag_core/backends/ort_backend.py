@@ -98,39 +98,45 @@ class OrtBackend:
         if self.dtype == "int8":
             enc_path, dec_path = quantized(folder, ENCODER_FILE), quantized(folder, DECODER_FILE)
         self.engine_dir: Path | None = None
-        max_patches = int(getattr(model.cfg, "max_audio_patches", 20))
-        providers = self._providers(ort, tensorrt, engine_cache_dir)
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = threads or torch.get_num_threads()
-        opts.inter_op_num_threads = 1
-        # idle worker threads sleep instead of spinning: on a robot the CPU is shared with
-        # other nodes (and with PyTorch's own threads in one process)
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.log_severity_level = 3  # errors only; a provider that did not start is refused below
-        # TensorRT: each graph gets an optimisation profile naming its own inputs
-        self.encoder = ort.InferenceSession(
-            str(enc_path), opts, providers=self._with_profiles(providers, max_batch, max_patches, "encoder"))
-        self.decoder = ort.InferenceSession(
-            str(dec_path), opts, providers=self._with_profiles(providers, max_batch, max_patches, "decoder"))
-        self._single: dict[str, Any] = {}
-        if device.type == "cpu":
-            # A robot sends one image at a time: sessions that know the batch is 1 fold the
-            # graph's shape arithmetic into constants (a third of the decoder's nodes; on a
-            # CPU each node costs microseconds). Other batch sizes use the general sessions.
-            opts.add_free_dimension_override_by_name("batch", 1)
-            self._single = {
-                "encoder": ort.InferenceSession(str(enc_path), opts, providers=providers),
-                "decoder": ort.InferenceSession(str(dec_path), opts, providers=providers),
-            }
-        self.providers = self.encoder.get_providers()
+        self._ort, self._threads = ort, threads or torch.get_num_threads()
+        self._paths = {"encoder": enc_path, "decoder": dec_path}
+        self._max_batch, self._max_patches = max_batch, int(getattr(model.cfg, "max_audio_patches", 20))
+        self._provider_list = providers = self._providers(ort, tensorrt, engine_cache_dir)
+        # A robot sends one image at a time: on a CPU, sessions that know the batch is 1 fold
+        # the graph's shape arithmetic into constants (a third of the decoder's nodes; each
+        # node costs microseconds there). Sessions for other batch sizes open on first use.
+        self._batch_one = device.type == "cpu"
+        self._sessions: dict[tuple[str, bool], Any] = {}
+        encoder = self._session("encoder", 1)
+        self._session("decoder", 1)
+        self.providers = encoder.get_providers()
         wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
         if wanted not in self.providers:
             raise AvagError(f"onnxruntime could not start {wanted} (running on {self.providers})")
-        self.feature_names = [o.name for o in self.encoder.get_outputs()]
+        self.feature_names = [o.name for o in encoder.get_outputs()]
         self._gpu = device.type == "cuda"
 
     # --- setup -------------------------------------------------------------------------
+    def _session(self, graph: str, batch: int) -> Any:
+        """The ``encoder`` or ``decoder`` session for this batch size, opened once."""
+        one = self._batch_one and batch == 1
+        if (graph, one) not in self._sessions:
+            ort = self._ort
+            opts = ort.SessionOptions()
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            opts.intra_op_num_threads = self._threads
+            opts.inter_op_num_threads = 1
+            # idle worker threads sleep instead of spinning: on a robot the CPU is shared with
+            # other nodes (and with PyTorch's own threads in one process)
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            opts.log_severity_level = 3  # errors only; a provider that did not start is refused
+            if one:
+                opts.add_free_dimension_override_by_name("batch", 1)
+            # TensorRT: each graph gets an optimisation profile naming its own inputs
+            providers = self._with_profiles(self._provider_list, self._max_batch, self._max_patches, graph)
+            self._sessions[graph, one] = ort.InferenceSession(str(self._paths[graph]), opts, providers=providers)
+        return self._sessions[graph, one]
+
     def _check(self, ort, tensorrt: bool) -> None:
         have = ort.get_available_providers()
         if self.dtype == "bf16":
@@ -179,34 +185,34 @@ class OrtBackend:
 
     # --- the two parts -----------------------------------------------------------------
     def encode(self, image: torch.Tensor) -> Any:
+        session = self._session("encoder", image.shape[0])
         if not self._gpu:
-            session = self._single.get("encoder", self.encoder) if image.shape[0] == 1 else self.encoder
             return session.run(None, {"image": image.detach().cpu().numpy()})
         image = image.contiguous()
-        io = self.encoder.io_binding()
+        io = session.io_binding()
         io.bind_input("image", "cuda", self.device.index or 0, np.float32, tuple(image.shape),
                       image.data_ptr())
         for name in self.feature_names:
             io.bind_output(name, "cuda", self.device.index or 0)
-        self.encoder.run_with_iobinding(io)
+        session.run_with_iobinding(io)
         return io.get_outputs()  # OrtValues on the GPU, kept for predict()
 
     def decode(self, features, audio, audio_mask):
         a = audio.detach().float().cpu().numpy()
         m = audio_mask.detach().to(torch.bool).cpu().numpy()
+        session = self._session("decoder", a.shape[0])
         if not self._gpu:
             feeds = dict(zip(self.feature_names, features, strict=True))
-            session = self._single.get("decoder", self.decoder) if a.shape[0] == 1 else self.decoder
             func, dep = session.run(None, {**feeds, "audio": a, "audio_mask": m})
         else:
-            io = self.decoder.io_binding()
+            io = session.io_binding()
             for name, value in zip(self.feature_names, features, strict=True):
                 io.bind_ortvalue_input(name, value)
             io.bind_cpu_input("audio", a)
             io.bind_cpu_input("audio_mask", m)
             io.bind_output("function", "cpu")
             io.bind_output("dependency", "cpu")
-            self.decoder.run_with_iobinding(io)
+            session.run_with_iobinding(io)
             func, dep = io.copy_outputs_to_cpu()
         return (torch.from_numpy(func).to(self.device), torch.from_numpy(dep).to(self.device))
 

@@ -9,6 +9,7 @@ and their function masks must agree.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -135,39 +136,58 @@ def node_settled(rec: Any, expected_events: int) -> bool:
             and rec.counts.get(f"{NODE}/detection", 0) >= published)
 
 
-def run_live(bag: Path, cfg: NodeConfig, work: Path, node_args: list[str], expected_events: int,
-             rate: float = 1.0, timeout_s: float = 600.0, topics: dict[str, str] | None = None) -> Path:
-    """Play ``bag`` into a fresh avag_node process and record what it publishes; returns
-    the bag of its outputs. Ends when the node reports (on /diagnostics) that it has
-    handled as many events as the offline replay found and the recorder holds all their
-    detections, or once the last event could have ended if it never does (the report then
-    shows what is missing)."""
-    from avag_ros.bag.recorder import LiveRecording
+class LiveRun:
+    """A fresh avag_node process recording what it publishes, started on entering so that
+    its start-up (imports, model, sessions) overlaps whatever the caller does meanwhile
+    (making the bag, the offline replay); ``play`` then plays a bag into it. The player
+    waits for the node's subscriptions, so nothing is played before the node listens."""
 
-    work.mkdir(parents=True, exist_ok=True)
-    out_bag = work / "node_outputs"
-    if out_bag.exists():
-        import shutil
+    def __init__(self, cfg: NodeConfig, work: Path, node_args: list[str], rate: float = 1.0,
+                 timeout_s: float = 600.0, topics: dict[str, str] | None = None) -> None:
+        self.cfg, self.work, self.rate, self.timeout_s = cfg, work, rate, timeout_s
+        self.node_args, self.topics = node_args, topics or LIVE_TOPICS
+        self.out_bag = work / "node_outputs"
+        self._procs: list[subprocess.Popen] = []
+        self._rec: Any = None
 
-        shutil.rmtree(out_bag)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.setdefault("ROS_LOG_DIR", str(work / "ros_log"))
-    use_single_host_profile(env)  # as the launch files do (unless the user chose a profile)
-    inputs = [cfg.image_topic, cfg.audio_topic] + ([cfg.depth_topic, cfg.camera_info_topic] if cfg.use_depth else [])
-    with LiveRecording(out_bag, list((topics or LIVE_TOPICS).items()), watch=NODE) as rec:
-        # The node works from header stamps, so wall time is fine for it; /clock is still
-        # published for sim-time tools (rviz2).
-        procs = [_start(["-m", "avag_ros.nodes.avag_node", "--ros-args", *node_args], env, work / "node.log")]
-        node = procs[0]
+    def __enter__(self) -> LiveRun:
+        from avag_ros.bag.recorder import LiveRecording
+
+        self.work.mkdir(parents=True, exist_ok=True)
+        if self.out_bag.exists():
+            import shutil
+
+            shutil.rmtree(self.out_bag)
+        self._env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self._env.setdefault("ROS_LOG_DIR", str(self.work / "ros_log"))
+        use_single_host_profile(self._env)  # as the launch files do (unless the user chose a profile)
+        self._rec = LiveRecording(self.out_bag, list(self.topics.items()), watch=NODE).__enter__()
         try:
-            player = _start(["-m", "avag_ros.bag.player", str(bag), "--clock", "20", "--rate", str(rate),
+            # The node works from header stamps, so wall time is fine for it; /clock is
+            # still published for sim-time tools (rviz2).
+            self._procs.append(_start(["-m", "avag_ros.nodes.avag_node", "--ros-args", *self.node_args], self._env,
+                                      self.work / "node.log"))
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def play(self, bag: Path, expected_events: int) -> Path:
+        """Play the bag; end when the node reports (on /diagnostics) that it has handled as
+        many events as the offline replay found and the recorder holds all their detections,
+        or once the last event could have ended if it never does (the report then shows
+        what is missing). Returns the bag of the node's outputs, closed."""
+        cfg, work, node, rec = self.cfg, self.work, self._procs[0], self._rec
+        inputs = [cfg.image_topic, cfg.audio_topic] + ([cfg.depth_topic, cfg.camera_info_topic] if cfg.use_depth else [])
+        try:
+            player = _start(["-m", "avag_ros.bag.player", str(bag), "--clock", "20", "--rate", str(self.rate),
                              "--topics", *inputs, "--wait-for", cfg.image_topic, cfg.audio_topic,
-                             "--delay", "1.0"], env, work / "player.log")
-            procs.append(player)
+                             "--delay", "1.0"], self._env, work / "player.log")
+            self._procs.append(player)
             try:
-                player.wait(timeout=timeout_s)
+                player.wait(timeout=self.timeout_s)
             except subprocess.TimeoutExpired:
-                raise AvagError(f"live replay did not finish within {timeout_s:.0f} s (see {work}/player.log)") from None
+                raise AvagError(f"live replay did not finish within {self.timeout_s:.0f} s (see {work}/player.log)") from None
             if player.returncode != 0:
                 tail = (work / "player.log").read_text().strip().splitlines()[-1:]
                 raise AvagError(f"bag player failed: {tail[0] if tail else player.returncode}")
@@ -176,24 +196,40 @@ def run_live(bag: Path, cfg: NodeConfig, work: Path, node_args: list[str], expec
             if node.poll() is not None:
                 raise AvagError(f"avag_node exited early (see {work}/node.log)")
         finally:
-            for p in reversed(procs):
-                if p.poll() is None:
-                    p.send_signal(signal.SIGINT)
-            for p in procs:
-                try:
-                    p.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-    return out_bag
+            self.close()
+        return self.out_bag
+
+    def close(self) -> None:
+        """Stop the processes (SIGINT, then kill) and close the recording; idempotent."""
+        for p in reversed(self._procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in self._procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self._procs = []
+        if self._rec is not None:
+            rec, self._rec = self._rec, None
+            rec.__exit__(None, None, None)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
-def evaluate_bag(bag: Path, checkpoint: Path | None, out_dir: Path, live: bool = False, device: str | None = None,
-                 rate: float = 1.0, params_file: Path | None = None, overrides: list[str] | None = None
-                 ) -> dict[str, Any]:
-    """Offline replay (and with ``live`` the real node over DDS) of ``bag`` with the node's
-    settings (``params_file`` + ``overrides``), scored against the bag's ground truth."""
-    from avag_ros.adapter import load_predictor
-    from avag_ros.bag.replay import replay_offline
+def run_live(bag: Path, cfg: NodeConfig, work: Path, node_args: list[str], expected_events: int,
+             rate: float = 1.0, timeout_s: float = 600.0, topics: dict[str, str] | None = None) -> Path:
+    """Play ``bag`` into a fresh avag_node process and record what it publishes; returns
+    the bag of its outputs (see ``LiveRun.play``)."""
+    with LiveRun(cfg, work, node_args, rate, timeout_s, topics) as run:
+        return run.play(bag, expected_events)
+
+
+def eval_config(checkpoint: Path | None, device: str | None, params_file: Path | None,
+                overrides: list[str] | None) -> tuple[NodeConfig, list[str]]:
+    """The node's settings for a replay (``params_file`` + ``overrides`` + checkpoint and
+    device), and the same as ROS arguments for a live node."""
     from avag_ros.param_files import node_config, node_ros_args
 
     overrides = list(overrides or [])
@@ -204,11 +240,33 @@ def evaluate_bag(bag: Path, checkpoint: Path | None, out_dir: Path, live: bool =
     cfg = node_config(params_file, overrides)
     if cfg.checkpoint and not Path(cfg.checkpoint).exists():
         raise AvagError(f"checkpoint {cfg.checkpoint} does not exist")
+    return cfg, node_ros_args(params_file, overrides)
+
+
+def evaluate_bag(bag: Path, checkpoint: Path | None, out_dir: Path, live: bool = False, device: str | None = None,
+                 rate: float = 1.0, params_file: Path | None = None, overrides: list[str] | None = None,
+                 live_run: LiveRun | None = None) -> dict[str, Any]:
+    """Offline replay (and with ``live`` the real node over DDS) of ``bag`` with the node's
+    settings (``params_file`` + ``overrides``), scored against the bag's ground truth.
+    ``live_run``: a node the caller started earlier with the same settings (``eval_config``)."""
+    from avag_ros.adapter import load_predictor
+    from avag_ros.bag.replay import replay_offline
+
+    cfg, node_args = eval_config(checkpoint, device, params_file, overrides)
+    live = live or live_run is not None
     # camera frames are only needed to draw the live detections' overlays
     inputs = read_topics(bag, {cfg.image_topic, "/avag/ground_truth"} if live else {"/avag/ground_truth"})
     truth = truth_from_msgs([m for _t, m in inputs.get("/avag/ground_truth", [])])
-    predictor = load_predictor(cfg)
-    offline = replay_offline(bag, predictor, cfg)
+    if live_run is not None:  # started (and stopped) by the caller
+        running: Any = contextlib.nullcontext(live_run)
+    elif live:  # the node starts up while the offline replay runs (it waits for the player)
+        running = LiveRun(cfg, out_dir / "live", node_args, rate)
+    else:
+        running = contextlib.nullcontext()
+    with running as run:
+        offline = replay_offline(bag, load_predictor(cfg), cfg)
+        live_dets, live_rejected = offline.live_comparable()
+        out_bag = run.play(bag, len(live_dets) + len(live_rejected)) if run is not None else None
     offline_scored = [scored_from_detection(d) for d in offline.detections]
     offline_rejected_ns = [round(r.event.onset_time * 1e9) for r in offline.rejected]
     result = {"bag": str(bag), "checkpoint": cfg.checkpoint or "shipped", "mode": "live" if live else "offline",
@@ -221,9 +279,7 @@ def evaluate_bag(bag: Path, checkpoint: Path | None, out_dir: Path, live: bool =
         from avag_ros.conversions import stamp_to_ns
 
         frames = {stamp_to_ns(m.header.stamp): m for _t, m in inputs.get(cfg.image_topic, [])}
-        live_dets, live_rejected = offline.live_comparable()
-        recorded = read_topics(run_live(bag, cfg, out_dir / "live", node_ros_args(params_file, overrides),
-                                        len(live_dets) + len(live_rejected), rate))
+        recorded = read_topics(out_bag)
         scored = scored_from_live(recorded, frames)
         rejected_live = [m for _t, m in recorded.get(f"{NODE}/rejected_events", [])]
         report = result["live"] = score(scored, truth,

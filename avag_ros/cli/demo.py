@@ -62,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from avag_core.data.synth import generate
     from avag_ros.adapter import default_checkpoint
-    from avag_ros.bag.evaluate import evaluate_bag
+    from avag_ros.bag.evaluate import LiveRun, eval_config, evaluate_bag
     from avag_ros.bag.synth_bag import demo_bag_config, load_scenes, write_synth_bag
     from avag_ros.cli.bag import print_summary, verdict
 
@@ -75,19 +75,22 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     checkpoint = args.checkpoint or default_checkpoint()
-    print(f"[1/3] synthesising scenes (seed {args.seed})")
-    data = generate(out / "data", seed=args.seed, size="tiny")
-    scenes = load_scenes(data, "val", limit=args.scenes)
-    bag = out / "scenes_bag"
-    backgrounds = tuple(b.strip() for b in args.backgrounds.split(",") if b.strip())
-    info = write_synth_bag(scenes, bag, demo_bag_config(args.seed, backgrounds, args.background_snr_db))
-    print(f"      {bag}: {info['scenes']} scenes, {info['duration_s']:.1f} s of camera + microphone; "
-          f"between the actions: {', '.join(info['distractor_kinds'])} (not actions)"
-          + (f"; under everything: {', '.join(info['backgrounds'])} ({args.background_snr_db:g} dB below "
-             "the actions)" if info["backgrounds"] else ""))
-    print(f"[2/3] playing it into avag_node ({checkpoint.name}, {args.device or 'cpu'}) over DDS")
-    result = evaluate_bag(bag, checkpoint, out / "report", live=True, device=args.device,
-                          params_file=args.params_file, overrides=args.overrides)
+    cfg, node_args = eval_config(checkpoint, args.device, args.params_file, args.overrides)
+    # the node starts now: its start-up overlaps making the scenes and the offline replay
+    with LiveRun(cfg, out / "report" / "live", node_args) as node:
+        print(f"[1/3] synthesising scenes (seed {args.seed})")
+        data = generate(out / "data", seed=args.seed, size="tiny")
+        scenes = load_scenes(data, "val", limit=args.scenes)
+        bag = out / "scenes_bag"
+        backgrounds = tuple(b.strip() for b in args.backgrounds.split(",") if b.strip())
+        info = write_synth_bag(scenes, bag, demo_bag_config(args.seed, backgrounds, args.background_snr_db))
+        print(f"      {bag}: {info['scenes']} scenes, {info['duration_s']:.1f} s of camera + microphone; "
+              f"between the actions: {', '.join(info['distractor_kinds'])} (not actions)"
+              + (f"; under everything: {', '.join(info['backgrounds'])} ({args.background_snr_db:g} dB below "
+                 "the actions)" if info["backgrounds"] else ""))
+        print(f"[2/3] playing it into avag_node ({checkpoint.name}, {args.device or 'cpu'}) over DDS")
+        result = evaluate_bag(bag, checkpoint, out / "report", device=args.device, params_file=args.params_file,
+                              overrides=args.overrides, live_run=node)
     result["failures"][:0] = demo_failures(result)
     print("[3/3] report")
     print_summary(result)
