@@ -60,6 +60,18 @@ def test_same_seed_same_bytes_other_seed_differs(synth, tmp_path):
     assert varied and all(first[k] != other[k] for k in varied)
 
 
+def test_one_split_alone_is_the_same_as_made_with_the_others(synth, tmp_path):
+    """The demo makes only ``val``: its samples must be those of the whole data set."""
+    alone = generate(tmp_path / "v", seed=0, size="tiny", splits=("val",))
+    assert not (alone / "train.csv").exists() and not (alone / "unseen.csv").exists()
+    assert _rows(alone, "val") == _rows(synth, "val")
+    whole, only = _tree_hashes(synth), _tree_hashes(alone)
+    files = [k for k in only if k != "metadata.json"]
+    assert files and all(only[k] == whole[k] for k in files)
+    with pytest.raises(AvagError, match="unknown split"):
+        generate(tmp_path / "w", seed=0, size="tiny", splits=("test",))
+
+
 def test_layout_is_avagd_and_loads(synth):
     meta = json.loads((synth / "metadata.json").read_text())
     assert meta["seed"] == 0 and meta["size"] == "tiny"

@@ -73,3 +73,16 @@ def test_bench_model_json(tmp_path):
     assert row["preset"] == "tiny" and row["batch"] == 2
     assert row["full"]["median_ms"] > 0 and row["audio_conditioned"]["p95_ms"] > 0
     assert row["throughput_per_s"] > 0 and row["peak_memory_mib"] > 0
+
+
+def test_help_and_configs_load_without_torch():
+    """`avag --help` and reading a config must not import torch, timm or rclpy: that cost
+    seconds before every command, and before the demo could start its node."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from avag_core.cli.main import build_parser; build_parser(); "
+            "from avag_core.config import load_config; load_config('realtime'); "
+            "print(sorted(m for m in ('torch', 'timm', 'torchvision', 'rclpy', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -1,11 +1,24 @@
-"""AVAGFormer model: components, config and builder."""
+"""AVAGFormer model: components, config and builder.
 
-from avag_core.modeling.avagformer import AVAGFormer, build_model, count_parameters
+The model classes load on first use (PEP 562): reading a config (``avag_core.modeling.config``)
+must not import torch, timm and torchvision, which cost seconds before ``avag --help``.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from avag_core.modeling.config import ModelConfig
+
+if TYPE_CHECKING:
+    from avag_core.modeling.avagformer import AVAGFormer, build_model, count_parameters
 
 # ImageNet statistics: every supported backbone was pretrained with them.
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
+
+_LAZY = {"AVAGFormer", "build_model", "count_parameters"}
 
 __all__ = [
     "IMAGE_MEAN",
@@ -15,3 +28,9 @@ __all__ = [
     "build_model",
     "count_parameters",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module("avag_core.modeling.avagformer"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -173,17 +173,41 @@ class LiveRun:
         return self
 
     def play(self, bag: Path, expected_events: int) -> Path:
-        """Play the bag; end when the node reports (on /diagnostics) that it has handled as
-        many events as the offline replay found and the recorder holds all their detections,
-        or once the last event could have ended if it never does (the report then shows
-        what is missing). Returns the bag of the node's outputs, closed."""
-        cfg, work, node, rec = self.cfg, self.work, self._procs[0], self._rec
+        """``start`` then ``finish``."""
+        self.start(bag)
+        return self.finish(expected_events)
+
+    def start(self, bag: Path) -> None:
+        """Start playing the bag (the player waits until the node subscribes), so that the
+        caller can work meanwhile (the offline replay that tells ``finish`` what to expect)."""
+        cfg = self.cfg
         inputs = [cfg.image_topic, cfg.audio_topic] + ([cfg.depth_topic, cfg.camera_info_topic] if cfg.use_depth else [])
         try:
-            player = _start(["-m", "avag_ros.bag.player", str(bag), "--clock", "20", "--rate", str(self.rate),
-                             "--topics", *inputs, "--wait-for", cfg.image_topic, cfg.audio_topic,
-                             "--delay", "1.0"], self._env, work / "player.log")
-            self._procs.append(player)
+            self._procs.append(_start(["-m", "avag_ros.bag.player", str(bag), "--clock", "20", "--rate",
+                                       str(self.rate), "--topics", *inputs, "--wait-for", cfg.image_topic,
+                                       cfg.audio_topic, "--delay", "1.0"], self._env, self.work / "player.log"))
+        except BaseException:
+            self.close()
+            raise
+
+    def wait_listening(self, timeout_s: float = 120.0) -> None:
+        """Return once the node subscribes to the camera and the microphone (its start-up
+        done), so that the caller's next work does not take the CPU from that start-up."""
+        rec, node, cfg = self._rec, self._procs[0], self.cfg
+        rec.wait_until(lambda: node.poll() is not None or all(
+            rec.recorder.count_subscribers(t) > 0 for t in (cfg.image_topic, cfg.audio_topic)), timeout_s)
+        if node.poll() is not None:
+            self.close()
+            raise AvagError(f"avag_node exited early (see {self.work}/node.log)")
+
+    def finish(self, expected_events: int) -> Path:
+        """Wait for the player; end when the node reports (on /diagnostics) that it has
+        handled ``expected_events`` events and the recorder holds all their detections, or
+        once the last event could have ended if it never does (the report then shows what is
+        missing). Returns the bag of the node's outputs, closed."""
+        cfg, work, rec = self.cfg, self.work, self._rec
+        node, player = self._procs[0], self._procs[-1]
+        try:
             try:
                 player.wait(timeout=self.timeout_s)
             except subprocess.TimeoutExpired:
@@ -264,9 +288,12 @@ def evaluate_bag(bag: Path, checkpoint: Path | None, out_dir: Path, live: bool =
     else:
         running = contextlib.nullcontext()
     with running as run:
+        if run is not None:  # the bag plays in real time while the offline replay runs here
+            run.start(bag)
+            run.wait_listening()
         offline = replay_offline(bag, load_predictor(cfg), cfg)
         live_dets, live_rejected = offline.live_comparable()
-        out_bag = run.play(bag, len(live_dets) + len(live_rejected)) if run is not None else None
+        out_bag = run.finish(len(live_dets) + len(live_rejected)) if run is not None else None
     offline_scored = [scored_from_detection(d) for d in offline.detections]
     offline_rejected_ns = [round(r.event.onset_time * 1e9) for r in offline.rejected]
     result = {"bag": str(bag), "checkpoint": cfg.checkpoint or "shipped", "mode": "live" if live else "offline",

@@ -152,10 +152,14 @@ def main(argv: list[str] | None = None) -> int:
         missing = sorted(set(args.topics or []) - set(node.pubs))
         if missing:
             print(f"avag bag play: not in the bag, not played: {' '.join(missing)}", file=sys.stderr, flush=True)
+        waited = time.monotonic()
         if args.wait_for and not node.wait_for_subscribers(args.wait_for, args.wait_timeout):
             print(f"avag bag play: error: no subscriber on {args.wait_for} after {args.wait_timeout} s",
                   file=sys.stderr)
             return 3
+        if args.wait_for:  # a slow subscriber start-up shows here (and in the log's time)
+            print(f"{time.strftime('%H:%M:%S')} subscribers on {' '.join(args.wait_for)} after "
+                  f"{time.monotonic() - waited:.1f} s", flush=True)
         time.sleep(args.delay)
         n = node.play(args.rate)
         time.sleep(0.5)  # let reliable delivery finish

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     # the node starts now: its start-up overlaps making the scenes and the offline replay
     with LiveRun(cfg, out / "report" / "live", node_args) as node:
         print(f"[1/3] synthesising scenes (seed {args.seed})")
-        data = generate(out / "data", seed=args.seed, size="tiny")
+        data = generate(out / "data", seed=args.seed, size="tiny", splits=("val",))
         scenes = load_scenes(data, "val", limit=args.scenes)
         bag = out / "scenes_bag"
         backgrounds = tuple(b.strip() for b in args.backgrounds.split(",") if b.strip())

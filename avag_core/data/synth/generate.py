@@ -143,11 +143,16 @@ def metadata(seed: int, size: str, counts: dict[str, int]) -> dict:
 
 
 def generate(
-    out_dir: str | Path, seed: int = 0, size: str = "small", progress: bool = False
+    out_dir: str | Path, seed: int = 0, size: str = "small", progress: bool = False,
+    splits: tuple[str, ...] = SPLITS,
 ) -> Path:
-    """Write the dataset to ``out_dir`` and return its root (the folder with the CSVs)."""
+    """Write the dataset to ``out_dir`` and return its root (the folder with the CSVs).
+    ``splits``: only these (each sample is seeded by its split, category and index, so a
+    split's samples are the same whichever others are made; the demo needs only ``val``)."""
     if size not in SIZES:
         raise AvagError(f"unknown synth size {size!r}; choose from {', '.join(SIZES)}")
+    if not set(splits) <= set(SPLITS):
+        raise AvagError(f"unknown split(s) {sorted(set(splits) - set(SPLITS))}; choose from {', '.join(SPLITS)}")
     assert set(_SOUND_FAMILY_NAMES) == set(SOUND_FAMILIES) == set(AFFORDANCES)
     root = Path(out_dir)
     if root.exists() and not root.is_dir():
@@ -165,6 +170,7 @@ def generate(
         "val": (SEEN, spec.val_per_category),
         "unseen": (UNSEEN, spec.unseen_per_category),
     }
+    plan = {split: plan[split] for split in splits}
     total = sum(len(cats) * n for cats, n in plan.values())
     bar = None
     if progress:
@@ -173,6 +179,8 @@ def generate(
         bar = tqdm(total=total, unit="img", desc="synth")
     counts = {}
     for split_id, split in enumerate(SPLITS):
+        if split not in plan:
+            continue
         cats, per_cat = plan[split]
         rows: list[dict[str, str]] = []
         for index in range(per_cat):
