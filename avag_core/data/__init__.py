@@ -5,8 +5,9 @@ Names load on first use (PEP 562): reading ``avag_core.data.config`` must not im
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from avag_core.lazy import lazy_attributes
 
 from .config import DataConfig
 
@@ -17,14 +18,15 @@ if TYPE_CHECKING:
     from .features import load_feature_pickle
     from .rows import Row, check_row, read_rows
 
-_LAZY = {
-    "audio_info": "audio_io", "load_audio": "audio_io",
-    "FeatureCache": "cache",
-    "AVAGDDataset": "dataset", "build_loader": "dataset", "collate_batch": "dataset",
-    "load_mask": "dataset", "load_rgb": "dataset",
-    "load_feature_pickle": "features",
-    "Row": "rows", "check_row": "rows", "read_rows": "rows",
+_WHERE = {
+    "audio_info": ".audio_io", "load_audio": ".audio_io",
+    "FeatureCache": ".cache",
+    "AVAGDDataset": ".dataset", "build_loader": ".dataset", "collate_batch": ".dataset",
+    "load_mask": ".dataset", "load_rgb": ".dataset",
+    "load_feature_pickle": ".features",
+    "Row": ".rows", "check_row": ".rows", "read_rows": ".rows",
 }
+__getattr__ = lazy_attributes(__name__, _WHERE)
 
 __all__ = [
     "AVAGDDataset",
@@ -42,8 +44,3 @@ __all__ = [
     "read_rows",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,9 +6,9 @@ must not import torch, timm and torchvision, which cost seconds before ``avag --
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from avag_core.lazy import lazy_attributes
 from avag_core.modeling.config import ModelConfig
 
 if TYPE_CHECKING:
@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
 
-_LAZY = {"AVAGFormer", "build_model", "count_parameters"}
+__getattr__ = lazy_attributes(
+    __name__, {n: ".avagformer" for n in ("AVAGFormer", "build_model", "count_parameters")})
 
 __all__ = [
     "IMAGE_MEAN",
@@ -29,8 +30,3 @@ __all__ = [
     "count_parameters",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module("avag_core.modeling.avagformer"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
