@@ -289,6 +289,23 @@ def test_live_eval_plays_the_bag_into_a_real_node(small_bag, shipped_checkpoint,
     assert len(list((tmp_path / "rep" / "grasp_regions").glob("*.ply"))) == len(scenes)
 
 
+def test_live_eval_stops_with_the_nodes_reason_when_it_cannot_start(small_bag, tmp_path, ros_env):
+    """A checkpoint the node cannot read: the node stays up unconfigured and says why on
+    /diagnostics; the live eval must stop there with that reason (not wait for a node that
+    will never subscribe)."""
+    bag, _, _ = small_bag
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"junk")
+    res = subprocess.run([sys.executable, "-m", "avag_core.cli.main", "bag", "eval", str(bag), "--checkpoint",
+                          str(junk), "--live", "--out", str(tmp_path / "rep")],
+                         capture_output=True, text=True, cwd=REPO_ROOT, timeout=300, env=ros_env)
+    assert res.returncode != 0
+    errors = [line for line in res.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, res.stderr[-2000:]
+    assert "avag_node did not start: configure failed" in errors[0]
+    assert "junk.safetensors is not a readable safetensors file" in errors[0]
+
+
 def test_eval_fails_with_a_reason_when_depth_gives_no_grasp_region(small_bag, shipped_checkpoint, tmp_path):
     """max_depth_m below every depth in the bag: depth exists but no point survives, which
     is a broken robot path, so `avag bag eval` (node parameters via --set) exits 1."""

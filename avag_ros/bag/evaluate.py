@@ -193,12 +193,20 @@ class LiveRun:
     def wait_listening(self, timeout_s: float = 120.0) -> None:
         """Return once the node subscribes to the camera and the microphone (its start-up
         done), so that the caller's next work does not take the CPU from that start-up."""
+        from diagnostic_msgs.msg import DiagnosticStatus
+
         rec, node, cfg = self._rec, self._procs[0], self.cfg
-        rec.wait_until(lambda: node.poll() is not None or all(
+
+        def failed() -> bool:  # e.g. a checkpoint it cannot read: the node stays up, unconfigured
+            status = rec.diagnostic_status
+            return status is not None and status.level == DiagnosticStatus.ERROR
+
+        rec.wait_until(lambda: node.poll() is not None or failed() or all(
             rec.recorder.count_subscribers(t) > 0 for t in (cfg.image_topic, cfg.audio_topic)), timeout_s)
-        if node.poll() is not None:
+        if node.poll() is not None or failed():
+            why = rec.diagnostic_status.message if failed() else f"it exited (see {self.work}/node.log)"
             self.close()
-            raise AvagError(f"avag_node exited early (see {self.work}/node.log)")
+            raise AvagError(f"avag_node did not start: {why}")
 
     def finish(self, expected_events: int) -> Path:
         """Wait for the player; end when the node reports (on /diagnostics) that it has
