@@ -18,8 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from avag_core.errors import AvagError
-
 OPSET = 17  # GridSample needs >= 16
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
@@ -184,13 +182,3 @@ def check_split(
         for name, arr in zip(("function", "dependency"), got, strict=True):
             worst = max(worst, float(np.abs(ref[name].numpy() - arr).max()))
     return worst
-
-
-def export_and_check(
-    model: nn.Module, image_size: int, path: str | Path, tol: float = 1e-3
-) -> float:
-    export_onnx(model, image_size, path)
-    diff = check_onnx(model, path, image_size)
-    if diff > tol:
-        raise AvagError(f"ONNX export {path} differs from PyTorch by {diff:.2e} (> {tol:g})")
-    return diff

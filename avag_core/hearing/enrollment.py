@@ -78,15 +78,6 @@ class Enrollment:
         self._vectors = torch.cat([self._vectors, F.normalize(z.detach().float().cpu(), dim=-1)])
         self._owners = torch.cat([self._owners, owner])
 
-    def remove(self, name: str) -> None:
-        if name not in self.names:
-            raise AvagError(f"{name!r} is not enrolled")
-        i = self.names.index(name)
-        keep = self._owners != i
-        self.names.pop(i)
-        self._vectors = self._vectors[keep]
-        self._owners = self._owners[keep] - (self._owners[keep] > i).long()
-
     def save(self, path: str | Path) -> Path:
         from safetensors.torch import save_file
 

@@ -123,19 +123,6 @@ def background_track(
     return out[:total]
 
 
-def keep_out(track: np.ndarray, spans: Sequence[tuple[int, int]], margin: int, fade: int) -> np.ndarray:
-    """``track`` silenced within ``margin`` samples of each (start, end) span and before the
-    first one, with ``fade``-sample ramps: a background that plays between actions only."""
-    gain = np.ones(track.size, np.float32)
-    if spans:
-        gain[: max(0, spans[0][0] - margin)] = 0.0
-    for start, end in spans:
-        gain[max(0, start - margin):min(track.size, end + margin)] = 0.0
-    if fade > 1:  # smooth every edge of the gain (moving average)
-        gain = np.convolve(gain, np.ones(fade, np.float32) / fade, mode="same").astype(np.float32)
-    return track * gain
-
-
 def place(track: np.ndarray, sound: np.ndarray, start: int, gain: float = 1.0) -> None:
     """Add ``gain * sound`` into ``track`` at sample ``start`` (cut at the end)."""
     end = min(track.size, start + sound.size)
