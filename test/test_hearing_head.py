@@ -219,3 +219,30 @@ def test_heard_train_cli_writes_a_head_for_its_checkpoint_only(tmp_path, tiny_ch
     )  # fmt: skip
     assert bad.returncode == 2 and "has no train.csv and val.csv" in bad.stderr
     assert bad.stderr.strip().count("\n") == 0
+
+
+def test_embedding_runs_in_eval_mode_and_leaves_the_models_mode_as_it_was(tiny_checkpoint) -> None:
+    """A training model is embedded in eval mode (dropout off: the same embedding as an eval
+    model) and handed back training; an eval model is not switched at all (switching walks
+    every sub-module, milliseconds on the node's path for each event)."""
+    from avag_core.hearing.embedding import AudioEmbedder
+
+    model, _ = load_model_checkpoint(tiny_checkpoint)
+    clip = synth_action_sound(next(iter(SOUND_FAMILIES)), np.random.default_rng(0))
+    emb = AudioEmbedder.from_source(model)
+    calls = []
+    original = type(model).train
+
+    def counting_train(self, mode=True):
+        calls.append(mode)
+        return original(self, mode)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(type(model), "train", counting_train)
+        at_eval = emb.embed([clip], 16000)
+        assert calls == [] and not model.training
+        model.train()
+        calls.clear()
+        in_training = emb.embed([clip], 16000)
+    assert calls == [False, True] and model.training
+    assert torch.equal(at_eval, in_training)

@@ -71,8 +71,11 @@ class AudioEmbedder:
     def embed_patches(self, items: list[torch.Tensor], batch_size: int = 64) -> torch.Tensor:
         """List of [T_i, 96, 64] -> [N, dim] float32 (CPU)."""
         device = next(self.model.parameters()).device
+        # eval() and train() walk every sub-module (~4 ms on the node's path for each
+        # event): switch only a model that is training (a Predictor's never is)
         was_training = self.model.training
-        self.model.eval()
+        if was_training:
+            self.model.eval()
         out = []
         try:
             for i in range(0, len(items), batch_size):
@@ -87,7 +90,8 @@ class AudioEmbedder:
                 band_std = (((frames - band_mean.unsqueeze(1)) ** 2 * fm).sum(1) / fm.sum(1).clamp_min(1.0)).sqrt()
                 out.append(torch.cat([mean, mx, band_mean, band_std], 1).cpu())
         finally:
-            self.model.train(was_training)
+            if was_training:
+                self.model.train()
         return torch.cat(out) if out else torch.zeros(0, self.dim)
 
     def embed(self, waveforms: list[np.ndarray], sample_rate: int) -> torch.Tensor:
