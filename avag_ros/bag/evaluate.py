@@ -185,12 +185,14 @@ class LiveRun:
         try:
             self._procs.append(_start(["-m", "avag_ros.bag.player", str(bag), "--clock", "20", "--rate",
                                        str(self.rate), "--topics", *inputs, "--wait-for", cfg.image_topic,
-                                       cfg.audio_topic, "--delay", "1.0"], self._env, self.work / "player.log"))
+                                       cfg.audio_topic, "--delay", "1.0",
+                                       # the node may take minutes (a first TensorRT engine build)
+                                       "--wait-timeout", str(self.timeout_s)], self._env, self.work / "player.log"))
         except BaseException:
             self.close()
             raise
 
-    def wait_listening(self, timeout_s: float = 120.0) -> None:
+    def wait_listening(self) -> None:
         """Return once the node subscribes to the camera and the microphone (its start-up
         done), so that the caller's next work does not take the CPU from that start-up."""
         from diagnostic_msgs.msg import DiagnosticStatus
@@ -202,7 +204,7 @@ class LiveRun:
             return status is not None and status.level == DiagnosticStatus.ERROR
 
         rec.wait_until(lambda: node.poll() is not None or failed() or all(
-            rec.recorder.count_subscribers(t) > 0 for t in (cfg.image_topic, cfg.audio_topic)), timeout_s)
+            rec.recorder.count_subscribers(t) > 0 for t in (cfg.image_topic, cfg.audio_topic)), self.timeout_s)
         if node.poll() is not None or failed():
             why = rec.diagnostic_status.message if failed() else f"it exited (see {self.work}/node.log)"
             self.close()
