@@ -139,8 +139,10 @@ def node_settled(rec: Any, expected_events: int) -> bool:
 class LiveRun:
     """A fresh avag_node process recording what it publishes, started on entering so that
     its start-up (imports, model, sessions) overlaps whatever the caller does meanwhile
-    (making the bag, the offline replay); ``play`` then plays a bag into it. The player
-    waits for the node's subscriptions, so nothing is played before the node listens."""
+    (making the bag). ``start`` plays a bag into it (the player waits for the node's
+    subscriptions, so nothing is played before the node listens), ``wait_listening`` lets
+    the caller's next work (the offline replay) wait for the node's start-up, ``finish``
+    waits for the node to settle; ``play`` is ``start`` + ``finish``."""
 
     def __init__(self, cfg: NodeConfig, work: Path, node_args: list[str], rate: float = 1.0,
                  timeout_s: float = 600.0, topics: dict[str, str] | None = None) -> None:
@@ -215,6 +217,8 @@ class LiveRun:
         handled ``expected_events`` events and the recorder holds all their detections, or
         once the last event could have ended if it never does (the report then shows what is
         missing). Returns the bag of the node's outputs, closed."""
+        if len(self._procs) < 2:
+            raise AvagError("LiveRun.finish() needs start() first")
         cfg, work, rec = self.cfg, self.work, self._rec
         node, player = self._procs[0], self._procs[-1]
         try:
@@ -293,7 +297,7 @@ def evaluate_bag(bag: Path, checkpoint: Path | None, out_dir: Path, live: bool =
     truth = truth_from_msgs([m for _t, m in inputs.get("/avag/ground_truth", [])])
     if live_run is not None:  # started (and stopped) by the caller
         running: Any = contextlib.nullcontext(live_run)
-    elif live:  # the node starts up while the offline replay runs (it waits for the player)
+    elif live:  # the node starts now; the offline replay runs while the bag plays into it
         running = LiveRun(cfg, out_dir / "live", node_args, rate)
     else:
         running = contextlib.nullcontext()

@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True)
     checkpoint = args.checkpoint or default_checkpoint()
     cfg, node_args = eval_config(checkpoint, args.device, args.params_file, args.overrides)
-    # the node starts now: its start-up overlaps making the scenes and the offline replay
+    # the node starts now: its start-up overlaps making the scenes (the offline replay waits
+    # for it and then runs while the bag plays)
     with LiveRun(cfg, out / "report" / "live", node_args) as node:
         print(f"[1/3] synthesising scenes (seed {args.seed})")
         data = generate(out / "data", seed=args.seed, size="tiny", splits=("val",))
