@@ -17,15 +17,9 @@ from avag_core.data.synth.backgrounds import (
     background_track,
     gain_for_snr,
     place,
+    reference_onset,
     shipped_recordings,
 )
-
-
-def reference_onset(x: np.ndarray) -> float:
-    """First 10 ms of the clean clip within 20 dB of its loudest 10 ms (seconds into it)."""
-    n = SR // 100
-    p = np.mean(x[: x.size // n * n].astype(np.float64).reshape(-1, n) ** 2, axis=1)
-    return float(np.flatnonzero(p >= p.max() * 0.01)[0] * n / SR)
 
 
 def busy_room(seconds: float, seed: int) -> np.ndarray:
@@ -40,7 +34,7 @@ def with_actions(bg: np.ndarray, snr_db: float, first_s: float = 1.0, every_s: f
     for k, t in enumerate(np.arange(first_s, bg.size / SR - 2.0, every_s)):
         a = load(f"action_{ACTIONS[k % len(ACTIONS)]}")
         place(x, a, int(t * SR), gain_for_snr(a, bp, snr_db, SR))
-        truth.append(float(t) + reference_onset(a))
+        truth.append(float(t) + reference_onset(a, SR))
     return x, truth
 
 

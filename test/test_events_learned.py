@@ -9,20 +9,19 @@ import numpy as np
 import pytest
 from audio_clips import ACTIONS, SR, T0_NS, events_of, load
 
-from avag_core.data.synth.backgrounds import background_power, background_track, gain_for_snr, place
+from avag_core.data.synth.backgrounds import (
+    background_power,
+    background_track,
+    gain_for_snr,
+    place,
+    reference_onset,
+)
 from avag_core.errors import AvagError
 from avag_core.events import EventConfig, SoundEventDetector, detect_events
 from avag_core.events.learned import LearnedOnsetScorer
 from avag_core.events.onset_features import frames_of
 
 LEARNED = EventConfig(detector="learned")
-
-
-def reference_onset(x: np.ndarray) -> float:
-    """First 10 ms of the clean clip within 20 dB of its loudest 10 ms (seconds into it)."""
-    n = SR // 100
-    p = np.mean(x[: x.size // n * n].astype(np.float64).reshape(-1, n) ** 2, axis=1)
-    return float(np.flatnonzero(p >= p.max() * 0.01)[0] * n / SR)
 
 
 def room(seconds: float, seed: int) -> np.ndarray:
@@ -37,7 +36,7 @@ def with_actions(bg: np.ndarray, snr_db: float) -> tuple[np.ndarray, list[float]
     for k, t in enumerate(np.arange(2.0, bg.size / SR - 2.0, 3.0)):
         a = load(f"action_{ACTIONS[k % len(ACTIONS)]}")
         place(x, a, int(t * SR), gain_for_snr(a, bp, snr_db, SR))
-        truth.append(float(t) + reference_onset(a))
+        truth.append(float(t) + reference_onset(a, SR))
     return x, truth
 
 

@@ -64,12 +64,13 @@ def read_bag(bag: Path) -> dict[str, list]:
 
 def run_node_on_bag(ros_env, tmp_path, bag: Path, checkpoint: Path, expected: int) -> tuple[dict, str]:
     """Play ``bag`` into a node process; returns what it published and its log."""
-    from avag_ros.bag.evaluate import run_live
+    from avag_ros.bag.evaluate import LiveRun
     from avag_ros.param_files import node_config
 
     cfg = node_config(overrides=[f"checkpoint={checkpoint}"])
-    with in_ros_env(ros_env):  # the in-process recorder joins the test's private domain
-        out_bag = run_live(bag, cfg, tmp_path, ["-p", f"checkpoint:={checkpoint}"], expected, topics=OUTPUTS)
+    # the in-process recorder joins the test's private domain
+    with in_ros_env(ros_env), LiveRun(cfg, tmp_path, ["-p", f"checkpoint:={checkpoint}"], topics=OUTPUTS) as run:
+        out_bag = run.play(bag, expected)
     return read_bag(out_bag), (tmp_path / "node.log").read_text()
 
 

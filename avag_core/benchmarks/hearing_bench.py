@@ -41,12 +41,12 @@ from typing import Any
 import numpy as np
 
 from avag_core.data.synth.backgrounds import (
-    ACTIVE_DB,
     background_power,
     background_track,
     gain_for_snr,
     load_mono,
     place,
+    reference_onset,
 )
 from avag_core.events import AudioEventTracker, EventConfig, SoundEvent
 
@@ -169,14 +169,6 @@ def load_actions() -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def reference_onset(x: np.ndarray) -> float:
-    """First 10 ms frame within ACTIVE_DB of the loudest one (seconds into the clip)."""
-    n = SR // 100
-    m = x.size // n
-    p = np.mean(x[: m * n].astype(np.float64).reshape(m, n) ** 2, axis=1)
-    return float(np.flatnonzero(p >= p.max() * 10 ** (-ACTIVE_DB / 10))[0] * n / SR)
-
-
 def build_mix(bg: np.ndarray, actions: list[tuple[str, np.ndarray]], snr: float,
               rng: np.random.Generator) -> tuple[np.ndarray, list[float]]:
     """Actions in random order, 2.5-4.5 s apart (start to start, at least 1.2 s of gap)."""
@@ -190,7 +182,7 @@ def build_mix(bg: np.ndarray, actions: list[tuple[str, np.ndarray]], snr: float,
         if start + x.size >= mix.size:
             break
         place(mix, x, start, gain_for_snr(x, bp, snr, SR))
-        onsets.append(t + reference_onset(x))
+        onsets.append(t + reference_onset(x, SR))
         t += max(rng.uniform(2.5, 4.5), x.size / SR + 1.2)
     return mix, onsets
 

@@ -6,12 +6,19 @@ from __future__ import annotations
 import argparse
 
 
+def _bench_backends() -> tuple[str, ...]:
+    """Backends a table can name (``auto`` would hide which one ran)."""
+    from avag_core.backends import BACKENDS
+
+    return tuple(b for b in BACKENDS if b != "auto")
+
+
 def _list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from avag_core.backends import BACKENDS, DTYPES
+    from avag_core.backends import DTYPES
 
     p = sub.add_parser("bench", help="benchmarks (model speed and memory)")
     kinds = p.add_subparsers(dest="bench", metavar="KIND")
@@ -36,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     m.add_argument("--device", default="cpu", help="comma-separated devices, e.g. cpu,cuda")
     m.add_argument("--backend", default="torch",
-                   help=f"comma-separated backends from {', '.join(b for b in BACKENDS if b != 'auto')} (default torch)")
+                   help=f"comma-separated backends from {', '.join(_bench_backends())} (default torch)")
     m.add_argument("--dtype", default="fp32",
                    help=f"comma-separated dtypes from {', '.join(DTYPES)}; combinations a device "
                    "cannot run are listed as skipped (default fp32)")
@@ -58,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avag_core.backends import BACKENDS, normalise_dtype
+    from avag_core.backends import normalise_dtype
     from avag_core.benchmarks.model_bench import run_bench
     from avag_core.errors import AvagError
 
@@ -70,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
             raise AvagError("--device cuda requested but CUDA is not available")
     backends = _list(args.backend)
     for b in backends:
-        if b not in BACKENDS or b == "auto":  # a table names what ran
-            raise AvagError(f"--backend {b}: use {', '.join(x for x in BACKENDS if x != 'auto')}")
+        if b not in _bench_backends():
+            raise AvagError(f"--backend {b}: use {', '.join(_bench_backends())}")
     dtypes = [normalise_dtype(d) for d in _list(args.dtype)]
     try:
         sizes = [int(s) for s in _list(args.sizes)]

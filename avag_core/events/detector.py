@@ -224,11 +224,15 @@ class SoundEventDetector:
         self._pending = buf[used:].copy()
         return events
 
+    def _energy_db(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(frames without their mean, energy of each in dB): a DC offset is no energy."""
+        centred = frames - frames.mean(axis=1, keepdims=True)
+        power = np.einsum("ij,ij->i", centred, centred, dtype=np.float64) / self._frame
+        return centred, 10.0 * np.log10(power + _EPS_POWER)
+
     def _analyse_energy(self, frames: np.ndarray, times: np.ndarray) -> list[SoundEvent]:
         n_frames = frames.shape[0]
-        centred = frames - frames.mean(axis=1, keepdims=True)  # a DC offset is no energy
-        power = np.einsum("ij,ij->i", centred, centred, dtype=np.float64) / self._frame
-        energy_db = 10.0 * np.log10(power + _EPS_POWER)
+        centred, energy_db = self._energy_db(frames)
         spec = np.abs(np.fft.rfft(centred * self._window, axis=1))
         logmag = np.log(spec + 1e-6)
         prev = self._prev_logmag if self._prev_logmag is not None else logmag[:1]
@@ -253,9 +257,7 @@ class SoundEventDetector:
 
     def _analyse_learned(self, frames: np.ndarray, times: np.ndarray) -> list[SoundEvent]:
         """Score the frames with the onset model; step the frames it has now scored."""
-        centred = frames - frames.mean(axis=1, keepdims=True)
-        power = np.einsum("ij,ij->i", centred, centred, dtype=np.float64) / self._frame
-        energy_db = 10.0 * np.log10(power + _EPS_POWER)
+        _, energy_db = self._energy_db(frames)
         snr = energy_db - self._energy_floor() if self._hist_count else np.zeros(energy_db.size)
         first = self._hist_count - self._lag_snr.size  # stream index of the oldest frame not scored
         self._push_history(energy_db, np.zeros(energy_db.size))

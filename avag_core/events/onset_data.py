@@ -25,7 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from avag_core.data.synth.backgrounds import background_power, gain_for_snr, load_mono, place
+from avag_core.data.synth.backgrounds import (
+    background_power,
+    background_track,
+    gain_for_snr,
+    load_mono,
+    place,
+    reference_onset,
+)
 
 SR = 16000
 HOP = 256
@@ -160,32 +167,9 @@ def load_library(cache: Path, seed: int) -> Library:
     return Library(actions, [cached(p) for p in src["music"]], [cached(p) for p in src["ambient"]], np.load(sp))
 
 
-def reference_onset(x: np.ndarray) -> int:
-    """Sample of the first 10 ms block within 20 dB of the loudest (the benchmark's rule)."""
-    n = SR // 100
-    m = max(1, x.size // n)
-    p = np.mean(np.pad(x, (0, max(0, m * n - x.size)))[: m * n].astype(np.float64).reshape(m, n) ** 2, axis=1)
-    return int(np.flatnonzero(p >= p.max() * 0.01)[0] * n)
-
-
 def _excerpt(recs: list[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
-    """n samples of random excerpts, joined with 50 ms cross-fades."""
-    out = np.zeros(n, np.float32)
-    pos, fade = 0, SR // 20
-    ramp = np.linspace(0, 1, fade, dtype=np.float32)
-    while pos < n:
-        r = recs[int(rng.integers(len(recs)))]
-        want = min(r.size, round(rng.uniform(2.0, 8.0) * SR))
-        if want <= 2 * fade:
-            continue
-        s = int(rng.integers(0, r.size - want + 1))
-        piece = r[s:s + want].copy()
-        piece[:fade] *= ramp
-        piece[-fade:] *= ramp[::-1]
-        end = min(n, pos + want)
-        out[pos:end] += piece[: end - pos]
-        pos += want - fade
-    return out
+    """n samples of random 2-8 s excerpts, cross-faded (and faded in)."""
+    return background_track(recs, n / SR, rng, SR, fade_in=True)
 
 
 def _noise(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -307,7 +291,7 @@ def make_stream(lib: Library, rng: np.random.Generator) -> tuple[np.ndarray, np.
             break
         g = gain_for_snr(x, bgp, rng.uniform(-5.0, 25.0), SR)
         place(mix, x, start, g)
-        on = start + reference_onset(x)
+        on = start + round(reference_onset(x, SR) * SR)
         k_on = max(0, on // HOP - 1)
         # active: until the action's last frame within 10 dB of the background power
         seg = (g * x[: x.size // HOP * HOP]).astype(np.float64).reshape(-1, HOP) ** 2

@@ -256,14 +256,6 @@ class LiveRun:
         self.close()
 
 
-def run_live(bag: Path, cfg: NodeConfig, work: Path, node_args: list[str], expected_events: int,
-             rate: float = 1.0, timeout_s: float = 600.0, topics: dict[str, str] | None = None) -> Path:
-    """Play ``bag`` into a fresh avag_node process and record what it publishes; returns
-    the bag of its outputs (see ``LiveRun.play``)."""
-    with LiveRun(cfg, work, node_args, rate, timeout_s, topics) as run:
-        return run.play(bag, expected_events)
-
-
 def eval_config(checkpoint: Path | None, device: str | None, params_file: Path | None,
                 overrides: list[str] | None) -> tuple[NodeConfig, list[str]]:
     """The node's settings for a replay (``params_file`` + ``overrides`` + checkpoint and

@@ -92,11 +92,14 @@ def background_track(
     rng: np.random.Generator,
     sample_rate: int = 16000,
     excerpt_s: tuple[float, float] = (2.0, 8.0),
+    fade_in: bool = False,
 ) -> np.ndarray:
     """A ``seconds`` long track of random excerpts of ``recordings``, cross-faded.
 
     Recordings shorter than an excerpt are used whole. Each join is a 50 ms linear
-    cross-fade, so joins add no clicks (which a detector would rightly call onsets).
+    cross-fade, so joins add no clicks (which a detector would rightly call onsets);
+    ``fade_in`` fades the track's start in the same way (a training stream that starts
+    mid-sound would teach an onset at 0).
     """
     usable = [r.astype(np.float32) for r in recordings if r.size > 0]
     if not usable:
@@ -114,13 +117,23 @@ def background_track(
             continue
         start = int(rng.integers(0, rec.size - n + 1))
         piece = rec[start:start + n].copy()
-        if pos > 0:
+        if pos > 0 or fade_in:
             piece[:fade] *= ramp
         piece[-fade:] *= ramp[::-1]
         end = min(pos + n, out.size)
         out[pos:end] += piece[: end - pos]
         pos += n - fade
     return out[:total]
+
+
+def reference_onset(x: np.ndarray, sample_rate: int = 16000) -> float:
+    """Where a clean action clip starts, in seconds: its first 10 ms block within
+    ``ACTIVE_DB`` of its loudest 10 ms (the ground truth the hearing benchmark, the onset
+    model's training labels and the detector tests share)."""
+    n = sample_rate // 100
+    m = x.size // n
+    p = np.mean(x[: m * n].astype(np.float64).reshape(m, n) ** 2, axis=1)
+    return float(np.flatnonzero(p >= p.max() * 10 ** (-ACTIVE_DB / 10))[0] * n / sample_rate)
 
 
 def place(track: np.ndarray, sound: np.ndarray, start: int, gain: float = 1.0) -> None:
