@@ -111,6 +111,25 @@ def test_presets_build_with_documented_sizes():
     assert paper.encoder_layers == 6 and paper.query_layers == 6
 
 
+def test_realtime_is_two_scales_at_256_and_realtime_s8_is_the_shipped_checkpoints_model(shipped_checkpoint):
+    """`realtime` drops the stride-8 map (its full 256x256 masks come from one more
+    upsampling); `realtime_s8` is exactly the model the shipped checkpoint stores, so the
+    command in its card (`learning_check --config realtime_s8`) makes the same architecture."""
+    from avag_core.config import to_dict
+    from avag_core.weights.checkpoint import checkpoint_config
+
+    realtime = load_config("realtime").model
+    torch.manual_seed(0)
+    model = build_model(realtime).eval()
+    with torch.inference_mode():
+        maps = model.encode_image(torch.zeros(1, 3, 256, 256))
+        audio = torch.zeros(1, 2, 96, 64)
+        out = model(torch.zeros(1, 3, 256, 256), audio, torch.ones(1, 2, dtype=torch.bool))
+    assert [tuple(m.shape[-2:]) for m in maps] == [(16, 16), (8, 8)]
+    assert out["function"].shape[-2:] == (256, 256)
+    assert to_dict(load_config("realtime_s8").model) == to_dict(checkpoint_config(shipped_checkpoint).model)
+
+
 @pytest.mark.parametrize("preset", ["tiny", "realtime"])
 def test_folding_batch_norm_keeps_the_logits(preset):
     """Predictor folds every eval batch norm into its convolution; with non-trivial running

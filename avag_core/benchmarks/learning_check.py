@@ -68,7 +68,7 @@ def ship(ckpt: Path, dest: Path, payload: dict, argv: list[str]) -> None:
         per_cat = json.loads(val_json.read_text()).get("table", "")
     readme = f"""# realtime_synth.safetensors
 
-A small AVAGFormer (``realtime`` preset architecture) trained from scratch on the
+A small AVAGFormer (``{payload.get('config', 'realtime')}`` preset, {cfg.model.image_size} px) trained from scratch on the
 synthetic AVAGD-layout data set (``avag data synth --size {payload['size']} --seed
 {payload['data_seed']}``) on a 2-core CPU within a {payload['budget_s']:.0f} s training
 budget. It is a demonstration and test model for the synthetic world only: it has never
@@ -98,7 +98,7 @@ The machine was shared with other jobs during the run.
 {payload['table']}
 
 `val_shuffled` is val with every sample's audio swapped for another sample's
-(`avag eval --shuffle-audio`). Scores are computed at the model's 128x128 output against
+(`avag eval --shuffle-audio`). Scores are computed at the model's {cfg.model.image_size}x{cfg.model.image_size} output against
 masks resized with nearest-neighbour; dependency metrics use only samples whose dependency
 mask is non-empty.
 
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     payload = {
         "train_command": " ".join(shlex.quote(c) for c in train_cmd),
-        "data": str(data), "data_seed": args.data_seed, "size": args.size,
+        "config": args.config, "data": str(data), "data_seed": args.data_seed, "size": args.size,
         "budget_s": args.budget_s, "timings": timings, "results": results,
         "checks": {k: {"value": v, "target": TARGETS[k], "pass": ok} for k, (v, ok) in checks.items()},
         "table": table,
