@@ -1,0 +1,30 @@
+"""A failing test fails once: the rerun plugin that colcon-core installs is blocked by the
+project's pytest configuration, so neither `--reruns` nor `@pytest.mark.flaky` can turn a
+failure into a pass."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_a_failing_test_is_not_rerun(tmp_path):
+    (tmp_path / "test_fails_once.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.flaky(reruns=3)\n"
+        "def test_fails():\n"
+        "    assert False\n"
+    )
+    run = subprocess.run([sys.executable, "-m", "pytest", "-c", str(REPO / "pyproject.toml"),
+                          "--rootdir", str(tmp_path), "-p", "no:cacheprovider", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    out = run.stdout + run.stderr
+    assert run.returncode == 1, out
+    summary = run.stdout.strip().splitlines()[-1]  # e.g. "1 failed, 1 warning in 0.05s"
+    assert "1 failed" in summary and "rerun" not in summary, out
+    assert "rerunfailures" not in out, out  # not among the loaded plugins
+    asked = subprocess.run([sys.executable, "-m", "pytest", "-c", str(REPO / "pyproject.toml"),
+                            "--rootdir", str(tmp_path), "-p", "no:cacheprovider", "--reruns", "2",
+                            str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert asked.returncode != 0 and "--reruns" in asked.stderr, asked.stdout + asked.stderr
