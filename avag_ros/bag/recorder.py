@@ -22,7 +22,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from avag_ros.bag.typestore import avag_typestore
 from avag_ros.msg_types import get_message_class
-from avag_ros.spin import spin_until_shutdown
+from avag_ros.spin import run_node
 
 
 class BagRecorder(Node):
@@ -85,13 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-messages", type=int, default=0, help="stop after N (0 = never)")
     args, ros_args = parser.parse_known_args(argv)
     rclpy.init(args=[sys.argv[0], *ros_args])
-    node = BagRecorder(args.out, args.topic, args.storage, not args.best_effort, args.max_messages)
 
-    def finish() -> None:
+    def finish(node: BagRecorder) -> None:
         node.close()
         node.get_logger().info(f"wrote {node.count} messages to {args.out}")
 
-    return spin_until_shutdown(node, finish)
+    return run_node(lambda: BagRecorder(args.out, args.topic, args.storage, not args.best_effort,
+                                        args.max_messages), finish)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from avag.msg import AudioFrame
 from avag_ros import params
 from avag_ros.conversions import make_header, numpy_to_audio_frame
-from avag_ros.spin import spin_until_shutdown
+from avag_ros.spin import run_node
 
 
 def parse_device(value: str) -> int | str | None:
@@ -121,14 +121,8 @@ class AudioCaptureNode(Node):
 
 def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv if argv is not None else sys.argv)
-    try:
-        node = AudioCaptureNode()
-    except ValueError as exc:
-        print(f"audio_capture_node: {exc}", file=sys.stderr)
-        rclpy.shutdown()
-        return 2
 
-    def finish() -> None:
+    def finish(node: AudioCaptureNode) -> None:
         node.close()
         summary = f"published {node.chunks} chunks ({node.overflows} overflows)"
         if rclpy.ok():
@@ -136,7 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         else:  # Ctrl-C already shut the context down: the logger could not reach /rosout
             print(f"[{node.get_fully_qualified_name()}] {summary}", flush=True)
 
-    return spin_until_shutdown(node, finish)
+    try:
+        return run_node(AudioCaptureNode, finish)
+    except ValueError as exc:
+        print(f"audio_capture_node: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from avag_ros.outputs import (
     probability_image,
     rejected_msg,
 )
-from avag_ros.spin import spin_until_shutdown
+from avag_ros.spin import run_node
 
 
 class LatestSlot:
@@ -403,12 +403,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     rclpy.init(args=argv if argv is not None else sys.argv)
     try:
-        node = AvagNode()
+        return run_node(AvagNode, lambda node: node._stop_worker())
     except ValueError as exc:  # a parameter from --params-file / -p refused: say which, once
         print(f"avag_node: error: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    return spin_until_shutdown(node, node._stop_worker)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+"""Ctrl-C at any moment of a node's life ends it cleanly (`avag_ros.spin.run_node`).
+
+A real SIGINT, sent by the node process to itself: rclpy's handler shuts the context down
+and Python raises KeyboardInterrupt wherever the process is. Before `run_node` made the
+executor ahead of the node, a Ctrl-C during start-up made the executor fail half-built and
+rclpy printed a traceback when it was collected (seen in CI with audio_capture_node)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = """
+import os, signal, sys, time
+import rclpy
+from rclpy.node import Node
+from avag_ros.spin import run_node
+
+when = sys.argv[1]
+rclpy.init()
+
+def make_node():
+    node = Node("avag_spin_check")
+    if when == "start":  # Ctrl-C while the node is still starting
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+        print("start-up went on after Ctrl-C", flush=True)
+    else:  # Ctrl-C from a callback, once it spins
+        node.create_timer(0.05, lambda: os.kill(os.getpid(), signal.SIGINT))
+    return node
+
+print("status", run_node(make_node, lambda node: print("on_exit", node.get_name(), flush=True)), flush=True)
+"""
+
+
+@pytest.mark.parametrize("when", ["start", "spinning"])
+def test_ctrl_c_ends_the_node_quietly_with_status_0(ros_env, when):
+    run = subprocess.run([sys.executable, "-c", SCRIPT, when], env=ros_env, capture_output=True,
+                         text=True, timeout=60)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert "Traceback" not in out and "Exception ignored" not in out, out
+    assert "status 0" in out, out
+    assert "start-up went on" not in out, out
+    # a node that never finished starting is not handed to on_exit; a running one is
+    assert ("on_exit avag_spin_check" in out) == (when == "spinning"), out
