@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
 import rclpy
 import rclpy.executors
+from rclpy.node import Node
 
-N = TypeVar("N")
+N = TypeVar("N", bound=Node)
 
 
-def run_node(make_node: Callable[[], N], on_exit: Callable[[N], None] | None = None) -> int:
+def run_node(make_node: Callable[[], N], on_exit: Callable[[N], None] | None = None, *, name: str) -> int:
     """Start the node ``make_node()`` and spin it until Ctrl-C, external shutdown or
-    SystemExit; then run ``on_exit(node)``, destroy the node and shut rclpy down.
+    SystemExit; then run ``on_exit(node)``, destroy the node and shut rclpy down. Returns
+    the process status.
 
     A Ctrl-C can come at any moment, also while the node starts (a model loading, a sound
     card refusing): the executor is made first, so the signal never meets a half-built
     executor (rclpy prints a traceback when one is collected), and a start-up it
-    interrupts ends quietly with status 0. Errors of the start-up itself (a refused
-    parameter: ValueError) reach the caller.
+    interrupts ends quietly with status 0. A start-up that refuses its parameters
+    (ValueError) prints ``<name>: error: <why>`` as its only line and returns 2.
 
     Always a single-threaded executor: rclpy's MultiThreadedExecutor (Humble, Jazzy and
     Kilted 9.1) busy-waits while a callback is queued and holds the GIL, starving any
@@ -28,10 +31,13 @@ def run_node(make_node: Callable[[], N], on_exit: Callable[[N], None] | None = N
     executor = rclpy.executors.SingleThreadedExecutor()
     try:
         node = make_node()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ValueError) as exc:
         executor.shutdown()
         rclpy.try_shutdown()
-        return 0
+        if isinstance(exc, KeyboardInterrupt):
+            return 0
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
     except BaseException:
         executor.shutdown()
         raise
@@ -49,7 +55,7 @@ def run_node(make_node: Callable[[], N], on_exit: Callable[[N], None] | None = N
         if on_exit is not None:
             on_exit(node)
         executor.shutdown()
-        node.destroy_node()  # type: ignore[attr-defined]
+        node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
     return 0

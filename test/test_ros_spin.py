@@ -31,7 +31,8 @@ def make_node():
         node.create_timer(0.05, lambda: os.kill(os.getpid(), signal.SIGINT))
     return node
 
-print("status", run_node(make_node, lambda node: print("on_exit", node.get_name(), flush=True)), flush=True)
+print("status", run_node(make_node, lambda node: print("on_exit", node.get_name(), flush=True),
+                        name="spin_check"), flush=True)
 """
 
 

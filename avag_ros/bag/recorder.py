@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         node.get_logger().info(f"wrote {node.count} messages to {args.out}")
 
     return run_node(lambda: BagRecorder(args.out, args.topic, args.storage, not args.best_effort,
-                                        args.max_messages), finish)
+                                        args.max_messages), finish, name="avag_bag_recorder")
 
 
 if __name__ == "__main__":

@@ -130,12 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         else:  # Ctrl-C already shut the context down: the logger could not reach /rosout
             print(f"[{node.get_fully_qualified_name()}] {summary}", flush=True)
 
-    try:
-        return run_node(AudioCaptureNode, finish)
-    except ValueError as exc:
-        print(f"audio_capture_node: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
+    return run_node(AudioCaptureNode, finish, name="audio_capture_node")
 
 
 if __name__ == "__main__":

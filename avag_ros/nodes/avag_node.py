@@ -402,12 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     # several times slower (torch is imported later, when the model loads).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     rclpy.init(args=argv if argv is not None else sys.argv)
-    try:
-        return run_node(AvagNode, lambda node: node._stop_worker())
-    except ValueError as exc:  # a parameter from --params-file / -p refused: say which, once
-        print(f"avag_node: error: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
+    # a parameter from --params-file / -p refused: one line naming it, status 2
+    return run_node(AvagNode, lambda node: node._stop_worker(), name="avag_node")
 
 
 if __name__ == "__main__":
