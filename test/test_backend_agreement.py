@@ -16,6 +16,7 @@ import torch
 from avag_core.backends.agreement import MAX_PROB_DIFF, MIN_IOU, compare, mask_iou
 from avag_core.backends.torch_backend import cpu_bf16_supported
 from avag_core.data.audio_io import load_audio
+from avag_core.hearing.embedding import AudioEmbedder
 from avag_core.predictor import Predictor
 from avag_core.preprocess import load_image
 
@@ -139,3 +140,29 @@ def test_bf16_on_cpu_agrees_on_an_untrained_model(tiny_checkpoint):
     assert bf16.describe() == "torch bf16 on cpu"
     stats = compare(_logits(ref, rgb, wave, 16000), _logits(bf16, rgb, wave, 16000))
     assert stats["max_logit_diff"] < 0.05, stats
+
+
+@pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has neither AVX512-BF16 nor AMX")
+def test_bf16_casts_weights_once_with_the_logits_and_embeddings_of_autocast(shipped_checkpoint, reference, examples):
+    """dtype bf16 casts the Linear/Conv weights at load instead of on every call: the same
+    logits as fp32 weights under autocast, bit for bit, and the action head's embedding
+    (which shares the audio encoder) runs in bf16 too instead of failing on the cast weights."""
+    bf16 = Predictor.from_checkpoint(shipped_checkpoint, dtype="bf16")
+    convs = [m for m in bf16.model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    assert convs and all(m.weight.dtype == torch.bfloat16 for m in convs)
+    assert all(m.bias is None or m.bias.dtype == torch.float32 for m in convs)
+    norms = [m for m in bf16.model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(m.weight.dtype == torch.float32 for m in norms)
+    ref_embedder, bf16_embedder = AudioEmbedder.from_source(reference), AudioEmbedder.from_source(bf16)
+    for rgb, wave, rate in examples:
+        got = _logits(bf16, rgb, wave, rate)
+        # inputs prepared outside autocast (it would run the log-mel front end in bf16 too)
+        image, (audio, mask) = reference._prepare_images([rgb]), reference._prepare_audio([wave], rate)
+        patches = [ref_embedder.patches(wave, rate)]
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            want = reference.backend.decode(reference.backend.encode(image), audio, mask)
+            want_emb = ref_embedder.embed_patches(patches)
+        for w, g in zip(want, got, strict=True):
+            assert torch.equal(w, g)
+        assert torch.equal(want_emb, bf16_embedder.embed_patches(patches))
+        assert not torch.equal(want_emb, ref_embedder.embed_patches(patches))  # it did run in bf16

@@ -37,3 +37,13 @@ def test_refused_with_one_line(tiny, kwargs, match):
 def test_bf16_refused_on_a_cpu_without_it(tiny):
     with pytest.raises(AvagError, match="AVX512-BF16 or AMX"):
         Predictor(tiny.model, tiny.cfg, "cpu", dtype="bf16")
+
+
+@pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has neither AVX512-BF16 nor AMX")
+def test_a_model_cast_for_bf16_is_not_reused_by_another_predictor(tiny_checkpoint):
+    """bf16 casts the weights in place (once, at load): a second Predictor on that model
+    would run fp32 inputs into bf16 weights, so it is refused with the reason."""
+    bf16 = Predictor.from_checkpoint(tiny_checkpoint, dtype="bf16")
+    with pytest.raises(AvagError, match="cast to torch.bfloat16 by another Predictor") as err:
+        Predictor(bf16.model, bf16.cfg, "cpu")
+    assert "\n" not in str(err.value)

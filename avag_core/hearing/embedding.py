@@ -10,11 +10,13 @@ saw (speech, music, noise) apart from actions.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 import numpy as np
 import torch
 
+from avag_core.backends.torch_backend import weights_dtype
 from avag_core.modeling.audio_frontend import (
     NUM_MEL_BANDS,
     pad_patch_batch,
@@ -77,10 +79,14 @@ class AudioEmbedder:
         if was_training:
             self.model.eval()
         out = []
+        # a Predictor running bf16/fp16 casts the weights once (backends.torch_backend):
+        # run the audio path in that dtype too, as its segmentation does
+        amp = weights_dtype(self.model)
         try:
             for i in range(0, len(items), batch_size):
                 audio, mask = pad_patch_batch([p.to(device, torch.float32) for p in items[i : i + batch_size]])
-                tokens = self.model.encode_audio(audio, mask).float()
+                with contextlib.nullcontext() if amp == torch.float32 else torch.autocast(device.type, dtype=amp):
+                    tokens = self.model.encode_audio(audio, mask).float()
                 m = mask.unsqueeze(-1).float()
                 mean = (tokens * m).sum(1) / m.sum(1).clamp_min(1.0)
                 mx = tokens.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)

@@ -173,12 +173,10 @@ class MSDeformAttn(nn.Module):
         offsets = self.sampling_offsets(query).view(b, n, m, lv, p, 2)
         weights = softmax_last(self.attention_weights(query).view(b, n, m, lv * p))
         weights = weights.view(b, n, m, lv, p)
-        # Offsets are in pixels of each level: divide by (w, h).
-        norm = torch.tensor([[w, h] for h, w in shapes], dtype=query.dtype, device=query.device)
-        loc = (
-            ref.to(query.dtype)[None, :, None, None, None, :]
-            + offsets / norm[None, None, None, :, None, :]
-        )
+        # Offsets are in pixels of each level: divide by (w, h). Locations in float32
+        # whatever the weights' dtype: bf16 cannot address a 64-pixel map to a tenth of a pixel.
+        norm = torch.tensor([[w, h] for h, w in shapes], dtype=torch.float32, device=query.device)
+        loc = ref.float()[None, :, None, None, None, :] + offsets.float() / norm[None, None, None, :, None, :]
         return self.output_proj(sample_with_embedding_bag(value, loc, weights, shapes))
 
     def forward_grid_sample(
