@@ -44,6 +44,6 @@ def test_a_model_cast_for_bf16_is_not_reused_by_another_predictor(tiny_checkpoin
     """bf16 casts the weights in place (once, at load): a second Predictor on that model
     would run fp32 inputs into bf16 weights, so it is refused with the reason."""
     bf16 = Predictor.from_checkpoint(tiny_checkpoint, dtype="bf16")
-    with pytest.raises(AvagError, match="cast to torch.bfloat16 by another Predictor") as err:
+    with pytest.raises(AvagError, match=r"cast to torch\.bfloat16 by another Predictor") as err:
         Predictor(bf16.model, bf16.cfg, "cpu")
     assert "\n" not in str(err.value)
