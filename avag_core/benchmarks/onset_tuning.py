@@ -1,0 +1,106 @@
+"""Choose the learned detector's event settings on held-out training-style streams.
+
+Why not on the hearing benchmark: it must stay an honest test of settings chosen
+elsewhere. These streams come from ``avag_core.events.onset_data`` (recordings the
+benchmark never plays) with a seed the training never draws (training uses 0), are fed
+to ``AudioEventTracker`` exactly as the benchmark feeds it, and are scored with the
+benchmark's matching (``hearing_bench.score``). Every setting in the grid sees the same
+streams; the table is sorted by event F1.
+
+    python -m avag_core.benchmarks.onset_tuning --streams 300 \\
+        --grid learned_gap_s=0.25,0.1 --grid learned_rearm=1,0.3 --json tuning.json
+
+Needs the Debian packages listed in ``avag_core/checkpoints/onset.md`` (as training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from avag_core.benchmarks.hearing_bench import run_detector, score
+from avag_core.events import EventConfig
+from avag_core.events.onset_data import HOP, SR, load_library, make_stream, training_sources
+
+
+def onsets_of(labels: np.ndarray) -> list[float]:
+    """Reference onsets (s) of a stream from its frame labels: the first frame of each
+    onset run holds the onset in its newest hop."""
+    on = labels[:, 0] > 0.5
+    starts = np.flatnonzero(on & ~np.concatenate([[False], on[:-1]]))
+    return [float((k + 1) * HOP / SR) for k in starts]
+
+
+def heldout_streams(n: int, seed: int, cache: Path) -> list[tuple[np.ndarray, list[float]]]:
+    lib = load_library(cache, 0)  # the training library (its speech track is seed 0's)
+    rng = np.random.default_rng(seed)
+    return [(audio, onsets_of(labels)) for audio, labels in (make_stream(lib, rng) for _ in range(n))]
+
+
+def evaluate(streams: list[tuple[np.ndarray, list[float]]], cfg: EventConfig) -> dict[str, float]:
+    hits = dets = actions = 0
+    errors: list[float] = []
+    for audio, onsets in streams:
+        events, _ = run_detector(audio, cfg)
+        s = score(events, onsets)
+        hits, dets, actions = hits + s["hits"], dets + s["detections"], actions + s["actions"]
+        errors += s["onset_errors_ms"]
+    recall = hits / actions if actions else 1.0
+    precision = hits / dets if dets else 1.0
+    f1 = 2 * recall * precision / (recall + precision) if recall + precision else 0.0
+    return {"actions": actions, "detections": dets, "recall": recall, "precision": precision, "f1": f1,
+            "onset_p90_ms": float(np.percentile(errors, 90)) if errors else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--streams", type=int, default=300, help="held-out 12 s streams")
+    ap.add_argument("--seed", type=int, default=1000, help="stream seed (training draws seed 0)")
+    ap.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                    help="an EventConfig setting and the values to try (detector is 'learned')")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                    / "avag" / "onset_train")
+    args = ap.parse_args(argv)
+    base = replace(EventConfig(), detector="learned")
+    axes = []
+    for g in args.grid:
+        name, _, values = g.partition("=")
+        if not hasattr(base, name) or not values:
+            ap.error(f"--grid {g}: expected an EventConfig setting NAME=V1,V2,...")
+        kind = type(getattr(base, name))
+        axes.append([(name, kind(v)) for v in values.split(",")])
+    missing = [kind for kind, paths in training_sources().items() if not paths]
+    if missing or shutil.which("espeak-ng") is None:
+        what = ", ".join(missing + ([] if shutil.which("espeak-ng") else ["espeak-ng"]))
+        print(f"onset_tuning: no training recordings for: {what}; install the packages listed in "
+              "avag_core/checkpoints/onset.md", file=sys.stderr)
+        return 2
+    streams = heldout_streams(args.streams, args.seed, args.cache)
+    rows = []
+    for combo in itertools.product(*axes) if axes else [()]:
+        cfg = replace(base, **dict(combo)).validate()
+        rows.append({"settings": dict(combo), **evaluate(streams, cfg)})
+    rows.sort(key=lambda r: -r["f1"])
+    print(f"{len(streams)} held-out streams (seed {args.seed}), {rows[0]['actions']} actions")
+    print(f"{'settings':<48} {'recall':>6} {'precision':>9} {'F1':>6} {'p90 ms':>7} {'detections':>10}")
+    for r in rows:
+        p90 = "-" if r["onset_p90_ms"] is None else f"{r['onset_p90_ms']:.0f}"
+        label = " ".join(f"{k}={v:g}" for k, v in r["settings"].items()) or "defaults"
+        print(f"{label:<48} {r['recall']:>6.3f} {r['precision']:>9.3f} {r['f1']:>6.3f} {p90:>7} "
+              f"{r['detections']:>10}")
+    if args.json:
+        args.json.write_text(json.dumps({"streams": len(streams), "seed": args.seed, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""The held-out tuning tool for the learned detector's event settings: reference onsets
+from the training labels, the same streams for every setting, and a one-line exit when
+the training recordings are missing. Streams are built from the committed real clips
+(test/data/audio) instead of the Debian library, so the test runs in seconds."""
+
+import json
+
+import numpy as np
+from audio_clips import ACTIONS, load
+
+from avag_core.benchmarks import onset_tuning as ot
+from avag_core.events.onset_data import HOP, SR, Library, make_stream
+
+
+def small_library(cache, seed) -> Library:
+    music, speech = load("music_city_blues"), load("speech_espeak")
+    return Library([load(f"action_{a}") for a in ACTIONS], [music], [music[: 4 * SR]], speech)
+
+
+def test_reference_onsets_are_the_first_frame_of_each_onset_run():
+    labels = np.zeros((100, 3), np.float32)
+    labels[10:12, 0] = 1.0
+    labels[50:52, 0] = 1.0
+    assert ot.onsets_of(labels) == [11 * HOP / SR, 51 * HOP / SR]
+
+
+def test_each_setting_is_scored_on_the_same_held_out_streams(monkeypatch, tmp_path):
+    monkeypatch.setattr(ot, "load_library", small_library)
+    monkeypatch.setattr(ot, "training_sources", lambda: {"action": ["a"], "music": ["m"], "ambient": ["b"]})
+    # the streams' onsets are the actions make_stream placed (same seed, same draws)
+    lib = small_library(None, 0)
+    rng = np.random.default_rng(1000)
+    _, labels = make_stream(lib, rng)
+    streams = ot.heldout_streams(3, 1000, tmp_path)
+    assert streams[0][1] == ot.onsets_of(labels) and len(streams[0][1]) >= 1
+    out = tmp_path / "t.json"
+    assert ot.main(["--streams", "4", "--grid", "learned_on=0.3,0.99", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["settings"] for r in sorted(rows, key=lambda r: r["settings"]["learned_on"])] == [
+        {"learned_on": 0.3}, {"learned_on": 0.99}]
+    assert rows[0]["actions"] == rows[1]["actions"] > 0
+    assert rows[0]["f1"] >= rows[1]["f1"]  # sorted by F1
+    low, high = sorted(rows, key=lambda r: r["settings"]["learned_on"])
+    assert low["detections"] >= high["detections"] and low["recall"] >= high["recall"]
+
+
+def test_missing_training_recordings_exit_2_in_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(ot, "training_sources", lambda: {"action": [], "music": ["m"], "ambient": ["b"]})
+    assert ot.main(["--streams", "2", "--json", str(tmp_path / "t.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "action" in err[0] and "onset.md" in err[0]
+    assert not (tmp_path / "t.json").exists()
