@@ -56,10 +56,6 @@ def ns_to_stamp(ns: int) -> Time:
     return Time(sec=sec, nanosec=nanosec)
 
 
-def stamp_to_sec(stamp: Time) -> float:
-    return stamp_to_ns(stamp) / _NS
-
-
 def make_header(stamp: Time | int, frame_id: str = "") -> Header:
     """Header from a Time or integer nanoseconds."""
     return Header(stamp=stamp if isinstance(stamp, Time) else ns_to_stamp(stamp), frame_id=frame_id)

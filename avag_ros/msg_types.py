@@ -18,9 +18,3 @@ def get_message_class(type_name: str) -> type:
         return getattr(module, name)
     except (ImportError, AttributeError):
         raise ValueError(f"message type {type_name!r} is not installed") from None
-
-
-def type_name_of(msg_class: type) -> str:
-    """The inverse: class -> ``pkg/msg/Type``."""
-    pkg, kind = msg_class.__module__.split(".")[:2]
-    return f"{pkg}/{kind}/{msg_class.__name__}"

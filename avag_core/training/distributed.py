@@ -73,14 +73,6 @@ def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
-def mean_over_ranks(value: float, info: DistInfo, device: torch.device) -> float:
-    if not info.enabled:
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return float(t.item() / info.world_size)
-
-
 def sync_buffers(module: torch.nn.Module, info: DistInfo) -> None:
     """Copy rank 0's buffers (batch-norm statistics) to every rank.
 
