@@ -41,7 +41,8 @@ class Predictor:
     :mod:`avag_core.backends`); ``dtype``: fp32, fp16, bf16, int8 or auto where the
     backend offers it; ``backend_options``: e.g. ``engine_cache_dir``, ``cache_dir``,
     ``threads`` for the onnxruntime backends. The model is prepared for inference in place
-    (eval mode, channels-last, batch norms folded): pass a copy of a model still training."""
+    (eval mode, channels-last, batch norms folded; with torch fp16/bf16 its Linear/Conv
+    weights are cast to that dtype): pass a copy of a model still training."""
 
     def __init__(
         self,
