@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(base, name) or not values:
             ap.error(f"--grid {g}: expected an EventConfig setting NAME=V1,V2,...")
         kind = type(getattr(base, name))
-        axes.append([(name, kind(v)) for v in values.split(",")])
+        parse = (lambda v: v.lower() in ("1", "true")) if kind is bool else kind
+        axes.append([(name, parse(v)) for v in values.split(",")])
     missing = [kind for kind, paths in training_sources().items() if not paths]
     if missing or shutil.which("espeak-ng") is None:
         what = ", ".join(missing + ([] if shutil.which("espeak-ng") else ["espeak-ng"]))
