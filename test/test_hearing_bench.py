@@ -1,4 +1,9 @@
-"""The hearing benchmark's own logic: matching, and a one-line exit when recordings are missing."""
+"""The hearing benchmark's own logic: matching, the action head's count, and a one-line exit
+when recordings are missing."""
+
+import json
+
+import pytest
 
 from avag_core.benchmarks import hearing_bench as hb
 from avag_core.events import SoundEvent
@@ -43,5 +48,33 @@ def test_head_count_cuts_each_event_where_the_detector_put_it(shipped_checkpoint
     events, _cpu = hb.run_detector(track, EventConfig())
     assert len(events) == 1 and abs(events[0].onset_time - 2.0) < 0.1
     head = hb.load_head(str(shipped_checkpoint))
-    assert hb.accepted_by_head(head, track, events) == ["hit"]
+    assert hb.accepted_by_head(head, track, events) == ["hit"] == hb.head_verdicts(head, track, events)
     assert hb.accepted_by_head(head, quiet, hb.run_detector(quiet, EventConfig())[0]) == []
+
+
+@pytest.mark.skipif(bool(hb.missing_recordings()), reason="the benchmark's Debian recordings are not installed")
+def test_heard_scores_the_events_the_head_accepts_in_every_mix(shipped_checkpoint, tmp_path, monkeypatch):
+    """--heard on a mix: recall/precision of only the events the head accepts (what reaches
+    the robot), next to the detector's own; alone tracks count the accepted ones."""
+    verdicts = []
+    real = hb.head_verdicts
+
+    def recorded(head, track, events):  # the real head; its answers kept for the check
+        verdicts.append(real(head, track, events))
+        return verdicts[-1]
+
+    monkeypatch.setattr(hb, "head_verdicts", recorded)
+    out = tmp_path / "hb.json"
+    assert hb.main(["--backgrounds", "white", "--snrs", "5", "--alone-s", "20", "--heard",
+                    str(shipped_checkpoint), "--json", str(out), "--cache", str(tmp_path / "c")]) == 0
+    report = json.loads(out.read_text())
+    (row,) = report["rows"]
+    heard = row["heard"]
+    assert row["detections"] > 0 and heard["detections"] <= row["detections"] and heard["hits"] <= row["hits"]
+    assert heard["recall"] == heard["hits"] / row["actions"]
+    assert heard["precision"] == (heard["hits"] / heard["detections"] if heard["detections"] else 1.0)
+    mix_verdicts, alone_verdicts = verdicts
+    assert len(mix_verdicts) == row["detections"]
+    assert heard["detections"] == sum(v is not None for v in mix_verdicts)
+    assert report["alone"][0]["background"] == "white"
+    assert report["alone"][0]["accepted"] == sum(v is not None for v in alone_verdicts)

@@ -209,17 +209,21 @@ def load_head(checkpoint: str) -> tuple[Any, Any]:
     return ActionRecognizer.load(checkpoint), load_model_checkpoint(checkpoint)[0]
 
 
-def accepted_by_head(head: tuple[Any, Any], track: np.ndarray, events: list[SoundEvent]) -> list[str]:
-    """Labels of the events (times relative to the track) that the action head (``load_head``)
-    accepts as actions: the false alarms that would reach the robot as masks."""
+def head_verdicts(head: tuple[Any, Any], track: np.ndarray, events: list[SoundEvent]) -> list[str | None]:
+    """Per event (times relative to the track): the action the head (``load_head``) names,
+    or None where it rejects the sound as not an action (no masks reach the robot)."""
     rec, model = head
-    out = []
+    out: list[str | None] = []
     for e in events:
         clip = track[max(0, int(e.start_time * SR)):int(e.end_time * SR)]
         heard = rec.recognize(model, clip, SR) if clip.size else None
-        if heard is not None and heard.is_action:
-            out.append(heard.label)
+        out.append(heard.label if heard is not None and heard.is_action else None)
     return out
+
+
+def accepted_by_head(head: tuple[Any, Any], track: np.ndarray, events: list[SoundEvent]) -> list[str]:
+    """Labels of the events the head accepts as actions: the ones that reach the robot."""
+    return [v for v in head_verdicts(head, track, events) if v is not None]
 
 
 def score(events: list[SoundEvent], onsets: list[float]) -> dict[str, float]:
@@ -257,8 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="--alone-s 120, one pass")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--heard", metavar="CHECKPOINT", default=None,
-                    help="also run the action head beside CHECKPOINT on the events of speech/music alone "
-                    "and count those it accepts as actions (what would reach the robot as masks)")
+                    help="also run the action head beside CHECKPOINT on every event: recall and precision "
+                    "of the events it accepts (what reaches the robot as masks), and the events of "
+                    "speech/music alone it accepts")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "avag" / "hearing_bench")
     args = ap.parse_args(argv)
@@ -282,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     snrs = [float(s) for s in args.snrs.split(",")]
     names = args.backgrounds.split(",")
     rows, cpu_total, audio_total = [], 0.0, 0.0
+    head = load_head(args.heard) if args.heard else None
     mix_s = 2.0 + 3.6 * len(actions) * args.repeats + 3.0
     for name in names:
         bg = background(name, mix_s, rng, args.cache)
@@ -297,8 +303,11 @@ def main(argv: list[str] | None = None) -> int:
                          "onset_p50_ms": float(np.percentile(errs, 50)) if errs else None,
                          "onset_p90_ms": float(np.percentile(errs, 90)) if errs else None,
                          "fa_per_min": s["false_alarms"] / (mix.size / SR / 60)})
+            if head is not None:  # what reaches the robot: the events the head accepts
+                kept = [e for e, v in zip(events, head_verdicts(head, mix, events), strict=True) if v]
+                h = score(kept, onsets)
+                rows[-1]["heard"] = {k: h[k] for k in ("detections", "hits", "recall", "precision")}
     alone = []
-    head = load_head(args.heard) if args.heard else None
     for name in ("speech", "music", "white"):
         if name not in names:
             continue
@@ -316,12 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"detector={cfg.detector}  chunks of {CHUNK} samples at {SR} Hz, {len(actions)} actions x "
           f"{args.repeats} per background and SNR")
     print(f"{'background':<10} {'SNR dB':>6} {'recall':>7} {'precision':>9} {'onset p50/p90 ms':>17} "
-          f"{'FA/min':>7}")
+          f"{'FA/min':>7}" + (f" {'heard recall':>12} {'heard precision':>15}" if head else ""))
     for r in rows:
         p50 = "-" if r["onset_p50_ms"] is None else f"{r['onset_p50_ms']:.0f}"
         p90 = "-" if r["onset_p90_ms"] is None else f"{r['onset_p90_ms']:.0f}"
         print(f"{r['background']:<10} {r['snr_db']:>6g} {r['recall']:>7.2f} {r['precision']:>9.2f} "
-              f"{p50 + '/' + p90:>17} {r['fa_per_min']:>7.2f}")
+              f"{p50 + '/' + p90:>17} {r['fa_per_min']:>7.2f}"
+              + (f" {r['heard']['recall']:>12.2f} {r['heard']['precision']:>15.2f}" if "heard" in r else ""))
     for a in alone:
         print(f"{a['background']} alone: {a['events']} events in {a['seconds']:.0f} s = "
               f"{a['fa_per_min']:.2f} false alarms per minute"
