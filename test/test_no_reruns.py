@@ -1,6 +1,6 @@
-"""A failing test fails once: the rerun plugin that colcon-core installs is blocked by the
-project's pytest configuration, so neither `--reruns` nor `@pytest.mark.flaky` can turn a
-failure into a pass."""
+"""A failing test fails once: the rerun and repeat plugins that colcon-core installs are
+blocked by the project's pytest configuration, so neither `--reruns`, `@pytest.mark.flaky`
+nor `--count` runs a test again."""
 
 import subprocess
 import sys
@@ -28,3 +28,8 @@ def test_a_failing_test_is_not_rerun(tmp_path):
                             "--rootdir", str(tmp_path), "-p", "no:cacheprovider", "--reruns", "2",
                             str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert asked.returncode != 0 and "--reruns" in asked.stderr, asked.stdout + asked.stderr
+    assert "repeat" not in out, out  # pytest-repeat is not loaded either
+    repeated = subprocess.run([sys.executable, "-m", "pytest", "-c", str(REPO / "pyproject.toml"),
+                               "--rootdir", str(tmp_path), "-p", "no:cacheprovider", "--count", "3",
+                               str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert repeated.returncode != 0 and "--count" in repeated.stderr, repeated.stdout + repeated.stderr

@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the perception node on a built-in synthetic scene bag",
                        description=__doc__)
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
-    p.add_argument("--scenes", type=int, default=6, help="number of scenes (sound events)")
+    p.add_argument("--scenes", type=int, default=4, help="number of scenes (sound events)")
     p.add_argument("--seed", type=int, default=7, help="synthetic data seed")
     p.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped checkpoint")
     p.add_argument("--device", default=None, help="cpu (default), cuda or cuda:N")
