@@ -11,6 +11,7 @@ Batch and audio length are dynamic in both.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 
@@ -33,27 +34,36 @@ class _ExportWrapper(nn.Module):
         return out["function"], out["dependency"]
 
 
-class _EncoderWrapper(nn.Module):
-    """fp32 image in; maps out in the model's dtype (fp16 graphs keep fp16 between the two)."""
+def _autocast(dtype: torch.dtype | None, device_type: str):
+    return torch.autocast(device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
-    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
+
+class EncoderPart(nn.Module):
+    """The ``set_image`` part as one module to export: fp32 image in; maps out in the
+    model's dtype (fp16 graphs keep fp16 between the two), or in ``autocast``'s dtype."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float32,
+                 autocast: torch.dtype | None = None) -> None:
         super().__init__()
-        self.model, self.dtype = model, dtype
+        self.model, self.dtype, self.autocast = model, dtype, autocast
 
     def forward(self, image: torch.Tensor):
-        return tuple(self.model.encode_image(image.to(self.dtype)))
+        with _autocast(self.autocast, image.device.type):
+            return tuple(self.model.encode_image(image.to(self.dtype)))
 
 
-class _DecoderWrapper(nn.Module):
-    """Maps + fp32 audio + mask in; fp32 logits at the input size out."""
+class DecoderPart(nn.Module):
+    """The ``predict`` part: maps + fp32 audio + mask in; fp32 logits at the input size out."""
 
-    def __init__(self, model: nn.Module, image_size: int, dtype: torch.dtype) -> None:
+    def __init__(self, model: nn.Module, image_size: int, dtype: torch.dtype = torch.float32,
+                 autocast: torch.dtype | None = None) -> None:
         super().__init__()
-        self.model, self.size, self.dtype = model, image_size, dtype
+        self.model, self.size, self.dtype, self.autocast = model, image_size, dtype, autocast
 
     def forward(self, *args: torch.Tensor):
         *feats, audio, audio_mask = args
-        out = self.model._decode(list(feats), audio.to(self.dtype), audio_mask, (self.size, self.size))
+        with _autocast(self.autocast, audio.device.type):
+            out = self.model._decode(list(feats), audio.to(self.dtype), audio_mask, (self.size, self.size))
         return out["function"].float(), out["dependency"].float()
 
 
@@ -114,14 +124,14 @@ def export_split(
 
         model = copy.deepcopy(model).to(dtype)
     image, audio, mask = (t.to(device) for t in example_inputs(image_size, patches=3))
-    enc = _EncoderWrapper(model, dtype)
+    enc = EncoderPart(model, dtype)
     with torch.no_grad():
         feats = enc(image)
     names = [f"feat{i}" for i in range(len(feats))]
     _export(enc, (image,), out / ENCODER_FILE, ["image"], names,
             {"image": {0: "batch"}, **{n: {0: "batch"} for n in names}})
     _export(
-        _DecoderWrapper(model, image_size, dtype),
+        DecoderPart(model, image_size, dtype),
         (*feats, audio, mask),
         out / DECODER_FILE,
         [*names, "audio", "audio_mask"],

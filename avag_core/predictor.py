@@ -37,10 +37,11 @@ class AffordancePrediction:
 
 
 class Predictor:
-    """``backend``: ``torch`` (eager), ``onnxruntime`` or ``tensorrt`` (see
-    :mod:`avag_core.backends`); ``dtype``: fp32, fp16, bf16, int8 or auto where the
-    backend offers it; ``backend_options``: e.g. ``engine_cache_dir``, ``cache_dir``,
-    ``threads`` for the onnxruntime backends. The model is prepared for inference in place
+    """``backend``: ``torch`` (eager), ``inductor`` (compiled ahead of time, CPU),
+    ``onnxruntime`` or ``tensorrt`` (see :mod:`avag_core.backends`); ``dtype``: fp32, fp16,
+    bf16, int8 or auto where the backend offers it; ``backend_options``: e.g.
+    ``engine_cache_dir``, ``cache_dir``, ``threads`` for the onnxruntime backends,
+    ``cache_dir`` for inductor. The model is prepared for inference in place
     (eval mode, channels-last, batch norms folded; with torch fp16/bf16 its Linear/Conv
     weights are cast to that dtype): pass a copy of a model still training."""
 

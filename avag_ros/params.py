@@ -41,8 +41,10 @@ class NodeConfig:
     fp16: bool = setting(False, "fp16 autocast on CUDA")
     backend: str = setting(
         "auto", "inference backend: auto (onnxruntime on a CPU where it is installed: about half torch's "
-        "latency there; torch on CUDA), torch (PyTorch), onnxruntime (CPU or CUDA provider), tensorrt "
-        "(onnxruntime's TensorRT provider; engines built once into engine_cache_dir)", choices=BACKENDS)
+        "latency there; torch on CUDA), torch (PyTorch), inductor (CPU: compiled once by TorchInductor "
+        "into ~/.cache/avag/inductor, minutes on first start; fastest for the paper preset), onnxruntime "
+        "(CPU or CUDA provider), tensorrt (onnxruntime's TensorRT provider; engines built once into "
+        "engine_cache_dir)", choices=BACKENDS)
     dtype: str = setting(
         "fp32", "inference precision: fp32; fp16 (CUDA/TensorRT); bf16 (torch on CUDA or an "
         "AVX512-BF16/AMX CPU); int8 (onnxruntime on CPU); auto = torch keeps the fastest dtype whose "

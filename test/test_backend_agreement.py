@@ -6,28 +6,20 @@ tests pin that ``dtype=auto`` then keeps fp32."""
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from backend_cases import ONNX_LOGIT_TOL, load_examples, logits
 
 from avag_core.backends.agreement import MAX_PROB_DIFF, MIN_IOU, compare, mask_iou
 from avag_core.backends.torch_backend import cpu_bf16_supported
-from avag_core.data.audio_io import load_audio
 from avag_core.hearing.embedding import AudioEmbedder
 from avag_core.predictor import Predictor
-from avag_core.preprocess import load_image
-
-ONNX_LOGIT_TOL = 1e-3
-AVAGD_DIR = Path(__file__).parent / "data" / "avagd"
 
 
 @pytest.fixture(scope="module")
 def examples():
-    rows = list(csv.DictReader((AVAGD_DIR / "examples.csv").open()))[:4]
-    return [(load_image(AVAGD_DIR / r["image"]), *load_audio(AVAGD_DIR / r["audio"])) for r in rows]
+    return load_examples()
 
 
 @pytest.fixture(scope="module")
@@ -41,19 +33,11 @@ def reference(shipped_checkpoint):
     return Predictor.from_checkpoint(shipped_checkpoint)
 
 
-def _logits(pred: Predictor, rgb, wave, rate):
-    """Logits of the cached-image path at the model's input size."""
-    pred.set_image(rgb)
-    audio, mask = pred._prepare_audio([wave], rate)
-    with torch.inference_mode():
-        return pred.backend.decode(pred._features, audio, mask)
-
-
 def test_onnxruntime_cpu_matches_torch_fp32(shipped_checkpoint, reference, examples, cache):
     ort = Predictor.from_checkpoint(shipped_checkpoint, backend="onnxruntime", cache_dir=cache)
     assert ort.describe() == "onnxruntime[CPU] fp32"
     for rgb, wave, rate in examples:
-        stats = compare(_logits(reference, rgb, wave, rate), _logits(ort, rgb, wave, rate))
+        stats = compare(logits(reference, rgb, wave, rate), logits(ort, rgb, wave, rate))
         assert stats["max_logit_diff"] <= ONNX_LOGIT_TOL, stats
         assert stats["min_iou"] >= MIN_IOU and stats["max_prob_diff"] <= MAX_PROB_DIFF, stats
         # the public API: same masks at the image's resolution
@@ -114,7 +98,7 @@ def test_int8_runs_but_is_outside_tolerance_on_the_shipped_checkpoint(
     q = Predictor.from_checkpoint(shipped_checkpoint, backend="onnxruntime", dtype="int8", cache_dir=cache)
     assert q.describe() == "onnxruntime[CPU] int8"
     assert (cache / q.backend.key / "decoder.int8.onnx").is_file()
-    worst = min(compare(_logits(reference, *ex), _logits(q, *ex))["min_iou"] for ex in examples)
+    worst = min(compare(logits(reference, *ex), logits(q, *ex))["min_iou"] for ex in examples)
     assert 0.5 < worst < MIN_IOU
 
 
@@ -125,7 +109,7 @@ def test_auto_keeps_fp32_when_bf16_disagrees(shipped_checkpoint, reference, exam
     assert probe["agreement"]["bf16"]["min_iou"] < MIN_IOU
     assert auto.dtype == "fp32" and probe["chosen"] == "fp32"
     bf16 = Predictor.from_checkpoint(shipped_checkpoint, dtype="bf16")  # explicit: allowed
-    worst = min(compare(_logits(reference, *ex), _logits(bf16, *ex))["min_iou"] for ex in examples)
+    worst = min(compare(logits(reference, *ex), logits(bf16, *ex))["min_iou"] for ex in examples)
     assert worst < MIN_IOU  # the probe's verdict holds on real images too
 
 
@@ -138,7 +122,7 @@ def test_bf16_on_cpu_agrees_on_an_untrained_model(tiny_checkpoint):
     ref = Predictor.from_checkpoint(tiny_checkpoint)
     bf16 = Predictor.from_checkpoint(tiny_checkpoint, dtype="bf16")
     assert bf16.describe() == "torch bf16 on cpu"
-    stats = compare(_logits(ref, rgb, wave, 16000), _logits(bf16, rgb, wave, 16000))
+    stats = compare(logits(ref, rgb, wave, 16000), logits(bf16, rgb, wave, 16000))
     assert stats["max_logit_diff"] < 0.05, stats
 
 
@@ -155,7 +139,7 @@ def test_bf16_casts_weights_once_with_the_logits_and_embeddings_of_autocast(ship
     assert norms and all(m.weight.dtype == torch.float32 for m in norms)
     ref_embedder, bf16_embedder = AudioEmbedder.from_source(reference), AudioEmbedder.from_source(bf16)
     for rgb, wave, rate in examples:
-        got = _logits(bf16, rgb, wave, rate)
+        got = logits(bf16, rgb, wave, rate)
         # inputs prepared outside autocast (it would run the log-mel front end in bf16 too)
         image, (audio, mask) = reference._prepare_images([rgb]), reference._prepare_audio([wave], rate)
         patches = [ref_embedder.patches(wave, rate)]

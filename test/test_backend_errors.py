@@ -25,6 +25,8 @@ def tiny(tiny_checkpoint):
         ({"backend": "onnxruntime", "dtype": "fp16"}, "fp16 with onnxruntime needs device cuda"),
         ({"backend": "tensorrt"}, "needs onnxruntime-gpu built with TensorRT"),
         ({"backend": "torch", "engine_cache_dir": "x"}, "backend torch takes no options"),
+        ({"backend": "inductor", "dtype": "int8"}, "backend inductor runs fp32 or bf16, not int8"),
+        ({"backend": "inductor", "engine_cache_dir": "x"}, r"backend inductor takes only cache_dir"),
     ],
 )
 def test_refused_with_one_line(tiny, kwargs, match):
@@ -47,3 +49,14 @@ def test_a_model_cast_for_bf16_is_not_reused_by_another_predictor(tiny_checkpoin
     with pytest.raises(AvagError, match=r"cast to torch\.bfloat16 by another Predictor") as err:
         Predictor(bf16.model, bf16.cfg, "cpu")
     assert "\n" not in str(err.value)
+
+
+def test_inductor_refuses_a_gpu_before_compiling_anything(tiny, tmp_path):
+    """It compiles for the CPU: on CUDA the reason comes at once (no GPU needed to check)."""
+    import torch
+
+    from avag_core.backends import make_backend
+
+    with pytest.raises(AvagError, match="backend inductor compiles for the CPU, got device cuda") as err:
+        make_backend("inductor", tiny.model, 96, torch.device("cuda"), "fp32", cache_dir=tmp_path)
+    assert "\n" not in str(err.value) and not any(tmp_path.iterdir())

@@ -1,4 +1,4 @@
-"""Exported ONNX graphs on disk, keyed by everything that changes them.
+"""Exported ONNX graphs (and compiled models) on disk, keyed by everything that changes them.
 
 The key hashes the weights, the model config, the input size, the graph dtype, the
 opset, the torch version and the source of the modeling code and exporter: a new
@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "avag"
 
 
-def model_key(model: torch.nn.Module, image_size: int, graph_dtype: str) -> str:
+def model_key(model: torch.nn.Module, image_size: int, graph_dtype: str, sources: tuple[Path, ...] = ()) -> str:
+    """``sources``: more code whose change must give a new key (a compiler's build code)."""
     h = hashlib.blake2b(digest_size=10)
     cfg = getattr(model, "cfg", None)
     meta = {
@@ -45,12 +47,41 @@ def model_key(model: torch.nn.Module, image_size: int, graph_dtype: str) -> str:
     }
     h.update(json.dumps(meta, sort_keys=True, default=str).encode())
     code = sorted(Path(export_mod.__file__).parent.joinpath("modeling").glob("*.py"))
-    for src in [*code, Path(export_mod.__file__)]:
+    for src in [*code, Path(export_mod.__file__), *sources]:
         h.update(src.read_bytes())
     for name, t in model.state_dict().items():
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def build_once(cache_dir: Path, key: str, build: Callable[[Path], None], done_file: str) -> Path:
+    """Return ``cache_dir/key``, calling ``build(tmp_folder)`` first if it does not hold
+    ``done_file`` yet. The build writes into a temporary folder that is renamed into place,
+    so a crash or a second process never leaves a half-written artifact behind; one builder
+    per key: a second process (the node beside an offline replay) waits for the first
+    one's result instead of building the same thing again on the same CPU."""
+    folder = cache_dir / key
+    if (folder / done_file).is_file():
+        return folder
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = cache_dir / f".{key}.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / done_file).is_file():
+            tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=cache_dir))
+            try:
+                build(tmp)
+                try:
+                    tmp.rename(folder)
+                except OSError:  # another process finished first (a cache without locks): keep its copy
+                    shutil.rmtree(tmp, ignore_errors=True)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        # gone once the artifact exists (a process still waiting on it re-checks the folder)
+        lock_path.unlink(missing_ok=True)
+    return folder
 
 
 def ensure_graphs(
@@ -60,31 +91,11 @@ def ensure_graphs(
     device: torch.device,
     graph_dtype: str = "fp32",
 ) -> tuple[str, Path]:
-    """Return (key, folder with encoder.onnx/decoder.onnx/graphs.json), exporting once.
-    The export goes to a temporary folder that is renamed into place, so a crash or a
-    second process never leaves a half-written graph behind."""
+    """Return (key, folder with encoder.onnx/decoder.onnx/graphs.json), exporting once."""
     key = model_key(model, image_size, graph_dtype)
-    folder = cache_dir / key
-    if (folder / INFO_FILE).is_file():
-        return key, folder
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    # One exporter per key: a second process (the node beside an offline replay) waits for
-    # the first one's graphs instead of exporting the same graphs again on the same CPU.
-    lock_path = cache_dir / f".{key}.lock"
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (folder / INFO_FILE).is_file():
-            _export(model, image_size, folder, cache_dir, key, device, graph_dtype)
-        # gone once the graphs exist (a process still waiting on it re-checks the folder)
-        lock_path.unlink(missing_ok=True)
-    return key, folder
 
-
-def _export(model: torch.nn.Module, image_size: int, folder: Path, cache_dir: Path, key: str,
-            device: torch.device, graph_dtype: str) -> None:
-    log.info("exporting ONNX graphs (%s) to %s", graph_dtype, folder)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=cache_dir))
-    try:
+    def export(tmp: Path) -> None:
+        log.info("exporting ONNX graphs (%s) to %s", graph_dtype, cache_dir / key)
         dt = torch.float16 if graph_dtype == "fp16" else torch.float32
         export_split(model, image_size, tmp, device=device, dtype=dt)
         with torch.inference_mode():
@@ -92,13 +103,8 @@ def _export(model: torch.nn.Module, image_size: int, folder: Path, cache_dir: Pa
             shapes = [list(f.shape[1:]) for f in model.encode_image(image)]
         info = {"key": key, "image_size": image_size, "dtype": graph_dtype, "feature_shapes": shapes}
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=1))
-        try:
-            tmp.rename(folder)
-        except OSError:  # another process finished first (a cache without locks): keep its copy
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    return key, build_once(cache_dir, key, export, INFO_FILE)
 
 
 def graph_info(folder: Path) -> dict:
@@ -152,5 +158,5 @@ def _unshare_gemm_weights(model) -> None:
         seen.add(name)
 
 
-__all__ = ["DECODER_FILE", "ENCODER_FILE", "default_cache_dir", "ensure_graphs", "graph_info",
+__all__ = ["DECODER_FILE", "ENCODER_FILE", "build_once", "default_cache_dir", "ensure_graphs", "graph_info",
            "model_key", "quantized"]

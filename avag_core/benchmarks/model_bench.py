@@ -104,7 +104,7 @@ def build_case(case: Case, overrides: list[str], patches: int, batch: int, optio
     before = _used_mib(dev)
     torch.manual_seed(0)
     model = build_model(cfg).eval().to(dev).to(memory_format=torch.channels_last)
-    opts = {} if case.backend == "torch" else options
+    opts = options if case.backend in ("onnxruntime", "tensorrt") else {}
     be = make_backend(case.backend, model, cfg.image_size, dev, case.dtype, **opts)
     image, audio, mask = _inputs(1, case.size, patches, dev)
 
@@ -231,6 +231,7 @@ def run_bench(
     ):
         s = size or int(load_config(preset, overrides).model.image_size)
         case = Case(preset, s, torch.device(device), backend, dtype)
+        t0 = time.perf_counter()
         try:
             build_case(case, overrides, patches, batch, options)
         except AvagError as exc:
@@ -238,7 +239,10 @@ def run_bench(
                             "dtype": dtype, "skipped": str(exc)})
             print(f"skip {preset} {s} {device} {backend} {dtype}: {exc}", flush=True)
             continue
-        print(f"built {preset} {s} {case.row['backend_detail']} ({case.row['memory_mib']:.0f} MiB)", flush=True)
+        # load time: an export or a compile (minutes, once per model) shows here, never in the rounds
+        case.row["load_s"] = time.perf_counter() - t0
+        print(f"built {preset} {s} {case.row['backend_detail']} in {case.row['load_s']:.1f} s "
+              f"({case.row['memory_mib']:.0f} MiB)", flush=True)
         cases.append(case)
     refs: dict[int, Case] = {}
     if reference:

@@ -38,9 +38,10 @@ def attention(
     on the CPU (same result to float rounding). The ONNX export keeps the standard op."""
     if (
         q.device.type != "cpu"
-        or k.shape[-2] > SHORT_KEYS
+        or torch.compiler.is_compiling()  # one graph for every audio length; the compiler fuses it
         or torch.onnx.is_in_onnx_export()
         or torch.jit.is_tracing()
+        or k.shape[-2] > SHORT_KEYS
     ):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
     scores = torch.matmul(q, k.transpose(-1, -2)).float()

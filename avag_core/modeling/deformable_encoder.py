@@ -243,7 +243,7 @@ class DeformableEncoderLayer(nn.Module):
         """The FFN, a block of tokens at a time: the [tokens, ffn_dim] hidden activation
         (44 MB for the paper preset) then stays in cache, and the bias copy and GELU,
         memory-bound over the whole tensor, cost a fraction (rows are independent: same result)."""
-        if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
+        if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.compiler.is_compiling():
             # a traced loop would freeze the block count for the example batch size
             return self.linear2(self.dropout2(self.activation(self.linear1(x))))
         flat = x.reshape(-1, x.shape[-1])
