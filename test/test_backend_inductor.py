@@ -42,7 +42,8 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def compiled(shipped_checkpoint, cache):
-    return Predictor.from_checkpoint(shipped_checkpoint, backend="inductor", dtype="fp32", cache_dir=cache)
+    """dtype auto: fp32 (as onnxruntime, no probe; the next test loads it back as fp32)."""
+    return Predictor.from_checkpoint(shipped_checkpoint, backend="inductor", dtype="auto", cache_dir=cache)
 
 
 def test_fp32_matches_torch_on_real_examples(compiled, reference, examples):
