@@ -24,6 +24,9 @@ from avag_core.backends.torch_backend import cpu_bf16_supported
 from avag_core.export import example_inputs
 from avag_core.predictor import Predictor
 
+# a build compiles C++ for 1.5 min on an idle 2-core machine, several on a loaded one
+pytestmark = pytest.mark.timeout(900)
+
 
 @pytest.fixture(scope="module")
 def examples():

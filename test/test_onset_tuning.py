@@ -50,3 +50,18 @@ def test_missing_training_recordings_exit_2_in_one_line(monkeypatch, capsys, tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "action" in err[0] and "onset.md" in err[0]
     assert not (tmp_path / "t.json").exists()
+
+
+def test_short_actions_option_places_transients_and_leaves_the_default_streams_alone():
+    """``--short-actions P`` (train_onset): with P = 1 every action is a 10-80 ms transient
+    (its 'active' label spans a few 16 ms frames); P = 0 draws the very streams of before."""
+    lib = small_library(None, 0)
+    audio0, labels0 = make_stream(lib, np.random.default_rng(3))
+    again, labels_again = make_stream(lib, np.random.default_rng(3), short_action_p=0.0)
+    assert np.array_equal(audio0, again) and np.array_equal(labels0, labels_again)
+    longest = []
+    for seed in range(6):
+        _, labels = make_stream(lib, np.random.default_rng(seed), short_action_p=1.0)
+        active = np.flatnonzero(np.diff(np.concatenate([[0], labels[:, 1], [0]])))
+        longest += [int(e - s) for s, e in zip(active[::2], active[1::2], strict=True)]
+    assert longest and max(longest) <= 0.080 * SR / HOP + 3, longest

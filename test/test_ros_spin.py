@@ -7,6 +7,7 @@ rclpy printed a traceback when it was collected (seen in CI with audio_capture_n
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -36,10 +37,18 @@ print("status", run_node(make_node, lambda node: print("on_exit", node.get_name(
 """
 
 
+def _sigint(disposition):
+    """The child's SIGINT disposition before Python starts. A terminal leaves it at the
+    default, so Python raises KeyboardInterrupt; a job put in the background by a shell
+    without job control (``cmd &`` in a script) inherits it ignored, and then Python never
+    raises it: only rclpy's own handler sees the signal (it shuts the context down)."""
+    return lambda: signal.signal(signal.SIGINT, disposition)
+
+
 @pytest.mark.parametrize("when", ["start", "spinning"])
 def test_ctrl_c_ends_the_node_quietly_with_status_0(ros_env, when):
     run = subprocess.run([sys.executable, "-c", SCRIPT, when], env=ros_env, capture_output=True,
-                         text=True, timeout=60)
+                         text=True, timeout=60, preexec_fn=_sigint(signal.SIG_DFL))
     out = run.stdout + run.stderr
     assert run.returncode == 0, out
     assert "Traceback" not in out and "Exception ignored" not in out, out
@@ -47,3 +56,14 @@ def test_ctrl_c_ends_the_node_quietly_with_status_0(ros_env, when):
     assert "start-up went on" not in out, out
     # a node that never finished starting is not handed to on_exit; a running one is
     assert ("on_exit avag_spin_check" in out) == (when == "spinning"), out
+
+
+def test_sigint_ignored_by_the_parent_still_ends_the_node_with_status_0(ros_env):
+    """Started from a script's background job, SIGINT is ignored: start-up cannot be cut
+    short (no KeyboardInterrupt), but the signal still ends the node once it spins."""
+    run = subprocess.run([sys.executable, "-c", SCRIPT, "start"], env=ros_env, capture_output=True,
+                         text=True, timeout=60, preexec_fn=_sigint(signal.SIG_IGN))
+    out = run.stdout + run.stderr
+    assert run.returncode == 0 and "status 0" in out, out
+    assert "Traceback" not in out and "Exception ignored" not in out, out
+    assert "start-up went on" in out and "on_exit avag_spin_check" in out, out

@@ -8,7 +8,7 @@ Every backend runs the model as two parts, matching ``set_image`` / ``predict``:
   or AMX), ``auto`` picks the fastest dtype that agrees with fp32 on a probe at load.
 - ``inductor``: the two parts compiled ahead of time by TorchInductor into shared
   libraries (CPU; fp32, bf16 on AVX512-BF16/AMX), built once per model into a cache folder
-  (minutes, with a C++ compiler), then loaded in milliseconds: the fastest CPU path for
+  (minutes, with a C++ compiler), then loaded in seconds: the fastest CPU path for
   the large ``paper`` preset.
 - ``onnxruntime``: two exported ONNX graphs on the CPU or CUDA execution provider;
   ``int8`` = dynamic quantization of the matrix products (CPU).

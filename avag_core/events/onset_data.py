@@ -274,8 +274,22 @@ def _prepare_action(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (x * (1 if rng.random() < 0.5 else -1)).astype(np.float32)
 
 
-def make_stream(lib: Library, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(audio, labels [frames, 3]: onset, active, weight) of one training stream."""
+def _short_action(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A 10-80 ms decaying transient from an action's onset (tick, click, plop): without
+    these, the only short pops in training are crackle background. Zero-padded to whole hops."""
+    m = round(rng.uniform(0.010, 0.080) * SR)
+    s = min(round(reference_onset(x, SR) * SR), max(0, x.size - m))
+    y = x[s:s + m].astype(np.float64) * np.exp(-np.arange(min(m, x.size - s)) / (m * rng.uniform(0.15, 0.6)))
+    fade = min(y.size // 4, SR // 500)
+    y[y.size - fade:] *= np.linspace(1.0, 0.0, fade)
+    y = np.pad(y, (0, -y.size % HOP))
+    return (y * (1 if rng.random() < 0.5 else -1)).astype(np.float32)
+
+
+def make_stream(lib: Library, rng: np.random.Generator,
+                short_action_p: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(audio, labels [frames, 3]: onset, active, weight) of one training stream; with
+    probability ``short_action_p`` an action is a short transient (_short_action)."""
     n = round(STREAM_S * SR)
     frames = 1 + (n - FRAME) // HOP
     bg = background(lib, n, rng) * (10 ** (rng.uniform(-55, -10) / 20))
@@ -285,7 +299,9 @@ def make_stream(lib: Library, rng: np.random.Generator) -> tuple[np.ndarray, np.
     labels[:, 2] = 1.0
     t = rng.uniform(0.6, 3.0)
     while rng.random() > 0.1:
-        x = _prepare_action(lib.actions[int(rng.integers(len(lib.actions)))], rng)
+        src = lib.actions[int(rng.integers(len(lib.actions)))]
+        short = short_action_p > 0 and rng.random() < short_action_p  # no draw when off: default unchanged
+        x = _short_action(src, rng) if short else _prepare_action(src, rng)
         start = round(t * SR)
         if start + x.size >= n:
             break

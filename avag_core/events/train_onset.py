@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--short-actions", type=float, default=0.0,
+                    help="probability that an action is a 10-80 ms transient (onset_data._short_action)")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "avag" / "onset_train")
     args = ap.parse_args(argv)
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     lib = load_library(args.cache, args.seed)
     rng = np.random.default_rng(args.seed)
-    pairs = [stream_tensors(*make_stream(lib, rng)) for _ in range(args.streams + args.val_streams)]
+    pairs = [stream_tensors(*make_stream(lib, rng, args.short_actions)) for _ in range(args.streams + args.val_streams)]
     xs = torch.stack([p[0] for p in pairs])
     ys = torch.stack([p[1] for p in pairs])
     xv, yv = xs[args.streams:], ys[args.streams:]
