@@ -65,3 +65,21 @@ def test_short_actions_option_places_transients_and_leaves_the_default_streams_a
         active = np.flatnonzero(np.diff(np.concatenate([[0], labels[:, 1], [0]])))
         longest += [int(e - s) for s, e in zip(active[::2], active[1::2], strict=True)]
     assert longest and max(longest) <= 0.080 * SR / HOP + 3, longest
+
+
+def test_weights_files_are_a_grid_axis_too(monkeypatch, tmp_path, capsys):
+    """--grid onset_weights=,FILE compares the shipped weights ('' = shipped) with a file on
+    the same streams (a string setting is printed as given)."""
+    from pathlib import Path
+
+    import avag_core
+
+    monkeypatch.setattr(ot, "load_library", small_library)
+    monkeypatch.setattr(ot, "training_sources", lambda: {"action": ["a"], "music": ["m"], "ambient": ["b"]})
+    shipped = Path(avag_core.__file__).parent / "checkpoints" / "onset.safetensors"
+    out = tmp_path / "w.json"
+    assert ot.main(["--streams", "3", "--grid", f"onset_weights=,{shipped}", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert sorted(r["settings"]["onset_weights"] for r in rows) == ["", str(shipped)]
+    assert rows[0]["f1"] == rows[1]["f1"]  # the same weights twice: the same events
+    assert f"onset_weights={shipped}" in capsys.readouterr().out

@@ -8,7 +8,9 @@ benchmark's matching (``hearing_bench.score``). Every setting in the grid sees t
 streams; the table is sorted by event F1.
 
     python -m avag_core.benchmarks.onset_tuning --streams 300 \\
-        --grid learned_gap_s=0.25,0.1 --grid learned_rearm=1,0.3 --json tuning.json
+        --grid learned_gap_s=0.25,0.1 --grid learned_on=0.5,0.6 --json tuning.json
+    # two weights files on the same streams (values without commas):
+    python -m avag_core.benchmarks.onset_tuning --grid onset_weights=,mine.safetensors
 
 Needs the Debian packages listed in ``avag_core/checkpoints/onset.md`` (as training).
 """
@@ -95,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'settings':<48} {'recall':>6} {'precision':>9} {'F1':>6} {'p90 ms':>7} {'detections':>10}")
     for r in rows:
         p90 = "-" if r["onset_p90_ms"] is None else f"{r['onset_p90_ms']:.0f}"
-        label = " ".join(f"{k}={v:g}" for k, v in r["settings"].items()) or "defaults"
+        label = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in r["settings"].items()) or "defaults"
         print(f"{label:<48} {r['recall']:>6.3f} {r['precision']:>9.3f} {r['f1']:>6.3f} {p90:>7} "
               f"{r['detections']:>10}")
     if args.json:
