@@ -1,10 +1,14 @@
-"""A failing test fails once: the rerun and repeat plugins that colcon-core installs are
-blocked by the project's pytest configuration, so neither `--reruns`, `@pytest.mark.flaky`
-nor `--count` runs a test again."""
+"""A failing test fails once: the rerun and repeat plugins that colcon-core requires are
+removed from avag's environment by scripts/setup.sh and blocked by the project's pytest
+configuration (for system installs that keep them), so neither `--reruns`,
+`@pytest.mark.flaky` nor `--count` runs a test again."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,3 +37,14 @@ def test_a_failing_test_is_not_rerun(tmp_path):
                                "--rootdir", str(tmp_path), "-p", "no:cacheprovider", "--count", "3",
                                str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert repeated.returncode != 0 and "--count" in repeated.stderr, repeated.stdout + repeated.stderr
+
+
+def _system_site_packages() -> bool:
+    cfg = Path(sys.prefix) / "pyvenv.cfg"
+    return cfg.is_file() and "include-system-site-packages = true" in cfg.read_text()
+
+
+@pytest.mark.skipif(_system_site_packages(), reason="a --system install keeps apt's pytest plugins (blocked above)")
+def test_the_rerun_and_repeat_plugins_are_not_installed():
+    assert importlib.util.find_spec("pytest_rerunfailures") is None
+    assert importlib.util.find_spec("pytest_repeat") is None
