@@ -131,19 +131,60 @@ def test_any_chunking_gives_the_events_of_the_whole_recording():
     assert [round(e.onset_time, 6) for e in streamed] == [round(e.onset_time, 6) for e in whole]
 
 
-def test_the_streaming_scorer_computes_what_the_trained_model_computes():
+def _streamed_equals_one_pass(weights: str | None) -> None:
     import torch
 
     from avag_core.events.onset_features import FEATURES, OnsetFeatures
-    from avag_core.events.onset_model import LOOKAHEAD, RECEPTIVE, load_onset_model
+    from avag_core.events.onset_model import load_onset_model
 
     x, _ = with_actions(room(6.0, 5), 10.0)
     frames = frames_of(x, 512, 256)
     feats = OnsetFeatures(512, 256, SR)(frames)
-    padded = np.concatenate([np.zeros((RECEPTIVE - 1, FEATURES), np.float32), feats])
+    model = load_onset_model(weights)
+    padded = np.concatenate([np.zeros((model.shape.receptive - 1, FEATURES), np.float32), feats])
     with torch.no_grad():
-        logits = load_onset_model()(torch.from_numpy(padded.T[None].copy()))[0].numpy()
-    _, p_on, p_act = LearnedOnsetScorer(512, 256, SR)(frames, np.arange(frames.shape[0]) * 256 / SR)
-    expect = 1.0 / (1.0 + np.exp(-logits[:, LOOKAHEAD:]))
+        logits = model(torch.from_numpy(padded.T[None].copy()))[0].numpy()
+    times, p_on, p_act = LearnedOnsetScorer(512, 256, SR, weights)(frames, np.arange(frames.shape[0]) * 256 / SR)
+    expect = 1.0 / (1.0 + np.exp(-logits[:, model.shape.lookahead:]))
+    np.testing.assert_allclose(times, np.arange(times.size) * 256 / SR)  # output k speaks of frame k
     np.testing.assert_allclose(p_on, expect[0], atol=1e-4)
     np.testing.assert_allclose(p_act, expect[1], atol=1e-4)
+
+
+def test_the_streaming_scorer_computes_what_the_trained_model_computes():
+    _streamed_equals_one_pass(None)
+
+
+def test_a_weights_file_carries_its_shape(tmp_path):
+    """Another width, dilations and hindsight than the shipped model's run as saved."""
+    import torch
+
+    from avag_core.events.onset_model import (
+        OnsetNet,
+        OnsetShape,
+        load_onset_model,
+        save_onset_model,
+    )
+
+    shape = OnsetShape(channels=16, dilations=(1, 3, 9), lookahead=6)
+    torch.manual_seed(0)
+    path = tmp_path / "other_shape.safetensors"
+    save_onset_model(OnsetNet(shape=shape), path, {})
+    assert load_onset_model(path).shape == shape
+    _streamed_equals_one_pass(str(path))
+
+
+def test_weights_without_shape_metadata_load_as_the_first_shape(tmp_path):
+    """Files written before the shape was stored (the first shipped weights) still load."""
+    from safetensors.torch import save_file
+
+    from avag_core.events.onset_model import FORMAT, OnsetNet, OnsetShape, load_onset_model
+
+    old = tmp_path / "first.safetensors"
+    save_file(OnsetNet(shape=OnsetShape()).state_dict(), str(old), metadata={"format": FORMAT})
+    assert load_onset_model(old).shape == OnsetShape(channels=48, dilations=(1, 2, 4, 8, 16), lookahead=3)
+    bad = tmp_path / "bad_shape.safetensors"
+    save_file(OnsetNet().state_dict(), str(bad), metadata={"format": FORMAT, "dilations": "1,two"})
+    with pytest.raises(AvagError, match="malformed shape") as err:
+        load_onset_model(bad)
+    assert "\n" not in str(err.value)

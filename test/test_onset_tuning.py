@@ -9,7 +9,7 @@ import numpy as np
 from audio_clips import ACTIONS, load
 
 from avag_core.benchmarks import onset_tuning as ot
-from avag_core.events.onset_data import HOP, SR, Library, make_stream
+from avag_core.events.onset_data import HOP, SHORT_ACTION_P, SR, Library, make_stream
 
 
 def small_library(cache, seed) -> Library:
@@ -30,7 +30,7 @@ def test_each_setting_is_scored_on_the_same_held_out_streams(monkeypatch, tmp_pa
     # the streams' onsets are the actions make_stream placed (same seed, same draws)
     lib = small_library(None, 0)
     rng = np.random.default_rng(1000)
-    _, labels = make_stream(lib, rng)
+    _, labels = make_stream(lib, rng, SHORT_ACTION_P)
     streams = ot.heldout_streams(3, 1000, tmp_path)
     assert streams[0][1] == ot.onsets_of(labels) and len(streams[0][1]) >= 1
     out = tmp_path / "t.json"
@@ -83,3 +83,35 @@ def test_weights_files_are_a_grid_axis_too(monkeypatch, tmp_path, capsys):
     assert sorted(r["settings"]["onset_weights"] for r in rows) == ["", str(shipped)]
     assert rows[0]["f1"] == rows[1]["f1"]  # the same weights twice: the same events
     assert f"onset_weights={shipped}" in capsys.readouterr().out
+
+
+def test_synthetic_world_actions_join_the_training_library_reproducibly():
+    """``--synth-actions N``: N sounds of each of the demo world's action kinds, the same for
+    the same seed (training stays reproducible), other sounds for another seed."""
+    from avag_core.data.synth.sounds import SOUND_FAMILIES
+    from avag_core.events.onset_data import synthetic_actions
+
+    a, again, other = synthetic_actions(0, 2), synthetic_actions(0, 2), synthetic_actions(1, 2)
+    assert len(a) == 2 * len(SOUND_FAMILIES)
+    assert all(np.array_equal(x, y) for x, y in zip(a, again, strict=True))
+    assert not np.array_equal(a[0], other[0])
+    assert all(x.dtype == np.float32 and np.isfinite(x).all() and 0 < np.abs(x).max() <= 1.0 for x in a)
+    assert synthetic_actions(0, 0) == []
+
+
+def test_training_writes_weights_that_carry_their_shape(monkeypatch, tmp_path):
+    """train_onset end to end on a few streams: the file it writes loads with the shape asked
+    for, and the defaults are the shipped weights' shape (the command in onset.md)."""
+    from avag_core.events import train_onset
+    from avag_core.events.learned import LearnedOnsetScorer
+    from avag_core.events.onset_model import load_onset_model
+
+    monkeypatch.setattr(train_onset, "load_library", lambda cache, seed, synth: small_library(cache, seed))
+    out = tmp_path / "tiny.safetensors"
+    assert train_onset.main(["--out", str(out), "--streams", "4", "--val-streams", "2", "--epochs", "1",
+                             "--batch", "2", "--channels", "8", "--dilations", "1,2", "--lookahead", "5"]) == 0
+    model = load_onset_model(out)
+    assert (model.shape.channels, model.shape.dilations, model.shape.lookahead) == (8, (1, 2), 5)
+    times, p_on, _ = LearnedOnsetScorer(512, 256, SR, out)(np.zeros((20, 512), np.float32), np.arange(20) * HOP / SR)
+    assert times.size == p_on.size == 15
+    assert load_onset_model().shape == train_onset.SHIPPED_SHAPE

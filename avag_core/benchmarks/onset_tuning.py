@@ -30,7 +30,14 @@ import numpy as np
 
 from avag_core.benchmarks.hearing_bench import run_detector, score
 from avag_core.events import EventConfig
-from avag_core.events.onset_data import HOP, SR, load_library, make_stream, training_sources
+from avag_core.events.onset_data import (
+    HOP,
+    SHORT_ACTION_P,
+    SR,
+    load_library,
+    make_stream,
+    training_sources,
+)
 
 
 def onsets_of(labels: np.ndarray) -> list[float]:
@@ -44,7 +51,7 @@ def onsets_of(labels: np.ndarray) -> list[float]:
 def heldout_streams(n: int, seed: int, cache: Path) -> list[tuple[np.ndarray, list[float]]]:
     lib = load_library(cache, 0)  # the training library (its speech track is seed 0's)
     rng = np.random.default_rng(seed)
-    return [(audio, onsets_of(labels)) for audio, labels in (make_stream(lib, rng) for _ in range(n))]
+    return [(audio, onsets_of(labels)) for audio, labels in (make_stream(lib, rng, SHORT_ACTION_P) for _ in range(n))]
 
 
 def evaluate(streams: list[tuple[np.ndarray, list[float]]], cfg: EventConfig) -> dict[str, float]:

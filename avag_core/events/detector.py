@@ -25,7 +25,7 @@ never blocks new onsets.
 The energy detector (the earlier default) remains for quiet rooms and comparison.
 
 ``detector="learned"``: a small CNN (onset_model.py, trained on real recordings by
-train_onset.py) scores every frame, ``LOOKAHEAD`` frames late: "an action starts here" and
+train_onset.py) scores every frame, ``shape.lookahead`` frames late: "an action starts here" and
 "an action is sounding". An event starts where the first reaches ``learned_on`` (at most
 one onset per ``learned_gap_s``; a new onset ends the event in progress), keeps going while
 the second holds ``learned_keep`` and ends ``release_s`` after that.
@@ -34,7 +34,8 @@ The detector works chunk by chunk (a ROS callback hands it 512 samples at a time
 gives identical results on a whole recording (``detect_events``). Frames are
 ``frame_samples`` long every ``hop_samples``; all frames of a chunk are analysed in one
 vectorised FFT, so a 512-sample chunk costs well under a millisecond. Latency is bounded:
-an onset is known one frame after it, an event ends ``release_s`` after its last sound.
+an onset is known one frame after it (the learned detector: its model's hindsight later,
+128 ms for the shipped weights), an event ends ``release_s`` after its last sound.
 """
 
 from __future__ import annotations

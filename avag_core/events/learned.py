@@ -1,5 +1,5 @@
 """Streaming scorer for ``EventConfig.detector = "learned"``: frames in, per-frame
-(onset, active) probabilities out, ``LOOKAHEAD`` frames late.
+(onset, active) probabilities out, ``shape.lookahead`` frames late.
 
 Why a separate object: the detector's state machine only needs two numbers per frame;
 features, model and their state live here. Why numpy here when the model is trained in
@@ -7,7 +7,7 @@ torch: a streaming step is a handful of [frames x 32] products per layer; torch 
 more on dispatch and on waking its thread pool than on the arithmetic (2 % of a core
 against ~0.3 % here). Each layer keeps the last ``2 x dilation`` of its inputs, so a
 new frame costs one output per layer. Before the first frame the model has seen
-``RECEPTIVE - 1`` all-zero feature frames (a steady background), exactly as in training,
+``shape.receptive - 1`` all-zero feature frames (a steady background), exactly as in training,
 so this gives the outputs of ``OnsetNet`` run over the whole recording.
 """
 
@@ -18,36 +18,38 @@ from pathlib import Path
 import numpy as np
 
 from avag_core.events.onset_features import FEATURES, OnsetFeatures
-from avag_core.events.onset_model import DILATIONS, LOOKAHEAD, RECEPTIVE, load_onset_model
+from avag_core.events.onset_model import OnsetShape, load_onset_model
 
-_WEIGHTS: dict[str, dict[str, np.ndarray]] = {}  # one copy per weights file in a process
+_WEIGHTS: dict[str, tuple[OnsetShape, dict[str, np.ndarray]]] = {}  # one copy per weights file in a process
 
 
-def shared_weights(path: str | Path | None) -> dict[str, np.ndarray]:
-    """The model's weights (default file when empty) as float32 arrays, loaded once."""
+def shared_weights(path: str | Path | None) -> tuple[OnsetShape, dict[str, np.ndarray]]:
+    """The model's shape and weights (default file when empty) as float32 arrays, loaded once."""
     key = str(Path(path).resolve()) if path else ""
     if key not in _WEIGHTS:
-        state = load_onset_model(path or None).state_dict()
-        _WEIGHTS[key] = {k: v.detach().numpy().astype(np.float32) for k, v in state.items()}
+        model = load_onset_model(path or None)
+        _WEIGHTS[key] = (model.shape, {k: v.detach().numpy().astype(np.float32)
+                                       for k, v in model.state_dict().items()})
     return _WEIGHTS[key]
 
 
 class StreamingOnsetNet:
     """OnsetNet's arithmetic, one new frame at a time: [n, FEATURES] -> [n, 2] logits."""
 
-    def __init__(self, weights: dict[str, np.ndarray]) -> None:
+    def __init__(self, shape: OnsetShape, weights: dict[str, np.ndarray]) -> None:
+        self.shape = shape
         self._proj_w = weights["proj.weight"][:, :, 0].T.copy()
         self._proj_b = weights["proj.bias"]
         self._convs = [([weights[f"convs.{i}.weight"][:, :, k].T.copy() for k in range(3)],
-                        weights[f"convs.{i}.bias"], d) for i, d in enumerate(DILATIONS)]
+                        weights[f"convs.{i}.bias"], d) for i, d in enumerate(shape.dilations)]
         self._head_w = weights["head.weight"][:, :, 0].T.copy()
         self._head_b = weights["head.bias"]
         self.reset()
 
     def reset(self) -> None:
         width = self._proj_b.size
-        self._hist = [np.zeros((2 * d, width), np.float32) for d in DILATIONS]
-        self(np.zeros((RECEPTIVE - 1, FEATURES), np.float32))
+        self._hist = [np.zeros((2 * d, width), np.float32) for d in self.shape.dilations]
+        self(np.zeros((self.shape.receptive - 1, FEATURES), np.float32))
 
     def __call__(self, feats: np.ndarray) -> np.ndarray:
         n = feats.shape[0]
@@ -62,10 +64,10 @@ class StreamingOnsetNet:
 
 class LearnedOnsetScorer:
     """Call with frames and their start times; get back (times, p_onset, p_active) of the
-    frames now scored (each ``LOOKAHEAD`` frames after it arrived)."""
+    frames now scored (each ``shape.lookahead`` frames after it arrived)."""
 
     def __init__(self, frame: int, hop: int, sample_rate: int, weights: str | Path | None = None) -> None:
-        self._net = StreamingOnsetNet(shared_weights(weights))
+        self._net = StreamingOnsetNet(*shared_weights(weights))
         self._features = OnsetFeatures(frame, hop, sample_rate)
         self.reset()
 
@@ -81,8 +83,8 @@ class LearnedOnsetScorer:
         logits = self._net(self._features(frames)).astype(np.float64)
         prob = 1.0 / (1.0 + np.exp(-np.clip(logits, -50.0, 50.0)))
         all_t = np.concatenate([self._times, times])
-        done = max(0, all_t.size - LOOKAHEAD)
-        # output k is about frame k - LOOKAHEAD of the stream; the first LOOKAHEAD outputs
+        done = max(0, all_t.size - self._net.shape.lookahead)
+        # output k is about frame k - lookahead of the stream; the first lookahead outputs
         # of a stream are about frames before it began and are dropped
         skip = n - done
         self._times = all_t[done:]

@@ -8,7 +8,8 @@ Build1 when the benchmark plays Build2, eraser2 for eraser1, Water3 for Water1).
 uses other espeak-ng voices and other licence texts than the benchmark's.
 
 A stream is ``STREAM_S`` seconds of background (speech, music, ambience, coloured noise,
-synthetic crackle, rain and beat music, or mixtures) at a random level, with action sounds at random SNR (-5 to 25 dB,
+synthetic crackle (dense, or a loud pop every second or so), rain and beat music, or mixtures)
+at a random level, with action sounds at random SNR (-5 to 25 dB,
 the benchmark's SNR convention), random spacing, sometimes a DC offset or a stretch of
 digital silence or clipping. Labels per analysis frame: ``onset`` (the frame whose newest hop holds
 an action's reference onset, and the next), ``active`` (from the onset to the action's
@@ -41,6 +42,8 @@ STREAM_S = 12.0
 MAX_ACTION_S = 2.0
 WARMUP_FRAMES = 32  # the detector is not ready before 0.5 s
 _ROOT_MATCH = 6
+SYNTH_PER_KIND = 6  # synthetic-world action sounds per kind in the training library
+SHORT_ACTION_P = 0.25  # share of training actions cut to a 10-80 ms transient
 
 LC = "/usr/share/games/lincity-ng/sounds/"
 TP = "/usr/share/tuxpaint/sounds/"
@@ -48,6 +51,7 @@ PG = "/usr/share/games/pingus/data/sounds/"
 HE = "/usr/share/games/heroes/sfx/"
 FB = "/usr/share/games/frozen-bubble/snd/"
 FD = "/usr/share/sounds/freedesktop/stereo/"
+ST = "/usr/share/tuxpaint/stamps/"
 OC = "/usr/share/games/openclonk/Music.ocg/"
 LM = "/usr/share/games/lincity-ng/music/default/"
 
@@ -76,6 +80,12 @@ ACTION_CANDIDATES = [
     *[FD + f + ".oga" for f in (
         "audio-volume-change", "bell", "device-added", "device-removed", "message", "power-plug",
         "power-unplug", "screen-capture", "dialog-warning")],
+    *[ST + f + ".ogg" for f in (  # tuxpaint-stamps-default: recorded objects (not its voices or animals)
+        "household/dishes/bottle", "household/dishes/glass", "household/rubberduck", "household/toilet",
+        "household/arttools/scissors_small_open", "household/arttools/scissors_small_closed", "household/kettle",
+        "household/tools/hammer", "household/tools/saw", "household/tools/mallet_metal",
+        "hobbies/music/percussion/cymbal_crash", "hobbies/camera_35mm", "seasonal/newyears/fireworks",
+        "seasonal/christmas/hard_candy", "seasonal/christmas/gift", "food/fruit/apple_red")],
 ]
 MUSIC_CANDIDATES = [OC + "@CrushedIceCocktail.ogg", OC + "IslandDreams.ogg", OC + "LucidDream.ogg",
                     OC + "Offshore.ogg", LM + "01 - pronobozo - lincity.ogg",
@@ -148,8 +158,20 @@ class Library:
     speech: np.ndarray
 
 
-def load_library(cache: Path, seed: int) -> Library:
-    """All training recordings at 16 kHz (cached: resampling long music is slow)."""
+def synthetic_actions(seed: int, per_kind: int) -> list[np.ndarray]:
+    """``per_kind`` sounds of each action kind of the synthetic world (the demo's bags), so
+    the detector also hears a texture (ratcheting, pouring) as one action, not as a train of
+    onsets. Fixed by ``seed``."""
+    from avag_core.data.synth.sounds import SOUND_FAMILIES, synth_action_sound
+
+    rng = np.random.default_rng(seed + 11)
+    return [synth_action_sound(kind, rng, SR) for kind in SOUND_FAMILIES for _ in range(per_kind)]
+
+
+def load_library(cache: Path, seed: int, synth_per_kind: int = SYNTH_PER_KIND) -> Library:
+    """All training recordings at 16 kHz (cached: resampling long music is slow), and
+    ``synth_per_kind`` sounds of each of the synthetic world's action kinds (the demo's:
+    textures such as ratcheting or pouring are one action each, not a train of onsets)."""
     cache.mkdir(parents=True, exist_ok=True)
     src = training_sources()
 
@@ -161,6 +183,7 @@ def load_library(cache: Path, seed: int) -> Library:
 
     actions = [cached(p)[: round(MAX_ACTION_S * SR)] for p in src["action"]]
     actions = [a for a in actions if a.size >= SR // 50 and np.abs(a).max() > 1e-4]
+    actions += synthetic_actions(seed, synth_per_kind)
     sp = cache / f"speech_{seed}.npy"
     if not sp.is_file():
         np.save(sp, speech_track(480.0, np.random.default_rng(seed + 7)))
@@ -184,8 +207,9 @@ def _noise(n: int, rng: np.random.Generator) -> np.ndarray:
     return (x / max(x.std(), 1e-12)).astype(np.float32)
 
 
-def _bursts(n: int, rng: np.random.Generator, rate: float, max_ms: float) -> np.ndarray:
-    """Poisson train of short decaying noise bursts (crackle, drips, rain) over a faint hiss."""
+def _bursts(n: int, rng: np.random.Generator, rate: float, max_ms: float, bed: float = 0.3) -> np.ndarray:
+    """Poisson train of short decaying noise bursts (crackle, drips, rain) over a noise bed
+    (a faint hiss; up to ``bed`` times the bursts' level)."""
     x = np.zeros(n + SR // 10, np.float32)
     count = rng.poisson(rate * n / SR)
     for at in rng.integers(0, n, count):
@@ -195,7 +219,7 @@ def _bursts(n: int, rng: np.random.Generator, rate: float, max_ms: float) -> np.
             b = np.diff(b, prepend=0.0)  # brighter
         x[at:at + m] += (b * rng.lognormal(0.0, 0.8)).astype(np.float32)
     x = x[:n] / max(float(x[:n].std()), 1e-9)
-    return x + rng.uniform(0.0, 0.3) * _noise(n, rng)
+    return x + rng.uniform(0.0, bed) * _noise(n, rng)
 
 
 def _tone(n: int, f0: float, rng: np.random.Generator) -> np.ndarray:
@@ -238,7 +262,7 @@ def _norm(x: np.ndarray) -> np.ndarray:
 
 def background(lib: Library, n: int, rng: np.random.Generator) -> np.ndarray:
     kind = rng.choice(["speech", "music", "ambient", "noise", "noise", "speech+ambient", "music+noise", "crackle",
-                       "rain", "synth_music", "speech+music"])
+                       "rain", "synth_music", "speech+music", "sparse_crackle"])
     if kind == "speech":
         s = int(rng.integers(0, lib.speech.size - n))
         return _norm(lib.speech[s:s + n])
@@ -250,6 +274,8 @@ def background(lib: Library, n: int, rng: np.random.Generator) -> np.ndarray:
         return _noise(n, rng)
     if kind == "crackle":
         return _norm(_bursts(n, rng, rng.uniform(2, 40), 15.0))
+    if kind == "sparse_crackle":  # a fire or a worn record: a loud pop every second or so over a roar
+        return _norm(_bursts(n, rng, float(np.exp(rng.uniform(np.log(0.3), np.log(3.0)))), 30.0, bed=1.0))
     if kind == "rain":
         return _norm(_bursts(n, rng, rng.uniform(40, 400), 6.0))
     if kind == "synth_music":

@@ -1,16 +1,18 @@
 """The learned onset model: a tiny causal dilated 1-D CNN over per-frame features.
 
 Why this shape: a per-frame projection followed by ``valid`` dilated convolutions sees
-``RECEPTIVE`` frames (~1 s of context) and has no padding, so scoring a whole recording
-in one pass (training) and scoring the last ``RECEPTIVE - 1 + n`` frames for ``n`` new
-ones (streaming) give the same outputs. Output ``t`` speaks about frame ``t - LOOKAHEAD``
-(a few frames of hindsight make "a new sound starts here" far easier to tell from a
-syllable or a drum note). Two logits per frame: "an action starts in this frame" and
-"an action is sounding".
+``shape.receptive`` frames (1 s of context for the first weights, 4 s for the shipped ones)
+and has no padding, so scoring a whole recording in one pass (training) and scoring the
+last ``receptive - 1 + n`` frames for ``n`` new ones (streaming) give the same outputs.
+Output ``t`` speaks about frame ``t - shape.lookahead`` (a few frames of hindsight make
+"a new sound starts here" far easier to tell from a syllable or a drum note). Two logits
+per frame: "an action starts in this frame" and "an action is sounding". The shape is
+stored in the weights file's metadata, so a file says how to run it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,22 +21,47 @@ from torch import nn
 from avag_core.errors import AvagError
 from avag_core.events.onset_features import FEATURES
 
-CHANNELS = 48
-DILATIONS = (1, 2, 4, 8, 16)
-RECEPTIVE = 1 + 2 * sum(DILATIONS)  # frames one output sees
-LOOKAHEAD = 3  # output t is about frame t - LOOKAHEAD
 FORMAT = "avag-onset-1"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "checkpoints" / "onset.safetensors"
 
 
-class OnsetNet(nn.Module):
-    """[batch, FEATURES, frames] -> [batch, 2, frames - RECEPTIVE + 1] logits (onset, active)."""
+@dataclass(frozen=True)
+class OnsetShape:
+    """Width, dilations and hindsight of an OnsetNet (defaults: the first weights' shape,
+    which wrote no shape metadata)."""
 
-    def __init__(self, channels: int = CHANNELS) -> None:
+    channels: int = 48
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
+    lookahead: int = 3  # output t is about frame t - lookahead
+
+    @property
+    def receptive(self) -> int:
+        """Frames one output sees."""
+        return 1 + 2 * sum(self.dilations)
+
+    def to_meta(self) -> dict[str, str]:
+        return {"channels": str(self.channels), "dilations": ",".join(map(str, self.dilations)),
+                "lookahead": str(self.lookahead)}
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, str]) -> OnsetShape:
+        d = cls()
+        dil = meta.get("dilations")
+        return cls(channels=int(meta.get("channels", d.channels)),
+                   dilations=tuple(int(v) for v in dil.split(",")) if dil else d.dilations,
+                   lookahead=int(meta.get("lookahead", d.lookahead)))
+
+
+class OnsetNet(nn.Module):
+    """[batch, FEATURES, frames] -> [batch, 2, frames - receptive + 1] logits (onset, active)."""
+
+    def __init__(self, *, shape: OnsetShape | None = None) -> None:
         super().__init__()
-        self.proj = nn.Conv1d(FEATURES, channels, 1)
-        self.convs = nn.ModuleList(nn.Conv1d(channels, channels, 3, dilation=d) for d in DILATIONS)
-        self.head = nn.Conv1d(channels, 2, 1)
+        self.shape = shape or OnsetShape()
+        c = self.shape.channels
+        self.proj = nn.Conv1d(FEATURES, c, 1)
+        self.convs = nn.ModuleList(nn.Conv1d(c, c, 3, dilation=d) for d in self.shape.dilations)
+        self.head = nn.Conv1d(c, 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.proj(x))
@@ -48,7 +75,7 @@ def save_onset_model(model: OnsetNet, path: str | Path, meta: dict[str, str]) ->
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"format": FORMAT, **meta})
+    save_file(state, str(path), metadata={"format": FORMAT, **meta, **model.shape.to_meta()})
 
 
 def load_onset_model(path: str | Path | None = None) -> OnsetNet:
@@ -59,6 +86,10 @@ def load_onset_model(path: str | Path | None = None) -> OnsetNet:
     tensors, meta = read_safetensors(path, "onset model")
     if meta.get("format") != FORMAT:
         raise AvagError(f"onset model {path} is not an avag onset model (no '{FORMAT}' metadata)")
-    model = OnsetNet()
+    try:
+        shape = OnsetShape.from_meta(meta)
+    except ValueError as e:
+        raise AvagError(f"onset model {path} has a malformed shape in its metadata ({e})") from None
+    model = OnsetNet(shape=shape)
     load_state_strict(model, tensors, str(path))
     return model.eval()

@@ -20,20 +20,31 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from avag_core.events.onset_data import FRAME, HOP, SR, load_library, make_stream
+from avag_core.events.onset_data import (
+    FRAME,
+    HOP,
+    SHORT_ACTION_P,
+    SR,
+    SYNTH_PER_KIND,
+    load_library,
+    make_stream,
+)
 from avag_core.events.onset_features import FEATURES, OnsetFeatures, frames_of
-from avag_core.events.onset_model import LOOKAHEAD, RECEPTIVE, OnsetNet, save_onset_model
+from avag_core.events.onset_model import OnsetNet, OnsetShape, save_onset_model
 
 _ONSET_POS_WEIGHT = 4.0
+# the shipped weights' shape: 4 s of context (a background that pops every second is heard as
+# one), 8 frames (128 ms) of hindsight
+SHIPPED_SHAPE = OnsetShape(dilations=(1, 2, 4, 8, 16, 32, 64), lookahead=8)
 
 
-def stream_tensors(audio: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Model input [FEATURES, RECEPTIVE - 1 + frames] (zero context first, as streaming
-    starts) and labels aligned with the outputs [frames, 3] (output t: frame t - LOOKAHEAD)."""
+def stream_tensors(audio: np.ndarray, labels: np.ndarray, shape: OnsetShape) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model input [FEATURES, receptive - 1 + frames] (zero context first, as streaming
+    starts) and labels aligned with the outputs [frames, 3] (output t: frame t - lookahead)."""
     feats = OnsetFeatures(FRAME, HOP, SR)(frames_of(audio, FRAME, HOP))
-    x = np.concatenate([np.zeros((RECEPTIVE - 1, FEATURES), np.float32), feats], axis=0)
+    x = np.concatenate([np.zeros((shape.receptive - 1, FEATURES), np.float32), feats], axis=0)
     y = np.zeros_like(labels)
-    y[LOOKAHEAD:] = labels[: labels.shape[0] - LOOKAHEAD]  # the first outputs speak of no frame: weight 0
+    y[shape.lookahead:] = labels[: labels.shape[0] - shape.lookahead]  # the first outputs speak of no frame: weight 0
     return torch.from_numpy(x.T.copy()), torch.from_numpy(y)
 
 
@@ -75,25 +86,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--short-actions", type=float, default=0.0,
+    ap.add_argument("--short-actions", type=float, default=SHORT_ACTION_P,
                     help="probability that an action is a 10-80 ms transient (onset_data._short_action)")
+    ap.add_argument("--synth-actions", type=int, default=SYNTH_PER_KIND,
+                    help="synthetic-world action sounds per kind added to the recordings (onset_data.load_library)")
+    default = SHIPPED_SHAPE
+    ap.add_argument("--channels", type=int, default=default.channels)
+    ap.add_argument("--dilations", default=",".join(map(str, default.dilations)),
+                    help="comma-separated dilations of the causal layers (the context is 1 + 2 x their sum frames)")
+    ap.add_argument("--lookahead", type=int, default=default.lookahead,
+                    help="frames of hindsight: output t speaks about frame t - lookahead")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "avag" / "onset_train")
     args = ap.parse_args(argv)
+    shape = OnsetShape(channels=args.channels, dilations=tuple(int(v) for v in args.dilations.split(",")),
+                       lookahead=args.lookahead)
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)
     t0 = time.time()
-    lib = load_library(args.cache, args.seed)
+    lib = load_library(args.cache, args.seed, args.synth_actions)
     rng = np.random.default_rng(args.seed)
-    pairs = [stream_tensors(*make_stream(lib, rng, args.short_actions)) for _ in range(args.streams + args.val_streams)]
+    pairs = [stream_tensors(*make_stream(lib, rng, args.short_actions), shape) for _ in range(args.streams + args.val_streams)]
     xs = torch.stack([p[0] for p in pairs])
     ys = torch.stack([p[1] for p in pairs])
     xv, yv = xs[args.streams:], ys[args.streams:]
     xs, ys = xs[: args.streams], ys[: args.streams]
     print(f"data: {len(lib.actions)} actions, {len(lib.music)} music, {len(lib.ambient)} ambient recordings; "
           f"{args.streams} + {args.val_streams} streams in {time.time() - t0:.0f} s", flush=True)
-    model = OnsetNet()
+    model = OnsetNet(shape=shape)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps = args.epochs * (args.streams // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)
@@ -117,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
               f"val {val:.4f}  {frame_report(model, xv, yv)}  ({time.time() - t0:.0f} s)", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_onset_model(model, args.out, {"seed": str(args.seed), "streams": str(args.streams),
-                                       "epochs": str(args.epochs)})
+                                       "epochs": str(args.epochs),
+                                       "short_actions": str(args.short_actions)})
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) in {time.time() - t0:.0f} s")
     return 0
 
