@@ -6,6 +6,7 @@ the training recordings are missing. Streams are built from the committed real c
 import json
 
 import numpy as np
+import pytest
 from audio_clips import ACTIONS, load
 
 from avag_core.benchmarks import onset_tuning as ot
@@ -115,3 +116,6 @@ def test_training_writes_weights_that_carry_their_shape(monkeypatch, tmp_path):
     times, p_on, _ = LearnedOnsetScorer(512, 256, SR, out)(np.zeros((20, 512), np.float32), np.arange(20) * HOP / SR)
     assert times.size == p_on.size == 15
     assert load_onset_model().shape == train_onset.SHIPPED_SHAPE
+    with pytest.raises(SystemExit) as bad:  # argparse: one usage line, exit 2, nothing trained
+        train_onset.main(["--out", str(tmp_path / "bad.safetensors"), "--dilations", "1,two"])
+    assert bad.value.code == 2 and not (tmp_path / "bad.safetensors").exists()

@@ -38,6 +38,17 @@ _ONSET_POS_WEIGHT = 4.0
 SHIPPED_SHAPE = OnsetShape(dilations=(1, 2, 4, 8, 16, 32, 64), lookahead=8)
 
 
+def _dilations(text: str) -> tuple[int, ...]:
+    """``--dilations 1,2,4``: positive integers, else argparse's one-line usage error."""
+    try:
+        out = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        out = ()
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return out
+
+
 def stream_tensors(audio: np.ndarray, labels: np.ndarray, shape: OnsetShape) -> tuple[torch.Tensor, torch.Tensor]:
     """Model input [FEATURES, receptive - 1 + frames] (zero context first, as streaming
     starts) and labels aligned with the outputs [frames, 3] (output t: frame t - lookahead)."""
@@ -90,17 +101,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="probability that an action is a 10-80 ms transient (onset_data._short_action)")
     ap.add_argument("--synth-actions", type=int, default=SYNTH_PER_KIND,
                     help="synthetic-world action sounds per kind added to the recordings (onset_data.load_library)")
-    default = SHIPPED_SHAPE
-    ap.add_argument("--channels", type=int, default=default.channels)
-    ap.add_argument("--dilations", default=",".join(map(str, default.dilations)),
+    ap.add_argument("--channels", type=int, default=SHIPPED_SHAPE.channels)
+    ap.add_argument("--dilations", type=_dilations, default=SHIPPED_SHAPE.dilations,
                     help="comma-separated dilations of the causal layers (the context is 1 + 2 x their sum frames)")
-    ap.add_argument("--lookahead", type=int, default=default.lookahead,
+    ap.add_argument("--lookahead", type=int, default=SHIPPED_SHAPE.lookahead,
                     help="frames of hindsight: output t speaks about frame t - lookahead")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "avag" / "onset_train")
     args = ap.parse_args(argv)
-    shape = OnsetShape(channels=args.channels, dilations=tuple(int(v) for v in args.dilations.split(",")),
-                       lookahead=args.lookahead)
+    shape = OnsetShape(channels=args.channels, dilations=args.dilations, lookahead=args.lookahead)
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)
@@ -139,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_onset_model(model, args.out, {"seed": str(args.seed), "streams": str(args.streams),
                                        "epochs": str(args.epochs),
-                                       "short_actions": str(args.short_actions)})
+                                       "short_actions": str(args.short_actions),
+                                       "synth_actions": str(args.synth_actions)})
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) in {time.time() - t0:.0f} s")
     return 0
 
