@@ -22,11 +22,11 @@ def load(name: str) -> np.ndarray:
     return x
 
 
-def events_of(x: np.ndarray, cfg: EventConfig | None = None) -> list[SoundEvent]:
+def events_of(x: np.ndarray, cfg: EventConfig | None = None, t0_ns: int = T0_NS) -> list[SoundEvent]:
     tracker = AudioEventTracker(cfg)
     events = []
     for i in range(0, x.size, 512):
-        events += tracker.push(x[i:i + 512], T0_NS + i * 10**9 // SR, SR)
+        events += tracker.push(x[i:i + 512], t0_ns + i * 10**9 // SR, SR)
     return events + tracker.flush()
 
 

@@ -28,7 +28,10 @@ The energy detector (the earlier default) remains for quiet rooms and comparison
 train_onset.py) scores every frame, ``shape.lookahead`` frames late: "an action starts here" and
 "an action is sounding". An event starts where the first reaches ``learned_on`` (at most
 one onset per ``learned_gap_s``; a new onset ends the event in progress), keeps going while
-the second holds ``learned_keep`` and ends ``release_s`` after that.
+the second holds ``learned_keep`` and ends ``release_s`` after that. An onset the model does
+not hear go on (no later frame at ``learned_keep``) is shorter than ``min_event_s`` and is
+dropped: on the hearing benchmark this halves the false alarms on music and speech alone
+for a few per cent of recall.
 
 The detector works chunk by chunk (a ROS callback hands it 512 samples at a time) and
 gives identical results on a whole recording (``detect_events``). Frames are
@@ -284,8 +287,6 @@ class SoundEventDetector:
             if self._state == "active":
                 out.extend(self._emit(min(self._last_active_end, onset_t), False))
             self._start(onset_t, frame_end, snr)
-            # the model decided: a click it calls an action is not a glitch for min_event_s
-            self._last_active_end = max(frame_end, onset_t + cfg.min_event_s)
             self._last_onset = onset_t
         elif self._state == "idle":
             pass
