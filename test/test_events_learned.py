@@ -196,7 +196,8 @@ def test_weights_without_shape_metadata_load_as_the_first_shape(tmp_path):
     save_file(OnsetNet(shape=OnsetShape()).state_dict(), str(old), metadata={"format": FORMAT})
     assert load_onset_model(old).shape == OnsetShape(channels=48, dilations=(1, 2, 4, 8, 16), lookahead=3)
     bad = tmp_path / "bad_shape.safetensors"
-    save_file(OnsetNet().state_dict(), str(bad), metadata={"format": FORMAT, "dilations": "1,two"})
-    with pytest.raises(AvagError, match="malformed shape") as err:
-        load_onset_model(bad)
-    assert "\n" not in str(err.value)
+    for meta in ({"dilations": "1,two"}, {"lookahead": "-1"}, {"channels": "0"}, {"dilations": "1,0"}):
+        save_file(OnsetNet().state_dict(), str(bad), metadata={"format": FORMAT, **meta})
+        with pytest.raises(AvagError, match="malformed shape") as err:
+            load_onset_model(bad)
+        assert "\n" not in str(err.value), meta

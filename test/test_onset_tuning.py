@@ -116,6 +116,7 @@ def test_training_writes_weights_that_carry_their_shape(monkeypatch, tmp_path):
     times, p_on, _ = LearnedOnsetScorer(512, 256, SR, out)(np.zeros((20, 512), np.float32), np.arange(20) * HOP / SR)
     assert times.size == p_on.size == 15
     assert load_onset_model().shape == train_onset.SHIPPED_SHAPE
-    with pytest.raises(SystemExit) as bad:  # argparse: one usage line, exit 2, nothing trained
-        train_onset.main(["--out", str(tmp_path / "bad.safetensors"), "--dilations", "1,two"])
-    assert bad.value.code == 2 and not (tmp_path / "bad.safetensors").exists()
+    for wrong in (["--dilations", "1,two"], ["--lookahead", "-1"], ["--channels", "0"]):
+        with pytest.raises(SystemExit) as bad:  # argparse: one usage line, exit 2, nothing trained
+            train_onset.main(["--out", str(tmp_path / "bad.safetensors"), *wrong])
+        assert bad.value.code == 2 and not (tmp_path / "bad.safetensors").exists(), wrong

@@ -34,6 +34,11 @@ class OnsetShape:
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
     lookahead: int = 3  # output t is about frame t - lookahead
 
+    def __post_init__(self) -> None:
+        if self.channels < 1 or not self.dilations or min(self.dilations) < 1 or self.lookahead < 0:
+            raise ValueError(f"channels and dilations must be >= 1 and lookahead >= 0, got channels={self.channels}, "
+                             f"dilations={','.join(map(str, self.dilations))}, lookahead={self.lookahead}")
+
     @property
     def receptive(self) -> int:
         """Frames one output sees."""

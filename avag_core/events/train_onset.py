@@ -109,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "avag" / "onset_train")
     args = ap.parse_args(argv)
-    shape = OnsetShape(channels=args.channels, dilations=args.dilations, lookahead=args.lookahead)
+    try:
+        shape = OnsetShape(channels=args.channels, dilations=args.dilations, lookahead=args.lookahead)
+    except ValueError as e:
+        ap.error(str(e))
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)
