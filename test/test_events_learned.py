@@ -186,6 +186,35 @@ def test_a_weights_file_carries_its_shape(tmp_path):
     _streamed_equals_one_pass(str(path))
 
 
+def test_an_ensemble_file_streams_the_mean_of_its_members_logits(tmp_path):
+    """Two members of another shape in one file: the torch ensemble's logits are its
+    members' mean, and the streaming scorer computes them frame by frame."""
+    import torch
+
+    from avag_core.events.onset_model import (
+        OnsetEnsemble,
+        OnsetNet,
+        OnsetShape,
+        load_onset_model,
+        save_onset_model,
+    )
+
+    shape = OnsetShape(channels=16, dilations=(1, 3, 9), lookahead=6)
+    members = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        members.append(OnsetNet(shape=shape))
+    path = tmp_path / "ensemble.safetensors"
+    save_onset_model(OnsetEnsemble(members=members), path, {})
+    model = load_onset_model(path)
+    assert isinstance(model, OnsetEnsemble) and model.shape == shape and len(model.members) == 2
+    x = torch.randn(1, members[0].proj.in_channels, 60)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), (members[0](x) + members[1](x)) / 2)
+        assert not torch.allclose(members[0](x), members[1](x))
+    _streamed_equals_one_pass(str(path))
+
+
 def test_weights_without_shape_metadata_load_as_the_first_shape(tmp_path):
     """Files written before the shape was stored (the first shipped weights) still load."""
     from safetensors.torch import save_file
@@ -196,8 +225,9 @@ def test_weights_without_shape_metadata_load_as_the_first_shape(tmp_path):
     save_file(OnsetNet(shape=OnsetShape()).state_dict(), str(old), metadata={"format": FORMAT})
     assert load_onset_model(old).shape == OnsetShape(channels=48, dilations=(1, 2, 4, 8, 16), lookahead=3)
     bad = tmp_path / "bad_shape.safetensors"
-    for meta in ({"dilations": "1,two"}, {"lookahead": "-1"}, {"channels": "0"}, {"dilations": "1,0"}):
+    for meta in ({"dilations": "1,two"}, {"lookahead": "-1"}, {"channels": "0"}, {"dilations": "1,0"},
+                 {"members": "0"}, {"members": "two"}):
         save_file(OnsetNet().state_dict(), str(bad), metadata={"format": FORMAT, **meta})
-        with pytest.raises(AvagError, match="malformed shape") as err:
+        with pytest.raises(AvagError, match="malformed") as err:
             load_onset_model(bad)
         assert "\n" not in str(err.value), meta

@@ -120,3 +120,40 @@ def test_training_writes_weights_that_carry_their_shape(monkeypatch, tmp_path):
         with pytest.raises(SystemExit) as bad:  # argparse: one usage line, exit 2, nothing trained
             train_onset.main(["--out", str(tmp_path / "bad.safetensors"), *wrong])
         assert bad.value.code == 2 and not (tmp_path / "bad.safetensors").exists(), wrong
+
+
+def test_an_ensemble_holds_the_models_its_seeds_train_alone(monkeypatch, tmp_path):
+    """``--seed 0,1`` writes two members equal to ``--seed 0`` and ``--seed 1`` trained alone,
+    and ``--join`` of those two files writes the same tensors; a file of another shape,
+    an ensemble or a repeated seed is refused with a usage line (exit 2), nothing written."""
+    from safetensors.numpy import load_file
+
+    from avag_core.events import train_onset
+    from avag_core.events.onset_model import OnsetEnsemble, load_onset_model
+
+    monkeypatch.setattr(train_onset, "load_library", lambda cache, seed, synth: small_library(cache, seed))
+    tiny = ["--streams", "4", "--val-streams", "2", "--epochs", "1", "--batch", "2", "--channels", "8",
+            "--dilations", "1,2", "--lookahead", "2"]
+    for seed in ("0", "1", "0,1"):
+        assert train_onset.main(["--out", str(tmp_path / f"s{seed}.safetensors"), "--seed", seed, *tiny]) == 0
+    both = load_file(tmp_path / "s0,1.safetensors")
+    for k, seed in enumerate("01"):
+        alone = load_file(tmp_path / f"s{seed}.safetensors")
+        assert set(alone) == {name.split(".", 2)[2] for name in both if name.startswith(f"members.{k}.")}
+        for name, value in alone.items():
+            np.testing.assert_array_equal(both[f"members.{k}.{name}"], value)
+    assert not np.array_equal(both["members.0.head.weight"], both["members.1.head.weight"])
+    model = load_onset_model(tmp_path / "s0,1.safetensors")
+    assert isinstance(model, OnsetEnsemble) and len(model.members) == 2
+    joined = tmp_path / "joined.safetensors"
+    assert train_onset.main(["--out", str(joined), "--join",
+                             f"{tmp_path / 's0.safetensors'},{tmp_path / 's1.safetensors'}"]) == 0
+    for name, value in load_file(joined).items():
+        np.testing.assert_array_equal(value, both[name])
+    assert train_onset.main(["--out", str(tmp_path / "other.safetensors"), *tiny[:-4], "--dilations", "1,3"]) == 0
+    bad = tmp_path / "bad.safetensors"
+    for wrong in (["--join", f"{tmp_path / 's0.safetensors'},{tmp_path / 'other.safetensors'}"],
+                  ["--join", str(tmp_path / "s0,1.safetensors")], ["--seed", "1,1"]):
+        with pytest.raises(SystemExit) as err:
+            train_onset.main(["--out", str(bad), *wrong])
+        assert err.value.code == 2 and not bad.exists(), wrong

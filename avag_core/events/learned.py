@@ -18,23 +18,44 @@ from pathlib import Path
 import numpy as np
 
 from avag_core.events.onset_features import FEATURES, OnsetFeatures
-from avag_core.events.onset_model import OnsetShape, load_onset_model
+from avag_core.events.onset_model import OnsetEnsemble, OnsetShape, load_onset_model
 
 _WEIGHTS: dict[str, tuple[OnsetShape, dict[str, np.ndarray]]] = {}  # one copy per weights file in a process
 
 
-def shared_weights(path: str | Path | None) -> tuple[OnsetShape, dict[str, np.ndarray]]:
-    """The model's shape and weights (default file when empty) as float32 arrays, loaded once."""
+def shared_weights(path: str | Path | None) -> tuple[OnsetShape, list[dict[str, np.ndarray]]]:
+    """The model's shape and each member's weights (default file when empty) as float32
+    arrays, loaded once per process."""
     key = str(Path(path).resolve()) if path else ""
     if key not in _WEIGHTS:
         model = load_onset_model(path or None)
-        _WEIGHTS[key] = (model.shape, {k: v.detach().numpy().astype(np.float32)
-                                       for k, v in model.state_dict().items()})
+        nets = list(model.members) if isinstance(model, OnsetEnsemble) else [model]
+        _WEIGHTS[key] = (model.shape, [{k: v.detach().numpy().astype(np.float32) for k, v in net.state_dict().items()}
+                                       for net in nets])
     return _WEIGHTS[key]
 
 
 class StreamingOnsetNet:
-    """OnsetNet's arithmetic, one new frame at a time: [n, FEATURES] -> [n, 2] logits."""
+    """The model's arithmetic, one new frame at a time: [n, FEATURES] -> [n, 2] logits
+    (an ensemble's: the mean over its members, as OnsetEnsemble)."""
+
+    def __init__(self, shape: OnsetShape, members: list[dict[str, np.ndarray]]) -> None:
+        self.shape = shape
+        self._members = [_StreamingMember(shape, w) for w in members]
+
+    def reset(self) -> None:
+        for m in self._members:
+            m.reset()
+
+    def __call__(self, feats: np.ndarray) -> np.ndarray:
+        out = self._members[0](feats)
+        for m in self._members[1:]:
+            out = out + m(feats)
+        return out / len(self._members)
+
+
+class _StreamingMember:
+    """One OnsetNet: each layer keeps the last ``2 x dilation`` frames of its input."""
 
     def __init__(self, shape: OnsetShape, weights: dict[str, np.ndarray]) -> None:
         self.shape = shape

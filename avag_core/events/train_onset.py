@@ -1,6 +1,8 @@
 """Train the learned onset model (``EventConfig.detector = "learned"``) on CPU, reproducibly.
 
-    python -m avag_core.events.train_onset --out avag_core/checkpoints/onset.safetensors --seed 0
+    python -m avag_core.events.train_onset --out onset.safetensors --seed 0        # one model
+    python -m avag_core.events.train_onset --out onset.safetensors --seed 0,1,2    # an ensemble
+    python -m avag_core.events.train_onset --out onset.safetensors --join s0.safetensors,s1.safetensors
 
 Streams come from avag_core.events.onset_data (recordings the hearing benchmark does not
 use). Whole streams are scored in one pass (the model has no padding), the loss is binary
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from avag_core.errors import AvagError
 from avag_core.events.onset_data import (
     FRAME,
     HOP,
@@ -30,7 +33,13 @@ from avag_core.events.onset_data import (
     make_stream,
 )
 from avag_core.events.onset_features import FEATURES, OnsetFeatures, frames_of
-from avag_core.events.onset_model import OnsetNet, OnsetShape, save_onset_model
+from avag_core.events.onset_model import (
+    OnsetEnsemble,
+    OnsetNet,
+    OnsetShape,
+    load_onset_model,
+    save_onset_model,
+)
 
 _ONSET_POS_WEIGHT = 4.0
 # the shipped weights' shape: 4 s of context (a background that pops every second is heard as
@@ -46,6 +55,17 @@ def _dilations(text: str) -> tuple[int, ...]:
         out = ()
     if not out or min(out) < 1:
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return out
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    """``--seed 0`` or ``--seed 0,1,2``: distinct integers, else argparse's one-line usage error."""
+    try:
+        out = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        out = ()
+    if not out or len(set(out)) != len(out):
+        raise argparse.ArgumentTypeError(f"expected one or more distinct integers, got {text!r}")
     return out
 
 
@@ -91,7 +111,8 @@ def frame_report(model: OnsetNet, xs: torch.Tensor, ys: torch.Tensor) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("avag_core/checkpoints/onset.safetensors"))
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=_seeds, default=(0,), metavar="N[,N...]",
+                    help="one seed, or several: one member per seed, trained in turn, their logits averaged")
     ap.add_argument("--streams", type=int, default=6000)
     ap.add_argument("--val-streams", type=int, default=48)
     ap.add_argument("--epochs", type=int, default=30)
@@ -108,29 +129,49 @@ def main(argv: list[str] | None = None) -> int:
                     help="frames of hindsight: output t speaks about frame t - lookahead")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "avag" / "onset_train")
+    ap.add_argument("--join", type=lambda t: [Path(v) for v in t.split(",")], default=None, metavar="A,B,...",
+                    help="train nothing: write the ensemble of these trained files (one shape; e.g. members "
+                    "trained in parallel with one seed each)")
     args = ap.parse_args(argv)
+    if args.join:
+        return _join(ap, args.join, args.out)
     try:
         shape = OnsetShape(channels=args.channels, dilations=args.dilations, lookahead=args.lookahead)
     except ValueError as e:
         ap.error(str(e))
     torch.set_num_threads(1)
-    torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)
     t0 = time.time()
-    lib = load_library(args.cache, args.seed, args.synth_actions)
-    rng = np.random.default_rng(args.seed)
+    members = [train_member(args, seed, shape) for seed in args.seed]
+    model = members[0] if len(members) == 1 else OnsetEnsemble(members=members)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_onset_model(model, args.out, {"seed": ",".join(map(str, args.seed)), "streams": str(args.streams),
+                                       "epochs": str(args.epochs),
+                                       "short_actions": str(args.short_actions),
+                                       "synth_actions": str(args.synth_actions)})
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) in {time.time() - t0:.0f} s")
+    return 0
+
+
+def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape) -> OnsetNet:
+    """One model from its own seed's streams: the same tensors whether trained alone
+    (``--seed 1``) or as a member (``--seed 0,1,2``)."""
+    t0 = time.time()
+    torch.manual_seed(seed)
+    lib = load_library(args.cache, seed, args.synth_actions)
+    rng = np.random.default_rng(seed)
     pairs = [stream_tensors(*make_stream(lib, rng, args.short_actions), shape) for _ in range(args.streams + args.val_streams)]
     xs = torch.stack([p[0] for p in pairs])
     ys = torch.stack([p[1] for p in pairs])
     xv, yv = xs[args.streams:], ys[args.streams:]
     xs, ys = xs[: args.streams], ys[: args.streams]
-    print(f"data: {len(lib.actions)} actions, {len(lib.music)} music, {len(lib.ambient)} ambient recordings; "
+    print(f"seed {seed}: {len(lib.actions)} actions, {len(lib.music)} music, {len(lib.ambient)} ambient recordings; "
           f"{args.streams} + {args.val_streams} streams in {time.time() - t0:.0f} s", flush=True)
     model = OnsetNet(shape=shape)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps = args.epochs * (args.streams // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)
-    gen = torch.Generator().manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(seed)
     for epoch in range(args.epochs):
         model.train()
         order = torch.randperm(args.streams, generator=gen)
@@ -146,14 +187,28 @@ def main(argv: list[str] | None = None) -> int:
         model.eval()
         with torch.no_grad():
             val = float(loss_of(model(xv), yv))
-        print(f"epoch {epoch + 1}/{args.epochs}: train {total / (args.streams // args.batch):.4f} "
+        print(f"seed {seed} epoch {epoch + 1}/{args.epochs}: train {total / (args.streams // args.batch):.4f} "
               f"val {val:.4f}  {frame_report(model, xv, yv)}  ({time.time() - t0:.0f} s)", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_onset_model(model, args.out, {"seed": str(args.seed), "streams": str(args.streams),
-                                       "epochs": str(args.epochs),
-                                       "short_actions": str(args.short_actions),
-                                       "synth_actions": str(args.synth_actions)})
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) in {time.time() - t0:.0f} s")
+    return model
+
+
+def _join(ap: argparse.ArgumentParser, paths: list[Path], out: Path) -> int:
+    """``--join``: one file holding the trained files as members (metadata of the first, seeds of all)."""
+    from avag_core.weights.checkpoint import read_safetensors
+
+    try:
+        models = [load_onset_model(p) for p in paths]
+        if any(isinstance(m, OnsetEnsemble) for m in models):
+            raise AvagError("--join takes files of one model each, not ensembles")
+        ensemble = OnsetEnsemble(members=models)
+    except (AvagError, ValueError) as e:
+        ap.error(str(e))
+    metas = [read_safetensors(p, "onset model")[1] for p in paths]
+    meta = {k: v for k, v in metas[0].items() if k not in ("format", "members", *OnsetShape().to_meta())}
+    meta["seed"] = ",".join(m.get("seed", "?") for m in metas)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_onset_model(ensemble, out, meta)
+    print(f"wrote {out}: {len(models)} members ({out.stat().st_size / 1024:.0f} KiB)")
     return 0
 
 
