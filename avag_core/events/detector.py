@@ -25,7 +25,7 @@ never blocks new onsets.
 The energy detector (the earlier default) remains for quiet rooms and comparison.
 
 ``detector="learned"``: a small CNN (onset_model.py, trained on real recordings by
-train_onset.py) scores every frame, ``shape.lookahead`` frames late: "an action starts here" and
+train_onset.py; the shipped file averages three of them) scores every frame, ``shape.lookahead`` frames late: "an action starts here" and
 "an action is sounding". An event starts where the first reaches ``learned_on`` (at most
 one onset per ``learned_gap_s``; a new onset ends the event in progress), keeps going while
 the second holds ``learned_keep`` and ends ``release_s`` after that. An onset the model does

@@ -193,7 +193,8 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape) -> Onse
 
 
 def _join(ap: argparse.ArgumentParser, paths: list[Path], out: Path) -> int:
-    """``--join``: one file holding the trained files as members (metadata of the first, seeds of all)."""
+    """``--join``: one file holding the trained files as members (the recipe metadata all of
+    them agree on, and every member's seed)."""
     from avag_core.weights.checkpoint import read_safetensors
 
     try:
@@ -204,7 +205,8 @@ def _join(ap: argparse.ArgumentParser, paths: list[Path], out: Path) -> int:
     except (AvagError, ValueError) as e:
         ap.error(str(e))
     metas = [read_safetensors(p, "onset model")[1] for p in paths]
-    meta = {k: v for k, v in metas[0].items() if k not in ("format", "members", *OnsetShape().to_meta())}
+    meta = {k: v for k, v in metas[0].items()
+            if k not in ("format", "members", *OnsetShape().to_meta()) and all(m.get(k) == v for m in metas)}
     meta["seed"] = ",".join(m.get("seed", "?") for m in metas)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_onset_model(ensemble, out, meta)
