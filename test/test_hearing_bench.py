@@ -23,6 +23,16 @@ def test_matching_is_one_to_one_within_the_window():
     assert s["onset_errors_ms"] == [20.0, 50.0]
 
 
+def test_per_snr_summary_pools_hits_over_backgrounds_and_counts_those_meeting_targets():
+    rows = [{"snr_db": 5.0, "hits": 36, "detections": 38, "actions": 40, "recall": 0.9, "precision": 36 / 38},
+            {"snr_db": 5.0, "hits": 20, "detections": 40, "actions": 40, "recall": 0.5, "precision": 0.5},
+            {"snr_db": 20.0, "hits": 40, "detections": 40, "actions": 40, "recall": 1.0, "precision": 1.0}]
+    high, low = hb.per_snr(rows)
+    assert high == {"snr_db": 20.0, "event_f1": 1.0, "backgrounds_meeting_targets": 1, "backgrounds": 1}
+    assert low["snr_db"] == 5.0 and low["event_f1"] == 2 * 56 / (78 + 80)
+    assert (low["backgrounds_meeting_targets"], low["backgrounds"]) == (1, 2)
+
+
 def test_missing_recordings_exit_2_with_the_install_line(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(hb, "ACTIONS", [("no-such-package", str(tmp_path / "nothing.wav"))])
     assert hb.main(["--json", str(tmp_path / "out.json")]) == 2
@@ -76,5 +86,7 @@ def test_heard_scores_the_events_the_head_accepts_in_every_mix(shipped_checkpoin
     mix_verdicts, alone_verdicts = verdicts
     assert len(mix_verdicts) == row["detections"]
     assert heard["detections"] == sum(v is not None for v in mix_verdicts)
+    assert report["per_snr"] == hb.per_snr(report["rows"])
+    assert report["per_snr"][0]["event_f1"] == 2 * row["hits"] / (row["detections"] + row["actions"])
     assert report["alone"][0]["background"] == "white"
     assert report["alone"][0]["accepted"] == sum(v is not None for v in alone_verdicts)

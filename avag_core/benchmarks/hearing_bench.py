@@ -247,6 +247,19 @@ def score(events: list[SoundEvent], onsets: list[float]) -> dict[str, float]:
     }
 
 
+def per_snr(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per SNR over all backgrounds: event F1 (2 x hits / (detections + actions)) and how many
+    backgrounds meet the recall and precision targets (the README's summary rows)."""
+    out = []
+    for snr in sorted({r["snr_db"] for r in rows}, reverse=True):
+        at = [r for r in rows if r["snr_db"] == snr]
+        hits, dets, acts = (sum(r[k] for r in at) for k in ("hits", "detections", "actions"))
+        meeting = sum(r["recall"] >= TARGETS["recall_5db"] and r["precision"] >= TARGETS["precision_5db"] for r in at)
+        out.append({"snr_db": snr, "event_f1": 2 * hits / (dets + acts) if dets + acts else 1.0,
+                    "backgrounds_meeting_targets": meeting, "backgrounds": len(at)})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", type=Path, default=Path("hearing_bench.json"))
@@ -332,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['background']:<10} {r['snr_db']:>6g} {r['recall']:>7.2f} {r['precision']:>9.2f} "
               f"{p50 + '/' + p90:>17} {r['fa_per_min']:>7.2f}"
               + (f" {r['heard']['recall']:>12.2f} {r['heard']['precision']:>15.2f}" if "heard" in r else ""))
+    summary = per_snr(rows)
+    for p in summary:
+        print(f"event F1 at {p['snr_db']:g} dB: {p['event_f1']:.3f} (backgrounds meeting recall and precision "
+              f">= 0.9: {p['backgrounds_meeting_targets']}/{p['backgrounds']})")
     for a in alone:
         print(f"{a['background']} alone: {a['events']} events in {a['seconds']:.0f} s = "
               f"{a['fa_per_min']:.2f} false alarms per minute"
@@ -350,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     print("worst at 5 dB / alone:", ", ".join(f"{k}={v:.3g}" if v is not None else f"{k}=-"
                                               for k, v in verdict.items()))
     payload = {"config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "chunk": CHUNK,
-               "rows": rows, "alone": alone, "rtf": rtf, "worst": verdict, "targets": TARGETS,
+               "rows": rows, "per_snr": summary, "alone": alone, "rtf": rtf, "worst": verdict, "targets": TARGETS,
                "command": " ".join(["python -m avag_core.benchmarks.hearing_bench", *(argv or sys.argv[1:])])}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(payload, indent=1))
