@@ -106,10 +106,13 @@ if [ "$SYSTEM" -eq 0 ] || ! "$PY" -c "import rclpy" 2>/dev/null || [ -z "${AMENT
 else
   PREFIX_PATH="$VENV:$AMENT_PREFIX_PATH"
 fi
-msg_hash="$(hash_of "$ROOT"/msg/*.msg "$ROOT"/srv/*.srv "$ROOT/CMakeLists.txt" "$ROOT/package.xml" "$ROOT"/launch/* "$ROOT"/config/* "$ROOT"/scripts/avag "$ROOT"/scripts/avag_node "$ROOT"/scripts/audio_capture_node "$ROOT"/scripts/avag_bag_player)"
-if ! stamp_ok interfaces "$msg_hash" || ! "$PY" -c "import avag.msg" 2>/dev/null; then
+# Only msg/, srv/ and the build files need a rebuild (~25 s); an edited launch file, config
+# file or launcher is copied by `cmake --install` alone (well under a second).
+BUILD="$ROOT/build/interfaces"
+msg_hash="$(hash_of "$ROOT"/msg/*.msg "$ROOT"/srv/*.srv "$ROOT/CMakeLists.txt" "$ROOT/package.xml")"
+files_hash="$(hash_of "$ROOT"/launch/* "$ROOT"/config/* "$ROOT"/scripts/avag "$ROOT"/scripts/avag_node "$ROOT"/scripts/audio_capture_node "$ROOT"/scripts/avag_bag_player)"
+if ! stamp_ok interfaces "$msg_hash" || ! [ -f "$BUILD/cmake_install.cmake" ] || ! "$PY" -c "import avag.msg" 2>/dev/null; then
   log "building interfaces from msg/"
-  BUILD="$ROOT/build/interfaces"
   mkdir -p "$ROOT/build"
   rm -rf "$BUILD"
   (
@@ -123,7 +126,13 @@ if ! stamp_ok interfaces "$msg_hash" || ! "$PY" -c "import avag.msg" 2>/dev/null
   # distribution name (editable install below), so drop CMake's metadata.
   rm -rf "$VENV"/lib/python3*/site-packages/avag-*.egg-info
   stamp_set interfaces "$msg_hash"
+  stamp_set installed_files "$files_hash"
   stamp_set editable ""
+elif ! stamp_ok installed_files "$files_hash"; then
+  log "installing launch/, config/ and the node launchers"
+  cmake --install "$BUILD" >"$BUILD.log" 2>&1 || { echo "setup.sh: install failed, see $BUILD.log" >&2; exit 1; }
+  rm -rf "$VENV"/lib/python3*/site-packages/avag-*.egg-info
+  stamp_set installed_files "$files_hash"
 fi
 
 # 5. avag itself, editable.
