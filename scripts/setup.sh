@@ -88,16 +88,10 @@ if ! stamp_ok pip "$req_hash"; then
     "${PIP[@]}" install --no-deps -r "$ROOT/requirements/robot-nodeps.txt"
   else
     "${PIP[@]}" install -c "$ROOT/requirements/constraints.txt" -r "$ROOT/requirements/base.txt"
+    "${PIP[@]}" install --no-deps -c "$ROOT/requirements/constraints.txt" -r "$ROOT/requirements/colcon-nodeps.txt"
   fi
   stamp_set pip "$req_hash"
 fi
-# colcon-core requires pytest-rerunfailures and pytest-repeat (for `colcon test`, which avag
-# does not use): removed from avag's own environment, so no failing test is ever run again.
-# (A system install keeps apt's packages; pyproject.toml blocks both plugins there.)
-if [ "$SYSTEM" -eq 0 ] && "$PY" -c "import importlib.util as u, sys; sys.exit(not any(u.find_spec(m) for m in ('pytest_rerunfailures', 'pytest_repeat')))"; then
-  "${PIP[@]}" uninstall -y pytest-rerunfailures pytest-repeat
-fi
-
 # 4. ROS interfaces (msg/ -> C + Python type support), node launchers, launch/ and config/,
 #    built with the same CMakeLists.txt that colcon uses and installed into the venv prefix,
 #    so `import avag.msg` works with no sourcing and launch finds share/avag and lib/avag.

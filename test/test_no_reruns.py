@@ -1,7 +1,8 @@
-"""A failing test fails once: the rerun and repeat plugins that colcon-core requires are
-removed from avag's environment by scripts/setup.sh and blocked by the project's pytest
-configuration (for system installs that keep them), so neither `--reruns`,
-`@pytest.mark.flaky` nor `--count` runs a test again."""
+"""A failing test fails once: the rerun and repeat plugins that colcon-core declares are
+never installed in avag's environment (scripts/setup.sh installs colcon with --no-deps,
+requirements/colcon-nodeps.txt) and are blocked by the project's pytest configuration (for
+system installs that have them from apt), so neither `--reruns`, `@pytest.mark.flaky` nor
+`--count` runs a test again."""
 
 import importlib.util
 import subprocess
