@@ -19,7 +19,12 @@ import shutil
 import time
 from pathlib import Path
 
+from avag_core.errors import AvagError
 from avag_ros.bag.synth_bag import DEMO_BACKGROUND_SNR_DB, DEMO_BACKGROUNDS
+
+# The demo plays its bag at twice real time: it stays a live test (the node must keep up
+# with twice what a robot streams) and ends in about half the time.
+DEMO_RATE = 2.0
 
 
 def demo_failures(result: dict) -> list[str]:
@@ -56,6 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    f"(shipped) or audio file paths; '' = noise only (default: {','.join(DEMO_BACKGROUNDS) or 'none'})")
     p.add_argument("--background-snr-db", type=float, default=DEMO_BACKGROUND_SNR_DB,
                    help="the actions' level over the backgrounds (dB)")
+    p.add_argument("--rate", type=float, default=DEMO_RATE,
+                   help=f"playback speed of the bag into the node (default: {DEMO_RATE:g}, twice real time: the node "
+                   "must keep up with twice its live input; 1 = real time, as a robot streams)")
     p.set_defaults(func=run)
 
 
@@ -78,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     cfg, node_args = eval_config(checkpoint, args.device, args.params_file, args.overrides)
     # the node starts now: its start-up overlaps making the scenes (the offline replay waits
     # for it and then runs while the bag plays)
-    with LiveRun(cfg, out / "report" / "live", node_args) as node:
+    if not 0.1 <= args.rate <= 10.0:
+        raise AvagError(f"--rate {args.rate:g} is outside 0.1-10")
+    with LiveRun(cfg, out / "report" / "live", node_args, args.rate) as node:
         print(f"[1/3] synthesising scenes (seed {args.seed})")
         data = generate(out / "data", seed=args.seed, size="tiny", splits=("val",))
         scenes = load_scenes(data, "val", limit=args.scenes)
@@ -89,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
               f"between the actions: {', '.join(info['distractor_kinds'])} (not actions)"
               + (f"; under everything: {', '.join(info['backgrounds'])} ({args.background_snr_db:g} dB below "
                  "the actions)" if info["backgrounds"] else ""))
-        print(f"[2/3] playing it into avag_node ({checkpoint.name}, {args.device or 'cpu'}) over DDS")
+        print(f"[2/3] playing it into avag_node ({checkpoint.name}, {args.device or 'cpu'}) over DDS"
+              + (f" at {args.rate:g}x real time" if args.rate != 1.0 else ""))
         result = evaluate_bag(bag, checkpoint, out / "report", device=args.device, params_file=args.params_file,
                               overrides=args.overrides, live_run=node)
     result["failures"][:0] = demo_failures(result)
