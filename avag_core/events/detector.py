@@ -80,9 +80,20 @@ class SoundEvent:
     def duration(self) -> float:
         return self.end_time - self.start_time
 
+    def shifted(self, dt: float) -> SoundEvent:
+        """The same event ``dt`` seconds later."""
+        return SoundEvent(self.start_time + dt, self.end_time + dt, self.peak_score, self.onset_time + dt,
+                          self.peak_time + dt, self.truncated)
+
 
 class SoundEventDetector:
-    """Feed (samples, first-sample time) chunks of mono audio at ``config.sample_rate``."""
+    """Feed (samples, first-sample time) chunks of mono audio at ``config.sample_rate``.
+
+    Inside, times count from the first stamp since the last reset (rounded to the
+    microsecond), and events are stamped back on the input's clock on the way out: every
+    comparison of two times then rounds the same way whether the clock started at 0 (a bag,
+    a simulator) or at the wall clock's 1.7e9 s, so both hear the same events.
+    """
 
     def __init__(self, config: EventConfig | None = None) -> None:
         self.config = (config or EventConfig()).validate()
@@ -130,6 +141,7 @@ class SoundEventDetector:
         self.lift_threshold = float(self.config.lift_on_db)
         self._back_t = np.zeros(0)  # times and scores of the last frames (onset back-tracking)
         self._back_s = np.zeros(0)
+        self._epoch: float | None = None  # input time of internal time 0
         self._soft_reset_framing(None)
         self._state = "idle"  # idle | active | hold (cut at max length, waiting for quiet)
         self._peak_over, self._faded = -np.inf, False  # event's peak over the background's loud moments
@@ -158,14 +170,26 @@ class SoundEventDetector:
     @property
     def active_onset(self) -> float | None:
         """Onset time of the event in progress (None when idle): lets a node grab a frame early."""
-        return self._onset if self._state == "active" else None
+        return self._onset + self._epoch if self._state == "active" and self._epoch is not None else None
 
     @property
     def stream_time(self) -> float | None:
         """Time just after the last sample received."""
+        rel = self._stream_rel()
+        return None if rel is None or self._epoch is None else rel + self._epoch
+
+    def _stream_rel(self) -> float | None:
         if self._anchor_t is None:
             return None
         return self._anchor_t + (self._consumed + self._pending.size) / self.sample_rate
+
+    def _relative(self, t: float) -> float:
+        """Input time -> internal time (microseconds: the rounding of a large clock value is gone)."""
+        assert self._epoch is not None
+        return round((t - self._epoch) * 1e6) / 1e6
+
+    def _on_input_clock(self, events: list[SoundEvent]) -> list[SoundEvent]:
+        return [e.shifted(self._epoch) for e in events] if events and self._epoch else events
 
     # ------------------------------------------------------------------ input
     def process(self, samples: np.ndarray, t0: float | int) -> list[SoundEvent]:
@@ -178,21 +202,25 @@ class SoundEventDetector:
         which hands out contiguous times.
         """
         x = to_mono_float32(samples)
-        t = to_seconds(t0)
+        t_in = to_seconds(t0)
+        if self._epoch is None:
+            self._epoch = t_in
+        t = self._relative(t_in)
         events: list[SoundEvent] = []
-        expected = self.stream_time
+        expected = self._stream_rel()
         if expected is None:
             self._soft_reset_framing(t)
         elif abs(t - expected) > max(self._hop / self.sample_rate, self.config.stamp_tolerance_s):
             self.discontinuities += 1
-            events.extend(self._close(self._last_time()))
+            events.extend(self._on_input_clock(self._close(self._last_time())))
             if t < expected - self.config.backjump_reset_s:
                 self.reset()
+                self._epoch, t = t_in, 0.0
             self._soft_reset_framing(t)
         if x.size:
             if not np.isfinite(x).all():
                 x = np.where(np.isfinite(x), x, np.float32(0.0))
-            events.extend(self._analyse(x))
+            events.extend(self._on_input_clock(self._analyse(x)))
         return events
 
     def noise_floor_db(self) -> float:
@@ -201,10 +229,10 @@ class SoundEventDetector:
 
     def flush(self) -> list[SoundEvent]:
         """End of stream: close the event in progress (if long enough)."""
-        return self._close(self._last_time())
+        return self._on_input_clock(self._close(self._last_time()))
 
     def _last_time(self) -> float:
-        st = self.stream_time
+        st = self._stream_rel()
         return st if st is not None else 0.0
 
     # ------------------------------------------------------------------ analysis
