@@ -38,3 +38,12 @@ def test_demo_passes_its_own_checks(tmp_path, ros_env):
     assert len(list((out / "report" / "grasp_regions").glob("*.ply"))) == 4
     assert len(list((out / "report" / "overlays").glob("*.png"))) == 4
     assert (out / "report" / "index.html").is_file()
+
+
+def test_a_playback_rate_out_of_range_is_refused_in_one_line(tmp_path, ros_env):
+    out = tmp_path / "demo"
+    res = subprocess.run([sys.executable, "-m", "avag_core.cli.main", "demo", "--rate", "0", "--out", str(out)],
+                         capture_output=True, text=True, cwd=REPO_ROOT, timeout=120, env=ros_env)
+    assert res.returncode == 2
+    assert res.stderr.strip() == "avag demo: error: --rate 0 is outside 0.1-10"
+    assert not out.exists()

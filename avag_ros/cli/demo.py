@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from avag_ros.bag.synth_bag import demo_bag_config, load_scenes, write_synth_bag
     from avag_ros.cli.bag import print_summary, verdict
 
+    if not 0.1 <= args.rate <= 10.0:  # before anything is written or started
+        raise AvagError(f"--rate {args.rate:g} is outside 0.1-10")
     t0 = time.monotonic()
     # Stay on this machine and out of other ROS graphs unless the user chose otherwise.
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -86,8 +88,6 @@ def run(args: argparse.Namespace) -> int:
     cfg, node_args = eval_config(checkpoint, args.device, args.params_file, args.overrides)
     # the node starts now: its start-up overlaps making the scenes (the offline replay waits
     # for it and then runs while the bag plays)
-    if not 0.1 <= args.rate <= 10.0:
-        raise AvagError(f"--rate {args.rate:g} is outside 0.1-10")
     with LiveRun(cfg, out / "report" / "live", node_args, args.rate) as node:
         print(f"[1/3] synthesising scenes (seed {args.seed})")
         data = generate(out / "data", seed=args.seed, size="tiny", splits=("val",))
