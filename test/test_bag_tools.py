@@ -391,7 +391,8 @@ def test_live_and_offline_events_pair_by_their_start_not_a_guessed_onset():
 
 def test_sounds_that_are_not_actions_are_scored_apart_by_hand():
     """Distractor truths (``none/<kind>``) never count as missed actions; a detection at
-    one is a false positive and counts as given masks; a rejection at an action is lost."""
+    one is a false positive and counts as given masks; a rejection at an action is lost,
+    unless another event of that action got masks (a second onset inside it)."""
     from avag_ros.bag.report import score
 
     mask = np.zeros((4, 4), bool)
@@ -401,7 +402,8 @@ def test_sounds_that_are_not_actions_are_scored_apart_by_hand():
              _truth(5.0, 6.0, mask), _truth(7.0, 7.5, empty, "none/speech"),
              _truth(9.0, 9.5, empty, "none/music")]
     dets = [_scored(1.05, mask.astype(np.float32)), _scored(7.1, mask.astype(np.float32))]
-    rejected = [round(3.02e9), round(5.01e9), round(11.0e9)]  # cough, the action at 5 s, nothing
+    # cough, a second onset inside the named action at 1 s, the action at 5 s, nothing
+    rejected = [round(3.02e9), round(1.4e9), round(5.01e9), round(11.0e9)]
     r = score(dets, truth, rejected_ns=rejected)
     assert r["events"]["ground_truth"] == 2 and r["events"]["matched"] == 1
     assert r["events"]["precision"] == pytest.approx(1 / 2)

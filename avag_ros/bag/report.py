@@ -89,12 +89,15 @@ def match_onsets(onsets_ns: list[int], truth: list[Truth], tolerance_s: float = 
 
 def heard_score(dets: list[Scored], rejected_ns: list[int], truth: list[Truth],
                 tolerance_s: float = 0.5) -> dict[str, int]:
-    """What became of the sounds that are not actions, and of actions the gate turned away."""
+    """What became of the sounds that are not actions, and of actions the gate turned away
+    (a rejected event at the action and none of its events given masks: a second onset
+    inside a named action that the gate rejects loses nothing)."""
     distractors = [t for t in truth if not t.is_action]
     actions = [t for t in truth if t.is_action]
     masked = {j for _i, j in match_events(dets, distractors, tolerance_s)}
     rejected = {j for _i, j in match_onsets(rejected_ns, distractors, tolerance_s)}
-    lost = match_onsets(rejected_ns, actions, tolerance_s)
+    named = {j for _i, j in match_events(dets, actions, tolerance_s)}
+    lost = {j for _i, j in match_onsets(rejected_ns, actions, tolerance_s)} - named
     return {"distractors": len(distractors), "given_masks": len(masked),
             "rejected": len(rejected - masked), "not_heard": len(distractors) - len(masked | rejected),
             "actions_rejected": len(lost)}

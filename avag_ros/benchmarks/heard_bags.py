@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     total = {k: sum(r[k] for r in rows) for k in rows[0] if k != "seed"}
     lost = 1.0 - total["detected"] / total["actions"]
     kept_out = 1.0 - total["others_given_masks"] / total["others"]
-    # an action can give two events (a second onset inside it): "rejected" counts events, not actions
-    print(f"total: actions {total['detected']}/{total['actions']} detected and named (lost {lost:.1%}; "
-          f"{total['actions_rejected']} event(s) inside actions rejected by the head); sounds that are not actions "
+    print(f"total: actions {total['detected']}/{total['actions']} detected and named (lost {lost:.1%}: "
+          f"{total['actions_rejected']} turned away by the head, "
+          f"{total['actions'] - total['detected'] - total['actions_rejected']} not heard); sounds that are not actions "
           f"{total['others'] - total['others_given_masks']}/{total['others']} without masks ({kept_out:.1%}: "
           f"{total['others_rejected']} rejected, {total['others_not_heard']} not an event); "
           f"{time.monotonic() - t0:.0f} s")
