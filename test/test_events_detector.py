@@ -1,4 +1,5 @@
-"""SoundEventDetector on synthetic signals: silence/noise, clicks, bursts, hysteresis, limits."""
+"""The rule-based detectors (flux, energy) on synthetic signals: silence/noise, clicks,
+bursts, hysteresis, limits. The learned detector (the default) has test_events_learned.py."""
 
 import numpy as np
 import pytest
@@ -6,6 +7,9 @@ import pytest
 from avag_core.events import EventConfig, SoundEventDetector, detect_events
 
 SR = 16000
+FLUX = EventConfig(detector="flux")
+# what every detector must do (the learned one's own behaviour: test_events_learned.py)
+BOTH = pytest.mark.parametrize("cfg", [FLUX, EventConfig(detector="learned")], ids=["flux", "learned"])
 
 
 def db(level):
@@ -28,20 +32,22 @@ def stream(det, x, chunk=512, t0=0.0):
     return events + det.flush()
 
 
+@BOTH
 @pytest.mark.parametrize("level", [-90, -60, -30, -10])
-def test_twenty_seconds_of_steady_white_noise_give_no_events(level):
-    assert detect_events(noise(20, level, seed=-level), SR) == []
+def test_twenty_seconds_of_steady_white_noise_give_no_events(level, cfg):
+    assert detect_events(noise(20, level, seed=-level), SR, cfg) == []
 
 
-def test_silence_and_coloured_noise_give_no_events():
-    assert detect_events(np.zeros(20 * SR, np.float32), SR) == []
+@BOTH
+def test_silence_and_coloured_noise_give_no_events(cfg):
+    assert detect_events(np.zeros(20 * SR, np.float32), SR, cfg) == []
     rng = np.random.default_rng(5)
     brown = np.cumsum(rng.normal(0, 1, 20 * SR))
     brown -= np.convolve(brown, np.ones(400) / 400, "same")  # remove the drift
     brown = (brown / brown.std() * db(-35)).astype(np.float32)
     hum = (0.05 * np.sin(2 * np.pi * 50 * np.arange(20 * SR) / SR)).astype(np.float32)
-    assert detect_events(brown, SR) == []
-    assert detect_events(hum + noise(20, -70), SR) == []
+    assert detect_events(brown, SR, cfg) == []
+    assert detect_events(hum + noise(20, -70), SR, cfg) == []
 
 
 def test_clicks_are_found_at_their_times():
@@ -49,11 +55,11 @@ def test_clicks_are_found_at_their_times():
     times = [2.0, 5.003, 8.3, 12.71, 17.5]
     for t in times:
         add_click(x, t)
-    events = detect_events(x, SR)
+    events = detect_events(x, SR, FLUX)
     assert len(events) == len(times)
     for ev, t in zip(events, times, strict=True):
         assert abs(ev.onset_time - t) < 0.02
-        assert ev.start_time == pytest.approx(ev.onset_time - EventConfig().pre_roll_s)
+        assert ev.start_time == pytest.approx(ev.onset_time - FLUX.pre_roll_s)
         assert ev.start_time < t < ev.end_time < t + 0.2
         assert ev.peak_score > 30  # -18 dB click over -60 dB noise
         assert not ev.truncated
@@ -64,7 +70,7 @@ def test_quiet_burst_in_noise_needs_spectral_flux():
     x = noise(12, -40, seed=1)
     for t in (3.0, 7.0):
         x[int(t * SR):int((t + 0.4) * SR)] *= db(7)
-    events = detect_events(x, SR)
+    events = detect_events(x, SR, FLUX)
     assert [round(e.onset_time, 1) for e in events] == [3.0, 7.0]
     assert all(abs(e.end_time - (e.onset_time + 0.4)) < 0.12 for e in events)
     energy = EventConfig(detector="energy")
@@ -78,11 +84,11 @@ def test_hysteresis_and_release_merge_close_hits_only():
     tone = 0.2 * np.sin(2 * np.pi * 800 * np.arange(int(0.3 * SR)) / SR).astype(np.float32)
     for t in (2.0, 2.45, 6.0):  # 0.15 s dip (< release_s) then a 3.25 s pause
         x[int(t * SR):int(t * SR) + tone.size] += tone
-    events = detect_events(x, SR)
+    events = detect_events(x, SR, FLUX)
     assert len(events) == 2
     assert abs(events[0].onset_time - 2.0) < 0.03 and abs(events[0].end_time - 2.8) < 0.1
     assert abs(events[1].onset_time - 6.0) < 0.03
-    split = detect_events(x, SR, EventConfig(release_s=0.1, refractory_s=0.0))
+    split = detect_events(x, SR, EventConfig(detector="flux", release_s=0.1, refractory_s=0.0))
     assert len(split) == 3
 
 
@@ -90,34 +96,37 @@ def test_min_length_refractory_and_max_length():
     x = noise(10, -60)
     add_click(x, 3.0)
     add_click(x, 3.4)
-    assert len(detect_events(x, SR, EventConfig(release_s=0.1, refractory_s=0.0))) == 2
-    assert len(detect_events(x, SR, EventConfig(release_s=0.1, refractory_s=0.5))) == 1
-    det = SoundEventDetector(EventConfig(min_event_s=0.2, release_s=0.1))
+    assert len(detect_events(x, SR, EventConfig(detector="flux", release_s=0.1, refractory_s=0.0))) == 2
+    assert len(detect_events(x, SR, EventConfig(detector="flux", release_s=0.1, refractory_s=0.5))) == 1
+    det = SoundEventDetector(EventConfig(detector="flux", min_event_s=0.2, release_s=0.1))
     assert stream(det, x) == [] and det.dropped_short == 2
 
     step = np.concatenate([noise(5, -70, seed=2), noise(15, -30, seed=3)])  # a fan turns on
-    events = detect_events(step, SR, EventConfig(max_event_s=2.0))
+    events = detect_events(step, SR, EventConfig(detector="flux", max_event_s=2.0))
     assert len(events) == 1 and events[0].truncated
     assert abs(events[0].onset_time - 5.0) < 0.03
     assert events[0].end_time == pytest.approx(events[0].onset_time + 2.0)
 
 
-def test_streaming_matches_batch_and_chunk_size_barely_matters():
+@BOTH
+def test_streaming_matches_batch_and_chunk_size_barely_matters(cfg):
     x = noise(12, -55, seed=4)
     for t in (1.5, 4.2, 9.9):
         add_click(x, t, amp=0.3)
-    batch = detect_events(x, SR)
-    assert stream(SoundEventDetector(), x) == batch
-    small = stream(SoundEventDetector(), x, chunk=160)
+    batch = detect_events(x, SR, cfg)
+    assert len(batch) == 3
+    assert stream(SoundEventDetector(cfg), x) == batch
+    small = stream(SoundEventDetector(cfg), x, chunk=160)
     assert len(small) == len(batch)
     for a, b in zip(small, batch, strict=True):
         assert abs(a.onset_time - b.onset_time) < 0.02
 
 
-def test_streaming_reports_active_onset_before_the_event_ends():
+@BOTH
+def test_streaming_reports_active_onset_before_the_event_ends(cfg):
     x = noise(4, -60)
     x[int(2 * SR):int(3 * SR)] += 0.1
-    det = SoundEventDetector()
+    det = SoundEventDetector(cfg)
     seen = None
     for i in range(0, int(2.5 * SR), 512):
         assert det.process(x[i:i + 512], i / SR) == []
@@ -129,12 +138,12 @@ def test_stamps_not_starting_at_zero_and_nonfinite_samples():
     x = noise(6, -60)
     add_click(x, 4.0)
     x[SR:SR + 10] = np.nan
-    events = detect_events(x, SR, t0=1_700_000_000_000_000_000)
+    events = detect_events(x, SR, FLUX, t0=1_700_000_000_000_000_000)
     assert len(events) == 1 and abs(events[0].onset_time - (1.7e9 + 4.0)) < 0.02
 
 
 def test_gap_closes_event_and_backward_jump_resets():
-    det = SoundEventDetector()
+    det = SoundEventDetector(FLUX)
     x = noise(3, -60)
     # loud until the stream stops (noise: a DC step was "loud" to the old detector only, and
     # DC is no sound)
@@ -153,7 +162,7 @@ def test_gap_closes_event_and_backward_jump_resets():
 def test_continuous_mode_emits_fixed_windows():
     x = noise(10, -60)
     add_click(x, 6.3)
-    cfg = EventConfig(mode="continuous", continuous_hop_ms=250, continuous_window_s=1.0)
+    cfg = EventConfig(detector="flux", mode="continuous", continuous_hop_ms=250, continuous_window_s=1.0)
     windows = detect_events(x, SR, cfg, t0=20.0)
     ends = np.array([w.end_time for w in windows])
     np.testing.assert_allclose(np.diff(ends), 0.25, atol=1e-9)

@@ -68,6 +68,30 @@ def clip_span(name, mono, rate, t):
     return (name, t, t, t + on, t + off, t + mono.size / rate)
 
 
+def check_each_clip_heard(events, spans, t_base):
+    """The learned detector: every clip heard at its onset and no event outside the clips.
+    A new onset ends the event in progress, so a clip of several strokes (the axe: three
+    chops) gives one event per stroke; flux merges strokes closer than release_s."""
+    for name, start, early, on, _off, end in spans:
+        hits = [e for e in events if e.end_time > t_base + start and e.start_time < t_base + end]
+        assert hits, name
+        assert t_base + early - 0.05 <= hits[0].onset_time <= t_base + on + 0.05, name
+    inside = [e for e in events if any(t_base + start - 0.2 <= e.onset_time <= t_base + end
+                                       for _n, start, _e, _on, _off, end in spans)]
+    assert inside == events
+
+
+def check_clips(events, spans, t_base, cfg):
+    if cfg.detector == "learned":
+        check_each_clip_heard(events, spans, t_base)
+    else:
+        check_one_event_per_clip(events, spans, t_base, cfg)
+
+
+DETECTORS = pytest.mark.parametrize("cfg", [EventConfig(detector="flux"), EventConfig(detector="learned")],
+                                    ids=["flux", "learned"])
+
+
 def check_one_event_per_clip(events, spans, t_base, cfg=None):
     cfg = cfg or EventConfig()
     for name, start, early, on, off, end in spans:
@@ -85,9 +109,10 @@ def mix44():
     return build_mix(44100)
 
 
-def test_real_clips_streamed_at_44k_stereo_give_one_event_each(mix44):
+@DETECTORS
+def test_real_clips_streamed_at_44k_stereo_are_found_at_their_onsets(mix44, cfg):
     mix, spans = mix44
-    tracker = AudioEventTracker()
+    tracker = AudioEventTracker(cfg)
     chunk = 1411  # 32 ms at 44.1 kHz, as a driver would publish
     events, audios = [], []
     for i in range(0, mix.shape[1], chunk):
@@ -96,7 +121,7 @@ def test_real_clips_streamed_at_44k_stereo_give_one_event_each(mix44):
         events += new
     events += tracker.flush()
     t_base = T0_NS / 1e9
-    check_one_event_per_clip(events, spans, t_base)
+    check_clips(events, spans, t_base, cfg)
     assert tracker.buffer.stats.gaps == 0 and tracker.buffer.stats.resampled_chunks > 0
 
     # the audio handed out for an event is the clip itself, at the right place on the timeline
@@ -113,10 +138,11 @@ def test_real_clips_streamed_at_44k_stereo_give_one_event_each(mix44):
     assert np.corrcoef(a, b)[0, 1] > 0.99
 
 
-def test_real_clips_in_batch_at_16k(mix44):
+@DETECTORS
+def test_real_clips_in_batch_at_16k(mix44, cfg):
     mix, spans = mix44
-    events = detect_events(mix, 44100, t0=5.0)
-    check_one_event_per_clip(events, spans, 5.0)
+    events = detect_events(mix, 44100, cfg, t0=5.0)
+    check_clips(events, spans, 5.0, cfg)
 
 
 def test_synthetic_action_sounds_give_one_event_each():

@@ -12,9 +12,9 @@ Prints a table and writes JSON. Setup (Debian/Ubuntu, as root or with sudo):
     apt-get install -y --no-install-recommends espeak-ng lincity-ng-data tuxpaint-data \\
         tuxpaint-plugins-default frozen-bubble-data pingus-data heroes-sound-effects \\
         sound-theme-freedesktop openclonk-data
-    python -m avag_core.benchmarks.hearing_bench --json hearing.json
-    python -m avag_core.benchmarks.hearing_bench --detector energy --quick   # the old detector
-    python -m avag_core.benchmarks.hearing_bench --detector learned          # the learned CNN
+    python -m avag_core.benchmarks.hearing_bench --json hearing.json      # the default: the learned CNN
+    python -m avag_core.benchmarks.hearing_bench --detector flux           # per-band flux
+    python -m avag_core.benchmarks.hearing_bench --detector energy --quick # the first detector
 
 Matching: a detection is a hit when its onset lies within [-0.1 s, +0.3 s] of an
 unmatched action's reference onset (the first 10 ms of the clean action within 20 dB of

@@ -25,9 +25,10 @@ class EventConfig:
 
     # --- detector choice ---
     detector: str = setting(
-        "flux", "onset detector: 'flux' (per-band level over each band's own background; works over "
-        "speech, music, rain, machines), 'energy' (broadband energy over a noise floor; quiet rooms only) or "
-        "'learned' (a small CNN trained on real recordings scores each frame; see onset_weights)",
+        "learned", "onset detector: 'learned' (a small CNN trained on real recordings scores each frame, see "
+        "onset_weights; the best over speech, music, rain, machines and crackle), 'flux' (per-band level over "
+        "each band's own background; merges close hits of one action, hears the shortest taps) or 'energy' "
+        "(broadband energy over a noise floor; quiet rooms only)",
         choices=DETECTORS)
     onset_weights: str = setting(
         "", "learned detector: onset model file (safetensors); empty = the one shipped with avag "

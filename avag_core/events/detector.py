@@ -1,5 +1,6 @@
-"""Streaming sound-event detection: per-band flux over each band's own background (default),
-or broadband energy over a noise floor (``EventConfig.detector = "energy"``).
+"""Streaming sound-event detection: a learned onset model (the default), per-band flux over
+each band's own background (``EventConfig.detector = "flux"``) or broadband energy over a
+noise floor (``"energy"``).
 
 Why per band (``detector="flux"``): speech, music, rain and machines fill some bands and
 move all the time; one broadband floor is either below them (every syllable an "event",
@@ -22,9 +23,10 @@ background sound or a quiet lead-in started it) becomes its onset. A sharp broad
 inside an event older than ``split_min_s`` starts a new event; a cut at ``max_event_s``
 never blocks new onsets.
 
-The energy detector (the earlier default) remains for quiet rooms and comparison.
+The energy detector (the first default) remains for quiet rooms and comparison.
 
-``detector="learned"``: a small CNN (onset_model.py, trained on real recordings by
+``detector="learned"`` (the default: the best on real rooms; README, "Why learned is the
+default now, and what it misses"): a small CNN (onset_model.py, trained on real recordings by
 train_onset.py; the shipped file averages three of them) scores every frame,
 ``shape.lookahead`` frames late: "an action starts here" and "an action is sounding". An
 event starts where the first reaches ``learned_on`` (at most one onset per
