@@ -191,7 +191,9 @@ class SoundEventDetector:
         return round((t - self._epoch) * 1e6) / 1e6
 
     def _on_input_clock(self, events: list[SoundEvent]) -> list[SoundEvent]:
-        return [e.shifted(self._epoch) for e in events] if events and self._epoch else events
+        """Internal times -> the input's clock."""
+        epoch = self._epoch
+        return events if epoch is None else [e.shifted(epoch) for e in events]
 
     # ------------------------------------------------------------------ input
     def process(self, samples: np.ndarray, t0: float | int) -> list[SoundEvent]:
