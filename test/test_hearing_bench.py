@@ -55,11 +55,35 @@ def test_head_count_cuts_each_event_where_the_detector_put_it(shipped_checkpoint
     quiet = track.copy()
     hit = synth_action_sound("hit", np.random.default_rng(11), hb.SR, duration=1.2)
     track[2 * hb.SR:2 * hb.SR + hit.size] += hit
-    events, _cpu = hb.run_detector(track, EventConfig())
+    events = hb.run_detector(track, EventConfig()).events
     assert len(events) == 1 and abs(events[0].onset_time - 2.0) < 0.1
     head = hb.load_head(str(shipped_checkpoint))
     assert hb.accepted_by_head(head, track, events) == ["hit"] == hb.head_verdicts(head, track, events)
-    assert hb.accepted_by_head(head, quiet, hb.run_detector(quiet, EventConfig())[0]) == []
+    assert hb.accepted_by_head(head, quiet, hb.run_detector(quiet, EventConfig()).events) == []
+
+
+def test_the_learned_detector_decides_its_hindsight_later_than_flux():
+    """What a robot waits after a sound: release_s of quiet, plus the learned model's
+    hindsight (shape.lookahead frames); flux decides on the frame itself."""
+    import numpy as np
+
+    from avag_core.data.synth.sounds import synth_action_sound
+    from avag_core.events import EventConfig
+    from avag_core.events.learned import shared_weights
+
+    rng = np.random.default_rng(3)
+    track = (rng.standard_normal(14 * hb.SR) * 10 ** (-60 / 20)).astype(np.float32)
+    for k, t in enumerate((2, 6, 10)):
+        hit = synth_action_sound("hit", np.random.default_rng(k), hb.SR, duration=1.0)
+        track[t * hb.SR:t * hb.SR + hit.size] += hit
+    after = {d: hb.run_detector(track, EventConfig(detector=d)).decided_after_s for d in ("flux", "learned")}
+    assert len(after["flux"]) == len(after["learned"]) == 3
+    hindsight = shared_weights(None)[0].lookahead * 256 / hb.SR
+    cfg = EventConfig()
+    quiet = cfg.release_s - cfg.post_roll_s  # the event's end includes its post-roll
+    chunk = hb.CHUNK / hb.SR  # an event is returned with the chunk that completes it
+    assert all(quiet <= a <= quiet + chunk + 0.02 for a in after["flux"]), after
+    assert all(quiet + hindsight <= a <= quiet + hindsight + chunk + 0.02 for a in after["learned"]), after
 
 
 @pytest.mark.skipif(bool(hb.missing_recordings()), reason="the benchmark's Debian recordings are not installed")

@@ -58,7 +58,7 @@ def evaluate(streams: list[tuple[np.ndarray, list[float]]], cfg: EventConfig) ->
     hits = dets = actions = 0
     errors: list[float] = []
     for audio, onsets in streams:
-        events, _ = run_detector(audio, cfg)
+        events = run_detector(audio, cfg).events
         s = score(events, onsets)
         hits, dets, actions = hits + s["hits"], dets + s["detections"], actions + s["actions"]
         errors += s["onset_errors_ms"]
