@@ -52,6 +52,9 @@ def standalone_model_ms(cfg, scenes: list, size: tuple[int, int], reps: int = 2)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from avag_core.backends import BACKENDS, DTYPES
+    from avag_ros.params import NodeConfig
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scenes", type=int, default=8, help="sound events (one every 3 s)")
     p.add_argument("--size", default="640x480", help="camera WIDTHxHEIGHT")
@@ -59,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--burn", type=int, default=0, help="CPU-burning processes beside the node")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--device", default="cpu", help="node parameter device (cpu, cuda, cuda:N)")
-    p.add_argument("--backend", default="torch", help="node parameter backend (torch, onnxruntime, tensorrt)")
-    p.add_argument("--dtype", default="fp32", help="node parameter dtype")
+    node = NodeConfig()  # the node's own defaults: measure what a user launches
+    p.add_argument("--backend", default=node.backend, choices=BACKENDS,
+                   help=f"node parameter backend (default: the node's, {node.backend})")
+    p.add_argument("--dtype", default=node.dtype, choices=DTYPES, help=f"node parameter dtype (default: {node.dtype})")
     p.add_argument("--dds", choices=("avag", "default"), default="avag",
                    help="Fast DDS profile: avag's single-host profile (as launched) or Fast DDS defaults")
     p.add_argument("--json", type=Path)
