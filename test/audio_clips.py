@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from avag_core.events import AudioEventTracker, EventConfig, SoundEvent
@@ -14,6 +15,9 @@ AUDIO = Path(__file__).parent / "data" / "audio"
 SR = 16000
 T0_NS = 1_700_000_000 * 10**9
 ACTIONS = ("chink", "stamp", "raze", "coins")
+# what every detector must do runs with the default (learned) and flux, with the bounds set for flux
+DETECTORS = pytest.mark.parametrize("cfg", [EventConfig(detector="learned"), EventConfig(detector="flux")],
+                                    ids=["learned", "flux"])
 
 
 def load(name: str) -> np.ndarray:

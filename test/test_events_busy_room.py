@@ -10,8 +10,7 @@ with nanosecond stamps as the node feeds them.
 import itertools
 
 import numpy as np
-import pytest
-from audio_clips import ACTIONS, SR, T0_NS, events_of, load, onsets_of
+from audio_clips import ACTIONS, DETECTORS, SR, T0_NS, events_of, load, onsets_of
 
 from avag_core.data.synth.backgrounds import (
     background_power,
@@ -22,10 +21,6 @@ from avag_core.data.synth.backgrounds import (
     shipped_recordings,
 )
 from avag_core.events import EventConfig
-
-# the default (learned) and flux: the bounds below were set for flux; the learned one meets them
-DETECTORS = pytest.mark.parametrize("cfg", [EventConfig(detector="learned"), EventConfig(detector="flux")],
-                                    ids=["learned", "flux"])
 
 
 def busy_room(seconds: float, seed: int) -> np.ndarray:

@@ -3,13 +3,12 @@ bursts, hysteresis, limits. The learned detector (the default) has test_events_l
 
 import numpy as np
 import pytest
+from audio_clips import DETECTORS
 
 from avag_core.events import EventConfig, SoundEventDetector, detect_events
 
 SR = 16000
 FLUX = EventConfig(detector="flux")
-# what every detector must do (the learned one's own behaviour: test_events_learned.py)
-BOTH = pytest.mark.parametrize("cfg", [FLUX, EventConfig(detector="learned")], ids=["flux", "learned"])
 
 
 def db(level):
@@ -32,13 +31,13 @@ def stream(det, x, chunk=512, t0=0.0):
     return events + det.flush()
 
 
-@BOTH
+@DETECTORS
 @pytest.mark.parametrize("level", [-90, -60, -30, -10])
 def test_twenty_seconds_of_steady_white_noise_give_no_events(level, cfg):
     assert detect_events(noise(20, level, seed=-level), SR, cfg) == []
 
 
-@BOTH
+@DETECTORS
 def test_silence_and_coloured_noise_give_no_events(cfg):
     assert detect_events(np.zeros(20 * SR, np.float32), SR, cfg) == []
     rng = np.random.default_rng(5)
@@ -108,7 +107,7 @@ def test_min_length_refractory_and_max_length():
     assert events[0].end_time == pytest.approx(events[0].onset_time + 2.0)
 
 
-@BOTH
+@DETECTORS
 def test_streaming_matches_batch_and_chunk_size_barely_matters(cfg):
     x = noise(12, -55, seed=4)
     for t in (1.5, 4.2, 9.9):
@@ -122,7 +121,7 @@ def test_streaming_matches_batch_and_chunk_size_barely_matters(cfg):
         assert abs(a.onset_time - b.onset_time) < 0.02
 
 
-@BOTH
+@DETECTORS
 def test_streaming_reports_active_onset_before_the_event_ends(cfg):
     x = noise(4, -60)
     x[int(2 * SR):int(3 * SR)] += 0.1

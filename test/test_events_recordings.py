@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from audio_clips import DETECTORS
 
 from avag_core.events import AudioEventTracker, EventConfig, StreamingResampler, detect_events
 
@@ -86,10 +87,6 @@ def check_clips(events, spans, t_base, cfg):
         check_each_clip_heard(events, spans, t_base)
     else:
         check_one_event_per_clip(events, spans, t_base, cfg)
-
-
-DETECTORS = pytest.mark.parametrize("cfg", [EventConfig(detector="flux"), EventConfig(detector="learned")],
-                                    ids=["flux", "learned"])
 
 
 def check_one_event_per_clip(events, spans, t_base, cfg=None):

@@ -9,7 +9,7 @@ what the committed clips can show in CI.
 
 import numpy as np
 import pytest
-from audio_clips import ACTIONS, SR, load, onsets_of
+from audio_clips import ACTIONS, DETECTORS, SR, load, onsets_of
 
 from avag_core.data.synth.backgrounds import (
     active_power,
@@ -20,10 +20,6 @@ from avag_core.data.synth.backgrounds import (
     shipped_recordings,
 )
 from avag_core.events import EventConfig
-
-# the default (learned) and flux: the thresholds below are flux's, which the learned one beats
-DETECTORS = pytest.mark.parametrize("cfg", [EventConfig(detector="learned"), EventConfig(detector="flux")],
-                                    ids=["learned", "flux"])
 
 
 def mix(background: str, snr_db: float) -> tuple[np.ndarray, list[float]]:
