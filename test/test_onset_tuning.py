@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from audio_clips import ACTIONS, load
 
 from avag_core.benchmarks import onset_tuning as ot
@@ -157,3 +158,19 @@ def test_an_ensemble_holds_the_models_its_seeds_train_alone(monkeypatch, tmp_pat
         with pytest.raises(SystemExit) as err:
             train_onset.main(["--out", str(bad), *wrong])
         assert err.value.code == 2 and not bad.exists(), wrong
+
+
+def test_training_keeps_streams_without_their_zero_context_and_gives_the_model_the_same_input():
+    """The training store drops each stream's all-zero context (it held the data twice at the
+    peak) and a batch gets it back: the model sees exactly what ``stream_tensors`` makes."""
+    from avag_core.events import train_onset
+    from avag_core.events.onset_model import OnsetShape
+
+    shape = OnsetShape(channels=8, dilations=(1, 2), lookahead=3)
+    lib = small_library(None, 0)
+    xs, ys = train_onset._stream_store(lib, np.random.default_rng(4), 3, SHORT_ACTION_P, shape)
+    rng = np.random.default_rng(4)
+    for i in range(3):
+        x, y = train_onset.stream_tensors(*make_stream(lib, rng, SHORT_ACTION_P), shape)
+        assert xs.shape[2] == x.shape[1] - (shape.receptive - 1)
+        assert torch.equal(train_onset._with_context(xs[i:i + 1], shape)[0], x) and torch.equal(ys[i], y)
