@@ -174,3 +174,17 @@ def test_training_keeps_streams_without_their_zero_context_and_gives_the_model_t
         x, y = train_onset.stream_tensors(*make_stream(lib, rng, SHORT_ACTION_P), shape)
         assert xs.shape[2] == x.shape[1] - (shape.receptive - 1)
         assert torch.equal(train_onset._with_context(xs[i:i + 1], shape)[0], x) and torch.equal(ys[i], y)
+
+
+def test_training_leaves_out_every_benchmark_file_and_its_numbered_variants():
+    """The strict split that keeps the hearing benchmark an honest test: a benchmark file, or
+    another take of it (same name without digits), never trains the model; other files do,
+    and a name without letters is no variant of anything."""
+    from avag_core.events.onset_data import LC, TP, _is_variant, bench_files
+
+    bench = bench_files()
+    assert LC + "Build2.wav" in bench and TP + "eraser1.wav" in bench
+    for taken in (LC + "Build2.wav", LC + "Build1.wav", TP + "eraser2.wav", LC + "Water3.wav", LC + "Fire4.wav"):
+        assert _is_variant(taken, bench), taken
+    for kept in (LC + "Blacksmith1.wav", TP + "paint1.wav", "/usr/share/buckle/wav/01-0.wav"):
+        assert not _is_variant(kept, bench), kept

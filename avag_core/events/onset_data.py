@@ -107,11 +107,13 @@ def _root(path: str) -> str:
 
 
 def _is_variant(path: str, bench: list[str]) -> bool:
+    """``path`` is a benchmark file or a variant of one. A name with no letters (a keyboard
+    recording "01-0.wav") shares no root with anything: it is only its own file."""
     root = _root(path)
     for b in bench:
         rb = _root(b)
         n = min(len(root), len(rb), _ROOT_MATCH)
-        if path == b or root == rb or root[:n] == rb[:n]:
+        if path == b or (root and rb and root[:n] == rb[:n]):
             return True
     return False
 
