@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from avag_core.data.array_cache import cached_array
 from avag_core.data.synth.backgrounds import (
     background_power,
     background_track,
@@ -111,10 +112,12 @@ def missing_recordings() -> list[str]:
 
 
 def speech(seconds: float, cache: Path, seed: int) -> np.ndarray:
-    """Speech from espeak-ng: English licence text read by several voices, in turn."""
-    out = cache / f"speech_{seconds:.0f}_{seed}.npy"
-    if out.is_file():
-        return np.load(out)
+    """Speech from espeak-ng: English licence text read by several voices, in turn (made
+    once per length and seed)."""
+    return cached_array(cache / f"speech_{seconds:.0f}_{seed}.npy", lambda: _speak(seconds, seed))
+
+
+def _speak(seconds: float, seed: int) -> np.ndarray:
     text = Path("/usr/share/common-licenses/GPL-3").read_text().split()
     rng = np.random.default_rng(seed)
     parts, total = [], 0
@@ -131,8 +134,6 @@ def speech(seconds: float, cache: Path, seed: int) -> np.ndarray:
             total += x.size
     track = np.concatenate(parts)[: round(seconds * SR)].astype(np.float32)
     track /= max(1e-9, float(np.sqrt(background_power(track)))) * 10 ** (20 / 20)  # -20 dBFS
-    cache.mkdir(parents=True, exist_ok=True)
-    np.save(out, track)
     return track
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avag_core.data.array_cache import cached_array
 from avag_core.data.synth.backgrounds import (
     background_power,
     background_track,
@@ -178,18 +179,13 @@ def load_library(cache: Path, seed: int, synth_per_kind: int = SYNTH_PER_KIND) -
     src = training_sources()
 
     def cached(path: str) -> np.ndarray:
-        out = cache / (re.sub(r"[^A-Za-z0-9]+", "_", path) + ".npy")
-        if not out.is_file():
-            np.save(out, load_mono(path, SR))
-        return np.load(out)
+        return cached_array(cache / (re.sub(r"[^A-Za-z0-9]+", "_", path) + ".npy"), lambda: load_mono(path, SR))
 
     actions = [cached(p)[: round(MAX_ACTION_S * SR)] for p in src["action"]]
     actions = [a for a in actions if a.size >= SR // 50 and np.abs(a).max() > 1e-4]
     actions += synthetic_actions(seed, synth_per_kind)
-    sp = cache / f"speech_{seed}.npy"
-    if not sp.is_file():
-        np.save(sp, speech_track(480.0, np.random.default_rng(seed + 7)))
-    return Library(actions, [cached(p) for p in src["music"]], [cached(p) for p in src["ambient"]], np.load(sp))
+    speech = cached_array(cache / f"speech_{seed}.npy", lambda: speech_track(480.0, np.random.default_rng(seed + 7)))
+    return Library(actions, [cached(p) for p in src["music"]], [cached(p) for p in src["ambient"]], speech)
 
 
 def _excerpt(recs: list[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
