@@ -1,6 +1,6 @@
 """Learning check: does the realtime model learn the synthetic task on a small CPU?
 
-Steps (each one an ordinary CLI call, printed so it can be rerun by hand):
+Steps (each one an ordinary CLI call, printed so it can be run again by hand):
   1. ``avag data synth --size medium`` (skipped when the folder already has train.csv);
   2. ``avag train --config realtime`` under a wall-clock budget (default 30 min);
   3. ``avag eval`` of the best checkpoint on val, unseen, and val with shuffled audio.
