@@ -19,6 +19,7 @@ CHOSEN = {
     "pytest-cov": "coverage, on request (requirements/base.txt)",
     "anyio": "via huggingface_hub (timm); its plugin acts only on tests marked anyio",
     "colcon-core": "the robot build path; its plugin only routes warnings to stderr",
+    "typeguard": "in a fresh scripts/setup.sh environment; its plugin acts only with --typeguard-packages",
 }
 
 
