@@ -2,6 +2,8 @@
 when recordings are missing."""
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -34,11 +36,54 @@ def test_per_snr_summary_pools_hits_over_backgrounds_and_counts_those_meeting_ta
 
 
 def test_missing_recordings_exit_2_with_the_install_line(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(hb, "ACTIONS", [("no-such-package", str(tmp_path / "nothing.wav"))])
+    monkeypatch.setitem(hb.SETS, "bench", replace(hb.BENCH, actions=(("no-such-package", str(tmp_path / "nothing.wav")),)))
     assert hb.main(["--json", str(tmp_path / "out.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "apt-get install" in err[0] and "nothing.wav" in err[0]
     assert not (tmp_path / "out.json").exists()
+
+
+AUDIO = Path(__file__).parent / "data" / "audio"
+
+
+def test_a_recording_set_brings_its_own_actions_backgrounds_and_voices(monkeypatch, tmp_path):
+    """--recordings: the set's actions go into every mix, its backgrounds (then white and pink
+    noise) are the default list, its speech is its own voices reading its own text, cached
+    apart from the other set's. The set here is made of the test recordings (real Debian
+    files, test/data/audio/LICENSES.md)."""
+    actions = tuple(("test data", str(AUDIO / f"action_{n}.flac")) for n in ("chink", "coins", "raze", "stamp"))
+    small = hb.RecordingSet(name="heldout", actions=actions,
+                            backgrounds={"music": ("test data", (str(AUDIO / "music_city_blues.flac"),))},
+                            voices=("da",), text="/usr/share/common-licenses/GPL-2", apt="espeak-ng")
+    monkeypatch.setitem(hb.SETS, "heldout", small)
+    spoken = []
+    real_speak = hb._speak
+
+    def speak(seconds, seed, rset):  # the real espeak-ng call; the set it was given kept
+        spoken.append(rset)
+        return real_speak(seconds, seed, rset)
+
+    monkeypatch.setattr(hb, "_speak", speak)
+    out = tmp_path / "heldout.json"
+    assert hb.main(["--recordings", "heldout", "--snrs", "10", "--alone-s", "10", "--json", str(out),
+                    "--cache", str(tmp_path / "c")]) == 0
+    report = json.loads(out.read_text())
+    assert report["recordings"] == "heldout"
+    assert [r["background"] for r in report["rows"]] == ["speech", "music", "white", "pink"]
+    assert all(r["actions"] == len(actions) for r in report["rows"])
+    assert spoken and all(r is small for r in spoken)
+    cached = [p.name for p in (tmp_path / "c").iterdir()]
+    assert cached and all(name.startswith("heldout_speech_") for name in cached)
+    with pytest.raises(SystemExit):  # a background of the other set: argparse's one-line error
+        hb.main(["--recordings", "heldout", "--backgrounds", "crackle", "--json", str(out)])
+
+
+def test_the_two_recording_sets_share_no_file_and_name_their_packages():
+    bench, held = hb.SETS["bench"], hb.SETS["heldout"]
+    assert not set(bench.files()) & set(held.files())
+    for rset in (bench, held):
+        packages = {p for p, _ in rset.actions} | {q.strip() for p, _ in rset.backgrounds.values() for q in p.split(",")}
+        assert packages <= set(rset.apt.split()), rset.name
 
 
 def test_head_count_cuts_each_event_where_the_detector_put_it(shipped_checkpoint):
@@ -86,7 +131,7 @@ def test_the_learned_detector_decides_its_hindsight_later_than_flux():
     assert all(quiet + hindsight <= a <= quiet + hindsight + chunk + 0.02 for a in after["learned"]), after
 
 
-@pytest.mark.skipif(bool(hb.missing_recordings()), reason="the benchmark's Debian recordings are not installed")
+@pytest.mark.skipif(bool(hb.BENCH.missing()), reason="the benchmark's Debian recordings are not installed")
 def test_heard_scores_the_events_the_head_accepts_in_every_mix(shipped_checkpoint, tmp_path, monkeypatch):
     """--heard on a mix: recall/precision of only the events the head accepts (what reaches
     the robot), next to the detector's own; alone tracks count the accepted ones."""

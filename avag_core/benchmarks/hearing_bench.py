@@ -15,6 +15,9 @@ Prints a table and writes JSON. Setup (Debian/Ubuntu, as root or with sudo):
     python -m avag_core.benchmarks.hearing_bench --json hearing.json      # the default: the learned CNN
     python -m avag_core.benchmarks.hearing_bench --detector flux           # per-band flux
     python -m avag_core.benchmarks.hearing_bench --detector energy --quick # the first detector
+    # the held-out set: other packages' recordings, for choosing between training recipes
+    apt-get install -y --no-install-recommends espeak-ng scratch extremetuxracer-data lbreakout2-data tuxtype-data
+    python -m avag_core.benchmarks.hearing_bench --recordings heldout --repeats 2
 
 Matching: a detection is a hit when its onset lies within [-0.1 s, +0.3 s] of an
 unmatched action's reference onset (the first 10 ms of the clean action within 20 dB of
@@ -29,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,6 +42,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from avag_core.benchmarks.hearing_sets import BENCH, SETS, RecordingSet
 from avag_core.data.array_cache import cached_array
 from avag_core.data.synth.backgrounds import (
     background_power,
@@ -60,71 +63,21 @@ MAX_ACTION_S = 2.0
 TARGETS = {"recall_5db": 0.9, "precision_5db": 0.9, "onset_p90_ms": 50.0, "fa_per_min_alone": 1.0,
            "rtf_percent": 2.0}
 
-LC = "/usr/share/games/lincity-ng/sounds/"
-TP = "/usr/share/tuxpaint/sounds/"
-FB = "/usr/share/games/frozen-bubble/snd/"
-PG = "/usr/share/games/pingus/data/sounds/"
-HE = "/usr/share/games/heroes/sfx/"
-FD = "/usr/share/sounds/freedesktop/stereo/"
-OC = "/usr/share/games/openclonk/Music.ocg/"
-LM = "/usr/share/games/lincity-ng/music/default/"
-
-# (Debian package, path): physical-action sounds, one action each (<= 2 s used)
-ACTIONS: list[tuple[str, str]] = [
-    *[("lincity-ng-data", LC + f) for f in (
-        "Build2.wav", "Raze1.wav", "Raze2.wav", "Raze3.wav", "Pottery1.wav", "Pottery2.wav", "Click.wav",
-        "WindowClose.wav", "WindowOpen.wav", "SubstationOn.wav", "SubstationOff.wav")],
-    *[("tuxpaint-data", TP + f) for f in (
-        "click.wav", "keyclick.wav", "stamp.wav", "eraser1.wav", "flip.wav", "scroll.wav", "fill.wav")],
-    *[("tuxpaint-plugins-default", TP + "magic/" + f) for f in (
-        "brick.wav", "blocks.wav", "puzzle.wav", "snowball.ogg", "drip.wav", "chalk.wav", "fold.wav",
-        "smudge.wav", "metalpaint.wav")],
-    *[("frozen-bubble-data", FB + f) for f in ("launch.ogg", "rebound.ogg", "stick.ogg", "typewriter.ogg")],
-    *[("pingus-data", PG + f) for f in ("chink.wav", "tick.wav", "plop.wav", "splash.wav", "digger.wav")],
-    *[("heroes-sound-effects", HE + f) for f in ("ecrase02.wav", "coins.wav")],
-    *[("sound-theme-freedesktop", FD + f) for f in ("camera-shutter.oga", "trash-empty.oga")],
-]
-
-# background name -> (Debian package, paths); speech is made by espeak-ng, noise is generated
-BACKGROUNDS: dict[str, tuple[str, list[str]]] = {
-    "music": ("openclonk-data, lincity-ng-data, frozen-bubble-data", [
-        OC + "Cavern.ogg", OC + "Motorway.ogg", OC + "UrbanBolero.ogg", OC + "TheSkylands.ogg",
-        LM + "02 - Robert van Herk - City Blues.ogg", FB + "introzik.ogg"]),
-    "rain": ("tuxpaint-plugins-default, lincity-ng-data", [
-        TP + "magic/rain.ogg", LC + "Water1.wav", LC + "Water2.wav"]),
-    "machine": ("lincity-ng-data", [LC + f for f in (
-        "IndustryHigh1.wav", "IndustryHigh3.wav", "PowerCoalFull.wav", "Mill1.wav", "CoalMine1.wav")]),
-    "crackle": ("lincity-ng-data", [LC + "Fire1.wav", LC + "Fire2.wav", LC + "Fire3.wav"]),
-    "traffic": ("lincity-ng-data", [LC + "TraficHigh1.wav", LC + "TraficHigh3.wav", LC + "TraficLow1.wav"]),
-}
-VOICES = ("en-us", "en+f3", "en-gb-scotland", "de", "fr+f2", "es+m3")
-APT = ("espeak-ng lincity-ng-data tuxpaint-data tuxpaint-plugins-default frozen-bubble-data pingus-data "
-       "heroes-sound-effects sound-theme-freedesktop openclonk-data")
+def speech(seconds: float, cache: Path, seed: int, rset: RecordingSet = BENCH) -> np.ndarray:
+    """Speech from espeak-ng: the set's licence text read by its voices, in turn (made
+    once per set, length and seed)."""
+    prefix = "" if rset is BENCH else f"{rset.name}_"
+    return cached_array(cache / f"{prefix}speech_{seconds:.0f}_{seed}.npy", lambda: _speak(seconds, seed, rset))
 
 
-def missing_recordings() -> list[str]:
-    """Files (and tools) the benchmark needs that this machine does not have."""
-    paths = [p for _, p in ACTIONS] + [p for _, ps in BACKGROUNDS.values() for p in ps]
-    missing = [p for p in paths if not Path(p).is_file()]
-    if shutil.which("espeak-ng") is None:
-        missing.append("espeak-ng")
-    return missing
-
-
-def speech(seconds: float, cache: Path, seed: int) -> np.ndarray:
-    """Speech from espeak-ng: English licence text read by several voices, in turn (made
-    once per length and seed)."""
-    return cached_array(cache / f"speech_{seconds:.0f}_{seed}.npy", lambda: _speak(seconds, seed))
-
-
-def _speak(seconds: float, seed: int) -> np.ndarray:
-    text = Path("/usr/share/common-licenses/GPL-3").read_text().split()
+def _speak(seconds: float, seed: int, rset: RecordingSet) -> np.ndarray:
+    text = Path(rset.text).read_text().split()
     rng = np.random.default_rng(seed)
     parts, total = [], 0
     with tempfile.TemporaryDirectory() as tmp:
         while total < seconds * SR:
             start = int(rng.integers(0, len(text) - 120))
-            voice = VOICES[len(parts) % len(VOICES)]
+            voice = rset.voices[len(parts) % len(rset.voices)]
             wav = Path(tmp) / "s.wav"
             words = " ".join(text[start:start + 120])
             subprocess.run(["espeak-ng", "-v", voice, "-s", str(int(rng.integers(140, 190))),
@@ -149,19 +102,20 @@ def noise_track(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarr
     return (0.1 * pink / pink.std()).astype(np.float32)
 
 
-def background(name: str, seconds: float, rng: np.random.Generator, cache: Path) -> np.ndarray:
+def background(name: str, seconds: float, rng: np.random.Generator, cache: Path,
+               rset: RecordingSet = BENCH) -> np.ndarray:
     if name in ("white", "pink"):
         return noise_track(name, seconds, rng)
     if name == "speech":
-        return speech(seconds, cache, int(rng.integers(1 << 30)))
-    recs = [load_mono(p, SR) for p in BACKGROUNDS[name][1]]
+        return speech(seconds, cache, int(rng.integers(1 << 30)), rset)
+    recs = [load_mono(p, SR) for p in rset.backgrounds[name][1]]
     track = background_track(recs, seconds, rng, SR)
     return track * (0.1 / max(1e-9, float(np.sqrt(background_power(track)))))  # -20 dBFS
 
 
-def load_actions() -> list[tuple[str, np.ndarray]]:
+def load_actions(rset: RecordingSet = BENCH) -> list[tuple[str, np.ndarray]]:
     out = []
-    for _, path in ACTIONS:
+    for _, path in rset.actions:
         x = load_mono(path, SR)[: round(MAX_ACTION_S * SR)]
         fade = min(x.size // 4, SR // 50)
         if fade:
@@ -280,7 +234,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="events.detector (default: EventConfig's default)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="any other EventConfig field, e.g. --set on_db=8")
-    ap.add_argument("--backgrounds", default="speech,music,rain,machine,crackle,traffic,white,pink")
+    ap.add_argument("--recordings", choices=tuple(SETS), default="bench",
+                    help="bench: the README's benchmark; heldout: other packages' recordings that neither "
+                    "the benchmark nor training plays (avag_core/benchmarks/hearing_sets.py)")
+    ap.add_argument("--backgrounds", default=None,
+                    help="comma-separated (default: every background of the set, then white and pink noise)")
     ap.add_argument("--snrs", default=",".join(f"{s:g}" for s in SNRS))
     ap.add_argument("--alone-s", type=float, default=600.0, help="speech/music alone, seconds each")
     ap.add_argument("--repeats", type=int, default=1, help="passes over all actions per background and SNR")
@@ -293,10 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "avag" / "hearing_bench")
     args = ap.parse_args(argv)
-    missing = missing_recordings()
+    rset = SETS[args.recordings]
+    missing = rset.missing()
     if missing:
         print(f"hearing_bench: {len(missing)} recordings missing (first: {missing[0]}); "
-              f"install them: apt-get install -y --no-install-recommends {APT}", file=sys.stderr)
+              f"install them: apt-get install -y --no-install-recommends {rset.apt}", file=sys.stderr)
         return 2
     if args.quick:
         args.alone_s = 120.0
@@ -309,14 +268,18 @@ def main(argv: list[str] | None = None) -> int:
         setattr(cfg, k, type(cur)(v) if not isinstance(cur, bool) else v.lower() in ("1", "true"))
     cfg.validate()
     rng = np.random.default_rng(args.seed)
-    actions = load_actions()
+    actions = load_actions(rset)
     snrs = [float(s) for s in args.snrs.split(",")]
-    names = args.backgrounds.split(",")
+    names = (args.backgrounds.split(",") if args.backgrounds
+             else ["speech", *rset.backgrounds, "white", "pink"])
+    unknown = [n for n in names if n not in ("speech", "white", "pink", *rset.backgrounds)]
+    if unknown:
+        ap.error(f"--backgrounds: {unknown[0]!r} is not a background of the {rset.name} set")
     rows, cpu_total, audio_total, decided = [], 0.0, 0.0, []
     head = load_head(args.heard) if args.heard else None
     mix_s = 2.0 + 3.6 * len(actions) * args.repeats + 3.0
     for name in names:
-        bg = background(name, mix_s, rng, args.cache)
+        bg = background(name, mix_s, rng, args.cache, rset)
         for snr in snrs:
             acts = actions * args.repeats
             mix, onsets = build_mix(bg, acts, snr, rng)
@@ -338,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("speech", "music", "white"):
         if name not in names:
             continue
-        bg = background(name, args.alone_s, rng, args.cache)
+        bg = background(name, args.alone_s, rng, args.cache, rset)
         events, cpu, _after = run_detector(bg, cfg)
         cpu_total += cpu
         audio_total += bg.size / SR
@@ -349,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             alone[-1].update(accepted=len(labels), accepted_labels=labels,
                              accepted_per_min=len(labels) / (bg.size / SR / 60))
     rtf = cpu_total / audio_total
-    print(f"detector={cfg.detector}  chunks of {CHUNK} samples at {SR} Hz, {len(actions)} actions x "
+    print(f"recordings={rset.name}  detector={cfg.detector}  chunks of {CHUNK} samples at {SR} Hz, {len(actions)} actions x "
           f"{args.repeats} per background and SNR")
     print(f"{'background':<10} {'SNR dB':>6} {'recall':>7} {'precision':>9} {'onset p50/p90 ms':>17} "
           f"{'FA/min':>7}" + (f" {'heard recall':>12} {'heard precision':>15}" if head else ""))
@@ -385,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     print("worst at 5 dB / alone:", ", ".join(f"{k}={v:.3g}" if v is not None else f"{k}=-"
                                               for k, v in verdict.items()))
-    payload = {"config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "chunk": CHUNK,
+    payload = {"recordings": rset.name, "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+               "chunk": CHUNK,
                "rows": rows, "per_snr": summary, "alone": alone, "rtf": rtf, "decided_after_s": delay,
                "worst": verdict, "targets": TARGETS,
                "command": " ".join(["python -m avag_core.benchmarks.hearing_bench", *(argv or sys.argv[1:])])}

@@ -98,6 +98,11 @@ AMBIENT_CANDIDATES = [LC + f + ".wav" for f in (
     "OreMine1", "OreMine2", "OrganicFarm1", "ParklandLake1", "ParklandPlane1", "PowerCoalMed", "RailTrain1",
     "RailTrain2", "Recycle1", "ResidentialHigh1", "ResidentialMed1", "Rocket1", "School1", "Shanty1",
     "SportsCroud1", "SportsCroud2", "University1", "Water3", "Water4", "WindMill1", "WindMill2", "TraficLow2")]
+# --more-recordings: real recordings from packages that neither benchmark set plays, whole folders
+MORE_ACTION_GLOBS = (("/usr/share/games/colobot/sounds", "*.wav", 1),  # colobot-common-sounds: 83 effects
+                     ("/usr/share/buckle/wav", "*.wav", 4))  # bucklespring-data: every 4th key recording
+MORE_MUSIC_GLOBS = (("/usr/share/games/colobot/music", "*.ogg", 1),  # colobot-common-sounds: 21 tracks
+                    ("/usr/share/asterisk/moh", "*.wav", 1))  # asterisk-moh-opsound-wav: 5 tracks
 VOICES = ("en-gb-x-rp", "en-us-nyc+m3", "it", "nl+f4", "pt", "pl+m1", "sv+f2", "en-029", "fr-be+m2", "cs")
 TEXTS = ("/usr/share/common-licenses/Apache-2.0", "/usr/share/common-licenses/MPL-2.0",
          "/usr/share/common-licenses/Artistic")
@@ -108,29 +113,37 @@ def _root(path: str) -> str:
 
 
 def _is_variant(path: str, bench: list[str]) -> bool:
-    """``path`` is a benchmark file or a variant of one. A name with no letters (a keyboard
-    recording "01-0.wav") shares no root with anything: it is only its own file."""
+    """``path`` is a benchmark file or a variant of one. A name with fewer than three letters
+    (a keyboard recording "01-0.wav" or "0b-0.wav") shares no root with anything: it is only
+    its own file."""
     root = _root(path)
     for b in bench:
         rb = _root(b)
         n = min(len(root), len(rb), _ROOT_MATCH)
-        if path == b or (root and rb and root[:n] == rb[:n]):
+        if path == b or (n >= 3 and root[:n] == rb[:n]):
             return True
     return False
 
 
 def bench_files() -> list[str]:
-    """Every recording the hearing benchmark plays."""
-    from avag_core.benchmarks.hearing_bench import ACTIONS, BACKGROUNDS
+    """Every recording the hearing benchmark plays, in either of its sets."""
+    from avag_core.benchmarks.hearing_sets import SETS
 
-    return [p for _, p in ACTIONS] + [p for _, ps in BACKGROUNDS.values() for p in ps]
+    return [p for s in SETS.values() for p in s.files()]
 
 
-def training_sources() -> dict[str, list[str]]:
-    """Installed candidates that are neither benchmark files nor variants of one."""
+def _globbed(globs: tuple[tuple[str, str, int], ...]) -> list[str]:
+    """(folder, pattern, step): every ``step``-th matching file in name order."""
+    return [str(p) for folder, pattern, step in globs for p in sorted(Path(folder).glob(pattern))[::step]]
+
+
+def training_sources(more: bool = False) -> dict[str, list[str]]:
+    """Installed candidates that are neither benchmark files nor variants of one; ``more``
+    adds the ``MORE_*`` folders (``train_onset --more-recordings``)."""
     bench = bench_files()
     out = {}
-    for kind, paths in (("action", ACTION_CANDIDATES), ("music", MUSIC_CANDIDATES),
+    for kind, paths in (("action", ACTION_CANDIDATES + (_globbed(MORE_ACTION_GLOBS) if more else [])),
+                        ("music", MUSIC_CANDIDATES + (_globbed(MORE_MUSIC_GLOBS) if more else [])),
                         ("ambient", AMBIENT_CANDIDATES)):
         out[kind] = [p for p in paths if Path(p).is_file() and not _is_variant(p, bench)]
     return out
@@ -171,12 +184,13 @@ def synthetic_actions(seed: int, per_kind: int) -> list[np.ndarray]:
     return [synth_action_sound(kind, rng, SR) for kind in SOUND_FAMILIES for _ in range(per_kind)]
 
 
-def load_library(cache: Path, seed: int, synth_per_kind: int = SYNTH_PER_KIND) -> Library:
+def load_library(cache: Path, seed: int, synth_per_kind: int = SYNTH_PER_KIND, more: bool = False) -> Library:
     """All training recordings at 16 kHz (cached: resampling long music is slow), and
     ``synth_per_kind`` sounds of each of the synthetic world's action kinds (the demo's:
-    textures such as ratcheting or pouring are one action each, not a train of onsets)."""
+    textures such as ratcheting or pouring are one action each, not a train of onsets);
+    ``more``: see ``training_sources``."""
     cache.mkdir(parents=True, exist_ok=True)
-    src = training_sources()
+    src = training_sources(more)
 
     def cached(path: str) -> np.ndarray:
         return cached_array(cache / (re.sub(r"[^A-Za-z0-9]+", "_", path) + ".npy"), lambda: load_mono(path, SR))

@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="probability that an action is a 10-80 ms transient (onset_data._short_action)")
     ap.add_argument("--synth-actions", type=int, default=SYNTH_PER_KIND,
                     help="synthetic-world action sounds per kind added to the recordings (onset_data.load_library)")
+    ap.add_argument("--more-recordings", action="store_true",
+                    help="also train on the onset_data.MORE_* folders (colobot, bucklespring, asterisk music)")
     ap.add_argument("--channels", type=int, default=SHIPPED_SHAPE.channels)
     ap.add_argument("--dilations", type=_dilations, default=SHIPPED_SHAPE.dilations,
                     help="comma-separated dilations of the causal layers (the context is 1 + 2 x their sum frames)")
@@ -149,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     save_onset_model(model, args.out, {"seed": ",".join(map(str, args.seed)), "streams": str(args.streams),
                                        "epochs": str(args.epochs),
                                        "short_actions": str(args.short_actions),
-                                       "synth_actions": str(args.synth_actions)})
+                                       "synth_actions": str(args.synth_actions),
+                                       "recordings": "more" if args.more_recordings else "default"})
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) in {time.time() - t0:.0f} s")
     return 0
 
@@ -159,7 +162,7 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape) -> Onse
     (``--seed 1``) or as a member (``--seed 0,1,2``)."""
     t0 = time.time()
     torch.manual_seed(seed)
-    lib = load_library(args.cache, seed, args.synth_actions)
+    lib = load_library(args.cache, seed, args.synth_actions, args.more_recordings)
     rng = np.random.default_rng(seed)
     xs, ys = _stream_store(lib, rng, args.streams + args.val_streams, args.short_actions, shape)
     xv, yv = _with_context(xs[args.streams:], shape), ys[args.streams:]
