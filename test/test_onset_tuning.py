@@ -121,16 +121,17 @@ def test_training_writes_weights_that_carry_their_shape(monkeypatch, tmp_path):
             "--dilations", "1,2", "--lookahead", "5"]
     assert train_onset.main(["--out", str(out), *tiny]) == 0
     more = tmp_path / "more.safetensors"
-    assert train_onset.main(["--out", str(more), "--more-recordings", *tiny]) == 0
-    assert asked_more == [False, True]
+    assert train_onset.main(["--out", str(more), "--more-recordings", "colobot,asterisk", *tiny]) == 0
+    assert asked_more == [(), ("colobot", "asterisk")]
     assert read_safetensors(out, "onset model")[1]["recordings"] == "default"
-    assert read_safetensors(more, "onset model")[1]["recordings"] == "more"
+    assert read_safetensors(more, "onset model")[1]["recordings"] == "default,colobot,asterisk"
     model = load_onset_model(out)
     assert (model.shape.channels, model.shape.dilations, model.shape.lookahead) == (8, (1, 2), 5)
     times, p_on, _ = LearnedOnsetScorer(512, 256, SR, out)(np.zeros((20, 512), np.float32), np.arange(20) * HOP / SR)
     assert times.size == p_on.size == 15
     assert load_onset_model().shape == train_onset.SHIPPED_SHAPE
-    for wrong in (["--dilations", "1,two"], ["--lookahead", "-1"], ["--channels", "0"]):
+    for wrong in (["--dilations", "1,two"], ["--lookahead", "-1"], ["--channels", "0"], ["--ambient-share", "2"],
+                  ["--more-recordings", "nope"], ["--streams", "8", "--batch", "16"]):
         with pytest.raises(SystemExit) as bad:  # argparse: one usage line, exit 2, nothing trained
             train_onset.main(["--out", str(tmp_path / "bad.safetensors"), *wrong])
         assert bad.value.code == 2 and not (tmp_path / "bad.safetensors").exists(), wrong
@@ -192,7 +193,8 @@ def test_training_keeps_streams_without_their_zero_context_and_gives_the_model_t
 def test_training_leaves_out_every_benchmark_file_and_its_numbered_variants():
     """The strict split that keeps the hearing benchmark an honest test: a benchmark file, or
     another take of it (same name without digits), never trains the model; other files do,
-    and a name with fewer than three letters is no variant of anything. Both benchmark sets
+    and a name with fewer than three letters is no variant of anything, nor is a file of the
+    same name in another folder (megaglest's rain.ogg is not tuxpaint's). Both benchmark sets
     (the README's and the held-out one) are left out."""
     from avag_core.benchmarks.hearing_sets import SC
     from avag_core.events.onset_data import LC, TP, _is_variant, bench_files
@@ -203,22 +205,48 @@ def test_training_leaves_out_every_benchmark_file_and_its_numbered_variants():
                   SC + "Effects/DoorClose2.mp3"):
         assert _is_variant(taken, bench), taken
     for kept in (LC + "Blacksmith1.wav", TP + "paint1.wav", "/usr/share/buckle/wav/01-0.wav",
-                 "/usr/share/buckle/wav/0b-0.wav"):
+                 "/usr/share/buckle/wav/0b-0.wav", "/usr/share/games/megaglest/tilesets/autumn/sounds/rain.ogg"):
         assert not _is_variant(kept, bench), kept
 
 
-def test_more_recordings_add_every_nth_file_of_their_folders(monkeypatch, tmp_path):
-    """``training_sources(more=True)``: the MORE_* folders' files (every n-th in name order)
-    join the candidates; without it, none of them."""
+def test_more_recordings_add_the_named_groups_each_recording_once(monkeypatch, tmp_path):
+    """``training_sources(more=(...))``: the named groups' files (every n-th in name order, a
+    file with the same bytes as an earlier one once) join the candidates of their kind; a
+    group not named adds nothing, an unknown name is refused."""
     from avag_core.events import onset_data
 
+    keys, rooms = tmp_path / "keys", tmp_path / "rooms"
+    keys.mkdir()
     for i in range(8):
-        (tmp_path / f"0{i}-0.wav").write_bytes(b"")
-    (tmp_path / "tune.ogg").write_bytes(b"")
-    monkeypatch.setattr(onset_data, "MORE_ACTION_GLOBS", ((str(tmp_path), "*.wav", 4),))
-    monkeypatch.setattr(onset_data, "MORE_MUSIC_GLOBS", ((str(tmp_path), "*.ogg", 1),))
-    more, plain = onset_data.training_sources(more=True), onset_data.training_sources()
-    added = [p for p in more["action"] if p not in plain["action"]]
-    assert added == [str(tmp_path / "00-0.wav"), str(tmp_path / "04-0.wav")]
-    assert [p for p in more["music"] if p not in plain["music"]] == [str(tmp_path / "tune.ogg")]
+        (keys / f"0{i}-0.wav").write_bytes(bytes([i]))
+    for room, data in (("a", b"rain a"), ("b", b"rain a"), ("c", b"rain c")):  # b is a copy of a
+        (rooms / room).mkdir(parents=True)
+        (rooms / room / "rain.ogg").write_bytes(data)
+    monkeypatch.setattr(onset_data, "MORE_RECORDINGS", {
+        "keys": (("action", str(keys), "*.wav", 4),), "rooms": (("ambient", str(rooms), "*/rain.ogg", 1),)})
+    plain, keys_only = onset_data.training_sources(), onset_data.training_sources(("keys",))
+    both = onset_data.training_sources(("keys", "rooms"))
+    assert [p for p in keys_only["action"] if p not in plain["action"]] == [str(keys / "00-0.wav"),
+                                                                           str(keys / "04-0.wav")]
+    assert keys_only["ambient"] == plain["ambient"] and keys_only["music"] == plain["music"]
+    assert both["ambient"][len(plain["ambient"]):] == [str(rooms / "a" / "rain.ogg"), str(rooms / "c" / "rain.ogg")]
     assert not any(str(tmp_path) in p for ps in plain.values() for p in ps)
+    with pytest.raises(ValueError, match="unknown recording group 'nope'"):
+        onset_data.training_sources(("nope",))
+
+
+def test_an_ambient_share_draws_recorded_ambience_and_leaves_the_default_streams_alone():
+    """``ambient_p`` 0 makes no draw (the shipped recipe's streams stay the same); 1 puts
+    every stream over an excerpt of the library's ambience."""
+    from avag_core.events import onset_data
+
+    lib = small_library(None, 0)
+    n = 4 * SR
+    a, b = (onset_data.background(lib, n, np.random.default_rng(5), p) for p in (0.0, 0.0))
+    assert np.array_equal(a, b)
+    assert np.array_equal(onset_data.make_stream(lib, np.random.default_rng(6))[0],
+                          onset_data.make_stream(lib, np.random.default_rng(6), ambient_p=0.0)[0])
+    rng = np.random.default_rng(7)
+    rng.random()  # the share's draw
+    expected = onset_data._norm(onset_data._excerpt(lib.ambient, n, rng))
+    assert np.array_equal(onset_data.background(lib, n, np.random.default_rng(7), 1.0), expected)

@@ -2,9 +2,11 @@
 benchmark does NOT use.
 
 Why a strict split: the benchmark (avag_core.benchmarks.hearing_bench) must stay an honest
-test. Every file it lists is left out here, and so is every variant of one (a file whose
-name without digits shares its first ``_ROOT_MATCH`` letters with a benchmark file's, e.g.
-Build1 when the benchmark plays Build2, eraser2 for eraser1, Water3 for Water1). Speech
+test. Every file it lists is left out here, and so is every variant of one (a file in the
+same folder whose name without digits shares its first ``_ROOT_MATCH`` letters with a
+benchmark file's, e.g. Build1 when the benchmark plays Build2, eraser2 for eraser1, Water3
+for Water1), and the few files of other packages that may be the same recording as a
+benchmark file (``SAME_RECORDING_AS_BENCH``). Speech
 uses other espeak-ng voices and other licence texts than the benchmark's.
 
 A stream is ``STREAM_S`` seconds of background (speech, music, ambience, coloured noise,
@@ -18,6 +20,7 @@ last frame above the background), and a weight (0 around onsets and during warm-
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import tempfile
@@ -56,6 +59,10 @@ ST = "/usr/share/tuxpaint/stamps/"
 OC = "/usr/share/games/openclonk/Music.ocg/"
 LM = "/usr/share/games/lincity-ng/music/default/"
 
+# left out of the candidates below: other packages' takes of what a benchmark file plays
+# (frozen-bubble's typewriter, freedesktop's camera shutter, lincity-ng's fire)
+SAME_RECORDING_AS_BENCH = (TP + "typewriterbell.wav", "/usr/share/tuxpaint/stamps/hobbies/camera_35mm.ogg",
+                           "/usr/share/tuxpaint/stamps/seasonal/newyears/fireworks.ogg")
 # candidates; bench files and their variants are removed by training_sources()
 ACTION_CANDIDATES = [
     *[LC + f + ".wav" for f in (
@@ -64,7 +71,7 @@ ACTION_CANDIDATES = [
         "MonumentConstruction2", "MonumentConstruction3", "Raze1")],
     *[TP + f + ".wav" for f in (
         "bubble", "eraser2", "grow", "italic_off", "italic_on", "line_end", "line_start", "mirror", "paint1",
-        "paint2", "paint3", "paint4", "return", "save", "shrink", "thick", "thin", "typewriterbell")],
+        "paint2", "paint3", "paint4", "return", "save", "shrink", "thick", "thin")],
     *[TP + "magic/" + f for f in (
         "alien.ogg", "blur.wav", "calligraphy.ogg", "cartoon.wav", "checkerboard.ogg", "confetti.ogg",
         "darken.wav", "distortion.ogg", "edges.ogg", "emboss.ogg", "fade.wav", "flower_click.ogg",
@@ -85,7 +92,7 @@ ACTION_CANDIDATES = [
         "household/dishes/bottle", "household/dishes/glass", "household/rubberduck", "household/toilet",
         "household/arttools/scissors_small_open", "household/arttools/scissors_small_closed", "household/kettle",
         "household/tools/hammer", "household/tools/saw", "household/tools/mallet_metal",
-        "hobbies/music/percussion/cymbal_crash", "hobbies/camera_35mm", "seasonal/newyears/fireworks",
+        "hobbies/music/percussion/cymbal_crash",
         "seasonal/christmas/hard_candy", "seasonal/christmas/gift", "food/fruit/apple_red")],
 ]
 MUSIC_CANDIDATES = [OC + "@CrushedIceCocktail.ogg", OC + "IslandDreams.ogg", OC + "LucidDream.ogg",
@@ -98,11 +105,19 @@ AMBIENT_CANDIDATES = [LC + f + ".wav" for f in (
     "OreMine1", "OreMine2", "OrganicFarm1", "ParklandLake1", "ParklandPlane1", "PowerCoalMed", "RailTrain1",
     "RailTrain2", "Recycle1", "ResidentialHigh1", "ResidentialMed1", "Rocket1", "School1", "Shanty1",
     "SportsCroud1", "SportsCroud2", "University1", "Water3", "Water4", "WindMill1", "WindMill2", "TraficLow2")]
-# --more-recordings: real recordings from packages that neither benchmark set plays, whole folders
-MORE_ACTION_GLOBS = (("/usr/share/games/colobot/sounds", "*.wav", 1),  # colobot-common-sounds: 83 effects
-                     ("/usr/share/buckle/wav", "*.wav", 4))  # bucklespring-data: every 4th key recording
-MORE_MUSIC_GLOBS = (("/usr/share/games/colobot/music", "*.ogg", 1),  # colobot-common-sounds: 21 tracks
-                    ("/usr/share/asterisk/moh", "*.wav", 1))  # asterisk-moh-opsound-wav: 5 tracks
+# train_onset --more-recordings NAME,...: real recordings from packages that neither benchmark
+# set plays, as (kind, folder, pattern, every n-th file in name order); a file whose bytes
+# equal an earlier one's is taken once
+MG = "/usr/share/games/megaglest/tilesets"
+MORE_RECORDINGS: dict[str, tuple[tuple[str, str, str, int], ...]] = {
+    "colobot": (("action", "/usr/share/games/colobot/sounds", "*.wav", 1),  # colobot-common-sounds, GPL-3+
+                ("music", "/usr/share/games/colobot/music", "*.ogg", 1)),
+    "bucklespring": (("action", "/usr/share/buckle/wav", "*.wav", 4),),  # bucklespring-data, GPL-2+
+    "asterisk": (("music", "/usr/share/asterisk/moh", "*.wav", 1),),  # asterisk-moh-opsound-wav, CC-BY-SA 3.0
+    # megaglest-data (CC-BY-SA 3.0): its maps' rain, day and night ambiences
+    "megaglest-ambient": (("ambient", MG, "*/sounds/rain.*", 1), ("ambient", MG, "*/sounds/*day.ogg", 1),
+                          ("ambient", MG, "*/sounds/*night*.ogg", 1), ("ambient", MG, "*/sounds/hell.ogg", 1)),
+}
 VOICES = ("en-gb-x-rp", "en-us-nyc+m3", "it", "nl+f4", "pt", "pl+m1", "sv+f2", "en-029", "fr-be+m2", "cs")
 TEXTS = ("/usr/share/common-licenses/Apache-2.0", "/usr/share/common-licenses/MPL-2.0",
          "/usr/share/common-licenses/Artistic")
@@ -113,14 +128,15 @@ def _root(path: str) -> str:
 
 
 def _is_variant(path: str, bench: list[str]) -> bool:
-    """``path`` is a benchmark file or a variant of one. A name with fewer than three letters
-    (a keyboard recording "01-0.wav" or "0b-0.wav") shares no root with anything: it is only
-    its own file."""
-    root = _root(path)
+    """``path`` is a benchmark file or another take of one: same folder, same name root. A
+    name with fewer than three letters (a keyboard recording "01-0.wav" or "0b-0.wav") shares
+    no root with anything: it is only its own file. Another package's "rain.ogg" is another
+    recording."""
+    root, folder = _root(path), Path(path).parent
     for b in bench:
         rb = _root(b)
         n = min(len(root), len(rb), _ROOT_MATCH)
-        if path == b or (n >= 3 and root[:n] == rb[:n]):
+        if path == b or (n >= 3 and root[:n] == rb[:n] and Path(b).parent == folder):
             return True
     return False
 
@@ -132,20 +148,29 @@ def bench_files() -> list[str]:
     return [p for s in SETS.values() for p in s.files()]
 
 
-def _globbed(globs: tuple[tuple[str, str, int], ...]) -> list[str]:
-    """(folder, pattern, step): every ``step``-th matching file in name order."""
-    return [str(p) for folder, pattern, step in globs for p in sorted(Path(folder).glob(pattern))[::step]]
+def _more(names: tuple[str, ...], kind: str) -> list[str]:
+    """The ``kind`` files of the named ``MORE_RECORDINGS`` groups, each recording once."""
+    out, seen = [], set()
+    for name in names:
+        for k, folder, pattern, step in MORE_RECORDINGS[name]:
+            for p in sorted(Path(folder).glob(pattern))[::step] if k == kind else []:
+                digest = hashlib.sha256(p.read_bytes()).hexdigest()
+                if digest not in seen:
+                    seen.add(digest)
+                    out.append(str(p))
+    return out
 
 
-def training_sources(more: bool = False) -> dict[str, list[str]]:
-    """Installed candidates that are neither benchmark files nor variants of one; ``more``
-    adds the ``MORE_*`` folders (``train_onset --more-recordings``)."""
+def training_sources(more: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """Installed candidates that are neither benchmark files nor variants of one, and the
+    ``more`` groups of ``MORE_RECORDINGS`` (``train_onset --more-recordings``)."""
+    unknown = [m for m in more if m not in MORE_RECORDINGS]
+    if unknown:
+        raise ValueError(f"unknown recording group {unknown[0]!r} (known: {', '.join(MORE_RECORDINGS)})")
     bench = bench_files()
     out = {}
-    for kind, paths in (("action", ACTION_CANDIDATES + (_globbed(MORE_ACTION_GLOBS) if more else [])),
-                        ("music", MUSIC_CANDIDATES + (_globbed(MORE_MUSIC_GLOBS) if more else [])),
-                        ("ambient", AMBIENT_CANDIDATES)):
-        out[kind] = [p for p in paths if Path(p).is_file() and not _is_variant(p, bench)]
+    for kind, paths in (("action", ACTION_CANDIDATES), ("music", MUSIC_CANDIDATES), ("ambient", AMBIENT_CANDIDATES)):
+        out[kind] = [p for p in paths + _more(more, kind) if Path(p).is_file() and not _is_variant(p, bench)]
     return out
 
 
@@ -184,7 +209,8 @@ def synthetic_actions(seed: int, per_kind: int) -> list[np.ndarray]:
     return [synth_action_sound(kind, rng, SR) for kind in SOUND_FAMILIES for _ in range(per_kind)]
 
 
-def load_library(cache: Path, seed: int, synth_per_kind: int = SYNTH_PER_KIND, more: bool = False) -> Library:
+def load_library(cache: Path, seed: int, synth_per_kind: int = SYNTH_PER_KIND,
+                 more: tuple[str, ...] = ()) -> Library:
     """All training recordings at 16 kHz (cached: resampling long music is slow), and
     ``synth_per_kind`` sounds of each of the synthetic world's action kinds (the demo's:
     textures such as ratcheting or pouring are one action each, not a train of onsets);
@@ -272,7 +298,11 @@ def _norm(x: np.ndarray) -> np.ndarray:
     return x / max(1e-9, float(np.sqrt(background_power(x))))
 
 
-def background(lib: Library, n: int, rng: np.random.Generator) -> np.ndarray:
+def background(lib: Library, n: int, rng: np.random.Generator, ambient_p: float = 0.0) -> np.ndarray:
+    """One stream's background; with probability ``ambient_p`` (no draw when 0: the default
+    streams stay the same) a recorded ambience, else one of the kinds below."""
+    if ambient_p > 0 and rng.random() < ambient_p:
+        return _norm(_excerpt(lib.ambient, n, rng))
     kind = rng.choice(["speech", "music", "ambient", "noise", "noise", "speech+ambient", "music+noise", "crackle",
                        "rain", "synth_music", "speech+music", "sparse_crackle"])
     if kind == "speech":
@@ -324,13 +354,13 @@ def _short_action(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (y * (1 if rng.random() < 0.5 else -1)).astype(np.float32)
 
 
-def make_stream(lib: Library, rng: np.random.Generator,
-                short_action_p: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def make_stream(lib: Library, rng: np.random.Generator, short_action_p: float = 0.0,
+                ambient_p: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(audio, labels [frames, 3]: onset, active, weight) of one training stream; with
     probability ``short_action_p`` an action is a short transient (_short_action)."""
     n = round(STREAM_S * SR)
     frames = 1 + (n - FRAME) // HOP
-    bg = background(lib, n, rng) * (10 ** (rng.uniform(-55, -10) / 20))
+    bg = background(lib, n, rng, ambient_p) * (10 ** (rng.uniform(-55, -10) / 20))
     mix = bg.copy()
     bgp = background_power(bg)
     labels = np.zeros((frames, 3), np.float32)

@@ -26,6 +26,7 @@ from avag_core.errors import AvagError
 from avag_core.events.onset_data import (
     FRAME,
     HOP,
+    MORE_RECORDINGS,
     SHORT_ACTION_P,
     SR,
     SYNTH_PER_KIND,
@@ -56,6 +57,26 @@ def _dilations(text: str) -> tuple[int, ...]:
         out = ()
     if not out or min(out) < 1:
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return out
+
+
+def _share(text: str) -> float:
+    """A probability in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
+def _groups(text: str) -> tuple[str, ...]:
+    """``--more-recordings colobot,asterisk``: names of onset_data.MORE_RECORDINGS."""
+    out = tuple(v for v in text.split(",") if v)
+    unknown = [v for v in out if v not in MORE_RECORDINGS]
+    if unknown or not out:
+        raise argparse.ArgumentTypeError(f"expected names from {', '.join(MORE_RECORDINGS)}, got {text!r}")
     return out
 
 
@@ -121,10 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--short-actions", type=float, default=SHORT_ACTION_P,
                     help="probability that an action is a 10-80 ms transient (onset_data._short_action)")
+    ap.add_argument("--ambient-share", type=_share, default=0.0,
+                    help="extra share of streams over a recorded ambience alone (onset_data.background)")
     ap.add_argument("--synth-actions", type=int, default=SYNTH_PER_KIND,
                     help="synthetic-world action sounds per kind added to the recordings (onset_data.load_library)")
-    ap.add_argument("--more-recordings", action="store_true",
-                    help="also train on the onset_data.MORE_* folders (colobot, bucklespring, asterisk music)")
+    ap.add_argument("--more-recordings", type=_groups, default=(), metavar="NAME[,NAME...]",
+                    help="also train on these groups of onset_data.MORE_RECORDINGS: " + ", ".join(MORE_RECORDINGS))
     ap.add_argument("--channels", type=int, default=SHIPPED_SHAPE.channels)
     ap.add_argument("--dilations", type=_dilations, default=SHIPPED_SHAPE.dilations,
                     help="comma-separated dilations of the causal layers (the context is 1 + 2 x their sum frames)")
@@ -142,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         shape = OnsetShape(channels=args.channels, dilations=args.dilations, lookahead=args.lookahead)
     except ValueError as e:
         ap.error(str(e))
+    if args.streams < args.batch or args.epochs < 1:
+        ap.error(f"--streams ({args.streams}) must hold at least one --batch ({args.batch}) and --epochs must be >= 1")
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     t0 = time.time()
@@ -152,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                                        "epochs": str(args.epochs),
                                        "short_actions": str(args.short_actions),
                                        "synth_actions": str(args.synth_actions),
-                                       "recordings": "more" if args.more_recordings else "default"})
+                                       "recordings": ",".join(("default", *args.more_recordings)),
+                                       "ambient_share": str(args.ambient_share)})
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) in {time.time() - t0:.0f} s")
     return 0
 
@@ -164,7 +190,7 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape) -> Onse
     torch.manual_seed(seed)
     lib = load_library(args.cache, seed, args.synth_actions, args.more_recordings)
     rng = np.random.default_rng(seed)
-    xs, ys = _stream_store(lib, rng, args.streams + args.val_streams, args.short_actions, shape)
+    xs, ys = _stream_store(lib, rng, args.streams + args.val_streams, args.short_actions, shape, args.ambient_share)
     xv, yv = _with_context(xs[args.streams:], shape), ys[args.streams:]
     xs, ys = xs[: args.streams], ys[: args.streams]
     print(f"seed {seed}: {len(lib.actions)} actions, {len(lib.music)} music, {len(lib.ambient)} ambient recordings; "
@@ -195,7 +221,7 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape) -> Onse
 
 
 def _stream_store(lib: Library, rng: np.random.Generator, n: int, short_actions: float,
-                  shape: OnsetShape) -> tuple[torch.Tensor, torch.Tensor]:
+                  shape: OnsetShape, ambient_share: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` streams' features [n, FEATURES, frames] without the zero context, and labels
     [n, frames, 3], filled in place. Why: stacking a list of streams with their context held
     the data twice at the peak (1208 streams: peak RSS 1.87 GB before, 1.27 GB with this); a
@@ -203,7 +229,7 @@ def _stream_store(lib: Library, rng: np.random.Generator, n: int, short_actions:
     skip = shape.receptive - 1
     xs = ys = None
     for i in range(n):
-        x, y = stream_tensors(*make_stream(lib, rng, short_actions), shape)
+        x, y = stream_tensors(*make_stream(lib, rng, short_actions, ambient_share), shape)
         if xs is None:
             xs = torch.empty((n, x.shape[0], x.shape[1] - skip), dtype=x.dtype)
             ys = torch.empty((n, *y.shape), dtype=y.dtype)
