@@ -250,3 +250,17 @@ def test_an_ambient_share_draws_recorded_ambience_and_leaves_the_default_streams
     rng.random()  # the share's draw
     expected = onset_data._norm(onset_data._excerpt(lib.ambient, n, rng))
     assert np.array_equal(onset_data.background(lib, n, np.random.default_rng(7), 1.0), expected)
+
+
+def test_a_named_look_alike_of_a_benchmark_file_never_trains(monkeypatch, tmp_path):
+    """SAME_RECORDING_AS_BENCH: a file of another folder that may be a benchmark recording is
+    left out although its name matches no benchmark file's."""
+    from avag_core.events import onset_data
+
+    kept, alike = tmp_path / "kettle.ogg", tmp_path / "camera_35mm.ogg"
+    kept.write_bytes(b"k")
+    alike.write_bytes(b"c")
+    monkeypatch.setattr(onset_data, "ACTION_CANDIDATES", [str(kept), str(alike)])
+    assert onset_data.training_sources()["action"] == [str(kept), str(alike)]
+    monkeypatch.setattr(onset_data, "SAME_RECORDING_AS_BENCH", (str(alike),))
+    assert onset_data.training_sources()["action"] == [str(kept)]

@@ -59,8 +59,8 @@ ST = "/usr/share/tuxpaint/stamps/"
 OC = "/usr/share/games/openclonk/Music.ocg/"
 LM = "/usr/share/games/lincity-ng/music/default/"
 
-# left out of the candidates below: other packages' takes of what a benchmark file plays
-# (frozen-bubble's typewriter, freedesktop's camera shutter, lincity-ng's fire)
+# left out of training: other packages' takes of what a benchmark file plays (frozen-bubble's
+# typewriter, freedesktop's camera shutter, lincity-ng's fire), in another folder than it
 SAME_RECORDING_AS_BENCH = (TP + "typewriterbell.wav", "/usr/share/tuxpaint/stamps/hobbies/camera_35mm.ogg",
                            "/usr/share/tuxpaint/stamps/seasonal/newyears/fireworks.ogg")
 # candidates; bench files and their variants are removed by training_sources()
@@ -71,7 +71,7 @@ ACTION_CANDIDATES = [
         "MonumentConstruction2", "MonumentConstruction3", "Raze1")],
     *[TP + f + ".wav" for f in (
         "bubble", "eraser2", "grow", "italic_off", "italic_on", "line_end", "line_start", "mirror", "paint1",
-        "paint2", "paint3", "paint4", "return", "save", "shrink", "thick", "thin")],
+        "paint2", "paint3", "paint4", "return", "save", "shrink", "thick", "thin", "typewriterbell")],
     *[TP + "magic/" + f for f in (
         "alien.ogg", "blur.wav", "calligraphy.ogg", "cartoon.wav", "checkerboard.ogg", "confetti.ogg",
         "darken.wav", "distortion.ogg", "edges.ogg", "emboss.ogg", "fade.wav", "flower_click.ogg",
@@ -92,7 +92,7 @@ ACTION_CANDIDATES = [
         "household/dishes/bottle", "household/dishes/glass", "household/rubberduck", "household/toilet",
         "household/arttools/scissors_small_open", "household/arttools/scissors_small_closed", "household/kettle",
         "household/tools/hammer", "household/tools/saw", "household/tools/mallet_metal",
-        "hobbies/music/percussion/cymbal_crash",
+        "hobbies/music/percussion/cymbal_crash", "hobbies/camera_35mm", "seasonal/newyears/fireworks",
         "seasonal/christmas/hard_candy", "seasonal/christmas/gift", "food/fruit/apple_red")],
 ]
 MUSIC_CANDIDATES = [OC + "@CrushedIceCocktail.ogg", OC + "IslandDreams.ogg", OC + "LucidDream.ogg",
@@ -170,7 +170,8 @@ def training_sources(more: tuple[str, ...] = ()) -> dict[str, list[str]]:
     bench = bench_files()
     out = {}
     for kind, paths in (("action", ACTION_CANDIDATES), ("music", MUSIC_CANDIDATES), ("ambient", AMBIENT_CANDIDATES)):
-        out[kind] = [p for p in paths + _more(more, kind) if Path(p).is_file() and not _is_variant(p, bench)]
+        out[kind] = [p for p in paths + _more(more, kind)
+                     if Path(p).is_file() and p not in SAME_RECORDING_AS_BENCH and not _is_variant(p, bench)]
     return out
 
 
