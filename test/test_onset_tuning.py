@@ -131,7 +131,7 @@ def test_training_writes_weights_that_carry_their_shape(monkeypatch, tmp_path):
     assert times.size == p_on.size == 15
     assert load_onset_model().shape == train_onset.SHIPPED_SHAPE
     for wrong in (["--dilations", "1,two"], ["--lookahead", "-1"], ["--channels", "0"], ["--ambient-share", "2"],
-                  ["--more-recordings", "nope"], ["--streams", "8", "--batch", "16"]):
+                  ["--more-recordings", "nope"], ["--streams", "8", "--batch", "16"], ["--snr-db=20,-10"]):
         with pytest.raises(SystemExit) as bad:  # argparse: one usage line, exit 2, nothing trained
             train_onset.main(["--out", str(tmp_path / "bad.safetensors"), *wrong])
         assert bad.value.code == 2 and not (tmp_path / "bad.safetensors").exists(), wrong
@@ -264,3 +264,25 @@ def test_a_named_look_alike_of_a_benchmark_file_never_trains(monkeypatch, tmp_pa
     assert onset_data.training_sources()["action"] == [str(kept), str(alike)]
     monkeypatch.setattr(onset_data, "SAME_RECORDING_AS_BENCH", (str(alike),))
     assert onset_data.training_sources()["action"] == [str(kept)]
+
+
+def test_the_snr_range_sets_every_action_level_and_the_default_streams_stay(monkeypatch):
+    """``snr_db``: the default range gives the same stream as before it was a setting, and
+    every action is placed at an SNR drawn from the range asked for."""
+    from avag_core.events import onset_data
+
+    lib = small_library(None, 0)
+    a, la = onset_data.make_stream(lib, np.random.default_rng(8))
+    b, lb = onset_data.make_stream(lib, np.random.default_rng(8), snr_db=onset_data.SNR_DB)
+    assert np.array_equal(a, b) and np.array_equal(la, lb)
+    asked = []
+    real = onset_data.gain_for_snr
+
+    def gain(x, bgp, snr, sr):  # the real gain; the SNR it was asked for kept
+        asked.append(snr)
+        return real(x, bgp, snr, sr)
+
+    monkeypatch.setattr(onset_data, "gain_for_snr", gain)
+    for seed in range(4):
+        onset_data.make_stream(lib, np.random.default_rng(seed), snr_db=(40.0, 41.0))
+    assert asked and all(40.0 <= v < 41.0 for v in asked)

@@ -48,6 +48,7 @@ WARMUP_FRAMES = 32  # the detector is not ready before 0.5 s
 _ROOT_MATCH = 6
 SYNTH_PER_KIND = 6  # synthetic-world action sounds per kind in the training library
 SHORT_ACTION_P = 0.25  # share of training actions cut to a 10-80 ms transient
+SNR_DB = (-5.0, 25.0)  # training actions' SNR range (the benchmark's convention)
 
 LC = "/usr/share/games/lincity-ng/sounds/"
 TP = "/usr/share/tuxpaint/sounds/"
@@ -356,7 +357,7 @@ def _short_action(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_stream(lib: Library, rng: np.random.Generator, short_action_p: float = 0.0,
-                ambient_p: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                ambient_p: float = 0.0, snr_db: tuple[float, float] = SNR_DB) -> tuple[np.ndarray, np.ndarray]:
     """(audio, labels [frames, 3]: onset, active, weight) of one training stream; with
     probability ``short_action_p`` an action is a short transient (_short_action)."""
     n = round(STREAM_S * SR)
@@ -374,7 +375,7 @@ def make_stream(lib: Library, rng: np.random.Generator, short_action_p: float = 
         start = round(t * SR)
         if start + x.size >= n:
             break
-        g = gain_for_snr(x, bgp, rng.uniform(-5.0, 25.0), SR)
+        g = gain_for_snr(x, bgp, rng.uniform(*snr_db), SR)
         place(mix, x, start, g)
         on = start + round(reference_onset(x, SR) * SR)
         k_on = max(0, on // HOP - 1)

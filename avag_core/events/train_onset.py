@@ -28,6 +28,7 @@ from avag_core.events.onset_data import (
     HOP,
     MORE_RECORDINGS,
     SHORT_ACTION_P,
+    SNR_DB,
     SR,
     SYNTH_PER_KIND,
     Library,
@@ -69,6 +70,17 @@ def _share(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
     return value
+
+
+def _snr_range(text: str) -> tuple[float, float]:
+    """``--snr-db -10,20``: LOW < HIGH."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        low = high = 0.0
+    if not low < high:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH with LOW < HIGH, got {text!r}")
+    return low, high
 
 
 def _groups(text: str) -> tuple[str, ...]:
@@ -144,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="probability that an action is a 10-80 ms transient (onset_data._short_action)")
     ap.add_argument("--ambient-share", type=_share, default=0.0,
                     help="extra share of streams over a recorded ambience alone (onset_data.background)")
+    ap.add_argument("--snr-db", type=_snr_range, default=SNR_DB, metavar="LOW,HIGH",
+                    help="range of the training actions' SNR in dB (onset_data.make_stream); write --snr-db=-10,20")
     ap.add_argument("--synth-actions", type=int, default=SYNTH_PER_KIND,
                     help="synthetic-world action sounds per kind added to the recordings (onset_data.load_library)")
     ap.add_argument("--more-recordings", type=_groups, default=(), metavar="NAME[,NAME...]",
@@ -178,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                                        "short_actions": str(args.short_actions),
                                        "synth_actions": str(args.synth_actions),
                                        "recordings": ",".join(("default", *args.more_recordings)),
-                                       "ambient_share": str(args.ambient_share)})
+                                       "ambient_share": str(args.ambient_share),
+                                       "snr_db": ",".join(f"{v:g}" for v in args.snr_db)})
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) in {time.time() - t0:.0f} s")
     return 0
 
@@ -190,7 +205,8 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape) -> Onse
     torch.manual_seed(seed)
     lib = load_library(args.cache, seed, args.synth_actions, args.more_recordings)
     rng = np.random.default_rng(seed)
-    xs, ys = _stream_store(lib, rng, args.streams + args.val_streams, args.short_actions, shape, args.ambient_share)
+    xs, ys = _stream_store(lib, rng, args.streams + args.val_streams, args.short_actions, shape, args.ambient_share,
+                           args.snr_db)
     xv, yv = _with_context(xs[args.streams:], shape), ys[args.streams:]
     xs, ys = xs[: args.streams], ys[: args.streams]
     print(f"seed {seed}: {len(lib.actions)} actions, {len(lib.music)} music, {len(lib.ambient)} ambient recordings; "
@@ -221,7 +237,8 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape) -> Onse
 
 
 def _stream_store(lib: Library, rng: np.random.Generator, n: int, short_actions: float,
-                  shape: OnsetShape, ambient_share: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+                  shape: OnsetShape, ambient_share: float = 0.0,
+                  snr_db: tuple[float, float] = SNR_DB) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` streams' features [n, FEATURES, frames] without the zero context, and labels
     [n, frames, 3], filled in place. Why: stacking a list of streams with their context held
     the data twice at the peak (1208 streams: peak RSS 1.87 GB before, 1.27 GB with this); a
@@ -229,7 +246,7 @@ def _stream_store(lib: Library, rng: np.random.Generator, n: int, short_actions:
     skip = shape.receptive - 1
     xs = ys = None
     for i in range(n):
-        x, y = stream_tensors(*make_stream(lib, rng, short_actions, ambient_share), shape)
+        x, y = stream_tensors(*make_stream(lib, rng, short_actions, ambient_share, snr_db), shape)
         if xs is None:
             xs = torch.empty((n, x.shape[0], x.shape[1] - skip), dtype=x.dtype)
             ys = torch.empty((n, *y.shape), dtype=y.dtype)
