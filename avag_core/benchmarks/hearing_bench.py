@@ -66,8 +66,7 @@ TARGETS = {"recall_5db": 0.9, "precision_5db": 0.9, "onset_p90_ms": 50.0, "fa_pe
 def speech(seconds: float, cache: Path, seed: int, rset: RecordingSet = BENCH) -> np.ndarray:
     """Speech from espeak-ng: the set's licence text read by its voices, in turn (made
     once per set, length and seed)."""
-    prefix = "" if rset is BENCH else f"{rset.name}_"
-    return cached_array(cache / f"{prefix}speech_{seconds:.0f}_{seed}.npy", lambda: _speak(seconds, seed, rset))
+    return cached_array(cache / f"{rset.name}_speech_{seconds:.0f}_{seed}.npy", lambda: _speak(seconds, seed, rset))
 
 
 def _speak(seconds: float, seed: int, rset: RecordingSet) -> np.ndarray:

@@ -51,7 +51,12 @@ class RecordingSet:
     backgrounds: dict[str, tuple[str, tuple[str, ...]]]
     voices: tuple[str, ...]
     text: str
-    apt: str
+
+    @property
+    def apt(self) -> str:
+        """The Debian packages to install: espeak-ng, then each package once, in order of use."""
+        names = [p for p, _ in self.actions] + [q.strip() for p, _ in self.backgrounds.values() for q in p.split(",")]
+        return " ".join(dict.fromkeys(["espeak-ng", *names]))
 
     def files(self) -> list[str]:
         return [p for _, p in self.actions] + [p for _, ps in self.backgrounds.values() for p in ps]
@@ -93,8 +98,6 @@ BENCH = RecordingSet(
     },
     voices=("en-us", "en+f3", "en-gb-scotland", "de", "fr+f2", "es+m3"),
     text="/usr/share/common-licenses/GPL-3",
-    apt=("espeak-ng lincity-ng-data tuxpaint-data tuxpaint-plugins-default frozen-bubble-data pingus-data "
-         "heroes-sound-effects sound-theme-freedesktop openclonk-data"),
 )
 
 HELDOUT = RecordingSet(
@@ -123,7 +126,6 @@ HELDOUT = RecordingSet(
     },
     voices=("en-gb-x-gbclan", "en-us+m7", "da", "fi+f1", "ro", "hu+m2"),
     text="/usr/share/common-licenses/LGPL-2.1",
-    apt="espeak-ng scratch extremetuxracer-data lbreakout2-data tuxtype-data",
 )
 
 SETS = {s.name: s for s in (BENCH, HELDOUT)}
