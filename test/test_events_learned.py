@@ -151,14 +151,15 @@ def test_the_events_do_not_depend_on_the_clock_the_stamps_count_from(cfg, seed):
 def _streamed_equals_one_pass(weights: str | None) -> None:
     import torch
 
-    from avag_core.events.onset_features import FEATURES, OnsetFeatures
+    from avag_core.events.onset_features import OnsetFeatures, feature_count
     from avag_core.events.onset_model import load_onset_model
 
     x, _ = with_actions(room(6.0, 5), 10.0)
     frames = frames_of(x, 512, 256)
-    feats = OnsetFeatures(512, 256, SR)(frames)
     model = load_onset_model(weights)
-    padded = np.concatenate([np.zeros((model.shape.receptive - 1, FEATURES), np.float32), feats])
+    feats = OnsetFeatures(512, 256, SR, peaks=model.shape.peaks)(frames)
+    padded = np.concatenate([np.zeros((model.shape.receptive - 1, feature_count(model.shape.peaks)), np.float32),
+                             feats])
     with torch.no_grad():
         logits = model(torch.from_numpy(padded.T[None].copy()))[0].numpy()
     times, p_on, p_act = LearnedOnsetScorer(512, 256, SR, weights)(frames, np.arange(frames.shape[0]) * 256 / SR)
@@ -172,8 +173,9 @@ def test_the_streaming_scorer_computes_what_the_trained_model_computes():
     _streamed_equals_one_pass(None)
 
 
-def test_a_weights_file_carries_its_shape(tmp_path):
-    """Another width, dilations and hindsight than the shipped model's run as saved."""
+@pytest.mark.parametrize("peaks", [False, True])
+def test_a_weights_file_carries_its_shape(tmp_path, peaks):
+    """Another width, dilations, hindsight and input than the shipped model's run as saved."""
     import torch
 
     from avag_core.events.onset_model import (
@@ -183,7 +185,7 @@ def test_a_weights_file_carries_its_shape(tmp_path):
         save_onset_model,
     )
 
-    shape = OnsetShape(channels=16, dilations=(1, 3, 9), lookahead=6)
+    shape = OnsetShape(channels=16, dilations=(1, 3, 9), lookahead=6, peaks=peaks)
     torch.manual_seed(0)
     path = tmp_path / "other_shape.safetensors"
     save_onset_model(OnsetNet(shape=shape), path, {})
@@ -231,8 +233,34 @@ def test_weights_without_shape_metadata_load_as_the_first_shape(tmp_path):
     assert load_onset_model(old).shape == OnsetShape(channels=48, dilations=(1, 2, 4, 8, 16), lookahead=3)
     bad = tmp_path / "bad_shape.safetensors"
     for meta in ({"dilations": "1,two"}, {"lookahead": "-1"}, {"channels": "0"}, {"dilations": "1,0"},
-                 {"members": "0"}, {"members": "two"}):
+                 {"members": "0"}, {"members": "two"}, {"peaks": "yes"}):
         save_file(OnsetNet().state_dict(), str(bad), metadata={"format": FORMAT, **meta})
         with pytest.raises(AvagError, match="malformed") as err:
             load_onset_model(bad)
         assert "\n" not in str(err.value), meta
+
+
+def test_the_peak_levels_hear_a_new_sound_rise_above_a_texture():
+    """Peaks input: over a tick every 0.25 s, each tick is far above the quiet background
+    (z) but within 5 dB of the ticks before it (p); one tick 20 dB louder stands out in p.
+    Without peaks the features are the first weights' (FEATURES per frame)."""
+    from avag_core.events.onset_features import FEATURES, MELS, OnsetFeatures
+
+    rng = np.random.default_rng(0)
+    x = 1e-3 * rng.standard_normal(6 * SR).astype(np.float32)
+    tick = np.hanning(64).astype(np.float32) * rng.standard_normal(64).astype(np.float32)
+    starts = np.arange(int(0.5 * SR), int(5.5 * SR), SR // 4)
+    for k, s in enumerate(starts):
+        x[s:s + 64] += tick * (0.5 if k == len(starts) - 4 else 0.05)
+    frames = frames_of(x, 512, 256)
+    plain = OnsetFeatures(512, 256, SR)(frames)
+    feats = OnsetFeatures(512, 256, SR, peaks=True)(frames)
+    assert plain.shape[1] == FEATURES and feats.shape[1] == FEATURES + MELS + 1
+    np.testing.assert_array_equal(feats[:, :FEATURES], plain)
+    broadband_z, broadband_p = feats[:, MELS], feats[:, FEATURES + MELS]
+    frame_of = [(s + 64) // 256 for s in starts]  # the frame whose hop holds the tick's end
+    peaks_at = [int(np.argmax(broadband_p[f - 2:f + 1])) + f - 2 for f in frame_of]
+    late = peaks_at[8:-4]  # after two seconds of ticks, before the loud one
+    assert broadband_z[late].min() > 1.5  # more than 15 dB over the quiet background
+    assert broadband_p[late].max() < 0.5  # no more than 5 dB over the ticks before
+    assert broadband_p[peaks_at[-4]] > 1.5  # the loud tick: 15 dB and more over them

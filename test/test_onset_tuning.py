@@ -125,8 +125,12 @@ def test_training_writes_weights_that_carry_their_shape(monkeypatch, tmp_path):
     assert asked_more == [(), ("colobot", "asterisk")]
     assert read_safetensors(out, "onset model")[1]["recordings"] == "default"
     assert read_safetensors(more, "onset model")[1]["recordings"] == "default,colobot,asterisk"
+    peaks = tmp_path / "peaks.safetensors"
+    assert train_onset.main(["--out", str(peaks), "--peaks", *tiny]) == 0
+    assert load_onset_model(peaks).shape.peaks and load_onset_model(peaks).proj.in_channels == 151
     model = load_onset_model(out)
-    assert (model.shape.channels, model.shape.dilations, model.shape.lookahead) == (8, (1, 2), 5)
+    assert (model.shape.channels, model.shape.dilations, model.shape.lookahead, model.shape.peaks) == (8, (1, 2), 5,
+                                                                                                      False)
     times, p_on, _ = LearnedOnsetScorer(512, 256, SR, out)(np.zeros((20, 512), np.float32), np.arange(20) * HOP / SR)
     assert times.size == p_on.size == 15
     assert load_onset_model().shape == train_onset.SHIPPED_SHAPE

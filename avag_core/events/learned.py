@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avag_core.events.onset_features import FEATURES, OnsetFeatures
+from avag_core.events.onset_features import OnsetFeatures
 from avag_core.events.onset_model import OnsetEnsemble, OnsetShape, load_onset_model
 
 _WEIGHTS: dict[str, tuple[OnsetShape, list[dict[str, np.ndarray]]]] = {}  # one copy per weights file in a process
@@ -36,7 +36,7 @@ def shared_weights(path: str | Path | None) -> tuple[OnsetShape, list[dict[str, 
 
 
 class StreamingOnsetNet:
-    """The model's arithmetic, one new frame at a time: [n, FEATURES] -> [n, 2] logits (an
+    """The model's arithmetic, one new frame at a time: [n, features] -> [n, 2] logits (an
     ensemble's: the mean over its members, as OnsetEnsemble). The members' weights are
     stacked, so each layer is one batched product for all of them: three members cost
     far less than three single models (numpy's per-call overhead dominates at this size)."""
@@ -54,9 +54,9 @@ class StreamingOnsetNet:
         self.reset()
 
     def reset(self) -> None:
-        members, _, width = self._proj_w.shape
+        members, features, width = self._proj_w.shape
         self._hist = [np.zeros((members, 2 * d, width), np.float32) for d in self.shape.dilations]
-        self(np.zeros((self.shape.receptive - 1, FEATURES), np.float32))
+        self(np.zeros((self.shape.receptive - 1, features), np.float32))
 
     def __call__(self, feats: np.ndarray) -> np.ndarray:
         n = feats.shape[0]
@@ -75,7 +75,7 @@ class LearnedOnsetScorer:
 
     def __init__(self, frame: int, hop: int, sample_rate: int, weights: str | Path | None = None) -> None:
         self._net = StreamingOnsetNet(*shared_weights(weights))
-        self._features = OnsetFeatures(frame, hop, sample_rate)
+        self._features = OnsetFeatures(frame, hop, sample_rate, peaks=self._net.shape.peaks)
         self.reset()
 
     def reset(self) -> None:

@@ -9,6 +9,13 @@ for its whole first second. The broadband level is tracked the same way, and the
 of each quarter of the frame against it (``q``) times a click far more finely than a
 32 ms frame does. The state is a few vectors, so streaming chunk by chunk and
 one pass over a whole recording give the same numbers (training uses the latter).
+
+With ``peaks`` (a model's shape says so), each band's level is also given against its
+recent *peaks* (``p``): an envelope that jumps to every new high and falls back over about
+a second (``_TAU_PEAK_S``). Why: over rain, crackle, engines or a drum track the quiet
+background sits far below the texture's own drops and hits, so ``z`` is high all the
+time; an action is what rises above what the background itself has just reached, and a
+max over the last second is hard to build out of the model's ReLU convolutions.
 """
 
 from __future__ import annotations
@@ -17,10 +24,11 @@ import numpy as np
 
 MELS = 48
 QUARTERS = 4
-FEATURES = 2 * (MELS + 1) + QUARTERS
+FEATURES = 2 * (MELS + 1) + QUARTERS  # without peaks
 _LO_HZ, _HI_HZ = 100.0, 7600.0
 _FLOOR_DB = -100.0  # digital silence
 _TAU_UP_S, _TAU_DOWN_S = 2.0, 0.3
+_TAU_PEAK_S = 1.0
 _CLIP = 4.0  # +-40 dB
 
 
@@ -42,18 +50,26 @@ def mel_matrix(frame: int, sample_rate: int, mels: int = MELS) -> np.ndarray:
     return w
 
 
-class OnsetFeatures:
-    """Frames ([n, frame_samples] float32) in, features ([n, FEATURES] float32) out."""
+def feature_count(peaks: bool) -> int:
+    """Features per frame: ``FEATURES``, plus ``MELS + 1`` levels against the peaks."""
+    return FEATURES + (MELS + 1 if peaks else 0)
 
-    def __init__(self, frame: int, hop: int, sample_rate: int) -> None:
+
+class OnsetFeatures:
+    """Frames ([n, frame_samples] float32) in, features ([n, feature_count(peaks)] float32) out."""
+
+    def __init__(self, frame: int, hop: int, sample_rate: int, *, peaks: bool = False) -> None:
         self._window = np.hanning(frame).astype(np.float32)
         self._mel = mel_matrix(frame, sample_rate)
         self._up = 1.0 - np.exp(-hop / (_TAU_UP_S * sample_rate))
         self._down = 1.0 - np.exp(-hop / (_TAU_DOWN_S * sample_rate))
+        self._fall = 1.0 - np.exp(-hop / (_TAU_PEAK_S * sample_rate))
+        self.peaks = peaks
         self.reset()
 
     def reset(self) -> None:
         self._bg: np.ndarray | None = None
+        self._peak: np.ndarray | None = None
         self._prev: np.ndarray | None = None
 
     def levels(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -72,22 +88,25 @@ class OnsetFeatures:
         lv, quarters = self.levels(frames)
         n = lv.shape[0]
         if n == 0:
-            return np.zeros((0, FEATURES), np.float32)
+            return np.zeros((0, feature_count(self.peaks)), np.float32)
         if self._bg is None:
-            self._bg, self._prev = lv[0].copy(), lv[0].copy()
+            self._bg, self._peak, self._prev = lv[0].copy(), lv[0].copy(), lv[0].copy()
         bg = np.empty_like(lv)  # background before each frame
-        b = self._bg
+        pk = np.empty_like(lv)  # peak envelope before each frame
+        b, p = self._bg, self._peak
         for k in range(n):
-            bg[k] = b
+            bg[k], pk[k] = b, p
             d = lv[k] - b
             b = b + np.where(d > 0, self._up, self._down) * d
-        self._bg = b
+            p = np.maximum(lv[k], p + self._fall * (lv[k] - p))
+        self._bg, self._peak = b, p
         prev = np.concatenate([self._prev[None], lv[:-1]], axis=0)
         self._prev = lv[-1].copy()
         z = np.clip((lv - bg) / 10.0, -_CLIP, _CLIP)
         r = np.clip((lv - prev) / 10.0, -_CLIP, _CLIP)
         q = np.clip((quarters - bg[:, -1:]) / 10.0, -_CLIP, _CLIP)
-        return np.concatenate([z, r, q], axis=1).astype(np.float32)
+        parts = [z, r, q, np.clip((lv - pk) / 10.0, -_CLIP, _CLIP)] if self.peaks else [z, r, q]
+        return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 def frames_of(x: np.ndarray, frame: int, hop: int) -> np.ndarray:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from avag_core.errors import AvagError
-from avag_core.events.onset_features import FEATURES
+from avag_core.events.onset_features import feature_count
 
 FORMAT = "avag-onset-1"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "checkpoints" / "onset.safetensors"
@@ -32,12 +32,13 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "checkpoints" / "onse
 
 @dataclass(frozen=True)
 class OnsetShape:
-    """Width, dilations and hindsight of an OnsetNet (defaults: the first weights' shape,
-    which wrote no shape metadata)."""
+    """Width, dilations, hindsight and input of an OnsetNet (defaults: the first weights'
+    shape, which wrote no shape metadata)."""
 
     channels: int = 48
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
     lookahead: int = 3  # output t is about frame t - lookahead
+    peaks: bool = False  # input includes the levels against each band's recent peaks (OnsetFeatures)
 
     def __post_init__(self) -> None:
         if self.channels < 1 or not self.dilations or min(self.dilations) < 1 or self.lookahead < 0:
@@ -51,7 +52,7 @@ class OnsetShape:
 
     def to_meta(self) -> dict[str, str]:
         return {"channels": str(self.channels), "dilations": ",".join(map(str, self.dilations)),
-                "lookahead": str(self.lookahead)}
+                "lookahead": str(self.lookahead), "peaks": str(int(self.peaks))}
 
     @classmethod
     def from_meta(cls, meta: dict[str, str]) -> OnsetShape:
@@ -59,17 +60,24 @@ class OnsetShape:
         dil = meta.get("dilations")
         return cls(channels=int(meta.get("channels", d.channels)),
                    dilations=tuple(int(v) for v in dil.split(",")) if dil else d.dilations,
-                   lookahead=int(meta.get("lookahead", d.lookahead)))
+                   lookahead=int(meta.get("lookahead", d.lookahead)),
+                   peaks=_flag(meta.get("peaks", "0")))
+
+
+def _flag(text: str) -> bool:
+    if text not in ("0", "1"):
+        raise ValueError(f"peaks must be 0 or 1, got {text!r}")
+    return text == "1"
 
 
 class OnsetNet(nn.Module):
-    """[batch, FEATURES, frames] -> [batch, 2, frames - receptive + 1] logits (onset, active)."""
+    """[batch, feature_count(shape.peaks), frames] -> [batch, 2, frames - receptive + 1] logits (onset, active)."""
 
     def __init__(self, *, shape: OnsetShape | None = None) -> None:
         super().__init__()
         self.shape = shape or OnsetShape()
         c = self.shape.channels
-        self.proj = nn.Conv1d(FEATURES, c, 1)
+        self.proj = nn.Conv1d(feature_count(self.shape.peaks), c, 1)
         self.convs = nn.ModuleList(nn.Conv1d(c, c, 3, dilation=d) for d in self.shape.dilations)
         self.head = nn.Conv1d(c, 2, 1)
 

@@ -35,7 +35,7 @@ from avag_core.events.onset_data import (
     load_library,
     make_stream,
 )
-from avag_core.events.onset_features import FEATURES, OnsetFeatures, frames_of
+from avag_core.events.onset_features import OnsetFeatures, feature_count, frames_of
 from avag_core.events.onset_model import (
     OnsetEnsemble,
     OnsetNet,
@@ -104,10 +104,10 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 
 def stream_tensors(audio: np.ndarray, labels: np.ndarray, shape: OnsetShape) -> tuple[torch.Tensor, torch.Tensor]:
-    """Model input [FEATURES, receptive - 1 + frames] (zero context first, as streaming
+    """Model input [features, receptive - 1 + frames] (zero context first, as streaming
     starts) and labels aligned with the outputs [frames, 3] (output t: frame t - lookahead)."""
-    feats = OnsetFeatures(FRAME, HOP, SR)(frames_of(audio, FRAME, HOP))
-    x = np.concatenate([np.zeros((shape.receptive - 1, FEATURES), np.float32), feats], axis=0)
+    feats = OnsetFeatures(FRAME, HOP, SR, peaks=shape.peaks)(frames_of(audio, FRAME, HOP))
+    x = np.concatenate([np.zeros((shape.receptive - 1, feature_count(shape.peaks)), np.float32), feats], axis=0)
     y = np.zeros_like(labels)
     y[shape.lookahead:] = labels[: labels.shape[0] - shape.lookahead]  # the first outputs speak of no frame: weight 0
     return torch.from_numpy(x.T.copy()), torch.from_numpy(y)
@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated dilations of the causal layers (the context is 1 + 2 x their sum frames)")
     ap.add_argument("--lookahead", type=int, default=SHIPPED_SHAPE.lookahead,
                     help="frames of hindsight: output t speaks about frame t - lookahead")
+    ap.add_argument("--peaks", action="store_true",
+                    help="also give the model each band's level against its recent peaks (onset_features)")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "avag" / "onset_train")
     ap.add_argument("--join", type=lambda t: [Path(v) for v in t.split(",")], default=None, metavar="A,B,...",
@@ -176,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.join:
         return _join(ap, args.join, args.out)
     try:
-        shape = OnsetShape(channels=args.channels, dilations=args.dilations, lookahead=args.lookahead)
+        shape = OnsetShape(channels=args.channels, dilations=args.dilations, lookahead=args.lookahead,
+                            peaks=args.peaks)
     except ValueError as e:
         ap.error(str(e))
     if args.streams < args.batch or args.epochs < 1:
@@ -239,7 +242,7 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape) -> Onse
 def _stream_store(lib: Library, rng: np.random.Generator, n: int, short_actions: float,
                   shape: OnsetShape, ambient_share: float = 0.0,
                   snr_db: tuple[float, float] = SNR_DB) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` streams' features [n, FEATURES, frames] without the zero context, and labels
+    """``n`` streams' features [n, features, frames] without the zero context, and labels
     [n, frames, 3], filled in place. Why: stacking a list of streams with their context held
     the data twice at the peak (1208 streams: peak RSS 1.87 GB before, 1.27 GB with this); a
     batch gets its all-zero context back in ``_with_context``, so training sees the same numbers."""
