@@ -92,21 +92,29 @@ class OnsetFeatures:
         if self._bg is None:
             self._bg, self._peak, self._prev = lv[0].copy(), lv[0].copy(), lv[0].copy()
         bg = np.empty_like(lv)  # background before each frame
-        pk = np.empty_like(lv)  # peak envelope before each frame
-        b, p = self._bg, self._peak
+        b = self._bg
         for k in range(n):
-            bg[k], pk[k] = b, p
+            bg[k] = b
             d = lv[k] - b
             b = b + np.where(d > 0, self._up, self._down) * d
-            p = np.maximum(lv[k], p + self._fall * (lv[k] - p))
-        self._bg, self._peak = b, p
+        self._bg = b
         prev = np.concatenate([self._prev[None], lv[:-1]], axis=0)
         self._prev = lv[-1].copy()
         z = np.clip((lv - bg) / 10.0, -_CLIP, _CLIP)
         r = np.clip((lv - prev) / 10.0, -_CLIP, _CLIP)
         q = np.clip((quarters - bg[:, -1:]) / 10.0, -_CLIP, _CLIP)
-        parts = [z, r, q, np.clip((lv - pk) / 10.0, -_CLIP, _CLIP)] if self.peaks else [z, r, q]
+        parts = [z, r, q, np.clip((lv - self._peaks_before(lv)) / 10.0, -_CLIP, _CLIP)] if self.peaks else [z, r, q]
         return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def _peaks_before(self, lv: np.ndarray) -> np.ndarray:
+        """The peak envelope before each frame (jumps to a new high, falls back with _TAU_PEAK_S)."""
+        pk = np.empty_like(lv)
+        p = self._peak
+        for k in range(lv.shape[0]):
+            pk[k] = p
+            p = np.maximum(lv[k], p + self._fall * (lv[k] - p))
+        self._peak = p
+        return pk
 
 
 def frames_of(x: np.ndarray, frame: int, hop: int) -> np.ndarray:
