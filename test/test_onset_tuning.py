@@ -248,6 +248,12 @@ def test_an_ambient_share_draws_recorded_ambience_and_leaves_the_default_streams
     n = 4 * SR
     a, b = (onset_data.background(lib, n, np.random.default_rng(5), p) for p in (0.0, 0.0))
     assert np.array_equal(a, b)
+    # a share that never picks ambience still draws once and so shifts every later draw:
+    # the same background at 0 shows that 0 draws nothing
+    rng = np.random.default_rng(5)
+    rng.random()
+    shifted = onset_data.background(lib, n, np.random.default_rng(5), 1e-300)
+    assert np.array_equal(shifted, onset_data.background(lib, n, rng, 0.0)) and not np.array_equal(shifted, a)
     assert np.array_equal(onset_data.make_stream(lib, np.random.default_rng(6))[0],
                           onset_data.make_stream(lib, np.random.default_rng(6), ambient_p=0.0)[0])
     rng = np.random.default_rng(7)
@@ -277,7 +283,7 @@ def test_the_snr_range_sets_every_action_level_and_the_default_streams_stay(monk
 
     lib = small_library(None, 0)
     a, la = onset_data.make_stream(lib, np.random.default_rng(8))
-    b, lb = onset_data.make_stream(lib, np.random.default_rng(8), snr_db=onset_data.SNR_DB)
+    b, lb = onset_data.make_stream(lib, np.random.default_rng(8), snr_db=(-5.0, 25.0))  # the range before the option
     assert np.array_equal(a, b) and np.array_equal(la, lb)
     asked = []
     real = onset_data.gain_for_snr

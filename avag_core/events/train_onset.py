@@ -50,12 +50,17 @@ _ONSET_POS_WEIGHT = 4.0
 SHIPPED_SHAPE = OnsetShape(dilations=(1, 2, 4, 8, 16, 32, 64), lookahead=8)
 
 
+def _numbers(text: str, cast: type) -> tuple:
+    """Comma-separated numbers, or () when one is not a number (the caller's check refuses it)."""
+    try:
+        return tuple(cast(v) for v in text.split(","))
+    except ValueError:
+        return ()
+
+
 def _dilations(text: str) -> tuple[int, ...]:
     """``--dilations 1,2,4``: positive integers, else argparse's one-line usage error."""
-    try:
-        out = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        out = ()
+    out = _numbers(text, int)
     if not out or min(out) < 1:
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
     return out
@@ -63,24 +68,18 @@ def _dilations(text: str) -> tuple[int, ...]:
 
 def _share(text: str) -> float:
     """A probability in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
+    out = _numbers(text, float)
+    if len(out) != 1 or not 0.0 <= out[0] <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
-    return value
+    return out[0]
 
 
 def _snr_range(text: str) -> tuple[float, float]:
     """``--snr-db -10,20``: LOW < HIGH."""
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        low = high = 0.0
-    if not low < high:
+    out = _numbers(text, float)
+    if len(out) != 2 or not out[0] < out[1]:
         raise argparse.ArgumentTypeError(f"expected LOW,HIGH with LOW < HIGH, got {text!r}")
-    return low, high
+    return out
 
 
 def _groups(text: str) -> tuple[str, ...]:
@@ -94,10 +93,7 @@ def _groups(text: str) -> tuple[str, ...]:
 
 def _seeds(text: str) -> tuple[int, ...]:
     """``--seed 0`` or ``--seed 0,1,2``: distinct integers, else argparse's one-line usage error."""
-    try:
-        out = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        out = ()
+    out = _numbers(text, int)
     if not out or len(set(out)) != len(out):
         raise argparse.ArgumentTypeError(f"expected one or more distinct integers, got {text!r}")
     return out
