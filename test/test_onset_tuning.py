@@ -11,7 +11,8 @@ import torch
 from audio_clips import ACTIONS, load
 
 from avag_core.benchmarks import onset_tuning as ot
-from avag_core.events.onset_data import HOP, SHORT_ACTION_P, SR, Library, make_stream
+from avag_core.data.synth.backgrounds import reference_onset
+from avag_core.events.onset_data import HOP, SHORT_ACTION_P, SR, Library, StreamRecipe, make_stream
 
 
 def small_library(cache, seed) -> Library:
@@ -32,7 +33,7 @@ def test_each_setting_is_scored_on_the_same_held_out_streams(monkeypatch, tmp_pa
     # the streams' onsets are the actions make_stream placed (same seed, same draws)
     lib = small_library(None, 0)
     rng = np.random.default_rng(1000)
-    _, labels = make_stream(lib, rng, SHORT_ACTION_P)
+    _, labels = make_stream(lib, rng, StreamRecipe(short_action_p=SHORT_ACTION_P))
     streams = ot.heldout_streams(3, 1000, tmp_path)
     assert streams[0][1] == ot.onsets_of(labels) and len(streams[0][1]) >= 1
     out = tmp_path / "t.json"
@@ -54,16 +55,33 @@ def test_missing_training_recordings_exit_2_in_one_line(monkeypatch, capsys, tmp
     assert not (tmp_path / "t.json").exists()
 
 
-def test_short_actions_option_places_transients_and_leaves_the_default_streams_alone():
-    """``--short-actions P`` (train_onset): with P = 1 every action is a 10-80 ms transient
-    (its 'active' label spans a few 16 ms frames); P = 0 draws the very streams of before."""
+def test_the_shipped_recipes_streams_stay_as_they_were_drawn():
+    """Recipe options added later (ambient share, SNR range, retakes) make no random draw
+    when off, so the default and the shipped recipe draw the streams they drew before the
+    options existed: onset frames and 'active' frame counts of six streams per recipe, as
+    the code of commit f08319f (before the retake option) drew them from this library."""
     lib = small_library(None, 0)
-    audio0, labels0 = make_stream(lib, np.random.default_rng(3))
-    again, labels_again = make_stream(lib, np.random.default_rng(3), short_action_p=0.0)
-    assert np.array_equal(audio0, again) and np.array_equal(labels0, labels_again)
+    before = {
+        0.0: [([118, 340, 549], 78), ([], 0), ([], 0), ([44, 152, 368], 148), ([54, 144, 291, 455], 128),
+              ([102, 309, 506, 708], 109)],
+        SHORT_ACTION_P: [([118, 221, 418, 510, 643], 52), ([], 0), ([], 0), ([44, 135, 308, 454], 108),
+                         ([54, 183, 436, 600], 100), ([102, 307, 468, 546], 91)]}
+    for short, expected in before.items():
+        drawn = []
+        for seed in range(6):
+            _, labels = make_stream(lib, np.random.default_rng(seed), StreamRecipe(short_action_p=short))
+            onsets = np.flatnonzero(np.diff(np.concatenate([[0.0], labels[:, 0]])) > 0).tolist()
+            drawn.append((onsets, int(labels[:, 1].sum())))
+        assert drawn == expected, short
+
+
+def test_short_actions_option_places_transients():
+    """``--short-actions P`` (train_onset): with P = 1 every action is a 10-80 ms transient
+    (its 'active' label spans a few 16 ms frames)."""
+    lib = small_library(None, 0)
     longest = []
     for seed in range(6):
-        _, labels = make_stream(lib, np.random.default_rng(seed), short_action_p=1.0)
+        _, labels = make_stream(lib, np.random.default_rng(seed), StreamRecipe(short_action_p=1.0))
         active = np.flatnonzero(np.diff(np.concatenate([[0], labels[:, 1], [0]])))
         longest += [int(e - s) for s, e in zip(active[::2], active[1::2], strict=True)]
     assert longest and max(longest) <= 0.080 * SR / HOP + 3, longest
@@ -126,7 +144,9 @@ def test_training_writes_weights_that_carry_their_shape(monkeypatch, tmp_path):
     assert read_safetensors(out, "onset model")[1]["recordings"] == "default"
     assert read_safetensors(more, "onset model")[1]["recordings"] == "default,colobot,asterisk"
     peaks = tmp_path / "peaks.safetensors"
-    assert train_onset.main(["--out", str(peaks), "--peaks", *tiny]) == 0
+    assert train_onset.main(["--out", str(peaks), "--peaks", "--retakes", "0.5", *tiny]) == 0
+    assert read_safetensors(peaks, "onset model")[1]["retakes"] == "0.5"
+    assert read_safetensors(out, "onset model")[1]["retakes"] == "0.0"
     assert load_onset_model(peaks).shape.peaks and load_onset_model(peaks).proj.in_channels == 151
     model = load_onset_model(out)
     assert (model.shape.channels, model.shape.dilations, model.shape.lookahead, model.shape.peaks) == (8, (1, 2), 5,
@@ -135,7 +155,8 @@ def test_training_writes_weights_that_carry_their_shape(monkeypatch, tmp_path):
     assert times.size == p_on.size == 15
     assert load_onset_model().shape == train_onset.SHIPPED_SHAPE
     for wrong in (["--dilations", "1,two"], ["--lookahead", "-1"], ["--channels", "0"], ["--ambient-share", "2"],
-                  ["--more-recordings", "nope"], ["--streams", "8", "--batch", "16"], ["--snr-db=20,-10"]):
+                  ["--more-recordings", "nope"], ["--streams", "8", "--batch", "16"], ["--snr-db=20,-10"],
+                  ["--retakes", "1.5"]):
         with pytest.raises(SystemExit) as bad:  # argparse: one usage line, exit 2, nothing trained
             train_onset.main(["--out", str(tmp_path / "bad.safetensors"), *wrong])
         assert bad.value.code == 2 and not (tmp_path / "bad.safetensors").exists(), wrong
@@ -186,10 +207,10 @@ def test_training_keeps_streams_without_their_zero_context_and_gives_the_model_t
 
     shape = OnsetShape(channels=8, dilations=(1, 2), lookahead=3)
     lib = small_library(None, 0)
-    xs, ys = train_onset._stream_store(lib, np.random.default_rng(4), 3, SHORT_ACTION_P, shape)
+    xs, ys = train_onset._stream_store(lib, np.random.default_rng(4), 3, StreamRecipe(short_action_p=SHORT_ACTION_P), shape)
     rng = np.random.default_rng(4)
     for i in range(3):
-        x, y = train_onset.stream_tensors(*make_stream(lib, rng, SHORT_ACTION_P), shape)
+        x, y = train_onset.stream_tensors(*make_stream(lib, rng, StreamRecipe(short_action_p=SHORT_ACTION_P)), shape)
         assert xs.shape[2] == x.shape[1] - (shape.receptive - 1)
         assert torch.equal(train_onset._with_context(xs[i:i + 1], shape)[0], x) and torch.equal(ys[i], y)
 
@@ -254,8 +275,6 @@ def test_an_ambient_share_draws_recorded_ambience_and_leaves_the_default_streams
     rng.random()
     shifted = onset_data.background(lib, n, np.random.default_rng(5), 1e-300)
     assert np.array_equal(shifted, onset_data.background(lib, n, rng, 0.0)) and not np.array_equal(shifted, a)
-    assert np.array_equal(onset_data.make_stream(lib, np.random.default_rng(6))[0],
-                          onset_data.make_stream(lib, np.random.default_rng(6), ambient_p=0.0)[0])
     rng = np.random.default_rng(7)
     rng.random()  # the share's draw
     expected = onset_data._norm(onset_data._excerpt(lib.ambient, n, rng))
@@ -283,7 +302,7 @@ def test_the_snr_range_sets_every_action_level_and_the_default_streams_stay(monk
 
     lib = small_library(None, 0)
     a, la = onset_data.make_stream(lib, np.random.default_rng(8))
-    b, lb = onset_data.make_stream(lib, np.random.default_rng(8), snr_db=(-5.0, 25.0))  # the range before the option
+    b, lb = onset_data.make_stream(lib, np.random.default_rng(8), StreamRecipe(snr_db=(-5.0, 25.0)))  # the range before the option
     assert np.array_equal(a, b) and np.array_equal(la, lb)
     asked = []
     real = onset_data.gain_for_snr
@@ -294,5 +313,66 @@ def test_the_snr_range_sets_every_action_level_and_the_default_streams_stay(monk
 
     monkeypatch.setattr(onset_data, "gain_for_snr", gain)
     for seed in range(4):
-        onset_data.make_stream(lib, np.random.default_rng(seed), snr_db=(40.0, 41.0))
+        onset_data.make_stream(lib, np.random.default_rng(seed), StreamRecipe(snr_db=(40.0, 41.0)))
     assert asked and all(40.0 <= v < 41.0 for v in asked)
+
+
+def test_a_retake_plays_a_recording_at_another_speed_through_another_equaliser():
+    """``_retake`` (train_onset --retakes): pitch and length scale together by the speed, the
+    level changes by at most RETAKE_EQ_DB, and a sharp onset stays sharp and moves with the
+    speed (nothing rings ahead of it): the label placed at the retaken action's onset is
+    where the sound starts."""
+    from avag_core.events import onset_data
+
+    t = np.arange(SR) / SR
+    tone = np.sin(2 * np.pi * 1000 * t).astype(np.float32)
+    burst = np.zeros(SR, np.float32)
+    burst[SR // 2:SR // 2 + 400] = np.random.default_rng(1).standard_normal(400) * np.exp(-np.arange(400) / 80)
+    for seed, speed in enumerate((0.8, 1.0, 1.25)):
+        y = onset_data._retake(tone, np.random.default_rng(seed), speed)
+        assert y.size == round(SR / speed) and y.dtype == np.float32
+        assert np.argmax(np.abs(np.fft.rfft(y))) * SR / y.size == pytest.approx(1000 * speed, abs=2)
+        level_db = 20 * np.log10(np.sqrt(2 * np.mean(y[SR // 8:-SR // 8] ** 2)))
+        assert abs(level_db) <= onset_data.RETAKE_EQ_DB + 0.1
+        b = onset_data._retake(burst, np.random.default_rng(seed), speed)
+        assert reference_onset(b, SR) == pytest.approx(0.5 / speed, abs=0.011)
+        ahead = b[: round((0.5 - 0.005) * SR / speed)]
+        assert np.abs(ahead).max() < 0.01 * np.abs(b).max()
+    drawn = [onset_data._retake(tone, np.random.default_rng(s)).size for s in range(40)]
+    assert min(drawn) >= round(SR / onset_data.RETAKE_SPEED[1]) and max(drawn) <= round(SR / onset_data.RETAKE_SPEED[0])
+    assert len(set(drawn)) > 20  # a speed drawn per take
+
+
+def test_a_retake_share_of_one_retakes_the_background_and_every_action(monkeypatch):
+    """``retake_p`` 1: the background and each action placed are retakes, and the onset labels
+    sit at the retaken actions' onsets (the stream's labels come from what is played)."""
+    from avag_core.events import onset_data
+
+    lib = small_library(None, 0)
+    taken = []
+    real = onset_data._retake
+
+    def retake(x, rng, speed=None):
+        taken.append(x.size)
+        return real(x, rng, speed)
+
+    monkeypatch.setattr(onset_data, "_retake", retake)
+    placed = []
+    real_place = onset_data.place
+
+    def place(mix, x, start, gain):
+        placed.append((start, x))
+        return real_place(mix, x, start, gain)
+
+    monkeypatch.setattr(onset_data, "place", place)
+    for seed in (0, 3, 4):
+        taken.clear()
+        placed.clear()
+        _, labels = onset_data.make_stream(lib, np.random.default_rng(seed), StreamRecipe(retake_p=1.0))
+        assert len(taken) == 1 + len(placed) and placed
+        assert taken[0] > round(onset_data.STREAM_S * SR / onset_data.RETAKE_SPEED[1])  # the background first
+        onsets = np.flatnonzero(np.diff(np.concatenate([[0.0], labels[:, 0]])) > 0)
+        expected = [max(0, (start + round(reference_onset(x, SR) * SR)) // HOP - 1) for start, x in placed]
+        assert onsets.tolist() == expected
+        assert all(x.size % HOP == 0 for _, x in placed)
+

@@ -34,10 +34,14 @@ from avag_core.events.onset_data import (
     HOP,
     SHORT_ACTION_P,
     SR,
+    StreamRecipe,
     load_library,
     make_stream,
     training_sources,
 )
+
+# the shipped file's streams (train_onset's defaults), drawn with a seed training never uses
+_RECIPE = StreamRecipe(short_action_p=SHORT_ACTION_P)
 
 
 def onsets_of(labels: np.ndarray) -> list[float]:
@@ -51,7 +55,7 @@ def onsets_of(labels: np.ndarray) -> list[float]:
 def heldout_streams(n: int, seed: int, cache: Path) -> list[tuple[np.ndarray, list[float]]]:
     lib = load_library(cache, 0)  # the training library (its speech track is seed 0's)
     rng = np.random.default_rng(seed)
-    return [(audio, onsets_of(labels)) for audio, labels in (make_stream(lib, rng, SHORT_ACTION_P) for _ in range(n))]
+    return [(audio, onsets_of(labels)) for audio, labels in (make_stream(lib, rng, _RECIPE) for _ in range(n))]
 
 
 def evaluate(streams: list[tuple[np.ndarray, list[float]]], cfg: EventConfig) -> dict[str, float]:

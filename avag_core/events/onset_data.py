@@ -49,6 +49,9 @@ _ROOT_MATCH = 6
 SYNTH_PER_KIND = 6  # synthetic-world action sounds per kind in the training library
 SHORT_ACTION_P = 0.25  # share of training actions cut to a 10-80 ms transient
 SNR_DB = (-5.0, 25.0)  # training actions' SNR range (the benchmark's convention)
+RETAKE_SPEED = (0.8, 1.25)  # _retake: playback speed range (pitch and length together)
+RETAKE_EQ_DB = 6.0  # _retake: largest gain or cut of its random equaliser
+_RETAKE_KNOTS_HZ = np.geomspace(60.0, 7000.0, 6)
 
 LC = "/usr/share/games/lincity-ng/sounds/"
 TP = "/usr/share/tuxpaint/sounds/"
@@ -344,6 +347,30 @@ def _prepare_action(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (x * (1 if rng.random() < 0.5 else -1)).astype(np.float32)
 
 
+def _retake(x: np.ndarray, rng: np.random.Generator, speed: float | None = None) -> np.ndarray:
+    """Another take of a recording: played ``speed`` times as fast (drawn log-uniform from
+    RETAKE_SPEED when None: a larger or smaller object, another voice or tempo; pitch and
+    length change together) through another microphone and room (a smooth random gain
+    curve over log frequency, at most RETAKE_EQ_DB up or down). Why: the training library
+    holds about a hundred actions and a few dozen backgrounds; every real room plays
+    recordings it has never heard. Resampled in the frequency domain (band-limited, no
+    aliasing), zero-padded so that the end does not ring into the onset."""
+    if speed is None:
+        speed = float(np.exp(rng.uniform(*np.log(RETAKE_SPEED))))
+    gains = rng.uniform(-RETAKE_EQ_DB, RETAKE_EQ_DB, _RETAKE_KNOTS_HZ.size)
+    pad = x.size + SR // 10
+    m = max(1, round(x.size / speed))
+    padded_out = max(2, round(pad / speed))
+    spec = np.fft.rfft(x.astype(np.float64), pad)
+    keep = min(spec.size, padded_out // 2 + 1)
+    out = np.zeros(padded_out // 2 + 1, complex)
+    out[:keep] = spec[:keep]
+    f = np.fft.rfftfreq(padded_out, 1.0 / SR)
+    g_db = np.interp(np.log(np.maximum(f, 1.0)), np.log(_RETAKE_KNOTS_HZ), gains)
+    y = np.fft.irfft(out * 10 ** (g_db / 20), padded_out) * (padded_out / pad)
+    return y[:m].astype(np.float32)
+
+
 def _short_action(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A 10-80 ms decaying transient from an action's onset (tick, click, plop): without
     these, the only short pops in training are crackle background. Zero-padded to whole hops."""
@@ -356,13 +383,29 @@ def _short_action(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (y * (1 if rng.random() < 0.5 else -1)).astype(np.float32)
 
 
-def make_stream(lib: Library, rng: np.random.Generator, short_action_p: float = 0.0,
-                ambient_p: float = 0.0, snr_db: tuple[float, float] = SNR_DB) -> tuple[np.ndarray, np.ndarray]:
-    """(audio, labels [frames, 3]: onset, active, weight) of one training stream; with
-    probability ``short_action_p`` an action is a short transient (_short_action)."""
+@dataclass(frozen=True)
+class StreamRecipe:
+    """How training streams are drawn (``train_onset``'s recipe options). The defaults draw
+    plain streams; an option at 0 makes no random draw, so adding one left every earlier
+    recipe's streams as they were."""
+
+    short_action_p: float = 0.0  # share of actions cut to a short transient (_short_action)
+    ambient_p: float = 0.0  # share of streams over a recorded ambience (background)
+    snr_db: tuple[float, float] = SNR_DB  # range of the actions' SNR
+    retake_p: float = 0.0  # share of backgrounds and of actions played as another take (_retake)
+
+
+def make_stream(lib: Library, rng: np.random.Generator,
+                recipe: StreamRecipe = StreamRecipe()) -> tuple[np.ndarray, np.ndarray]:
+    """(audio, labels [frames, 3]: onset, active, weight) of one training stream."""
     n = round(STREAM_S * SR)
     frames = 1 + (n - FRAME) // HOP
-    bg = background(lib, n, rng, ambient_p) * (10 ** (rng.uniform(-55, -10) / 20))
+    if recipe.retake_p > 0 and rng.random() < recipe.retake_p:
+        speed = float(np.exp(rng.uniform(*np.log(RETAKE_SPEED))))
+        bg = _retake(background(lib, int(np.ceil(n * speed)) + 1, rng, recipe.ambient_p), rng, speed)[:n]
+    else:
+        bg = background(lib, n, rng, recipe.ambient_p)
+    bg = bg * (10 ** (rng.uniform(-55, -10) / 20))
     mix = bg.copy()
     bgp = background_power(bg)
     labels = np.zeros((frames, 3), np.float32)
@@ -370,12 +413,15 @@ def make_stream(lib: Library, rng: np.random.Generator, short_action_p: float = 
     t = rng.uniform(0.6, 3.0)
     while rng.random() > 0.1:
         src = lib.actions[int(rng.integers(len(lib.actions)))]
-        short = short_action_p > 0 and rng.random() < short_action_p  # no draw when off: default unchanged
+        short = recipe.short_action_p > 0 and rng.random() < recipe.short_action_p
         x = _short_action(src, rng) if short else _prepare_action(src, rng)
+        if recipe.retake_p > 0 and rng.random() < recipe.retake_p:
+            x = _retake(x, rng)
+            x = np.pad(x, (0, -x.size % HOP))  # whole hops, as a short action is
         start = round(t * SR)
         if start + x.size >= n:
             break
-        g = gain_for_snr(x, bgp, rng.uniform(*snr_db), SR)
+        g = gain_for_snr(x, bgp, rng.uniform(*recipe.snr_db), SR)
         place(mix, x, start, g)
         on = start + round(reference_onset(x, SR) * SR)
         k_on = max(0, on // HOP - 1)

@@ -32,6 +32,7 @@ from avag_core.events.onset_data import (
     SR,
     SYNTH_PER_KIND,
     Library,
+    StreamRecipe,
     load_library,
     make_stream,
 )
@@ -152,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="probability that an action is a 10-80 ms transient (onset_data._short_action)")
     ap.add_argument("--ambient-share", type=_share, default=0.0,
                     help="extra share of streams over a recorded ambience alone (onset_data.background)")
+    ap.add_argument("--retakes", type=_share, default=0.0, metavar="P",
+                    help="share of backgrounds and actions played as another take: another speed (0.8-1.25) "
+                    "through a random equaliser (+-6 dB; onset_data._retake)")
     ap.add_argument("--snr-db", type=_snr_range, default=SNR_DB, metavar="LOW,HIGH",
                     help="range of the training actions' SNR in dB (onset_data.make_stream); write --snr-db=-10,20")
     ap.add_argument("--synth-actions", type=int, default=SYNTH_PER_KIND,
@@ -192,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                                        "synth_actions": str(args.synth_actions),
                                        "recordings": ",".join(("default", *args.more_recordings)),
                                        "ambient_share": str(args.ambient_share),
-                                       "snr_db": ",".join(f"{v:g}" for v in args.snr_db)})
+                                       "snr_db": ",".join(f"{v:g}" for v in args.snr_db),
+                                       "retakes": str(args.retakes)})
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) in {time.time() - t0:.0f} s")
     return 0
 
@@ -204,8 +209,9 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape) -> Onse
     torch.manual_seed(seed)
     lib = load_library(args.cache, seed, args.synth_actions, args.more_recordings)
     rng = np.random.default_rng(seed)
-    xs, ys = _stream_store(lib, rng, args.streams + args.val_streams, args.short_actions, shape, args.ambient_share,
-                           args.snr_db)
+    recipe = StreamRecipe(short_action_p=args.short_actions, ambient_p=args.ambient_share, snr_db=args.snr_db,
+                          retake_p=args.retakes)
+    xs, ys = _stream_store(lib, rng, args.streams + args.val_streams, recipe, shape)
     xv, yv = _with_context(xs[args.streams:], shape), ys[args.streams:]
     xs, ys = xs[: args.streams], ys[: args.streams]
     print(f"seed {seed}: {len(lib.actions)} actions, {len(lib.music)} music, {len(lib.ambient)} ambient recordings; "
@@ -235,9 +241,8 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape) -> Onse
     return model
 
 
-def _stream_store(lib: Library, rng: np.random.Generator, n: int, short_actions: float,
-                  shape: OnsetShape, ambient_share: float = 0.0,
-                  snr_db: tuple[float, float] = SNR_DB) -> tuple[torch.Tensor, torch.Tensor]:
+def _stream_store(lib: Library, rng: np.random.Generator, n: int, recipe: StreamRecipe,
+                  shape: OnsetShape) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` streams' features [n, features, frames] without the zero context, and labels
     [n, frames, 3], filled in place. Why: stacking a list of streams with their context held
     the data twice at the peak (1208 streams: peak RSS 1.87 GB before, 1.27 GB with this); a
@@ -245,7 +250,7 @@ def _stream_store(lib: Library, rng: np.random.Generator, n: int, short_actions:
     skip = shape.receptive - 1
     xs = ys = None
     for i in range(n):
-        x, y = stream_tensors(*make_stream(lib, rng, short_actions, ambient_share, snr_db), shape)
+        x, y = stream_tensors(*make_stream(lib, rng, recipe), shape)
         if xs is None:
             xs = torch.empty((n, x.shape[0], x.shape[1] - skip), dtype=x.dtype)
             ys = torch.empty((n, *y.shape), dtype=y.dtype)
