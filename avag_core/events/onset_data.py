@@ -13,7 +13,8 @@ A stream is ``STREAM_S`` seconds of background (speech, music, ambience, coloure
 synthetic crackle (dense, or a loud pop every second or so), rain and beat music, or mixtures)
 at a random level, with action sounds at random SNR (-5 to 25 dB,
 the benchmark's SNR convention), random spacing, sometimes a DC offset or a stretch of
-digital silence or clipping. Labels per analysis frame: ``onset`` (the frame whose newest hop holds
+digital silence or clipping; a recipe may play a share of backgrounds and actions as another take
+(``_retake``: another speed and equaliser). Labels per analysis frame: ``onset`` (the frame whose newest hop holds
 an action's reference onset, and the next), ``active`` (from the onset to the action's
 last frame above the background), and a weight (0 around onsets and during warm-up).
 """

@@ -27,6 +27,8 @@ from avag_core.events.onset_data import (
     FRAME,
     HOP,
     MORE_RECORDINGS,
+    RETAKE_EQ_DB,
+    RETAKE_SPEED,
     SHORT_ACTION_P,
     SNR_DB,
     SR,
@@ -154,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ambient-share", type=_share, default=0.0,
                     help="extra share of streams over a recorded ambience alone (onset_data.background)")
     ap.add_argument("--retakes", type=_share, default=0.0, metavar="P",
-                    help="share of backgrounds and actions played as another take: another speed (0.8-1.25) "
-                    "through a random equaliser (+-6 dB; onset_data._retake)")
+                    help="share of backgrounds and actions played as another take: another speed "
+                    f"({RETAKE_SPEED[0]:g}-{RETAKE_SPEED[1]:g}) through a random equaliser (+-{RETAKE_EQ_DB:g} dB; "
+                    "onset_data._retake)")
     ap.add_argument("--snr-db", type=_snr_range, default=SNR_DB, metavar="LOW,HIGH",
                     help="range of the training actions' SNR in dB (onset_data.make_stream); write --snr-db=-10,20")
     ap.add_argument("--synth-actions", type=int, default=SYNTH_PER_KIND,
