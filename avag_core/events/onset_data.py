@@ -348,6 +348,11 @@ def _prepare_action(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (x * (1 if rng.random() < 0.5 else -1)).astype(np.float32)
 
 
+def _retake_speed(rng: np.random.Generator) -> float:
+    """A playback speed for ``_retake``, log-uniform over RETAKE_SPEED (as often slower as faster)."""
+    return float(np.exp(rng.uniform(*np.log(RETAKE_SPEED))))
+
+
 def _retake(x: np.ndarray, rng: np.random.Generator, speed: float | None = None) -> np.ndarray:
     """Another take of a recording: played ``speed`` times as fast (drawn log-uniform from
     RETAKE_SPEED when None: a larger or smaller object, another voice or tempo; pitch and
@@ -357,7 +362,7 @@ def _retake(x: np.ndarray, rng: np.random.Generator, speed: float | None = None)
     recordings it has never heard. Resampled in the frequency domain (band-limited, no
     aliasing), zero-padded so that the end does not ring into the onset."""
     if speed is None:
-        speed = float(np.exp(rng.uniform(*np.log(RETAKE_SPEED))))
+        speed = _retake_speed(rng)
     gains = rng.uniform(-RETAKE_EQ_DB, RETAKE_EQ_DB, _RETAKE_KNOTS_HZ.size)
     pad = x.size + SR // 10
     m = max(1, round(x.size / speed))
@@ -402,7 +407,7 @@ def make_stream(lib: Library, rng: np.random.Generator,
     n = round(STREAM_S * SR)
     frames = 1 + (n - FRAME) // HOP
     if recipe.retake_p > 0 and rng.random() < recipe.retake_p:
-        speed = float(np.exp(rng.uniform(*np.log(RETAKE_SPEED))))
+        speed = _retake_speed(rng)
         bg = _retake(background(lib, int(np.ceil(n * speed)) + 1, rng, recipe.ambient_p), rng, speed)[:n]
     else:
         bg = background(lib, n, rng, recipe.ambient_p)
