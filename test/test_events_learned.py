@@ -264,3 +264,22 @@ def test_the_peak_levels_hear_a_new_sound_rise_above_a_texture():
     assert broadband_z[late].min() > 1.5  # more than 15 dB over the quiet background
     assert broadband_p[late].max() < 0.5  # no more than 5 dB over the ticks before
     assert broadband_p[peaks_at[-4]] > 1.5  # the loud tick: 15 dB and more over them
+
+
+def test_the_peak_levels_are_held_through_digital_silence():
+    """Peaks input: room noise, 3 s of digital silence (a muted microphone), the same noise
+    again. The noise that comes back is at its own recent peaks (p near 0), not a new sound
+    40 dB up; it is far over the running background, which followed the silence down (z).
+    The envelope never lies below that background (p <= z in every band and frame)."""
+    from avag_core.events.onset_features import FEATURES, MELS, OnsetFeatures
+
+    rng = np.random.default_rng(1)
+    x = 1e-2 * rng.standard_normal(11 * SR).astype(np.float32)
+    x[5 * SR:8 * SR] = 0.0
+    feats = OnsetFeatures(512, 256, SR, peaks=True)(frames_of(x, 512, 256))
+    z, p = feats[:, :MELS + 1], feats[:, FEATURES:]
+    back = 8 * SR // 256 - 1  # the first frame the noise is back in (half of it)
+    assert (p[back - 40:back, MELS] == -4.0).all()  # the silence: 40 dB and more under the peaks
+    assert z[back:back + 20, MELS].min() > 3.0  # 30 dB and more over the background
+    assert p[back:back + 20, MELS].max() < 0.5  # within 5 dB of the noise's peaks before the silence
+    assert (p <= z + 1e-5).all()

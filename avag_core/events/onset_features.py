@@ -15,7 +15,9 @@ recent *peaks* (``p``): an envelope that jumps to every new high and falls back 
 a second (``_TAU_PEAK_S``). Why: over rain, crackle, engines or a drum track the quiet
 background sits far below the texture's own drops and hits, so ``z`` is high all the
 time; an action is what rises above what the background itself has just reached, and a
-max over the last second is hard to build out of the model's ReLU convolutions.
+max over the last second is hard to build out of the model's ReLU convolutions. The
+envelope is held through digital silence (a muted or dropped-out microphone): falling
+freely there, it would make the room noise that comes back look like a new sound.
 """
 
 from __future__ import annotations
@@ -103,16 +105,20 @@ class OnsetFeatures:
         z = np.clip((lv - bg) / 10.0, -_CLIP, _CLIP)
         r = np.clip((lv - prev) / 10.0, -_CLIP, _CLIP)
         q = np.clip((quarters - bg[:, -1:]) / 10.0, -_CLIP, _CLIP)
-        parts = [z, r, q, np.clip((lv - self._peaks_before(lv)) / 10.0, -_CLIP, _CLIP)] if self.peaks else [z, r, q]
+        parts = [z, r, q, np.clip((lv - self._peaks_before(lv, bg)) / 10.0, -_CLIP, _CLIP)] if self.peaks else [z, r, q]
         return np.concatenate(parts, axis=1).astype(np.float32)
 
-    def _peaks_before(self, lv: np.ndarray) -> np.ndarray:
-        """The peak envelope before each frame (jumps to a new high, falls back with _TAU_PEAK_S)."""
+    def _peaks_before(self, lv: np.ndarray, bg: np.ndarray) -> np.ndarray:
+        """The peak envelope before each frame: jumps to a new high, falls back with
+        _TAU_PEAK_S, never below the running background, held while the input is digitally
+        silent."""
         pk = np.empty_like(lv)
         p = self._peak
+        silent = lv[:, -1] <= _FLOOR_DB + 1.0
         for k in range(lv.shape[0]):
             pk[k] = p
-            p = np.maximum(lv[k], p + self._fall * (lv[k] - p))
+            if not silent[k]:
+                p = np.maximum(np.maximum(lv[k], p + self._fall * (lv[k] - p)), bg[k])
         self._peak = p
         return pk
 
