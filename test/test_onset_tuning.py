@@ -143,16 +143,18 @@ def test_training_writes_weights_that_carry_their_shape(monkeypatch, tmp_path):
     assert asked_more == [(), ("colobot", "asterisk")]
     assert read_safetensors(out, "onset model")[1]["recordings"] == "default"
     assert read_safetensors(more, "onset model")[1]["recordings"] == "default,colobot,asterisk"
-    peaks = tmp_path / "peaks.safetensors"
-    assert train_onset.main(["--out", str(peaks), "--peaks", "--retakes", "0.5", *tiny]) == 0
-    assert read_safetensors(peaks, "onset model")[1]["retakes"] == "0.5"
-    assert read_safetensors(out, "onset model")[1]["retakes"] == "0.0"
-    assert load_onset_model(peaks).shape.peaks and load_onset_model(peaks).proj.in_channels == 151
-    model = load_onset_model(out)
+    plain = tmp_path / "plain.safetensors"  # the recipe of the weights shipped before the peaks input
+    assert train_onset.main(["--out", str(plain), "--no-peaks", "--retakes", "0", *tiny]) == 0
+    assert read_safetensors(out, "onset model")[1]["retakes"] == "0.5"
+    assert read_safetensors(plain, "onset model")[1]["retakes"] == "0.0"
+    assert load_onset_model(out).shape.peaks and load_onset_model(out).proj.in_channels == 151
+    model = load_onset_model(plain)
     assert (model.shape.channels, model.shape.dilations, model.shape.lookahead, model.shape.peaks) == (8, (1, 2), 5,
                                                                                                       False)
-    times, p_on, _ = LearnedOnsetScorer(512, 256, SR, out)(np.zeros((20, 512), np.float32), np.arange(20) * HOP / SR)
-    assert times.size == p_on.size == 15
+    for weights in (out, plain):
+        times, p_on, _ = LearnedOnsetScorer(512, 256, SR, weights)(np.zeros((20, 512), np.float32),
+                                                                   np.arange(20) * HOP / SR)
+        assert times.size == p_on.size == 15
     assert load_onset_model().shape == train_onset.SHIPPED_SHAPE
     for wrong in (["--dilations", "1,two"], ["--lookahead", "-1"], ["--channels", "0"], ["--ambient-share", "2"],
                   ["--more-recordings", "nope"], ["--streams", "8", "--batch", "16"], ["--snr-db=20,-10"],

@@ -35,7 +35,7 @@ class EventConfig:
         "(avag_core/checkpoints/onset.safetensors)")
     learned_on: float = setting(
         0.5, "learned detector: onset probability that starts an event (held-out training-style streams "
-        "give a flat F1 from 0.4 to 0.7 for the shipped weights; lower finds more, higher starts fewer false events)",
+        "give a flat F1 from 0.4 to 0.6 for the shipped weights; lower finds more, higher starts fewer false events)",
         lo=0.01, hi=1.0, live=True)
     learned_keep: float = setting(
         0.5, "learned detector: 'action sounding' probability that keeps an event going", lo=0.0, hi=1.0,

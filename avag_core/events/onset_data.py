@@ -52,6 +52,7 @@ SHORT_ACTION_P = 0.25  # share of training actions cut to a 10-80 ms transient
 SNR_DB = (-5.0, 25.0)  # training actions' SNR range (the benchmark's convention)
 RETAKE_SPEED = (0.8, 1.25)  # _retake: playback speed range (pitch and length together)
 RETAKE_EQ_DB = 6.0  # _retake: largest gain or cut of its random equaliser
+RETAKE_P = 0.5  # the shipped weights' share of retaken backgrounds and actions
 _RETAKE_KNOTS_HZ = np.geomspace(60.0, 7000.0, 6)
 
 LC = "/usr/share/games/lincity-ng/sounds/"

@@ -28,6 +28,7 @@ from avag_core.events.onset_data import (
     HOP,
     MORE_RECORDINGS,
     RETAKE_EQ_DB,
+    RETAKE_P,
     RETAKE_SPEED,
     SHORT_ACTION_P,
     SNR_DB,
@@ -49,8 +50,8 @@ from avag_core.events.onset_model import (
 
 _ONSET_POS_WEIGHT = 4.0
 # the shipped weights' shape: 4 s of context (a background that pops every second is heard as
-# one), 8 frames (128 ms) of hindsight
-SHIPPED_SHAPE = OnsetShape(dilations=(1, 2, 4, 8, 16, 32, 64), lookahead=8)
+# one), 8 frames (128 ms) of hindsight, each band's level against its recent peaks
+SHIPPED_SHAPE = OnsetShape(dilations=(1, 2, 4, 8, 16, 32, 64), lookahead=8, peaks=True)
 
 
 def _numbers(text: str, cast: type) -> tuple:
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="probability that an action is a 10-80 ms transient (onset_data._short_action)")
     ap.add_argument("--ambient-share", type=_share, default=0.0,
                     help="extra share of streams over a recorded ambience alone (onset_data.background)")
-    ap.add_argument("--retakes", type=_share, default=0.0, metavar="P",
+    ap.add_argument("--retakes", type=_share, default=RETAKE_P, metavar="P",
                     help="share of backgrounds and actions played as another take: another speed "
                     f"({RETAKE_SPEED[0]:g}-{RETAKE_SPEED[1]:g}) through a random equaliser (+-{RETAKE_EQ_DB:g} dB; "
                     "onset_data._retake)")
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated dilations of the causal layers (the context is 1 + 2 x their sum frames)")
     ap.add_argument("--lookahead", type=int, default=SHIPPED_SHAPE.lookahead,
                     help="frames of hindsight: output t speaks about frame t - lookahead")
-    ap.add_argument("--peaks", action="store_true",
+    ap.add_argument("--peaks", action=argparse.BooleanOptionalAction, default=SHIPPED_SHAPE.peaks,
                     help="also give the model each band's level against its recent peaks (onset_features)")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "avag" / "onset_train")
