@@ -186,7 +186,8 @@ def test_digital_silence_does_not_reset_the_background(detector):
     events = feed(tracker, x) + tracker.flush()
     assert events == []
     y = x.copy()
-    sound = tap() if detector == "flux" else load_clip("action_stamp") / np.abs(load_clip("action_stamp")).max() * 0.1
+    stamp = load_clip("action_stamp")
+    sound = tap() if detector == "flux" else stamp / np.abs(stamp).max() * 0.1
     y[9 * SR:9 * SR + sound.size] += sound
     events = feed(AudioEventTracker(cfg), y)
     assert len(events) == 1 and abs(events[0].onset_time - (T0_NS / 1e9 + 9.0)) < 0.05

@@ -57,8 +57,8 @@ def test_missing_training_recordings_exit_2_in_one_line(monkeypatch, capsys, tmp
 
 def test_the_shipped_recipes_streams_stay_as_they_were_drawn():
     """Recipe options added later (ambient share, SNR range, retakes) make no random draw
-    when off, so the default and the shipped recipe draw the streams they drew before the
-    options existed: onset frames and 'active' frame counts of six streams per recipe, as
+    when off, so the plain recipe and the previous file's recipe draw the streams they drew
+    before the options existed: onset frames and 'active' frame counts of six streams per recipe, as
     the code of commit f08319f (before the retake option) drew them from this library."""
     lib = small_library(None, 0)
     before = {
