@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--retakes", type=_share, default=RETAKE_P, metavar="P",
                     help="share of backgrounds and actions played as another take: another speed "
                     f"({RETAKE_SPEED[0]:g}-{RETAKE_SPEED[1]:g}) through a random equaliser (+-{RETAKE_EQ_DB:g} dB; "
-                    "onset_data._retake)")
+                    f"onset_data._retake); default {RETAKE_P:g}, the shipped weights' recipe")
     ap.add_argument("--snr-db", type=_snr_range, default=SNR_DB, metavar="LOW,HIGH",
                     help="range of the training actions' SNR in dB (onset_data.make_stream); write --snr-db=-10,20")
     ap.add_argument("--synth-actions", type=int, default=SYNTH_PER_KIND,
@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lookahead", type=int, default=SHIPPED_SHAPE.lookahead,
                     help="frames of hindsight: output t speaks about frame t - lookahead")
     ap.add_argument("--peaks", action=argparse.BooleanOptionalAction, default=SHIPPED_SHAPE.peaks,
-                    help="also give the model each band's level against its recent peaks (onset_features)")
+                    help="also give the model each band's level against its recent peaks (onset_features); "
+                    "on by default, as in the shipped weights")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "avag" / "onset_train")
     ap.add_argument("--join", type=lambda t: [Path(v) for v in t.split(",")], default=None, metavar="A,B,...",
