@@ -47,6 +47,27 @@ def test_each_setting_is_scored_on_the_same_held_out_streams(monkeypatch, tmp_pa
     assert low["detections"] >= high["detections"] and low["recall"] >= high["recall"]
 
 
+def test_retake_streams_are_the_retake_recipes_streams(monkeypatch, tmp_path):
+    """``--retakes P`` draws the held-out streams with that share of other takes: the streams
+    make_stream draws for that recipe (not the plain ones), the share in the JSON; a share
+    outside 0-1 is a usage error (exit 2)."""
+    monkeypatch.setattr(ot, "load_library", small_library)
+    monkeypatch.setattr(ot, "training_sources", lambda: {"action": ["a"], "music": ["m"], "ambient": ["b"]})
+    lib = small_library(None, 0)
+    rng = np.random.default_rng(1000)
+    audio, labels = make_stream(lib, rng, StreamRecipe(short_action_p=SHORT_ACTION_P, retake_p=1.0))
+    plain = ot.heldout_streams(1, 1000, tmp_path)[0]
+    (retaken, onsets), = ot.heldout_streams(1, 1000, tmp_path, retake_p=1.0)
+    np.testing.assert_array_equal(retaken, audio)
+    assert onsets == ot.onsets_of(labels) and not np.array_equal(retaken[: plain[0].size], plain[0])
+    out = tmp_path / "t.json"
+    assert ot.main(["--streams", "2", "--retakes", "0.5", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["retakes"] == 0.5
+    with pytest.raises(SystemExit) as bad:
+        ot.main(["--streams", "2", "--retakes", "1.5"])
+    assert bad.value.code == 2
+
+
 def test_missing_training_recordings_exit_2_in_one_line(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(ot, "training_sources", lambda: {"action": [], "music": ["m"], "ambient": ["b"]})
     assert ot.main(["--streams", "2", "--json", str(tmp_path / "t.json")]) == 2

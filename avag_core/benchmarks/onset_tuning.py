@@ -53,10 +53,13 @@ def onsets_of(labels: np.ndarray) -> list[float]:
     return [float((k + 1) * HOP / SR) for k in starts]
 
 
-def heldout_streams(n: int, seed: int, cache: Path) -> list[tuple[np.ndarray, list[float]]]:
+def heldout_streams(n: int, seed: int, cache: Path, retake_p: float = 0.0) -> list[tuple[np.ndarray, list[float]]]:
+    """``n`` streams of ``_RECIPE``, with a share ``retake_p`` of backgrounds and actions
+    played as another take (``onset_data._retake``): streams like a retake recipe's training."""
     lib = load_library(cache, 0)  # the training library (its speech track is seed 0's)
     rng = np.random.default_rng(seed)
-    return [(audio, onsets_of(labels)) for audio, labels in (make_stream(lib, rng, _RECIPE) for _ in range(n))]
+    recipe = replace(_RECIPE, retake_p=retake_p)
+    return [(audio, onsets_of(labels)) for audio, labels in (make_stream(lib, rng, recipe) for _ in range(n))]
 
 
 def evaluate(streams: list[tuple[np.ndarray, list[float]]], cfg: EventConfig) -> dict[str, float]:
@@ -80,10 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1000, help="stream seed (the shipped members were trained with seeds 0-5)")
     ap.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
                     help="an EventConfig setting and the values to try (detector is 'learned')")
+    ap.add_argument("--retakes", type=float, default=0.0, metavar="P",
+                    help="share of the streams' backgrounds and actions played as another take (as train_onset "
+                    "--retakes); 0 = the previous file's recipe, the figures in checkpoints/onset.md")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "avag" / "onset_train")
     args = ap.parse_args(argv)
+    if not 0.0 <= args.retakes <= 1.0:
+        ap.error(f"--retakes {args.retakes:g}: expected a share from 0 to 1")
     base = replace(EventConfig(), detector="learned")
     axes = []
     for g in args.grid:
@@ -99,13 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"onset_tuning: no training recordings for: {what}; install the packages listed in "
               "avag_core/checkpoints/onset.md", file=sys.stderr)
         return 2
-    streams = heldout_streams(args.streams, args.seed, args.cache)
+    streams = heldout_streams(args.streams, args.seed, args.cache, args.retakes)
     rows = []
     for combo in itertools.product(*axes) if axes else [()]:
         cfg = replace(base, **dict(combo)).validate()
         rows.append({"settings": dict(combo), **evaluate(streams, cfg)})
     rows.sort(key=lambda r: -r["f1"])
-    print(f"{len(streams)} held-out streams (seed {args.seed}), {rows[0]['actions']} actions")
+    takes = f", {args.retakes:g} of them other takes" if args.retakes else ""
+    print(f"{len(streams)} held-out streams (seed {args.seed}{takes}), {rows[0]['actions']} actions")
     print(f"{'settings':<48} {'recall':>6} {'precision':>9} {'F1':>6} {'p90 ms':>7} {'detections':>10}")
     for r in rows:
         p90 = "-" if r["onset_p90_ms"] is None else f"{r['onset_p90_ms']:.0f}"
@@ -114,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:<48} {r['recall']:>6.3f} {r['precision']:>9.3f} {r['f1']:>6.3f} {p90:>7} "
               f"{r['detections']:>10}")
     if args.json:
-        args.json.write_text(json.dumps({"streams": len(streams), "seed": args.seed, "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"streams": len(streams), "seed": args.seed, "retakes": args.retakes,
+                                         "rows": rows}, indent=2))
     return 0
 
 
