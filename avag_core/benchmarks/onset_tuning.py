@@ -39,6 +39,7 @@ from avag_core.events.onset_data import (
     make_stream,
     training_sources,
 )
+from avag_core.events.train_onset import share_arg
 
 # the previous shipped file's recipe (no retakes), kept so that figures stay comparable
 # across files (checkpoints/onset.md, "Why this file"); drawn with a seed training never uses
@@ -83,15 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1000, help="stream seed (the shipped members were trained with seeds 0-5)")
     ap.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
                     help="an EventConfig setting and the values to try (detector is 'learned')")
-    ap.add_argument("--retakes", type=float, default=0.0, metavar="P",
+    ap.add_argument("--retakes", type=share_arg, default=0.0, metavar="P",
                     help="share of the streams' backgrounds and actions played as another take (as train_onset "
                     "--retakes); 0 = the previous file's recipe, the figures in checkpoints/onset.md")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "avag" / "onset_train")
     args = ap.parse_args(argv)
-    if not 0.0 <= args.retakes <= 1.0:
-        ap.error(f"--retakes {args.retakes:g}: expected a share from 0 to 1")
     base = replace(EventConfig(), detector="learned")
     axes = []
     for g in args.grid:

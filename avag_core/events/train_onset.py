@@ -70,8 +70,8 @@ def _dilations(text: str) -> tuple[int, ...]:
     return out
 
 
-def _share(text: str) -> float:
-    """A probability in [0, 1]."""
+def share_arg(text: str) -> float:
+    """A probability in [0, 1] (argparse type: a one-line usage error otherwise)."""
     out = _numbers(text, float)
     if len(out) != 1 or not 0.0 <= out[0] <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
@@ -154,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--short-actions", type=float, default=SHORT_ACTION_P,
                     help="probability that an action is a 10-80 ms transient (onset_data._short_action)")
-    ap.add_argument("--ambient-share", type=_share, default=0.0,
+    ap.add_argument("--ambient-share", type=share_arg, default=0.0,
                     help="extra share of streams over a recorded ambience alone (onset_data.background)")
-    ap.add_argument("--retakes", type=_share, default=RETAKE_P, metavar="P",
+    ap.add_argument("--retakes", type=share_arg, default=RETAKE_P, metavar="P",
                     help="share of backgrounds and actions played as another take: another speed "
                     f"({RETAKE_SPEED[0]:g}-{RETAKE_SPEED[1]:g}) through a random equaliser (+-{RETAKE_EQ_DB:g} dB; "
                     f"onset_data._retake); default {RETAKE_P:g}, the shipped weights' recipe")
