@@ -5,9 +5,11 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from avag_core.benchmarks import hearing_bench as hb
+from avag_core.data.synth.backgrounds import HEADROOM_PEAK, active_power, background_power, within_full_scale
 from avag_core.events import SoundEvent
 
 
@@ -23,6 +25,26 @@ def test_matching_is_one_to_one_within_the_window():
     assert s["hits"] == 2 and s["false_alarms"] == 2
     assert s["recall"] == 2 / 3 and s["precision"] == 0.5
     assert s["onset_errors_ms"] == [20.0, 50.0]
+
+
+def test_mixes_stay_within_full_scale_and_keep_their_snr():
+    """A 20 dB action over a -20 dBFS background peaks far beyond full scale, where the
+    detector's input checks would clip it: the mix is scaled down as a whole instead."""
+    rng = np.random.default_rng(0)
+    bg = (0.1 * rng.standard_normal(hb.SR * 6)).astype(np.float32)
+    t = np.arange(hb.SR // 10) / hb.SR
+    click = (np.sin(2 * np.pi * 1000 * t) * np.exp(-t / 0.02)).astype(np.float32)
+    mix, onsets = hb.build_mix(bg, [("click", click)], 20.0, rng)
+    assert np.abs(mix).max() == pytest.approx(HEADROOM_PEAK, rel=1e-5)
+    s = float(mix[: hb.SR].astype(np.float64) @ bg[: hb.SR] / (bg[: hb.SR].astype(np.float64) @ bg[: hb.SR]))
+    assert HEADROOM_PEAK / s > 3.0  # unscaled, the mix would peak 10 dB over full scale
+    action = mix.astype(np.float64) - s * bg  # what was placed, at the mix's scale
+    start = round(2.0 * hb.SR)
+    assert np.abs(action[:start]).max() < 1e-6 and onsets[0] == pytest.approx(2.0, abs=0.011)
+    snr = 10 * np.log10(active_power(action[start:start + click.size], hb.SR) / background_power(s * bg))
+    assert snr == pytest.approx(20.0, abs=0.01)
+    quiet = 0.5 * click
+    assert within_full_scale(quiet) is quiet  # nothing to do: untouched
 
 
 def test_per_snr_summary_pools_hits_over_backgrounds_and_counts_those_meeting_targets():

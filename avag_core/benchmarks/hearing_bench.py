@@ -3,7 +3,9 @@
 Real action recordings (impacts, tools, clicks, keys, doors, coins, paper, splashes) from
 Debian packages are inserted at known times into real backgrounds (speech from espeak-ng
 in several voices, music, rain, machines, fire crackle, white and pink noise) at 20, 10,
-5 and 0 dB SNR (avag_core.data.synth.backgrounds explains the SNR), then fed to
+5 and 0 dB SNR (avag_core.data.synth.backgrounds explains the SNR), each mix scaled down as
+a whole where it would peak above -1 dBFS (``within_full_scale``: a microphone's gain set
+for the room; the input checks would otherwise clip it), then fed to
 ``AudioEventTracker`` in 512-sample chunks with nanosecond stamps, as the node feeds it.
 Speech and music are also played alone (10 min each by default) to count false alarms.
 
@@ -51,6 +53,7 @@ from avag_core.data.synth.backgrounds import (
     load_mono,
     place,
     reference_onset,
+    within_full_scale,
 )
 from avag_core.events import AudioEventTracker, EventConfig, SoundEvent
 
@@ -125,7 +128,8 @@ def load_actions(rset: RecordingSet = BENCH) -> list[tuple[str, np.ndarray]]:
 
 def build_mix(bg: np.ndarray, actions: list[tuple[str, np.ndarray]], snr: float,
               rng: np.random.Generator) -> tuple[np.ndarray, list[float]]:
-    """Actions in random order, 2.5-4.5 s apart (start to start, at least 1.2 s of gap)."""
+    """Actions in random order, 2.5-4.5 s apart (start to start, at least 1.2 s of gap); the
+    whole mix then within full scale (``within_full_scale``: the SNRs stay)."""
     mix = bg.copy()
     bp = background_power(bg)
     onsets, t = [], 2.0
@@ -138,7 +142,7 @@ def build_mix(bg: np.ndarray, actions: list[tuple[str, np.ndarray]], snr: float,
         place(mix, x, start, gain_for_snr(x, bp, snr, SR))
         onsets.append(t + reference_onset(x, SR))
         t += max(rng.uniform(2.5, 4.5), x.size / SR + 1.2)
-    return mix, onsets
+    return within_full_scale(mix), onsets
 
 
 class DetectorRun(NamedTuple):
@@ -300,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("speech", "music", "white"):
         if name not in names:
             continue
-        bg = background(name, args.alone_s, rng, args.cache, rset)
+        bg = within_full_scale(background(name, args.alone_s, rng, args.cache, rset))
         events, cpu, _after = run_detector(bg, cfg)
         cpu_total += cpu
         audio_total += bg.size / SR

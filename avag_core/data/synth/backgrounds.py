@@ -23,6 +23,7 @@ from avag_core.data.audio_io import load_audio
 
 RECORDINGS = Path(__file__).parent / "recordings"  # shipped backgrounds (see LICENSES.md there)
 ACTIVE_DB = 20.0  # frames this far below the loudest 10 ms frame still count as the action
+HEADROOM_PEAK = 10 ** (-1 / 20)  # -1 dBFS: the loudest sample of a mix after within_full_scale
 _SILENCE_POWER = 1e-10  # -100 dBFS: digital silence, left out of background power
 _FADE_S = 0.05
 
@@ -134,6 +135,16 @@ def reference_onset(x: np.ndarray, sample_rate: int = 16000) -> float:
     m = x.size // n
     p = np.mean(x[: m * n].astype(np.float64).reshape(m, n) ** 2, axis=1)
     return float(np.flatnonzero(p >= p.max() * 10 ** (-ACTIVE_DB / 10))[0] * n / sample_rate)
+
+
+def within_full_scale(track: np.ndarray, peak: float = HEADROOM_PEAK) -> np.ndarray:
+    """``track`` scaled down as a whole, where needed, so that its loudest sample is ``peak``:
+    a microphone whose gain is set for the loudest sound in the room. Every ratio inside the
+    track (the SNRs) stays. Why: actions 20 dB over a -20 dBFS background peak far beyond
+    full scale, and the detector's input checks clip them (``events.full_scale``), so a
+    benchmark without this step would measure clipping, not hearing."""
+    top = float(np.abs(track).max()) if track.size else 0.0
+    return track * np.float32(peak / top) if top > peak else track
 
 
 def place(track: np.ndarray, sound: np.ndarray, start: int, gain: float = 1.0) -> None:
