@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from avag_core.benchmarks import hearing_bench as hb
-from avag_core.data.synth.backgrounds import HEADROOM_PEAK, active_power, background_power, within_full_scale
+from avag_core.data.synth.backgrounds import (
+    HEADROOM_PEAK,
+    active_power,
+    background_power,
+    within_full_scale,
+)
 from avag_core.events import SoundEvent
 
 
