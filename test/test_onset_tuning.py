@@ -4,6 +4,7 @@ the training recordings are missing. Streams are built from the committed real c
 (test/data/audio) instead of the Debian library, so the test runs in seconds."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -399,3 +400,37 @@ def test_a_retake_share_of_one_retakes_the_background_and_every_action(monkeypat
         assert onsets.tolist() == expected
         assert all(x.size % HOP == 0 for _, x in placed)
 
+
+
+def test_headroom_keeps_training_mixes_within_full_scale_with_the_same_draws():
+    """``StreamRecipe.headroom`` (train_onset --headroom): loud mixes are scaled into full scale
+    instead of clipping wherever they exceed it (only the deliberate hot inputs still clip),
+    and the option draws nothing: the labels are those of the same stream without it."""
+    from avag_core.events import onset_data
+
+    lib = small_library(None, 0)
+    loud = StreamRecipe(snr_db=(28.0, 30.0))
+    clipped = {False: 0, True: 0}
+    for seed in range(8):
+        a, la = onset_data.make_stream(lib, np.random.default_rng(seed), loud)
+        b, lb = onset_data.make_stream(lib, np.random.default_rng(seed), replace(loud, headroom=True))
+        assert np.array_equal(la, lb)
+        clipped[False] += bool(np.mean(np.abs(a) >= 1.0) > 1e-4)
+        clipped[True] += bool(np.mean(np.abs(b) >= 1.0) > 1e-4)
+    assert clipped[False] >= 4 and clipped[True] <= 1, clipped  # 5 and 0 for these seeds
+
+
+def test_headroom_streams_are_the_headroom_recipes_streams(monkeypatch, tmp_path):
+    """``onset_tuning --headroom`` draws the held-out streams as ``train_onset --headroom``
+    trains on them, and says so in the JSON."""
+    monkeypatch.setattr(ot, "load_library", small_library)
+    monkeypatch.setattr(ot, "training_sources", lambda: {"action": ["a"], "music": ["m"], "ambient": ["b"]})
+    lib = small_library(None, 0)
+    audio, labels = make_stream(lib, np.random.default_rng(1000), StreamRecipe(short_action_p=SHORT_ACTION_P,
+                                                                              headroom=True))
+    (got, onsets), = ot.heldout_streams(1, 1000, tmp_path, headroom=True)
+    np.testing.assert_array_equal(got, audio)
+    assert onsets == ot.onsets_of(labels)
+    out = tmp_path / "t.json"
+    assert ot.main(["--streams", "2", "--headroom", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["headroom"] is True

@@ -38,6 +38,7 @@ from avag_core.data.synth.backgrounds import (
     load_mono,
     place,
     reference_onset,
+    within_full_scale,
 )
 
 SR = 16000
@@ -400,6 +401,7 @@ class StreamRecipe:
     ambient_p: float = 0.0  # share of streams over a recorded ambience (background)
     snr_db: tuple[float, float] = SNR_DB  # range of the actions' SNR
     retake_p: float = 0.0  # share of backgrounds and of actions played as another take (_retake)
+    headroom: bool = False  # each mix within full scale before the deliberate clipping (make_stream)
 
 
 def make_stream(lib: Library, rng: np.random.Generator,
@@ -442,6 +444,8 @@ def make_stream(lib: Library, rng: np.random.Generator,
         labels[max(0, k_on - 1), 2] = 0.0
         labels[k_on + 2:k_on + 4, 2] = 0.0
         t += max(rng.uniform(1.0, 4.5), x.size / SR + rng.uniform(0.4, 1.5))
+    if recipe.headroom:  # as a microphone with its gain set for the room (no random draw)
+        mix = within_full_scale(mix)
     if rng.random() < 0.15:  # a hot input: the loudest parts clip
         mix *= rng.uniform(1.0, 4.0) / max(float(np.abs(mix).max()), 1e-9)
     if rng.random() < 0.2:

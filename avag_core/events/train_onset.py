@@ -160,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of backgrounds and actions played as another take: another speed "
                     f"({RETAKE_SPEED[0]:g}-{RETAKE_SPEED[1]:g}) through a random equaliser (+-{RETAKE_EQ_DB:g} dB; "
                     f"onset_data._retake); default {RETAKE_P:g}, the shipped weights' recipe")
+    ap.add_argument("--headroom", action=argparse.BooleanOptionalAction, default=False,
+                    help="scale each training mix within full scale before the deliberate clipping of a hot "
+                    "input (15 %% of the streams); without it the loud mixes clip wherever they exceed it")
     ap.add_argument("--snr-db", type=_snr_range, default=SNR_DB, metavar="LOW,HIGH",
                     help="range of the training actions' SNR in dB (onset_data.make_stream); write --snr-db=-10,20")
     ap.add_argument("--synth-actions", type=int, default=SYNTH_PER_KIND,
@@ -202,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "recordings": ",".join(("default", *args.more_recordings)),
                                        "ambient_share": str(args.ambient_share),
                                        "snr_db": ",".join(f"{v:g}" for v in args.snr_db),
-                                       "retakes": str(args.retakes)})
+                                       "retakes": str(args.retakes), "headroom": str(int(args.headroom))})
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) in {time.time() - t0:.0f} s")
     return 0
 
@@ -215,7 +218,7 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape) -> Onse
     lib = load_library(args.cache, seed, args.synth_actions, args.more_recordings)
     rng = np.random.default_rng(seed)
     recipe = StreamRecipe(short_action_p=args.short_actions, ambient_p=args.ambient_share, snr_db=args.snr_db,
-                          retake_p=args.retakes)
+                          retake_p=args.retakes, headroom=args.headroom)
     xs, ys = _stream_store(lib, rng, args.streams + args.val_streams, recipe, shape)
     xv, yv = _with_context(xs[args.streams:], shape), ys[args.streams:]
     xs, ys = xs[: args.streams], ys[: args.streams]
