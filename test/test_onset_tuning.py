@@ -401,7 +401,6 @@ def test_a_retake_share_of_one_retakes_the_background_and_every_action(monkeypat
         assert all(x.size % HOP == 0 for _, x in placed)
 
 
-
 def test_headroom_keeps_training_mixes_within_full_scale_with_the_same_draws():
     """``StreamRecipe.headroom`` (train_onset --headroom): loud mixes are scaled into full scale
     instead of clipping wherever they exceed it (only the deliberate hot inputs still clip),
@@ -426,11 +425,14 @@ def test_headroom_streams_are_the_headroom_recipes_streams(monkeypatch, tmp_path
     monkeypatch.setattr(ot, "load_library", small_library)
     monkeypatch.setattr(ot, "training_sources", lambda: {"action": ["a"], "music": ["m"], "ambient": ["b"]})
     lib = small_library(None, 0)
-    audio, labels = make_stream(lib, np.random.default_rng(1000), StreamRecipe(short_action_p=SHORT_ACTION_P,
+    seed = 1002  # a stream that clips without headroom (many do not, and are the same with it)
+    audio, labels = make_stream(lib, np.random.default_rng(seed), StreamRecipe(short_action_p=SHORT_ACTION_P,
                                                                               headroom=True))
-    (got, onsets), = ot.heldout_streams(1, 1000, tmp_path, headroom=True)
+    (got, onsets), = ot.heldout_streams(1, seed, tmp_path, headroom=True)
+    (plain, _), = ot.heldout_streams(1, seed, tmp_path)
     np.testing.assert_array_equal(got, audio)
     assert onsets == ot.onsets_of(labels)
+    assert np.abs(plain).max() >= 1.0 > np.abs(got).max()
     out = tmp_path / "t.json"
     assert ot.main(["--streams", "2", "--headroom", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["headroom"] is True

@@ -117,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(base, **dict(combo)).validate()
         rows.append({"settings": dict(combo), **evaluate(streams, cfg)})
     rows.sort(key=lambda r: -r["f1"])
-    takes = (f", {args.retakes:g} of them other takes" if args.retakes else "") + (", within full scale" if args.headroom else "")
-    print(f"{len(streams)} held-out streams (seed {args.seed}{takes}), {rows[0]['actions']} actions")
+    drawn = f", {args.retakes:g} of them other takes" if args.retakes else ""
+    if args.headroom:
+        drawn += ", within full scale"
+    print(f"{len(streams)} held-out streams (seed {args.seed}{drawn}), {rows[0]['actions']} actions")
     print(f"{'settings':<48} {'recall':>6} {'precision':>9} {'F1':>6} {'p90 ms':>7} {'detections':>10}")
     for r in rows:
         p90 = "-" if r["onset_p90_ms"] is None else f"{r['onset_p90_ms']:.0f}"
