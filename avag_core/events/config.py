@@ -41,7 +41,8 @@ class EventConfig:
         0.5, "learned detector: 'action sounding' probability that keeps an event going", lo=0.0, hi=1.0,
         live=True)
     learned_gap_s: float = setting(
-        0.25, "learned detector: least time between two onsets (a new onset ends the event in progress)",
+        0.25, "learned detector: least time between two onsets (a new onset ends the event in progress; "
+        "a stronger one sooner, after the probability fell under learned_on, becomes the event's onset)",
         lo=0.0, hi=10.0)
 
     # --- stream / ring buffer ---

@@ -27,10 +27,12 @@ The energy detector (the first default) remains for quiet rooms and comparison.
 
 ``detector="learned"`` (the default: the best on real rooms; README, "Why learned is the
 default now, and what it misses"): a small CNN (onset_model.py, trained on real recordings by
-train_onset.py; the shipped file averages three of them) scores every frame,
+train_onset.py; the shipped file averages six of them) scores every frame,
 ``shape.lookahead`` frames late: "an action starts here" and "an action is sounding". An
 event starts where the first reaches ``learned_on`` (at most one onset per
-``learned_gap_s``; a new onset ends the event in progress), keeps going while the second
+``learned_gap_s``: a stronger one sooner than that, after the first fell back under
+``learned_on``, becomes the event's onset; a new onset after it ends the event in
+progress), keeps going while the second
 holds ``learned_keep`` and ends ``release_s`` after that. An onset the model does
 not hear go on (no later frame at ``learned_keep``) is shorter than ``min_event_s`` and is
 dropped: replayed on the hearing benchmark's mixes with one model, keeping such onsets
@@ -158,7 +160,9 @@ class SoundEventDetector:
         self._next_window_t: float | None = None
         self._win_t = np.zeros(0)
         self._win_score = np.zeros(0)
-        self._last_onset = -np.inf  # learned detector: onset of the last event started
+        self._last_onset = -np.inf  # learned detector: onset of the last event started,
+        self._onset_p = 0.0  # ... its onset probability
+        self._onset_dipped = False  # ... and whether the probability has fallen under learned_on since
         self._lag_snr = np.zeros(0)  # ... and the energies of frames it has not scored yet
         if self._learned is not None:
             self._learned.reset()
@@ -317,13 +321,22 @@ class SoundEventDetector:
         out: list[SoundEvent] = []
         frame_end = tf + self._frame / self.sample_rate
         onset_t = tf + (self._frame - self._hop) / self.sample_rate  # the onset lies in the newest hop
+        if p_on < cfg.learned_on:
+            self._onset_dipped = True
         if ready and p_on >= cfg.learned_on and onset_t >= self._last_onset + cfg.learned_gap_s:
             if self._state == "active":
                 out.extend(self._emit(min(self._last_active_end, onset_t), False))
             self._start(onset_t, frame_end, snr)
-            self._last_onset = onset_t
+            self._last_onset, self._onset_p, self._onset_dipped = onset_t, p_on, False
         elif self._state == "idle":
             pass
+        elif ready and self._onset_dipped and p_on > self._onset_p:
+            # a stronger onset, apart from the event's own, sooner than learned_gap_s after it
+            # becomes its onset: a background pop or a lead-in just before an action would
+            # otherwise take the action's onset (and camera frame) and hide it
+            self._onset = self._last_onset = onset_t
+            self._onset_p, self._onset_dipped = p_on, False
+            self._last_active_end = max(self._last_active_end, frame_end)
         elif p_act >= cfg.learned_keep:
             out.extend(self._keep_going(tf, frame_end, snr))
         elif frame_end - self._last_active_end >= cfg.release_s:
