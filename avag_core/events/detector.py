@@ -26,18 +26,17 @@ never blocks new onsets.
 The energy detector (the first default) remains for quiet rooms and comparison.
 
 ``detector="learned"`` (the default: the best on real rooms; README, "Why learned is the
-default now, and what it misses"): a small CNN (onset_model.py, trained on real recordings by
-train_onset.py; the shipped file averages six of them) scores every frame,
+default now, and what it misses"): a small CNN (onset_model.py, trained on real recordings
+by train_onset.py; the shipped file averages six of them) scores every frame,
 ``shape.lookahead`` frames late: "an action starts here" and "an action is sounding". An
 event starts where the first reaches ``learned_on`` (at most one onset per
 ``learned_gap_s``: a stronger one sooner than that, after the first fell back under
-``learned_on``, becomes the event's onset; a new onset after it ends the event in
-progress), keeps going while the second
-holds ``learned_keep`` and ends ``release_s`` after that. An onset the model does
-not hear go on (no later frame at ``learned_keep``) is shorter than ``min_event_s`` and is
-dropped: replayed on the hearing benchmark's mixes with one model, keeping such onsets
-would raise the false alarms per minute on speech alone from 0.7 to 3.1 and on music
-alone from 8.9 to 13.0 for a few per cent of recall.
+``learned_on``, becomes the event's onset; a new onset after it ends the event in progress),
+keeps going while the second holds ``learned_keep`` and ends ``release_s`` after that. An
+onset the model does not hear go on (no later frame at ``learned_keep``) is shorter than
+``min_event_s`` and is dropped: replayed on the hearing benchmark's mixes with one model,
+keeping such onsets would raise the false alarms per minute on speech alone from 0.7 to 3.1
+and on music alone from 8.9 to 13.0 for a few per cent of recall.
 
 The detector works chunk by chunk (a ROS callback hands it 512 samples at a time) and
 gives identical results on a whole recording (``detect_events``). Frames are
@@ -336,7 +335,7 @@ class SoundEventDetector:
             # otherwise take the action's onset (and camera frame) and hide it
             self._onset = self._last_onset = onset_t
             self._onset_p, self._onset_dipped = p_on, False
-            self._last_active_end = max(self._last_active_end, frame_end)
+            out.extend(self._keep_going(tf, frame_end, snr))
         elif p_act >= cfg.learned_keep:
             out.extend(self._keep_going(tf, frame_end, snr))
         elif frame_end - self._last_active_end >= cfg.release_s:
