@@ -86,9 +86,9 @@ def test_a_recording_set_brings_its_own_actions_backgrounds_and_voices(monkeypat
     spoken = []
     real_speak = hb._speak
 
-    def speak(seconds, seed, rset):  # the real espeak-ng call; the set it was given kept
+    def speak(seconds, seed, rset, part):  # the real espeak-ng call; the set it was given kept
         spoken.append(rset)
-        return real_speak(seconds, seed, rset)
+        return real_speak(seconds, seed, rset, part)
 
     monkeypatch.setattr(hb, "_speak", speak)
     out = tmp_path / "heldout.json"

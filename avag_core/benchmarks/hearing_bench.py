@@ -20,6 +20,11 @@ Prints a table and writes JSON. Setup (Debian/Ubuntu, as root or with sudo):
     # the held-out set: other packages' recordings, for choosing between training recipes
     apt-get install -y --no-install-recommends espeak-ng scratch extremetuxracer-data lbreakout2-data tuxtype-data
     python -m avag_core.benchmarks.hearing_bench --recordings heldout --repeats 2
+    # a detector adapted to the rooms: adapt on the first half of each background, score the second
+    python -m avag_core.benchmarks.hearing_bench --background-part first --write-backgrounds room/
+    python -m avag_core.events.train_onset --init avag_core/checkpoints/onset.safetensors --room room/ \
+        --out room.safetensors --streams 1200 --epochs 4 --lr 5e-4
+    python -m avag_core.benchmarks.hearing_bench --background-part second --set onset_weights=room.safetensors
 
 Matching: a detection is a hit when its onset lies within [-0.1 s, +0.3 s] of an
 unmatched action's reference onset (the first 10 ms of the clean action within 20 dB of
@@ -66,14 +71,27 @@ MAX_ACTION_S = 2.0
 TARGETS = {"recall_5db": 0.9, "precision_5db": 0.9, "onset_p90_ms": 50.0, "fa_per_min_alone": 1.0,
            "rtf_percent": 2.0}
 
-def speech(seconds: float, cache: Path, seed: int, rset: RecordingSet = BENCH) -> np.ndarray:
-    """Speech from espeak-ng: the set's licence text read by its voices, in turn (made
-    once per set, length and seed)."""
-    return cached_array(cache / f"{rset.name}_speech_{seconds:.0f}_{seed}.npy", lambda: _speak(seconds, seed, rset))
+PARTS = ("whole", "first", "second")
 
 
-def _speak(seconds: float, seed: int, rset: RecordingSet) -> np.ndarray:
-    text = Path(rset.text).read_text().split()
+def part_of(x: np.ndarray, part: str) -> np.ndarray:
+    """The first or second half of a recording (or text), or all of it. Why: a detector
+    adapted to a room (``train_onset --room``) is scored on the half of each background it
+    never heard (``--background-part second``, adapted on ``--write-backgrounds`` of the first)."""
+    half = len(x) // 2
+    return {"whole": x, "first": x[:half], "second": x[half:]}[part]
+
+
+def speech(seconds: float, cache: Path, seed: int, rset: RecordingSet = BENCH, part: str = "whole") -> np.ndarray:
+    """Speech from espeak-ng: the set's licence text (or the ``part`` half of it) read by
+    its voices, in turn (made once per set, length, seed and part)."""
+    tag = "" if part == "whole" else f"_{part}"
+    return cached_array(cache / f"{rset.name}_speech_{seconds:.0f}_{seed}{tag}.npy",
+                        lambda: _speak(seconds, seed, rset, part))
+
+
+def _speak(seconds: float, seed: int, rset: RecordingSet, part: str = "whole") -> np.ndarray:
+    text = part_of(Path(rset.text).read_text().split(), part)
     rng = np.random.default_rng(seed)
     parts, total = [], 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,12 +123,14 @@ def noise_track(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarr
 
 
 def background(name: str, seconds: float, rng: np.random.Generator, cache: Path,
-               rset: RecordingSet = BENCH) -> np.ndarray:
+               rset: RecordingSet = BENCH, part: str = "whole") -> np.ndarray:
+    """A ``seconds`` long track of one background at -20 dBFS, from the ``part`` half of
+    each of its recordings (``part_of``; the generated noises have no halves)."""
     if name in ("white", "pink"):
         return noise_track(name, seconds, rng)
     if name == "speech":
-        return speech(seconds, cache, int(rng.integers(1 << 30)), rset)
-    recs = [load_mono(p, SR) for p in rset.backgrounds[name][1]]
+        return speech(seconds, cache, int(rng.integers(1 << 30)), rset, part)
+    recs = [part_of(load_mono(p, SR), part) for p in rset.backgrounds[name][1]]
     track = background_track(recs, seconds, rng, SR)
     return track * (0.1 / max(1e-9, float(np.sqrt(background_power(track)))))  # -20 dBFS
 
@@ -230,6 +250,26 @@ def per_snr(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def write_backgrounds(out: Path, names: list[str], rset: RecordingSet, part: str, cache: Path, seed: int) -> int:
+    """``--write-backgrounds``: the ``part`` of each background as WAV files, one per
+    recording (speech and the noises as one track each), at -20 dBFS like the benchmark's."""
+    import soundfile as sf
+
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in names:
+        if name in ("speech", "white", "pink"):
+            tracks = [background(name, 300.0 if name == "speech" else 60.0, rng, cache, rset, part)]
+        else:
+            tracks = [part_of(load_mono(p, SR), part) for p in rset.backgrounds[name][1]]
+            tracks = [t * (0.1 / max(1e-9, float(np.sqrt(background_power(t))))) for t in tracks]
+        for i, t in enumerate(tracks):
+            sf.write(out / f"{rset.name}_{name}_{i}_{part}.wav", within_full_scale(t), SR, subtype="FLOAT")
+        print(f"{name}: {len(tracks)} file(s), {sum(t.size for t in tracks) / SR:.1f} s")
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", type=Path, default=Path("hearing_bench.json"))
@@ -251,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="also run the action head beside CHECKPOINT on every event: recall and precision "
                     "of the events it accepts (what reaches the robot as masks), and the events of "
                     "speech/music alone it accepts")
+    ap.add_argument("--background-part", choices=PARTS, default="whole",
+                    help="play only the first or second half of each background recording (and of the "
+                    "speech text): 'second' scores a detector adapted on the first (--write-backgrounds)")
+    ap.add_argument("--write-backgrounds", type=Path, default=None, metavar="DIR",
+                    help="write nothing else: the --background-part of each background as 16 kHz WAV "
+                    "files in DIR (speech: 5 min; white and pink: 1 min), the room for train_onset --room")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "avag" / "hearing_bench")
     args = ap.parse_args(argv)
@@ -278,11 +324,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in ("speech", "white", "pink", *rset.backgrounds)]
     if unknown:
         ap.error(f"--backgrounds: {unknown[0]!r} is not a background of the {rset.name} set")
+    if args.write_backgrounds is not None:
+        return write_backgrounds(args.write_backgrounds, names, rset, args.background_part, args.cache, args.seed)
     rows, cpu_total, audio_total, decided = [], 0.0, 0.0, []
     head = load_head(args.heard) if args.heard else None
     mix_s = 2.0 + 3.6 * len(actions) * args.repeats + 3.0
     for name in names:
-        bg = background(name, mix_s, rng, args.cache, rset)
+        bg = background(name, mix_s, rng, args.cache, rset, args.background_part)
         for snr in snrs:
             acts = actions * args.repeats
             mix, onsets = build_mix(bg, acts, snr, rng)
@@ -304,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("speech", "music", "white"):
         if name not in names:
             continue
-        bg = within_full_scale(background(name, args.alone_s, rng, args.cache, rset))
+        bg = within_full_scale(background(name, args.alone_s, rng, args.cache, rset, args.background_part))
         events, cpu, _after = run_detector(bg, cfg)
         cpu_total += cpu
         audio_total += bg.size / SR

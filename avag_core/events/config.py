@@ -32,7 +32,7 @@ class EventConfig:
         choices=DETECTORS)
     onset_weights: str = setting(
         "", "learned detector: onset model file (safetensors); empty = the one shipped with avag "
-        "(avag_core/checkpoints/onset.safetensors)")
+        "(avag_core/checkpoints/onset.safetensors); a file adapted to the robot's room: train_onset --init --room")
     learned_on: float = setting(
         0.5, "learned detector: onset probability that starts an event (held-out training-style streams "
         "give a flat F1 from 0.4 to 0.6 for the shipped weights; lower finds more, higher starts fewer false events)",

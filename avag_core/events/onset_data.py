@@ -25,7 +25,7 @@ import hashlib
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +205,7 @@ class Library:
     music: list[np.ndarray]
     ambient: list[np.ndarray]
     speech: np.ndarray
+    room: list[np.ndarray] = field(default_factory=list)  # train_onset --room: the robot's own room
 
 
 def synthetic_actions(seed: int, per_kind: int) -> list[np.ndarray]:
@@ -234,6 +235,26 @@ def load_library(cache: Path, seed: int, synth_per_kind: int = SYNTH_PER_KIND,
     actions += synthetic_actions(seed, synth_per_kind)
     speech = cached_array(cache / f"speech_{seed}.npy", lambda: speech_track(480.0, np.random.default_rng(seed + 7)))
     return Library(actions, [cached(p) for p in src["music"]], [cached(p) for p in src["ambient"]], speech)
+
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".opus")
+
+
+def load_room(paths: tuple[str, ...]) -> list[np.ndarray]:
+    """``train_onset --room``: recordings of the room the robot works in (files, or folders
+    of audio files), at 16 kHz. Why: a background the model has never heard (a fire's pops,
+    a machine's clanks) can score as high as an action; a few minutes of the room, with no
+    actions in them, teach it that this room's sounds are background."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise ValueError(f"--room: {p} does not exist")
+        files += sorted(f for f in p.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES) if p.is_dir() else [p]
+    recs = [load_mono(f, SR) for f in files]
+    if not recs or any(r.size < FRAME for r in recs):
+        raise ValueError(f"--room needs audio files of at least {FRAME / SR * 1000:.0f} ms "
+                         f"(got {len(recs)} file(s) from {', '.join(paths)})")
+    return recs
 
 
 def _excerpt(recs: list[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
@@ -402,6 +423,7 @@ class StreamRecipe:
     snr_db: tuple[float, float] = SNR_DB  # range of the actions' SNR
     retake_p: float = 0.0  # share of backgrounds and of actions played as another take (_retake)
     headroom: bool = False  # each mix within full scale before the deliberate clipping (make_stream)
+    room_p: float = 0.0  # share of streams over the room's recordings (Library.room; train_onset --room)
 
 
 def make_stream(lib: Library, rng: np.random.Generator,
@@ -409,7 +431,9 @@ def make_stream(lib: Library, rng: np.random.Generator,
     """(audio, labels [frames, 3]: onset, active, weight) of one training stream."""
     n = round(STREAM_S * SR)
     frames = 1 + (n - FRAME) // HOP
-    if recipe.retake_p > 0 and rng.random() < recipe.retake_p:
+    if recipe.room_p > 0 and rng.random() < recipe.room_p:  # the room as it is: no other take
+        bg = _norm(_excerpt(lib.room, n, rng))
+    elif recipe.retake_p > 0 and rng.random() < recipe.retake_p:
         speed = _retake_speed(rng)
         bg = _retake(background(lib, int(np.ceil(n * speed)) + 1, rng, recipe.ambient_p), rng, speed)[:n]
     else:

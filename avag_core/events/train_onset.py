@@ -3,6 +3,9 @@
     python -m avag_core.events.train_onset --out onset.safetensors --seed 0        # one model
     python -m avag_core.events.train_onset --out onset.safetensors --seed 0,1,2    # an ensemble
     python -m avag_core.events.train_onset --out onset.safetensors --join s0.safetensors,s1.safetensors
+    # adapt the shipped members to a room (recordings of it, no actions needed)
+    python -m avag_core.events.train_onset --out room.safetensors --room recordings/ \
+        --init avag_core/checkpoints/onset.safetensors --streams 1200 --epochs 4 --lr 5e-4
 
 Streams come from avag_core.events.onset_data (recordings the hearing benchmark does not
 use). Whole streams are scored in one pass (the model has no padding), the loss is binary
@@ -37,6 +40,7 @@ from avag_core.events.onset_data import (
     Library,
     StreamRecipe,
     load_library,
+    load_room,
     make_stream,
 )
 from avag_core.events.onset_features import OnsetFeatures, feature_count, frames_of
@@ -145,8 +149,9 @@ def frame_report(model: OnsetNet, xs: torch.Tensor, ys: torch.Tensor) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("avag_core/checkpoints/onset.safetensors"))
-    ap.add_argument("--seed", type=_seeds, default=(0,), metavar="N[,N...]",
-                    help="one seed, or several: one member per seed, trained in turn, their logits averaged")
+    ap.add_argument("--seed", type=_seeds, default=None, metavar="N[,N...]",
+                    help="one seed, or several: one member per seed, trained in turn, their logits averaged "
+                    "(default 0; with --init one per member of that file, 0, 1, ...)")
     ap.add_argument("--streams", type=int, default=6000)
     ap.add_argument("--val-streams", type=int, default=48)
     ap.add_argument("--epochs", type=int, default=30)
@@ -177,6 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peaks", action=argparse.BooleanOptionalAction, default=SHIPPED_SHAPE.peaks,
                     help="also give the model each band's level against its recent peaks (onset_features); "
                     "on by default, as in the shipped weights")
+    ap.add_argument("--init", type=Path, default=None, metavar="FILE",
+                    help="fine-tune this file's members instead of training new ones (its shape; "
+                    "--channels, --dilations, --lookahead and --peaks do not apply)")
+    ap.add_argument("--room", type=lambda t: tuple(v for v in t.split(",") if v), default=(), metavar="PATH[,...]",
+                    help="recordings of the robot's room (audio files or folders of them; its background "
+                    "sounds, no actions needed): a share of the streams (--room-share) plays them as background")
+    ap.add_argument("--room-share", type=share_arg, default=0.5, metavar="P",
+                    help="share of the streams over the --room recordings (the rest as the recipe draws them)")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "avag" / "onset_train")
     ap.add_argument("--join", type=lambda t: [Path(v) for v in t.split(",")], default=None, metavar="A,B,...",
@@ -188,15 +201,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         shape = OnsetShape(channels=args.channels, dilations=args.dilations, lookahead=args.lookahead,
                             peaks=args.peaks)
-    except ValueError as e:
+        starts = _initial_members(args.init)
+        room = load_room(args.room) if args.room else []
+    except (AvagError, ValueError) as e:
         ap.error(str(e))
+    if starts:
+        shape = starts[0].shape
+        args.seed = args.seed or tuple(range(len(starts)))
+        if len(args.seed) != len(starts):
+            ap.error(f"--seed gives {len(args.seed)} seed(s) for the {len(starts)} member(s) of --init {args.init}")
+    args.seed = args.seed or (0,)
     if args.streams < args.batch or args.epochs < 1:
         ap.error(f"--streams ({args.streams}) must hold at least one --batch ({args.batch}) and --epochs must be >= 1")
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     t0 = time.time()
-    members = [train_member(args, seed, shape) for seed in args.seed]
+    members = [train_member(args, seed, shape, starts[i] if starts else None, room)
+               for i, seed in enumerate(args.seed)]
     model = members[0] if len(members) == 1 else OnsetEnsemble(members=members)
+    adapted = ({"init": args.init.name if args.init else "", "room_recordings": str(len(room)),
+                "room_seconds": f"{sum(r.size for r in room) / SR:.1f}", "room_share": str(args.room_share)}
+               if args.init or room else {})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_onset_model(model, args.out, {"seed": ",".join(map(str, args.seed)), "streams": str(args.streams),
                                        "epochs": str(args.epochs),
@@ -205,26 +230,42 @@ def main(argv: list[str] | None = None) -> int:
                                        "recordings": ",".join(("default", *args.more_recordings)),
                                        "ambient_share": str(args.ambient_share),
                                        "snr_db": ",".join(f"{v:g}" for v in args.snr_db),
-                                       "retakes": str(args.retakes), "headroom": str(int(args.headroom))})
+                                       "retakes": str(args.retakes), "headroom": str(int(args.headroom)),
+                                       **adapted})
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) in {time.time() - t0:.0f} s")
     return 0
 
 
-def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape) -> OnsetNet:
+def _initial_members(path: Path | None) -> list[OnsetNet]:
+    """``--init``: the members of a trained file, each the start of one fine-tuned member."""
+    if path is None:
+        return []
+    model = load_onset_model(path)
+    return list(model.members) if isinstance(model, OnsetEnsemble) else [model]
+
+
+def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape, start: OnsetNet | None = None,
+                 room: list[np.ndarray] | None = None) -> OnsetNet:
     """One model from its own seed's streams: the same tensors whether trained alone
-    (``--seed 1``) or as a member (``--seed 0,1,2``)."""
+    (``--seed 1``) or as a member (``--seed 0,1,2``). From ``start``'s weights when given
+    (``--init``), with a share of the streams over ``room`` (``--room``)."""
     t0 = time.time()
     torch.manual_seed(seed)
     lib = load_library(args.cache, seed, args.synth_actions, args.more_recordings)
+    lib.room = room or []
     rng = np.random.default_rng(seed)
     recipe = StreamRecipe(short_action_p=args.short_actions, ambient_p=args.ambient_share, snr_db=args.snr_db,
-                          retake_p=args.retakes, headroom=args.headroom)
+                          retake_p=args.retakes, headroom=args.headroom,
+                          room_p=args.room_share if lib.room else 0.0)
     xs, ys = _stream_store(lib, rng, args.streams + args.val_streams, recipe, shape)
     xv, yv = _with_context(xs[args.streams:], shape), ys[args.streams:]
     xs, ys = xs[: args.streams], ys[: args.streams]
-    print(f"seed {seed}: {len(lib.actions)} actions, {len(lib.music)} music, {len(lib.ambient)} ambient recordings; "
+    print(f"seed {seed}: {len(lib.actions)} actions, {len(lib.music)} music, {len(lib.ambient)} ambient, "
+          f"{len(lib.room)} room recordings; "
           f"{args.streams} + {args.val_streams} streams in {time.time() - t0:.0f} s", flush=True)
     model = OnsetNet(shape=shape)
+    if start is not None:
+        model.load_state_dict(start.state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps = args.epochs * (args.streams // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)

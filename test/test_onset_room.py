@@ -1,0 +1,122 @@
+"""Adapting the learned onset model to a room (``train_onset --init FILE --room PATH``) and
+scoring it on the half of each benchmark background it never heard
+(``hearing_bench --background-part``, ``--write-backgrounds``). Tiny models and the
+committed clips, so the tests run in seconds."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+from audio_clips import ACTIONS, load
+
+from avag_core.benchmarks import hearing_bench as hb
+from avag_core.benchmarks.hearing_sets import RecordingSet
+from avag_core.events.onset_data import HOP, SR, Library, StreamRecipe, make_stream
+
+TINY = ["--streams", "4", "--val-streams", "2", "--epochs", "1", "--batch", "2"]
+SHAPE = ["--channels", "8", "--dilations", "1,2", "--lookahead", "2"]
+
+
+def tone(hz: float, seconds: float) -> np.ndarray:
+    t = np.arange(round(seconds * SR)) / SR
+    return (0.1 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def band_share(x: np.ndarray, hz: float) -> float:
+    """Share of ``x``'s power within 100 Hz of ``hz``."""
+    p = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(x.size, 1 / SR)
+    return float(p[np.abs(f - hz) < 100].sum() / p.sum())
+
+
+def small_library(cache=None, seed=0, synth=0, more=()) -> Library:
+    music, speech = load("music_city_blues"), load("speech_espeak")
+    return Library([load(f"action_{a}") for a in ACTIONS], [music], [music[: 4 * SR]], speech)
+
+
+def test_room_streams_play_the_room_and_other_recipes_draw_as_before():
+    lib = small_library()
+    lib.room = [tone(3000.0, 3.0)]
+    plain = make_stream(small_library(), np.random.default_rng(3), StreamRecipe())
+    same = make_stream(lib, np.random.default_rng(3), StreamRecipe())  # room_p 0: no draw, no room
+    assert all(np.array_equal(a, b) for a, b in zip(plain, same, strict=True))
+    assert band_share(plain[0], 3000.0) < 0.1
+    for seed in range(4):
+        audio, labels = make_stream(lib, np.random.default_rng(seed), StreamRecipe(room_p=1.0))
+        quiet = np.flatnonzero(labels[:, 1] == 0)[40:]  # frames between actions
+        between = np.concatenate([audio[k * HOP:(k + 1) * HOP] for k in quiet])
+        assert band_share(between, 3000.0) > 0.9, seed
+
+
+def test_a_room_fine_tunes_each_member_of_a_trained_file(monkeypatch, tmp_path):
+    """``--init`` starts every member from the file's (a learning rate of nothing leaves
+    them there), ``--room`` puts a share of the streams over the room, the metadata says
+    so; a seed count that does not match the members, a missing room or file: one usage
+    line, exit 2, nothing written."""
+    from safetensors.numpy import load_file
+
+    from avag_core.events import train_onset
+    from avag_core.events.onset_model import OnsetEnsemble, load_onset_model
+    from avag_core.weights.checkpoint import read_safetensors
+
+    monkeypatch.setattr(train_onset, "load_library", small_library)
+    recipes = []
+    real_make_stream = train_onset.make_stream
+
+    def make(lib, rng, recipe):
+        recipes.append((recipe.room_p, len(lib.room)))
+        return real_make_stream(lib, rng, recipe)
+
+    monkeypatch.setattr(train_onset, "make_stream", make)
+    init = tmp_path / "init.safetensors"
+    assert train_onset.main(["--out", str(init), "--seed", "0,1", *TINY, *SHAPE]) == 0
+    room = tmp_path / "room"
+    room.mkdir()
+    sf.write(room / "fan.wav", tone(3000.0, 2.0), SR)
+    (room / "notes.txt").write_text("not audio")  # left out: not an audio file by its name
+    recipes.clear()
+    still = tmp_path / "still.safetensors"
+    assert train_onset.main(["--out", str(still), "--init", str(init), "--room", str(room), "--lr", "1e-30", *TINY]) == 0
+    assert set(recipes) == {(0.5, 1)} and len(recipes) == 2 * 6
+    for name, value in load_file(init).items():
+        np.testing.assert_allclose(load_file(still)[name], value, atol=1e-6)
+    moved = tmp_path / "moved.safetensors"
+    assert train_onset.main(["--out", str(moved), "--init", str(init), "--room", str(room / "fan.wav"),
+                             "--room-share", "1", "--lr", "1e-2", *TINY]) == 0
+    model = load_onset_model(moved)
+    assert isinstance(model, OnsetEnsemble) and len(model.members) == 2 and model.shape == load_onset_model(init).shape
+    a, b = load_file(init), load_file(moved)
+    assert all(not np.allclose(a[f"members.{k}.head.weight"], b[f"members.{k}.head.weight"]) for k in (0, 1))
+    meta = read_safetensors(moved, "onset model")[1]
+    assert (meta["init"], meta["room_recordings"], meta["room_seconds"], meta["room_share"]) == (
+        "init.safetensors", "1", "2.0", "1.0")
+    bad = tmp_path / "bad.safetensors"
+    for wrong in (["--init", str(init), "--seed", "0"], ["--init", str(init), "--room", str(tmp_path / "no.wav")],
+                  ["--init", str(tmp_path / "none.safetensors")], ["--room", str(tmp_path)],
+                  ["--init", str(init), "--room-share", "2"]):
+        with pytest.raises(SystemExit) as err:
+            train_onset.main(["--out", str(bad), *TINY, *wrong])
+        assert err.value.code == 2 and not bad.exists(), wrong
+
+
+def test_the_benchmark_plays_one_half_of_each_background_and_writes_the_other(tmp_path):
+    """``--background-part second`` never plays the first half of a recording (a room
+    adapted on ``--write-backgrounds`` of the first half is scored on sounds it never heard)."""
+    both = np.concatenate([tone(1000.0, 3.0), tone(2500.0, 3.0)])
+    path = tmp_path / "hum.wav"
+    sf.write(path, both, SR)
+    rset = RecordingSet(name="t", actions=(), backgrounds={"hum": ("none", (str(path),))}, voices=("en",),
+                        text=str(tmp_path / "text"))
+    assert np.array_equal(hb.part_of(both, "whole"), both)
+    assert np.array_equal(np.concatenate([hb.part_of(both, "first"), hb.part_of(both, "second")]), both)
+    rng = np.random.default_rng(0)
+    second = hb.background("hum", 20.0, rng, tmp_path, rset, "second")
+    first = hb.background("hum", 20.0, rng, tmp_path, rset, "first")
+    assert band_share(second, 2500.0) > 0.95 and band_share(second, 1000.0) < 0.01
+    assert band_share(first, 1000.0) > 0.95 and band_share(first, 2500.0) < 0.01
+    out = tmp_path / "room"
+    assert hb.write_backgrounds(out, ["hum", "white"], rset, "first", tmp_path, 0) == 0
+    hum, rate = sf.read(out / "t_hum_0_first.wav", dtype="float32")
+    assert rate == SR and hum.size == both.size // 2 and band_share(hum, 1000.0) > 0.95
+    assert abs(10 * np.log10(np.mean(hum ** 2)) + 20.0) < 0.5  # -20 dBFS, as the benchmark plays it
+    white, _ = sf.read(out / "t_white_0_first.wav", dtype="float32")
+    assert white.size == 60 * SR
