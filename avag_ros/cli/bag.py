@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bag", help="rosbag2 tools: record-synth, eval, play, record, info",
+    p = sub.add_parser("bag", help="rosbag2 tools: record-synth, eval, play, record, info, extract, audio",
                        description=__doc__)
     bag_sub = p.add_subparsers(dest="bag_command", metavar="BAG_COMMAND", required=True)
 
@@ -54,6 +54,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from avag_ros.bag.extract import add_parser as add_extract_parser
 
     add_extract_parser(bag_sub)  # `avag bag extract`
+
+    from avag_ros.bag.room_audio import add_parser as add_audio_parser
+
+    add_audio_parser(bag_sub)  # `avag bag audio`
 
 
 def _record_synth(args: argparse.Namespace) -> int:
