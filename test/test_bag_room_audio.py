@@ -60,7 +60,7 @@ def test_each_contiguous_stretch_of_the_microphone_becomes_one_room_file(tmp_pat
     out = tmp_path / "room"
     run = _avag("bag", "audio", str(bag), "--out", str(out))
     assert run.returncode == 0, run.stderr
-    assert "3 file(s)" in run.stdout and "1 message(s) refused" in run.stdout and "1 stretch(es)" in run.stdout, \
+    assert "3 file(s)" in run.stdout and "1 message(s) refused" in run.stdout and "1 stretch(es) too short" in run.stdout, \
         run.stdout
     expected = [(a[:, : 10 * 512].mean(axis=0), 16000), (a[:, 11 * 512:].mean(axis=0), 16000), (b[0], 48000)]
     for k, (want, rate) in enumerate(expected):

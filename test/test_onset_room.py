@@ -89,8 +89,9 @@ def test_a_room_fine_tunes_each_member_of_a_trained_file(monkeypatch, tmp_path):
     meta = read_safetensors(moved, "onset model")[1]
     assert (meta["init"], meta["room_recordings"], meta["room_seconds"], meta["room_share"]) == (
         "init.safetensors", "1", "2.0", "1.0")
+    sf.write(tmp_path / "click.wav", tone(3000.0, 0.1), SR)  # shorter than an excerpt's cross-fades
     bad = tmp_path / "bad.safetensors"
-    for wrong in (["--init", str(init), "--seed", "0"], ["--init", str(init), "--room", str(tmp_path / "no.wav")],
+    for wrong in (["--init", str(init), "--seed", "0"], ["--init", str(init), "--room", str(tmp_path / "click.wav")], ["--init", str(init), "--room", str(tmp_path / "no.wav")],
                   ["--init", str(tmp_path / "none.safetensors")], ["--room", str(tmp_path)],
                   ["--init", str(init), "--room-share", "2"]):
         with pytest.raises(SystemExit) as err:

@@ -131,8 +131,12 @@ def background(name: str, seconds: float, rng: np.random.Generator, cache: Path,
     if name == "speech":
         return speech(seconds, cache, int(rng.integers(1 << 30)), rset, part)
     recs = [part_of(load_mono(p, SR), part) for p in rset.backgrounds[name][1]]
-    track = background_track(recs, seconds, rng, SR)
-    return track * (0.1 / max(1e-9, float(np.sqrt(background_power(track)))))  # -20 dBFS
+    return at_background_level(background_track(recs, seconds, rng, SR))
+
+
+def at_background_level(track: np.ndarray) -> np.ndarray:
+    """``track`` scaled to the benchmark's background level, -20 dBFS mean power."""
+    return track * (0.1 / max(1e-9, float(np.sqrt(background_power(track)))))
 
 
 def load_actions(rset: RecordingSet = BENCH) -> list[tuple[str, np.ndarray]]:
@@ -261,8 +265,7 @@ def write_backgrounds(out: Path, names: list[str], rset: RecordingSet, part: str
         if name in ("speech", "white", "pink"):
             tracks = [background(name, 300.0 if name == "speech" else 60.0, rng, cache, rset, part)]
         else:
-            tracks = [part_of(load_mono(p, SR), part) for p in rset.backgrounds[name][1]]
-            tracks = [t * (0.1 / max(1e-9, float(np.sqrt(background_power(t))))) for t in tracks]
+            tracks = [at_background_level(part_of(load_mono(p, SR), part)) for p in rset.backgrounds[name][1]]
         for i, t in enumerate(tracks):
             sf.write(out / f"{rset.name}_{name}_{i}_{part}.wav", within_full_scale(t), SR, subtype="FLOAT")
         print(f"{name}: {len(tracks)} file(s), {sum(t.size for t in tracks) / SR:.1f} s")

@@ -238,6 +238,7 @@ def load_library(cache: Path, seed: int, synth_per_kind: int = SYNTH_PER_KIND,
 
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".opus")
+ROOM_MIN_S = 0.25  # longer than the cross-fades of an excerpt (background_track skips shorter ones)
 
 
 def load_room(paths: tuple[str, ...]) -> list[np.ndarray]:
@@ -251,9 +252,10 @@ def load_room(paths: tuple[str, ...]) -> list[np.ndarray]:
             raise ValueError(f"--room: {p} does not exist")
         files += sorted(f for f in p.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES) if p.is_dir() else [p]
     recs = [load_mono(f, SR) for f in files]
-    if not recs or any(r.size < FRAME for r in recs):
-        raise ValueError(f"--room needs audio files of at least {FRAME / SR * 1000:.0f} ms "
-                         f"(got {len(recs)} file(s) from {', '.join(paths)})")
+    short = [str(f) for f, r in zip(files, recs, strict=True) if r.size < ROOM_MIN_S * SR]
+    if not recs or short:
+        raise ValueError(f"--room needs audio files of at least {ROOM_MIN_S:g} s "
+                         f"(got {len(recs)} file(s) from {', '.join(paths)}" + (f"; too short: {short[0]})" if short else ")"))
     return recs
 
 

@@ -20,14 +20,17 @@ from avag_core.errors import AvagError
 
 
 def export_room_audio(bag: Path, out: Path, params_file: Path | None = None, overrides: list[str] | None = None,
-                      max_gap_s: float = 0.02, min_stretch_s: float = 0.25) -> dict[str, Any]:
+                      max_gap_s: float = 0.02, min_stretch_s: float | None = None) -> dict[str, Any]:
     """Write the audio topic of ``bag`` (the node's ``audio_topic`` / ``audio_type``) into
     ``out`` as mono float WAV files, one per contiguous stretch; returns a summary. A chunk
     whose stamp is more than ``max_gap_s`` away from where the previous one ended (stamp
     jitter is less, a lost chunk more), one at another rate, or one after a chunk the node
     would refuse (counted, skipped) starts a new file; stretches shorter than
-    ``min_stretch_s`` are left out (counted)."""
+    ``min_stretch_s`` (default: the shortest room recording train_onset --room takes) are
+    left out (counted)."""
     import soundfile as sf
+
+    from avag_core.events.onset_data import ROOM_MIN_S
     from rclpy.serialization import deserialize_message
 
     from avag_ros import audio_inputs
@@ -37,6 +40,7 @@ def export_room_audio(bag: Path, out: Path, params_file: Path | None = None, ove
     from avag_ros.msg_types import get_message_class
     from avag_ros.param_files import node_config
 
+    min_stretch_s = ROOM_MIN_S if min_stretch_s is None else min_stretch_s
     cfg = node_config(params_file, overrides)
     reader = open_bag(Path(bag))
     try:
@@ -96,5 +100,5 @@ def _run(args: Any) -> int:
     summary = export_room_audio(args.bag, args.out, args.params_file, args.overrides)
     print(f"{len(summary['files'])} file(s), {summary['seconds']:.1f} s of audio in {args.out}"
           + (f"; {summary['refused']} message(s) refused" if summary["refused"] else "")
-          + (f"; {summary['short']} stretch(es) shorter than 0.25 s left out" if summary["short"] else ""))
+          + (f"; {summary['short']} stretch(es) too short for a room file left out" if summary["short"] else ""))
     return 0
