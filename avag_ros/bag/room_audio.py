@@ -29,10 +29,9 @@ def export_room_audio(bag: Path, out: Path, params_file: Path | None = None, ove
     ``min_stretch_s`` (default: the shortest room recording train_onset --room takes) are
     left out (counted)."""
     import soundfile as sf
-
-    from avag_core.events.onset_data import ROOM_MIN_S
     from rclpy.serialization import deserialize_message
 
+    from avag_core.events.onset_data import ROOM_MIN_S
     from avag_ros import audio_inputs
     from avag_ros.bag.player import open_bag
     from avag_ros.bag.replay import _checked
