@@ -320,7 +320,6 @@ def main(argv: list[str] | None = None) -> int:
         setattr(cfg, k, type(cur)(v) if not isinstance(cur, bool) else v.lower() in ("1", "true"))
     cfg.validate()
     rng = np.random.default_rng(args.seed)
-    actions = load_actions(rset)
     snrs = [float(s) for s in args.snrs.split(",")]
     names = (args.backgrounds.split(",") if args.backgrounds
              else ["speech", *rset.backgrounds, "white", "pink"])
@@ -329,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--backgrounds: {unknown[0]!r} is not a background of the {rset.name} set")
     if args.write_backgrounds is not None:
         return write_backgrounds(args.write_backgrounds, names, rset, args.background_part, args.cache, args.seed)
+    actions = load_actions(rset)
     rows, cpu_total, audio_total, decided = [], 0.0, 0.0, []
     head = load_head(args.heard) if args.heard else None
     mix_s = 2.0 + 3.6 * len(actions) * args.repeats + 3.0

@@ -205,12 +205,13 @@ def main(argv: list[str] | None = None) -> int:
         room = load_room(args.room) if args.room else []
     except (AvagError, ValueError) as e:
         ap.error(str(e))
-    if starts:
+    if starts:  # one seed per member to fine-tune, in the file's shape
         shape = starts[0].shape
         args.seed = args.seed or tuple(range(len(starts)))
         if len(args.seed) != len(starts):
             ap.error(f"--seed gives {len(args.seed)} seed(s) for the {len(starts)} member(s) of --init {args.init}")
-    args.seed = args.seed or (0,)
+    else:
+        args.seed = args.seed or (0,)
     if args.streams < args.batch or args.epochs < 1:
         ap.error(f"--streams ({args.streams}) must hold at least one --batch ({args.batch}) and --epochs must be >= 1")
     torch.set_num_threads(1)

@@ -46,6 +46,18 @@ def open_bag(path: Path) -> Reader:
     return reader
 
 
+def checked_messages(messages: Any, bag: Path) -> Any:
+    """Re-raise the reader's own failures (truncated/corrupt file) as one-line errors."""
+    while True:
+        try:
+            item = next(messages)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise AvagError(f"bag {bag} is truncated or corrupt: {str(exc).splitlines()[0] or type(exc).__name__}") from None
+        yield item
+
+
 class BagPlayer:
     """Publishers for the bag's topics on an rclpy node of its own (``context``: an rclpy Context)."""
 

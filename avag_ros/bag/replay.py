@@ -34,18 +34,6 @@ class ReplayResult:
                 [r for r in self.rejected if r.event not in self.ended_by_bag_end])
 
 
-def _checked(messages: Any, bag: Path) -> Any:
-    """Re-raise the reader's own failures (truncated/corrupt file) as one-line errors."""
-    while True:
-        try:
-            item = next(messages)
-        except StopIteration:
-            return
-        except Exception as exc:
-            raise AvagError(f"bag {bag} is truncated or corrupt: {str(exc).splitlines()[0] or type(exc).__name__}") from None
-        yield item
-
-
 def replay_offline(
     bag: Path, predictor: Any, cfg: NodeConfig | None = None, truth_topic: str = "/avag/ground_truth",
     warn: Any = None,
@@ -54,7 +42,7 @@ def replay_offline(
     from rclpy.serialization import deserialize_message
 
     from avag_ros.adapter import GroundingAdapter, RejectedSound, load_recognizer
-    from avag_ros.bag.player import open_bag
+    from avag_ros.bag.player import checked_messages, open_bag
     from avag_ros.msg_types import get_message_class
 
     cfg = cfg or NodeConfig()
@@ -91,7 +79,7 @@ def replay_offline(
 
     messages = reader.messages(connections=conns)
     try:
-        for conn, _t, raw in _checked(messages, bag):
+        for conn, _t, raw in checked_messages(messages, bag):
             try:
                 msg = deserialize_message(bytes(raw), classes[conn.topic])
             except Exception as exc:  # count like the node would never see it

@@ -33,8 +33,7 @@ def export_room_audio(bag: Path, out: Path, params_file: Path | None = None, ove
 
     from avag_core.events.onset_data import ROOM_MIN_S
     from avag_ros import audio_inputs
-    from avag_ros.bag.player import open_bag
-    from avag_ros.bag.replay import _checked
+    from avag_ros.bag.player import checked_messages, open_bag
     from avag_ros.conversions import stamp_to_ns
     from avag_ros.msg_types import get_message_class
     from avag_ros.param_files import node_config
@@ -50,7 +49,7 @@ def export_room_audio(bag: Path, out: Path, params_file: Path | None = None, ove
         classes = {c.topic: get_message_class(c.msgtype) for c in conns}
         stretches: list[tuple[int, list[np.ndarray]]] = []
         info, end_ns, rate, refused = None, None, None, 0
-        for conn, _t, raw in _checked(reader.messages(connections=conns), Path(bag)):
+        for conn, _t, raw in checked_messages(reader.messages(connections=conns), Path(bag)):
             msg = deserialize_message(bytes(raw), classes[conn.topic])
             if conn.topic == cfg.audio_info_topic:
                 info = audio_inputs.RawAudioInfo(int(msg.sample_rate), int(msg.channels), str(msg.sample_format))
@@ -61,7 +60,7 @@ def export_room_audio(bag: Path, out: Path, params_file: Path | None = None, ove
                 refused += 1
                 end_ns = None  # a hole: the next chunk starts a new file
                 continue
-            mono = np.nan_to_num(np.asarray(samples, np.float32).reshape(-1, samples.shape[-1]).mean(axis=0))
+            mono = np.nan_to_num(samples.mean(axis=0))  # [channels, n] -> the mono mix
             start = stamp_to_ns(msg.header.stamp)
             if r != rate or end_ns is None or abs(start - end_ns) > max_gap_s * 1e9:
                 stretches.append((r, []))
