@@ -99,6 +99,75 @@ def test_a_room_fine_tunes_each_member_of_a_trained_file(monkeypatch, tmp_path):
         assert err.value.code == 2 and not bad.exists(), wrong
 
 
+def test_hard_negatives_weigh_only_the_background_frames_that_fire():
+    """``loss_of(..., hard_negatives=W)``: a background frame scored at or above
+    HARD_NEGATIVE_P counts W times, one below it and every onset frame (even one that fires)
+    count once, a frame of weight 0 stays out; W = 1 is the plain loss."""
+    import torch
+    import torch.nn.functional as F
+
+    from avag_core.events.train_onset import _ONSET_POS_WEIGHT, HARD_NEGATIVE_P, loss_of
+
+    p_fire = torch.tensor(HARD_NEGATIVE_P)  # exactly at the threshold: fires
+    on = torch.tensor([4.0, torch.logit(p_fire), -1.0, 3.0, 2.0, -4.0])  # onset logits
+    act = torch.tensor([0.5, -0.5, 1.0, 0.0, -2.0, 1.5])
+    y = torch.tensor([[0, 0, 1], [0, 1, 1], [0, 0, 1], [1, 1, 1], [0, 0, 0], [1, 1, 1]], dtype=torch.float32)
+    logits = torch.stack([on, act])[None]
+    onset = F.binary_cross_entropy_with_logits(on, y[:, 0], reduction="none",
+                                               pos_weight=torch.tensor(_ONSET_POS_WEIGHT))
+    per_frame = onset + 0.5 * F.binary_cross_entropy_with_logits(act, y[:, 1], reduction="none")
+
+    def expected(w):
+        return float((per_frame * w).sum() / w.sum())
+
+    plain = torch.tensor([1.0, 1, 1, 1, 0, 1])
+    hard = torch.tensor([3.0, 3, 1, 1, 0, 1])  # frames 0 and 1 fire on background; 3 fires on an onset
+    assert float(loss_of(logits, y[None])) == pytest.approx(expected(plain), rel=1e-6)
+    assert float(loss_of(logits, y[None], 1.0)) == float(loss_of(logits, y[None]))
+    assert float(loss_of(logits, y[None], 3.0)) == pytest.approx(expected(hard), rel=1e-6)
+    grads = []
+    for w in (1.0, 3.0):
+        x = logits.clone().requires_grad_(True)
+        loss_of(x, y[None], w).backward()
+        grads.append(x.grad[0, 0])
+    # the firing background frame's pull grows against a quiet one's; the onset frame's does not
+    ratio = (grads[1][0] / grads[1][2]) / (grads[0][0] / grads[0][2])
+    assert float(ratio) == pytest.approx(3.0, rel=1e-5)
+    assert float((grads[1][3] / grads[1][2]) / (grads[0][3] / grads[0][2])) == pytest.approx(1.0, rel=1e-5)
+    assert float(grads[1][4]) == 0.0
+
+
+def test_hard_negatives_change_the_fine_tune_and_are_recorded(monkeypatch, tmp_path):
+    """``train_onset --hard-negatives W`` reaches the loss (same streams, other weights),
+    the file records W; W below 1 or not a number: one usage line, exit 2, nothing written."""
+    from safetensors.numpy import load_file
+
+    from avag_core.events import train_onset
+    from avag_core.weights.checkpoint import read_safetensors
+
+    monkeypatch.setattr(train_onset, "load_library", small_library)
+    init = tmp_path / "init.safetensors"
+    assert train_onset.main(["--out", str(init), *TINY, *SHAPE]) == 0
+    room = tmp_path / "fan.wav"
+    sf.write(room, tone(3000.0, 2.0), SR)
+    common = ["--init", str(init), "--room", str(room), "--lr", "1e-2", *TINY]
+    files = {}
+    for w in ("1", "1", "50"):
+        files.setdefault(w, []).append(tmp_path / f"w{w}_{len(files.get(w, []))}.safetensors")
+        assert train_onset.main(["--out", str(files[w][-1]), "--hard-negatives", w, *common]) == 0
+    same, other = load_file(files["1"][0]), load_file(files["1"][1])
+    assert all(np.array_equal(same[k], other[k]) for k in same)  # one command, one file
+    hard = load_file(files["50"][0])
+    assert any(not np.allclose(same[k], hard[k]) for k in same)
+    assert read_safetensors(files["50"][0], "onset model")[1]["hard_negatives"] == "50"
+    assert read_safetensors(files["1"][0], "onset model")[1]["hard_negatives"] == "1"
+    bad = tmp_path / "bad.safetensors"
+    for wrong in ("0.5", "nan", "inf", "many"):
+        with pytest.raises(SystemExit) as err:
+            train_onset.main(["--out", str(bad), "--hard-negatives", wrong, *common])
+        assert err.value.code == 2 and not bad.exists(), wrong
+
+
 def test_the_benchmark_plays_one_half_of_each_background_and_writes_the_other(tmp_path):
     """``--background-part second`` never plays the first half of a recording (a room
     adapted on ``--write-backgrounds`` of the first half is scored on sounds it never heard)."""

@@ -6,6 +6,9 @@
     # adapt the shipped members to a room (recordings of it, no actions needed)
     python -m avag_core.events.train_onset --out room.safetensors --room recordings/ \
         --init avag_core/checkpoints/onset.safetensors --streams 1200 --epochs 4 --lr 5e-4
+    # ... and weigh up the room's sounds the members still take for onsets (fewer false events)
+    python -m avag_core.events.train_onset --out room.safetensors --room recordings/ \
+        --init avag_core/checkpoints/onset.safetensors --streams 1200 --epochs 4 --lr 5e-4 --hard-negatives 4
 
 Streams come from avag_core.events.onset_data (recordings the hearing benchmark does not
 use). Whole streams are scored in one pass (the model has no padding), the loss is binary
@@ -53,6 +56,7 @@ from avag_core.events.onset_model import (
 )
 
 _ONSET_POS_WEIGHT = 4.0
+HARD_NEGATIVE_P = 0.5  # --hard-negatives: a background frame at this onset probability would start an event
 # the shipped weights' shape: 4 s of context (a background that pops every second is heard as
 # one), 8 frames (128 ms) of hindsight, each band's level against its recent peaks
 SHIPPED_SHAPE = OnsetShape(dilations=(1, 2, 4, 8, 16, 32, 64), lookahead=8, peaks=True)
@@ -80,6 +84,13 @@ def share_arg(text: str) -> float:
     if len(out) != 1 or not 0.0 <= out[0] <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
     return out[0]
+
+
+def _at_least_one(text: str) -> float:
+    v = float(text)
+    if not (v >= 1.0 and np.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 1, got {text!r}")
+    return v
 
 
 def _snr_range(text: str) -> tuple[float, float]:
@@ -117,9 +128,16 @@ def stream_tensors(audio: np.ndarray, labels: np.ndarray, shape: OnsetShape) -> 
     return torch.from_numpy(x.T.copy()), torch.from_numpy(y)
 
 
-def loss_of(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """logits [B, 2, T], y [B, T, 3] (onset, active, weight)."""
+def loss_of(logits: torch.Tensor, y: torch.Tensor, hard_negatives: float = 1.0) -> torch.Tensor:
+    """logits [B, 2, T], y [B, T, 3] (onset, active, weight). ``hard_negatives`` > 1 multiplies
+    the weight of every frame that is no onset but that the model, as it is now, scores at or
+    above HARD_NEGATIVE_P (the detector's default ``learned_on``): the frames that would start
+    a false event. Why: in a room of pops or drops most background frames are easy, and their
+    plain mean hardly moves the few that fire."""
     w = y[..., 2]
+    if hard_negatives != 1.0:
+        fires = (torch.sigmoid(logits[:, 0].detach()) >= HARD_NEGATIVE_P) & (y[..., 0] == 0)
+        w = w * torch.where(fires, hard_negatives, 1.0)
     on = F.binary_cross_entropy_with_logits(logits[:, 0], y[..., 0], reduction="none",
                                             pos_weight=torch.tensor(_ONSET_POS_WEIGHT))
     act = F.binary_cross_entropy_with_logits(logits[:, 1], y[..., 1], reduction="none")
@@ -190,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
                     "sounds, no actions needed): a share of the streams (--room-share) plays them as background")
     ap.add_argument("--room-share", type=share_arg, default=0.5, metavar="P",
                     help="share of the streams over the --room recordings (the rest as the recipe draws them)")
+    ap.add_argument("--hard-negatives", type=_at_least_one, default=1.0, metavar="W",
+                    help="weight W on background frames the model currently scores as an onset "
+                    f"(probability >= {HARD_NEGATIVE_P:g}): its false events count W times in the loss "
+                    "(loss_of); default 1 (off), the shipped weights' recipe")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "avag" / "onset_train")
     ap.add_argument("--join", type=lambda t: [Path(v) for v in t.split(",")], default=None, metavar="A,B,...",
@@ -232,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "ambient_share": str(args.ambient_share),
                                        "snr_db": ",".join(f"{v:g}" for v in args.snr_db),
                                        "retakes": str(args.retakes), "headroom": str(int(args.headroom)),
+                                       "hard_negatives": f"{args.hard_negatives:g}",
                                        **adapted})
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) in {time.time() - t0:.0f} s")
     return 0
@@ -277,7 +300,7 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape, start: 
         total = 0.0
         for i in range(args.streams // args.batch):
             idx = order[i * args.batch:(i + 1) * args.batch]
-            loss = loss_of(model(_with_context(xs[idx], shape)), ys[idx])
+            loss = loss_of(model(_with_context(xs[idx], shape)), ys[idx], args.hard_negatives)
             opt.zero_grad()
             loss.backward()
             opt.step()
