@@ -8,7 +8,7 @@
         --init avag_core/checkpoints/onset.safetensors --streams 1200 --epochs 4 --lr 5e-4
     # ... and weigh up the room's sounds the members still take for onsets (fewer false events)
     python -m avag_core.events.train_onset --out room.safetensors --room recordings/ \
-        --init avag_core/checkpoints/onset.safetensors --streams 1200 --epochs 4 --lr 5e-4 --hard-negatives 4
+        --init avag_core/checkpoints/onset.safetensors --streams 1200 --epochs 4 --lr 5e-4 --hard-negatives 2
 
 Streams come from avag_core.events.onset_data (recordings the hearing benchmark does not
 use). Whole streams are scored in one pass (the model has no padding), the loss is binary
@@ -87,6 +87,7 @@ def share_arg(text: str) -> float:
 
 
 def _at_least_one(text: str) -> float:
+    """A finite weight >= 1 (argparse type: 1 is the plain loss, below it would favour false onsets)."""
     v = float(text)
     if not (v >= 1.0 and np.isfinite(v)):
         raise argparse.ArgumentTypeError(f"expected a finite number >= 1, got {text!r}")
