@@ -69,6 +69,31 @@ def test_each_contiguous_stretch_of_the_microphone_becomes_one_room_file(tmp_pat
     assert [x.size for x in load_room((str(out),))] == [10 * 512, 20 * 512, 6400]
 
 
+def test_a_room_file_holds_what_the_node_hears_and_no_chunk_it_refuses(tmp_path):
+    """NaN/Inf samples become 0 and samples beyond full scale are clipped, as the node's
+    buffer does; a chunk at a rate the node refuses (1 Hz) is counted and leaves a hole."""
+    from avag_core.events import EventConfig
+
+    fs = EventConfig().full_scale
+    rng = np.random.default_rng(1)
+    a = rng.uniform(-0.5, 0.5, (2, 20 * 512)).astype(np.float32)
+    a[0, 100], a[1, 700], a[0, 1300], a[1, 2000] = np.nan, np.inf, 3.0 * fs, -np.inf
+    chunks = [(T0 + k * 32_000_000, a[:, k * 512:(k + 1) * 512], 16000) for k in range(10)]
+    chunks.append((T0 + 10 * 32_000_000, a[:, 10 * 512:10 * 512 + 4], 1))  # 1 Hz: the node refuses it
+    chunks += [(T0 + k * 32_000_000, a[:, k * 512:(k + 1) * 512], 16000) for k in range(11, 20)]
+    bag = tmp_path / "room_bag"
+    _write_bag(bag, chunks)
+    out = tmp_path / "room"
+    run = _avag("bag", "audio", str(bag), "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    assert "2 file(s)" in run.stdout and "1 message(s) refused" in run.stdout, run.stdout
+    heard = np.clip(np.where(np.isfinite(a), a, 0.0).mean(axis=0, dtype=np.float32), -fs, fs)
+    for k, part in enumerate((heard[: 10 * 512], heard[11 * 512:])):
+        got, r = sf.read(out / f"room_bag_{k:03d}.wav", dtype="float32")
+        assert r == 16000 and np.array_equal(got, part), k
+    assert np.abs(heard).max() == fs
+
+
 def test_a_bag_without_the_audio_topic_fails_with_one_line(tmp_path):
     bag = tmp_path / "bag"
     _write_bag(bag, [(T0 + k * 32_000_000, np.zeros((1, 512), np.float32), 16000) for k in range(20)])

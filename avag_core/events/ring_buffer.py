@@ -78,6 +78,37 @@ class PushResult:
     issues: list[tuple[str, str]] = field(default_factory=list)  # (kind, one-line reason) refused or repaired
 
 
+def check_chunk(
+    samples: np.ndarray, stamp: float | int, sample_rate: float | None, cfg: EventConfig
+) -> tuple[tuple[str, str], tuple[np.ndarray, int, float] | None]:
+    """(("", ""), (float32 array, rate, t0)) within bounds, else ((kind, reason), None). The
+    node's bounds on one chunk (rate, shape, channels, length), shared with ``avag bag audio``
+    so a room file never holds a chunk the node would refuse."""
+    try:
+        t0 = to_seconds(stamp)
+    except (TypeError, ValueError) as exc:
+        return ("bad_stamp", f"chunk refused: {exc}"), None
+    try:
+        rate_f = float(cfg.sample_rate if sample_rate is None else sample_rate)
+    except (TypeError, ValueError):
+        return ("rate_out_of_range", f"chunk refused: sample rate {sample_rate!r} is not a number"), None
+    if not cfg.min_input_rate <= rate_f <= cfg.max_input_rate:  # NaN fails too
+        return ("rate_out_of_range", f"chunk refused: sample rate {sample_rate!r} Hz is outside "
+                                     f"{cfg.min_input_rate}-{cfg.max_input_rate} Hz"), None
+    rate = round(rate_f)
+    arr = np.asarray(samples)
+    if arr.ndim not in (1, 2) or arr.dtype.kind not in "fiu":
+        return ("bad_shape", f"chunk refused: audio must be numeric [n] or [channels, n], got "
+                             f"shape {arr.shape} {arr.dtype}"), None
+    if arr.ndim == 2 and arr.shape[0] > cfg.max_channels:
+        return ("too_many_channels", f"chunk refused: {arr.shape[0]} channels > max_channels "
+                                     f"{cfg.max_channels} (is it [n, channels]?)"), None
+    if arr.shape[-1] > cfg.max_chunk_s * rate:
+        return ("chunk_too_long", f"chunk refused: {arr.shape[-1]} samples at {rate} Hz = "
+                                  f"{arr.shape[-1] / rate:.1f} s > max_chunk_s {cfg.max_chunk_s:g} s"), None
+    return ("", ""), (arr.astype(np.float32, copy=False), rate, t0)
+
+
 class AudioRingBuffer:
     """Fixed-size circular float32 history at ``config.sample_rate`` with a time axis."""
 
@@ -130,7 +161,7 @@ class AudioRingBuffer:
         cfg = self.config
         self.stats.chunks += 1
         issues: list[tuple[str, str]] = []
-        refusal, checked = self._check_input(samples, stamp, sample_rate)
+        refusal, checked = check_chunk(samples, stamp, sample_rate, cfg)
         if checked is None:
             self.stats.refused += 1
             return PushResult("refused", issues=[refusal])
@@ -162,35 +193,6 @@ class AudioRingBuffer:
         res = self._place(x, t0, rate, stamp, issues)
         res.issues = issues + [i for i in res.issues if i not in issues]
         return res
-
-    def _check_input(
-        self, samples: np.ndarray, stamp: float | int, sample_rate: float | None
-    ) -> tuple[tuple[str, str], tuple[np.ndarray, int, float] | None]:
-        """(("", ""), (float32 array, rate, t0)) within bounds, else ((kind, reason), None)."""
-        cfg = self.config
-        try:
-            t0 = to_seconds(stamp)
-        except (TypeError, ValueError) as exc:
-            return ("bad_stamp", f"chunk refused: {exc}"), None
-        try:
-            rate_f = float(self.sample_rate if sample_rate is None else sample_rate)
-        except (TypeError, ValueError):
-            return ("rate_out_of_range", f"chunk refused: sample rate {sample_rate!r} is not a number"), None
-        if not cfg.min_input_rate <= rate_f <= cfg.max_input_rate:  # NaN fails too
-            return ("rate_out_of_range", f"chunk refused: sample rate {sample_rate!r} Hz is outside "
-                                         f"{cfg.min_input_rate}-{cfg.max_input_rate} Hz"), None
-        rate = round(rate_f)
-        arr = np.asarray(samples)
-        if arr.ndim not in (1, 2) or arr.dtype.kind not in "fiu":
-            return ("bad_shape", f"chunk refused: audio must be numeric [n] or [channels, n], got "
-                                 f"shape {arr.shape} {arr.dtype}"), None
-        if arr.ndim == 2 and arr.shape[0] > cfg.max_channels:
-            return ("too_many_channels", f"chunk refused: {arr.shape[0]} channels > max_channels "
-                                         f"{cfg.max_channels} (is it [n, channels]?)"), None
-        if arr.shape[-1] > cfg.max_chunk_s * rate:
-            return ("chunk_too_long", f"chunk refused: {arr.shape[-1]} samples at {rate} Hz = "
-                                      f"{arr.shape[-1] / rate:.1f} s > max_chunk_s {cfg.max_chunk_s:g} s"), None
-        return ("", ""), (arr.astype(np.float32, copy=False), rate, t0)
 
     def breaks_timeline(self, stamp: float | int) -> bool:
         """Would a chunk at ``stamp`` clear the history or jump past all of it? A tracker

@@ -32,6 +32,8 @@ def export_room_audio(bag: Path, out: Path, params_file: Path | None = None, ove
     from rclpy.serialization import deserialize_message
 
     from avag_core.events.onset_data import ROOM_MIN_S
+    from avag_core.events.ring_buffer import check_chunk
+    from avag_core.events.timebase import to_mono_float32
     from avag_ros import audio_inputs
     from avag_ros.bag.player import checked_messages, open_bag
     from avag_ros.conversions import stamp_to_ns
@@ -54,14 +56,19 @@ def export_room_audio(bag: Path, out: Path, params_file: Path | None = None, ove
             if conn.topic == cfg.audio_info_topic:
                 info = audio_inputs.RawAudioInfo(int(msg.sample_rate), int(msg.channels), str(msg.sample_format))
                 continue
+            start = stamp_to_ns(msg.header.stamp)
             try:
                 samples, r = audio_inputs.to_numpy(msg, cfg.audio_type, info)
             except ValueError:
+                samples = None
+            checked = None if samples is None else check_chunk(samples, start, r, cfg.events)[1]
+            if checked is None:  # the node would refuse it (format, rate, channels, length)
                 refused += 1
                 end_ns = None  # a hole: the next chunk starts a new file
                 continue
-            mono = np.nan_to_num(samples.mean(axis=0))  # [channels, n] -> the mono mix
-            start = stamp_to_ns(msg.header.stamp)
+            # as the node hears it: NaN/Inf samples 0, the mono mix within full scale
+            x = to_mono_float32(np.where(np.isfinite(checked[0]), checked[0], np.float32(0.0)))
+            mono = np.clip(x, -cfg.events.full_scale, cfg.events.full_scale)
             if r != rate or end_ns is None or abs(start - end_ns) > max_gap_s * 1e9:
                 stretches.append((r, []))
             stretches[-1][1].append(mono)
