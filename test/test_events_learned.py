@@ -286,11 +286,13 @@ def test_the_peak_levels_hear_a_new_sound_rise_above_a_texture():
     assert broadband_p[peaks_at[-4]] > 1.5  # the loud tick: 15 dB and more over them
 
 
-def test_the_peak_levels_are_held_through_digital_silence():
+def test_the_peak_levels_fall_no_lower_than_the_background_before_digital_silence():
     """Peaks input: room noise, 3 s of digital silence (a muted microphone), the same noise
-    again. The noise that comes back is at its own recent peaks (p near 0), not a new sound
-    40 dB up; it is far over the running background, which followed the silence down (z).
-    The envelope never lies below that background (p <= z in every band and frame)."""
+    again. The noise that comes back is near the peak envelope, which fell through the
+    silence no lower than the background before it (p near 0), not a new sound 40 dB up;
+    it is far over the running background, which followed the silence down (z). The
+    envelope never lies below that background (p <= z in every band and frame). A sound
+    out of the zeros of a noise gate: test_hearing_input_bounds."""
     from avag_core.events.onset_features import FEATURES, MELS, OnsetFeatures
 
     rng = np.random.default_rng(1)
