@@ -81,12 +81,15 @@ def test_the_shipped_recipes_streams_stay_as_they_were_drawn():
     """Recipe options added later (ambient share, SNR range, retakes) make no random draw
     when off, so the plain recipe and the previous file's recipe draw the streams they drew
     before the options existed: onset frames and 'active' frame counts of six streams per recipe, as
-    the code of commit f08319f (before the retake option) drew them from this library."""
+    the code of commit f08319f (before the retake option) drew them from this library. Two of
+    them hold a stretch of digital silence, whose labels are muted since the release that
+    added _mute_labels: 10 active frames of plain seed 4, and in short-action seed 0
+    the action placed at frame 643 inside the silence (and 7 active frames) are gone."""
     lib = small_library(None, 0)
     before = {
-        0.0: [([118, 340, 549], 78), ([], 0), ([], 0), ([44, 152, 368], 148), ([54, 144, 291, 455], 128),
+        0.0: [([118, 340, 549], 78), ([], 0), ([], 0), ([44, 152, 368], 148), ([54, 144, 291, 455], 118),
               ([102, 309, 506, 708], 109)],
-        SHORT_ACTION_P: [([118, 221, 418, 510, 643], 52), ([], 0), ([], 0), ([44, 135, 308, 454], 108),
+        SHORT_ACTION_P: [([118, 221, 418, 510], 45), ([], 0), ([], 0), ([44, 135, 308, 454], 108),
                          ([54, 183, 436, 600], 100), ([102, 307, 468, 546], 91)]}
     for short, expected in before.items():
         drawn = []
@@ -95,6 +98,44 @@ def test_the_shipped_recipes_streams_stay_as_they_were_drawn():
             onsets = np.flatnonzero(np.diff(np.concatenate([[0.0], labels[:, 0]])) > 0).tolist()
             drawn.append((onsets, int(labels[:, 1].sum())))
         assert drawn == expected, short
+
+
+def test_a_stretch_of_digital_silence_mutes_the_labels_it_covers():
+    """_mute_labels: frames wholly in the zeros are no onset and not active; where sound
+    comes back inside an action the next RETURN_FRAMES frames weigh nothing; the rest stays."""
+    from avag_core.events.onset_data import FRAME, RETURN_FRAMES, _mute_labels
+
+    labels = np.zeros((100, 3), np.float32)
+    labels[:, 2] = 1.0
+    labels[10:61, 1] = 1.0  # an action sounding from frame 10 to 60
+    labels[30:32, 0] = 1.0  # and another's onset inside it
+    muted = labels.copy()
+    _mute_labels(muted, 25 * HOP, 40 * HOP)  # frames 25-38 lie wholly within
+    inside = slice(25, (40 * HOP - FRAME) // HOP + 1)
+    assert not muted[inside, :2].any() and muted[inside, 2].all()
+    assert (muted[39:39 + RETURN_FRAMES, 2] == 0).all() and muted[39:39 + RETURN_FRAMES, 1].all()
+    rest = np.r_[0:25, 39 + RETURN_FRAMES:100]
+    assert np.array_equal(muted[rest], labels[rest]) and muted[39:, :2].sum() == labels[39:, :2].sum()
+    quiet = labels.copy()
+    quiet[:, 1] = 0.0
+    _mute_labels(quiet, 70 * HOP, 80 * HOP)  # no action there: nothing comes back inside one
+    assert quiet[:, 2].all()
+
+
+def test_no_training_onset_lies_in_digital_silence():
+    """An action placed where a stream's stretch of digital silence later fell is gone from
+    the audio, and so from the labels: no onset frame is all zeros (in 300 streams, some
+    of which place an action there)."""
+    from avag_core.events.onset_data import FRAME
+
+    lib = small_library(None, 0)
+    onsets = 0
+    for seed in range(300):
+        audio, labels = make_stream(lib, np.random.default_rng(seed), StreamRecipe(short_action_p=SHORT_ACTION_P))
+        on = np.flatnonzero(labels[:, 0] * labels[:, 2] > 0)
+        onsets += on.size
+        assert not any(np.all(audio[k * HOP:k * HOP + FRAME] == 0.0) for k in on), seed
+    assert onsets > 300
 
 
 def test_short_actions_option_places_transients():

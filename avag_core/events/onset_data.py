@@ -13,7 +13,7 @@ A stream is ``STREAM_S`` seconds of background (speech, music, ambience, coloure
 synthetic crackle (dense, or a loud pop every second or so), rain and beat music, or mixtures)
 at a random level, with action sounds at random SNR (-5 to 25 dB,
 the benchmark's SNR convention), random spacing, sometimes a DC offset or a stretch of
-digital silence or clipping; a recipe may play a share of backgrounds and actions as another take
+digital silence (its labels muted: ``_mute_labels``) or clipping; a recipe may play a share of backgrounds and actions as another take
 (``_retake``: another speed and equaliser). Labels per analysis frame: ``onset`` (the frame whose newest hop holds
 an action's reference onset, and the next), ``active`` (from the onset to the action's
 last frame above the background), and a weight (0 around onsets and during warm-up).
@@ -428,6 +428,22 @@ class StreamRecipe:
     room_p: float = 0.0  # share of streams over the room's recordings (Library.room; train_onset --room)
 
 
+RETURN_FRAMES = 4  # _mute_labels: frames of sound coming back inside an action, left out of the loss
+
+
+def _mute_labels(labels: np.ndarray, start: int, end: int) -> None:
+    """Labels after samples [start, end) of a finished stream were zeroed (a dropout or a
+    mute): a frame wholly in the zeros hears nothing, so no action starts or sounds there
+    (an action placed there is gone); where sound comes back inside an action that began
+    before or within the zeros, the next RETURN_FRAMES frames are neither its onset nor
+    plainly background, so they count for nothing."""
+    first, last = -(-start // HOP), (end - FRAME) // HOP  # frames wholly within the zeros
+    labels[first:last + 1, :2] = 0.0
+    back = max(first, last + 1)  # the first frame that holds sound again
+    if back < labels.shape[0] and labels[back, 1] > 0:
+        labels[back:back + RETURN_FRAMES, 2] = 0.0
+
+
 def make_stream(lib: Library, rng: np.random.Generator,
                 recipe: StreamRecipe = StreamRecipe()) -> tuple[np.ndarray, np.ndarray]:
     """(audio, labels [frames, 3]: onset, active, weight) of one training stream."""
@@ -478,6 +494,8 @@ def make_stream(lib: Library, rng: np.random.Generator,
         mix += rng.uniform(-0.05, 0.05)
     if rng.random() < 0.1:
         s = int(rng.integers(0, n - SR // 2))
-        mix[s:s + int(rng.integers(SR // 4, 2 * SR))] = 0.0
+        e = min(n, s + int(rng.integers(SR // 4, 2 * SR)))
+        mix[s:e] = 0.0
+        _mute_labels(labels, s, e)
     labels[:WARMUP_FRAMES, 2] = 0.0
     return np.clip(mix, -1.0, 1.0).astype(np.float32), labels
