@@ -13,6 +13,7 @@ from avag_core.data.synth.backgrounds import (
     HEADROOM_PEAK,
     active_power,
     background_power,
+    reference_onset,
     within_full_scale,
 )
 from avag_core.events import SoundEvent
@@ -98,11 +99,40 @@ def test_a_recording_set_brings_its_own_actions_backgrounds_and_voices(monkeypat
     assert report["recordings"] == "heldout"
     assert [r["background"] for r in report["rows"]] == ["speech", "music", "white", "pink"]
     assert all(r["actions"] == len(actions) for r in report["rows"])
+    assert report["gated"]["actions"] == len(actions)  # and the gated input, last
     assert spoken and all(r is small for r in spoken)
     cached = [p.name for p in (tmp_path / "c").iterdir()]
     assert cached and all(name.startswith("heldout_speech_") for name in cached)
     with pytest.raises(SystemExit):  # a background of the other set: argparse's one-line error
         hb.main(["--recordings", "heldout", "--backgrounds", "crackle", "--json", str(out)])
+
+
+def test_the_gated_input_is_each_action_at_one_peak_with_exact_zeros_between(tmp_path, capsys):
+    """``gated``: the actions in order, each peaking at GATED_PEAK, GATED_SPACING_S apart,
+    exact zeros everywhere else; the learned detector finds the four committed clips there
+    (with the peak envelope held through digital silence it found 1 of 4)."""
+    from audio_clips import load
+
+    actions = [(n, load(f"action_{n}")) for n in ("chink", "coins", "raze", "stamp")]
+    x, onsets = hb.gated_mix(actions)
+    sound = np.zeros(x.size, bool)
+    for i, (_, a) in enumerate(actions):
+        at = round((2.0 + i * hb.GATED_SPACING_S) * hb.SR)
+        n = min(a.size, round(hb.MAX_ACTION_S * hb.SR))
+        assert np.abs(x[at:at + n]).max() == pytest.approx(hb.GATED_PEAK)
+        assert onsets[i] == pytest.approx(at / hb.SR + reference_onset(a[:n], hb.SR))
+        sound[at:at + n] = True
+    assert not x[~sound].any()
+    small = hb.RecordingSet(name="heldout", actions=tuple(("test data", str(AUDIO / f"action_{n}.flac"))
+                                                          for n, _ in actions), backgrounds={}, voices=("da",),
+                            text="/usr/share/common-licenses/GPL-2")
+    out = tmp_path / "g.json"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(hb.SETS, "heldout", small)
+        assert hb.main(["--recordings", "heldout", "--backgrounds", "gated", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["rows"] == [] and report["gated"]["hits"] == 4 and report["gated"]["false_alarms"] == 0
+    assert "gated microphone" in capsys.readouterr().out
 
 
 def test_the_two_recording_sets_share_no_file_and_install_as_documented():

@@ -8,6 +8,8 @@ a whole where it would peak above -1 dBFS (``within_full_scale``: a microphone's
 for the room; the input checks would otherwise clip it), then fed to
 ``AudioEventTracker`` in 512-sample chunks with nanosecond stamps, as the node feeds it.
 Speech and music are also played alone (10 min each by default) to count false alarms.
+Then a noise-gated microphone (``gated``): every action at one peak level with exact zeros
+between them, as a noise gate or suppressor sends them (no background, so no SNR).
 
 Prints a table and writes JSON. Setup (Debian/Ubuntu, as root or with sudo):
 
@@ -72,6 +74,8 @@ TARGETS = {"recall_5db": 0.9, "precision_5db": 0.9, "onset_p90_ms": 50.0, "fa_pe
            "rtf_percent": 2.0}
 
 PARTS = ("whole", "first", "second")
+GATED_PEAK = 0.1  # -20 dBFS: the peak of every action on the gated input
+GATED_SPACING_S = 3.6  # start to start (at least 1.2 s of zeros after each action)
 
 
 def part_of(x: np.ndarray, part: str) -> np.ndarray:
@@ -169,6 +173,22 @@ def build_mix(bg: np.ndarray, actions: list[tuple[str, np.ndarray]], snr: float,
     return within_full_scale(mix), onsets
 
 
+def gated_mix(actions: list[tuple[str, np.ndarray]]) -> tuple[np.ndarray, list[float]]:
+    """A noise-gated microphone: the actions in their order, each scaled to peak at
+    GATED_PEAK, GATED_SPACING_S apart, exact zeros everywhere else. Why: a gate or a noise
+    suppressor sends nothing between sounds, so a detector that judges a sound by what came
+    before it must still hear a sound no louder than the last one."""
+    starts = [2.0 + i * GATED_SPACING_S for i in range(len(actions))]
+    x = np.zeros(round((starts[-1] + MAX_ACTION_S + 3.0) * SR) if starts else 0, np.float32)
+    onsets = []
+    for t, (_, a) in zip(starts, actions, strict=True):
+        a = a[: round(MAX_ACTION_S * SR)]
+        at = round(t * SR)
+        x[at:at + a.size] = a / max(float(np.abs(a).max()), 1e-9) * GATED_PEAK
+        onsets.append(t + reference_onset(a, SR))
+    return x, onsets
+
+
 class DetectorRun(NamedTuple):
     events: list[SoundEvent]  # times relative to the start of the audio
     cpu_s: float
@@ -261,7 +281,7 @@ def write_backgrounds(out: Path, names: list[str], rset: RecordingSet, part: str
 
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    for name in names:
+    for name in (n for n in names if n != "gated"):  # the gated input has no background
         if name in ("speech", "white", "pink"):
             tracks = [background(name, 300.0 if name == "speech" else 60.0, rng, cache, rset, part)]
         else:
@@ -284,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="bench: the README's benchmark; heldout: other packages' recordings that neither "
                     "the benchmark nor training plays (avag_core/benchmarks/hearing_sets.py)")
     ap.add_argument("--backgrounds", default=None,
-                    help="comma-separated (default: every background of the set, then white and pink noise)")
+                    help="comma-separated (default: every background of the set, then white and pink noise, "
+                    "then 'gated': the actions with exact zeros between them)")
     ap.add_argument("--snrs", default=",".join(f"{s:g}" for s in SNRS))
     ap.add_argument("--alone-s", type=float, default=600.0, help="speech/music alone, seconds each")
     ap.add_argument("--repeats", type=int, default=1, help="passes over all actions per background and SNR")
@@ -322,8 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     snrs = [float(s) for s in args.snrs.split(",")]
     names = (args.backgrounds.split(",") if args.backgrounds
-             else ["speech", *rset.backgrounds, "white", "pink"])
-    unknown = [n for n in names if n not in ("speech", "white", "pink", *rset.backgrounds)]
+             else ["speech", *rset.backgrounds, "white", "pink", "gated"])
+    unknown = [n for n in names if n not in ("speech", "white", "pink", "gated", *rset.backgrounds)]
     if unknown:
         ap.error(f"--backgrounds: {unknown[0]!r} is not a background of the {rset.name} set")
     if args.write_backgrounds is not None:
@@ -332,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, cpu_total, audio_total, decided = [], 0.0, 0.0, []
     head = load_head(args.heard) if args.heard else None
     mix_s = 2.0 + 3.6 * len(actions) * args.repeats + 3.0
-    for name in names:
+    for name in (n for n in names if n != "gated"):
         bg = background(name, mix_s, rng, args.cache, rset, args.background_part)
         for snr in snrs:
             acts = actions * args.repeats
@@ -365,7 +386,13 @@ def main(argv: list[str] | None = None) -> int:
             labels = accepted_by_head(head, bg, events)
             alone[-1].update(accepted=len(labels), accepted_labels=labels,
                              accepted_per_min=len(labels) / (bg.size / SR / 60))
-    rtf = cpu_total / audio_total
+    gated = None
+    if "gated" in names:  # after every random draw: the other rows stay as they were
+        mix, onsets = gated_mix(actions * args.repeats)
+        s = score(run_detector(mix, cfg).events, onsets)
+        s.pop("onset_errors_ms")
+        gated = {"peak_dbfs": 20 * float(np.log10(GATED_PEAK)), **s}
+    rtf = cpu_total / audio_total if audio_total else 0.0
     print(f"recordings={rset.name}  detector={cfg.detector}  chunks of {CHUNK} samples at {SR} Hz, {len(actions)} actions x "
           f"{args.repeats} per background and SNR")
     print(f"{'background':<10} {'SNR dB':>6} {'recall':>7} {'precision':>9} {'onset p50/p90 ms':>17} "
@@ -385,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{a['fa_per_min']:.2f} false alarms per minute"
               + (f"; accepted as actions by the head: {a['accepted']} = {a['accepted_per_min']:.2f} per minute"
                  if "accepted" in a else ""))
+    if gated:
+        print(f"gated microphone (exact zeros between sounds, each action peaking at {gated['peak_dbfs']:g} dBFS): "
+              f"{gated['hits']} of {gated['actions']} actions found, {gated['false_alarms']} false events")
     print(f"runtime: {rtf * 100:.2f} % of one core ({rtf * 3600:.1f} s per hour of audio)")
     delay = ({"p50": float(np.percentile(decided, 50)), "p90": float(np.percentile(decided, 90))}
              if decided else None)
@@ -404,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
                                               for k, v in verdict.items()))
     payload = {"recordings": rset.name, "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
                "chunk": CHUNK,
-               "rows": rows, "per_snr": summary, "alone": alone, "rtf": rtf, "decided_after_s": delay,
+               "rows": rows, "per_snr": summary, "alone": alone, "gated": gated, "rtf": rtf, "decided_after_s": delay,
                "worst": verdict, "targets": TARGETS,
                "command": " ".join(["python -m avag_core.benchmarks.hearing_bench", *(argv or sys.argv[1:])])}
     args.json.parent.mkdir(parents=True, exist_ok=True)
