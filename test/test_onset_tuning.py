@@ -120,6 +120,9 @@ def test_a_stretch_of_digital_silence_mutes_the_labels_it_covers():
     quiet[:, 1] = 0.0
     _mute_labels(quiet, 70 * HOP, 80 * HOP)  # no action there: nothing comes back inside one
     assert quiet[:, 2].all()
+    short = labels.copy()
+    _mute_labels(short, 0, FRAME // 2)  # shorter than a frame: no frame lies wholly within
+    assert np.array_equal(short, labels)
 
 
 def test_no_training_onset_lies_in_digital_silence():

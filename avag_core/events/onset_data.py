@@ -438,7 +438,8 @@ def _mute_labels(labels: np.ndarray, start: int, end: int) -> None:
     before or within the zeros, the next RETURN_FRAMES frames are neither its onset nor
     plainly background, so they count for nothing."""
     first, last = -(-start // HOP), (end - FRAME) // HOP  # frames wholly within the zeros
-    labels[first:last + 1, :2] = 0.0
+    if last >= first:  # none when the zeros are shorter than a frame
+        labels[first:last + 1, :2] = 0.0
     back = max(first, last + 1)  # the first frame that holds sound again
     if back < labels.shape[0] and labels[back, 1] > 0:
         labels[back:back + RETURN_FRAMES, 2] = 0.0
