@@ -121,7 +121,7 @@ def test_a_stretch_of_digital_silence_mutes_the_labels_it_covers():
     _mute_labels(quiet, 70 * HOP, 80 * HOP)  # no action there: nothing comes back inside one
     assert quiet[:, 2].all()
     short = labels.copy()
-    _mute_labels(short, 0, FRAME // 2)  # shorter than a frame: no frame lies wholly within
+    _mute_labels(short, 0, HOP // 2)  # shorter than a frame: no frame lies wholly within
     assert np.array_equal(short, labels)
 
 
