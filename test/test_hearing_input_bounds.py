@@ -195,20 +195,15 @@ def test_digital_silence_does_not_reset_the_background(detector):
 
 def test_a_gated_microphone_is_heard_out_of_its_zeros():
     """A noise gate (a microphone that sends exact zeros between sounds): the four real
-    action clips twice, each at the same peak level, 3 s apart, nothing but zeros around
-    them. Each is its own event at its onset. Until this release the learned detector's
-    peak envelope was held through the zeros at the last sound's peak, so a sound no
-    louder than the one before was heard as that sound coming back: 1 of these 8. The
-    rule-based detectors do not hear a gated input (README, "Digital silence")."""
-    from avag_core.data.synth.backgrounds import reference_onset
+    action clips twice, laid out as the hearing benchmark's gated input (one peak level,
+    exact zeros around them). Each is its own event at its onset. Until this release the
+    learned detector's peak envelope was held through the zeros at the last sound's peak,
+    so a sound no louder than the one before was heard as that sound coming back (1 of
+    these 8). The
+    rule-based flux detector does not hear a gated input (README, "Digital silence")."""
+    from avag_core.benchmarks.hearing_bench import gated_mix
 
-    x = np.zeros(26 * SR, np.float32)
-    onsets = []
-    for k, name in enumerate(["action_chink", "action_coins", "action_raze", "action_stamp"] * 2):
-        clip = load_clip(name)[: 2 * SR]
-        at = 2 * SR + 3 * SR * k
-        x[at:at + clip.size] = clip / np.abs(clip).max() * 0.1
-        onsets.append(at / SR + reference_onset(clip, SR))
+    x, onsets = gated_mix([(n, load_clip(n)) for n in ["action_chink", "action_coins", "action_raze", "action_stamp"] * 2])
     events = feed(AudioEventTracker(EventConfig(detector="learned")), x)
     assert len(events) == len(onsets)
     assert max(abs(e.onset_time - T0_NS / 1e9 - t) for e, t in zip(events, onsets, strict=True)) < 0.05

@@ -281,7 +281,7 @@ def write_backgrounds(out: Path, names: list[str], rset: RecordingSet, part: str
 
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    for name in (n for n in names if n != "gated"):  # the gated input has no background
+    for name in names:
         if name in ("speech", "white", "pink"):
             tracks = [background(name, 300.0 if name == "speech" else 60.0, rng, cache, rset, part)]
         else:
@@ -347,13 +347,14 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in ("speech", "white", "pink", "gated", *rset.backgrounds)]
     if unknown:
         ap.error(f"--backgrounds: {unknown[0]!r} is not a background of the {rset.name} set")
+    mixed = [n for n in names if n != "gated"]  # the gated input has no background
     if args.write_backgrounds is not None:
-        return write_backgrounds(args.write_backgrounds, names, rset, args.background_part, args.cache, args.seed)
+        return write_backgrounds(args.write_backgrounds, mixed, rset, args.background_part, args.cache, args.seed)
     actions = load_actions(rset)
     rows, cpu_total, audio_total, decided = [], 0.0, 0.0, []
     head = load_head(args.heard) if args.heard else None
     mix_s = 2.0 + 3.6 * len(actions) * args.repeats + 3.0
-    for name in (n for n in names if n != "gated"):
+    for name in mixed:
         bg = background(name, mix_s, rng, args.cache, rset, args.background_part)
         for snr in snrs:
             acts = actions * args.repeats
