@@ -379,13 +379,22 @@ class GroundingAdapter:
         return True, (f"{', '.join(later)} take effect at the next configure" if later else "")
 
     # ------------------------------------------------------------------ diagnostics
+    def muted_for_s(self) -> float:
+        """How long the audio has been digital silence, once that reaches
+        ``events.muted_after_s`` (0 before): a muted microphone hears nothing, and a quiet
+        room and a mute look the same on every other output."""
+        silent = self.pipeline.tracker.buffer.silent_for_s
+        return silent if silent >= self.cfg.events.muted_after_s else 0.0
+
     def diagnostics(self) -> dict[str, Any]:
         """Every counter under its own key: ``input.*`` (messages, refusals by kind),
         ``pipeline.*`` (events, detections, misses), ``audio_buffer.*`` (stream repairs)."""
         values: dict[str, Any] = {f"input.{k}": v for k, v in sorted(self.counters.items())}
         stats = self.pipeline.stats
         values.update({f"pipeline.{k}": v for k, v in vars(stats).items()})
-        values.update({f"audio_buffer.{k}": v for k, v in self.pipeline.tracker.buffer.stats.as_dict().items()})
+        buffer = self.pipeline.tracker.buffer
+        values.update({f"audio_buffer.{k}": v for k, v in buffer.stats.as_dict().items()})
+        values["audio_buffer.silent_for_s"] = round(buffer.silent_for_s, 1)
         for part, times in self._model_ms.items():  # the model's own time, split as set_image/predict
             if times:
                 values[f"model.{part}_ms_median"] = round(float(np.median(times)), 2)

@@ -69,6 +69,20 @@ def in_ros_env(env: dict[str, str]):
         os.environ.update(saved)
 
 
+def read_bag(bag: Path) -> dict[str, list]:
+    """Every message of a rosbag2 folder, deserialized, by topic."""
+    from rclpy.serialization import deserialize_message
+    from rosbags.rosbag2 import Reader
+
+    from avag_ros.msg_types import get_message_class
+
+    out: dict[str, list] = {}
+    with Reader(bag) as reader:
+        for conn, _t, raw in reader.messages():
+            out.setdefault(conn.topic, []).append(deserialize_message(raw, get_message_class(conn.msgtype)))
+    return out
+
+
 def run_proc(args: list[str], env: dict[str, str], **kw) -> subprocess.Popen:
     """Start a Python helper process from test/procs or a module (`-m ...`)."""
     return subprocess.Popen(

@@ -209,6 +209,46 @@ def test_a_gated_microphone_is_heard_out_of_its_zeros():
     assert max(abs(e.onset_time - T0_NS / 1e9 - t) for e, t in zip(events, onsets, strict=True)) < 0.05
 
 
+def test_a_muted_microphone_is_reported_once_per_stretch_and_timed():
+    """A muted microphone sends digital silence: a quiet room and a mute give the same
+    events (none), so the input says how long it has been silent. 2 s of room noise, 12 s
+    of zeros, 1 s of noise, 12 s of zeros: one ``digital_silence`` issue per stretch, on the
+    chunk where it reaches muted_after_s (10 s), and ``silent_for_s`` back to 0 with the
+    first sound."""
+    tracker = AudioEventTracker(EventConfig(muted_after_s=10.0))
+    x = np.concatenate([noise(2 * SR, seed=1), np.zeros(12 * SR, np.float32),
+                        noise(SR, seed=2), np.zeros(12 * SR, np.float32)])
+    reported, silent_for = [], []
+    for i in range(0, x.size, 512):
+        tracker.push(x[i:i + 512], T0_NS + i * 1_000_000_000 // SR, SR)
+        silent_for.append(tracker.buffer.silent_for_s)
+        reported += [((i + 512) / SR, why) for kind, why in tracker.last_push.issues if kind == "digital_silence"]
+    assert [t for t, _ in reported] == pytest.approx([2.0 + 10.0, 15.0 + 10.0], abs=512 / SR)
+    assert all("digital silence for 10 s" in why for _, why in reported)
+    assert tracker.buffer.stats.silent_periods == 2
+    assert silent_for[-1] == pytest.approx(12.0, abs=1e-3)
+    assert max(silent_for[: (2 * SR) // 512]) < 0.1  # room noise at -50 dBFS is no silence
+    assert silent_for[(15 * SR) // 512 - 1] < 0.1  # nor the noise between the two stretches
+    tracker.push(noise(512, seed=3), T0_NS + x.size * 1_000_000_000 // SR, SR)
+    assert tracker.buffer.silent_for_s < 512 / SR and tracker.last_push.issues == []
+
+
+def test_silence_inside_one_chunk_counts_and_one_lsb_of_dither_is_no_silence():
+    """Stretches are found between loud samples, also inside one long chunk; the level is
+    relative to full_scale, so a driver's int16 values (full_scale 32768) with one LSB of
+    dither are a very quiet room, not a mute."""
+    tracker = AudioEventTracker(EventConfig(muted_after_s=0.5))
+    x = np.concatenate([noise(SR, seed=1), np.zeros(SR, np.float32), noise(2 * SR, seed=2)])
+    tracker.push(x, T0_NS, SR)
+    assert kinds(tracker) == ["digital_silence"] and tracker.buffer.stats.silent_periods == 1
+    assert tracker.buffer.silent_for_s == 0.0
+    int16 = AudioEventTracker(EventConfig(muted_after_s=0.5, full_scale=32768.0))
+    dither = np.random.default_rng(0).choice([-1.0, 1.0], 2 * SR).astype(np.float32)
+    int16.push(dither, T0_NS, SR)
+    int16.push(np.zeros(SR, np.float32), T0_NS + 2 * 10**9, SR)
+    assert int16.buffer.stats.silent_periods == 1 and int16.buffer.silent_for_s == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize("detector", ["flux", "learned"])
 def test_dc_offset_and_rumble_are_ignored(detector):
     """Two taps over a DC offset and a 30 Hz rumble as loud as they are. The learned

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import soundfile as sf
 
-from conftest import run_proc, stop_proc
+from conftest import in_ros_env, read_bag, run_proc, stop_proc
 
 
 class Watcher:
@@ -118,6 +118,59 @@ def test_capture_node_publishes_stamped_chunks_of_what_was_played(ros_env, virtu
     spectrum = np.abs(np.fft.rfft(seg * np.hanning(seg.size)))
     peak_hz = np.argmax(spectrum) * 16000 / seg.size
     assert abs(peak_hz - 1000.0) < 20.0
+
+
+def test_perception_node_warns_while_the_microphone_is_muted(ros_env, virtual_mic, tmp_path, shipped_checkpoint):
+    """A muted microphone hears nothing, as a quiet room does, and nothing else tells them
+    apart. PulseAudio mutes the virtual microphone, so the capture node publishes exact
+    zeros; the perception node's /diagnostics warns once the silence reaches
+    events.muted_after_s, logs the reason once, and stops warning when the microphone is
+    unmuted and a sound comes in (and warns again once the room after it is as long
+    silent). The whole sequence of statuses is read from the recorded bag, not polled."""
+    env = {**ros_env, **{k: virtual_mic[k] for k in ("XDG_RUNTIME_DIR", "HOME")}}
+    sr = 16000
+    wav = tmp_path / "noise.wav"
+    sf.write(wav, np.random.default_rng(0).normal(0.0, 0.1, 2 * sr).astype(np.float32), sr, subtype="FLOAT")
+
+    def pactl(*args: str) -> None:
+        done = subprocess.run(["pactl", *args], env=env, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+
+    from avag_ros.bag.recorder import LiveRecording
+
+    pactl("set-source-mute", "vmic", "1")
+    with in_ros_env(env), LiveRecording(tmp_path / "diag", [("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray")]) as rec:
+        mic = run_proc(["-m", "avag_ros.nodes.audio_capture_node", "--ros-args", "-p", "sample_rate:=16000"], env)
+        node = run_proc(["-m", "avag_ros.nodes.avag_node", "--ros-args", "-p", f"checkpoint:={shipped_checkpoint}",
+                         "-p", "events.muted_after_s:=3.0"], env)
+        try:
+            def status(needle: str) -> bool:
+                assert node.poll() is None and mic.poll() is None, "a node exited"
+                return rec.diagnostic_status is not None and needle in rec.diagnostic_status.message
+
+            assert rec.wait_until(lambda: status("audio: digital silence"), 90), rec.diagnostics
+            pactl("set-source-mute", "vmic", "0")
+            play = subprocess.run(["paplay", str(wav)], env=env, capture_output=True, text=True, timeout=30)
+            assert play.returncode == 0, play.stderr
+            # the room after the sound is digital silence too (nothing plays): a second stretch
+            assert rec.wait_until(lambda: rec.diag_int("audio_buffer.silent_periods") >= 2, 60), rec.diagnostics
+        finally:
+            node_out = stop_proc(node)
+            stop_proc(mic)
+    statuses = [s for a in read_bag(tmp_path / "diag")["/diagnostics"] for s in a.status
+                if s.name.startswith("/avag_node:")]
+    muted = ["audio: digital silence" in s.message for s in statuses]
+    first = muted.index(True)
+    cleared = muted.index(False, first)  # the sound ended the stretch: no warning
+    assert True in muted[cleared:], [s.message for s in statuses]  # the second stretch
+    assert all(s.level == s.WARN for s, m in zip(statuses, muted, strict=True) if m)
+    values = {kv.key: kv.value for kv in statuses[cleared].values}
+    assert float(values["audio_buffer.silent_for_s"]) < 3.0 and int(values["audio_buffer.silent_periods"]) == 1
+    last = {kv.key: kv.value for kv in statuses[-1].values}
+    assert int(last["input.audio_issue.digital_silence"]) == int(last["audio_buffer.silent_periods"]) == 2
+    # logged with its reason, throttled per kind (one line per 10 s at most)
+    lines = [ln for ln in node_out.splitlines() if "audio_issue.digital_silence: " in ln]
+    assert 1 <= len(lines) <= 2 and "digital silence for 3 s" in lines[0], node_out[-3000:]
 
 
 def test_capture_node_refuses_bad_parameters_with_one_line(ros_env):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import in_ros_env, run_proc, stop_proc
+from conftest import in_ros_env, read_bag, run_proc, stop_proc
 
 N_SCENES = 3
 OUTPUTS = {
@@ -47,19 +47,6 @@ def scene_bag(tmp_path_factory) -> Path:
     bag = root / "scenes_bag"
     write_synth_bag(scenes, bag, SynthBagConfig(seed=3))
     return bag
-
-
-def read_bag(bag: Path) -> dict[str, list]:
-    from rclpy.serialization import deserialize_message
-    from rosbags.rosbag2 import Reader
-
-    from avag_ros.msg_types import get_message_class
-
-    out: dict[str, list] = {}
-    with Reader(bag) as reader:
-        for conn, _t, raw in reader.messages():
-            out.setdefault(conn.topic, []).append(deserialize_message(raw, get_message_class(conn.msgtype)))
-    return out
 
 
 def run_node_on_bag(ros_env, tmp_path, bag: Path, checkpoint: Path, expected: int) -> tuple[dict, str]:

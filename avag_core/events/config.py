@@ -77,6 +77,9 @@ class EventConfig:
     max_chunk_s: float = setting(4.0, "chunks longer than this (at their own rate) are refused", lo=0.05, hi=60.0)
     full_scale: float = setting(1.0, "finite samples beyond +-this are clipped to it (and reported)",
                                 lo=0.01, hi=1e6)
+    muted_after_s: float = setting(
+        10.0, "audio that has been digital silence this long (every sample under -100 dB of full_scale: a "
+        "muted microphone, a closed noise gate) is reported once and in diagnostics (s)", lo=0.1, hi=3600.0)
 
     # --- analysis frames ---
     frame_samples: int = setting(512, "analysis window (32 ms at 16 kHz)", lo=64, hi=8192)

@@ -25,6 +25,12 @@ input can make the buffer allocate more than one chunk):
 - finite samples beyond +-``full_scale``: clipped (``clipped_samples``);
 - stamps that jump forward by ``stamp_jump_s`` or more or back by ``backjump_reset_s``
   or more (``stamp_jump``), duplicates, out-of-order and overlapping stamps.
+
+Digital silence is no fault, but it deafens: a muted microphone or a closed noise gate
+sends samples under -100 dB of full scale. A stretch of it that reaches ``muted_after_s``
+is reported once (``digital_silence``) and counted (``silent_periods``), and
+``silent_for_s`` says how long the input has been silent up to now, so a node can show a
+muted microphone instead of a quiet room.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from avag_core.events.resample import StreamingResampler
 from avag_core.events.timebase import to_mono_float32, to_seconds
 
 _DUPLICATE_EPS_S = 1e-6
+DIGITAL_SILENCE = 1e-5  # |sample| / full_scale below this (-100 dB) is digital silence
 
 
 @dataclass
@@ -60,6 +67,7 @@ class BufferStats:
     rate_changes: int = 0
     rate_rejected: int = 0  # chunks dropped by sample_rate_policy="drop"
     resampled_chunks: int = 0
+    silent_periods: int = 0  # stretches of digital silence that reached muted_after_s
 
     def as_dict(self) -> dict[str, float]:
         return dict(self.__dict__)
@@ -118,6 +126,7 @@ class AudioRingBuffer:
         self.capacity = round(self.config.buffer_s * self.sample_rate)
         self._data = np.zeros(self.capacity, dtype=np.float32)
         self.stats = BufferStats()
+        self._silent_run = 0  # samples of digital silence at the end of the input (kept by reset())
         self._resampler: StreamingResampler | None = None
         self.reset()
 
@@ -145,6 +154,11 @@ class AudioRingBuffer:
     def end_time(self) -> float:
         """Time just after the newest sample written."""
         return self._time_of(self._total)
+
+    @property
+    def silent_for_s(self) -> float:
+        """How long the input has been digital silence up to its newest sample (0 if it is not)."""
+        return self._silent_run / self.sample_rate
 
     def __len__(self) -> int:
         return min(self._total, self.capacity)
@@ -191,8 +205,28 @@ class AudioRingBuffer:
                                               f"(peak {float(np.max(np.abs(x))):.3g})"))
             x = np.clip(x, -cfg.full_scale, cfg.full_scale)
         res = self._place(x, t0, rate, stamp, issues)
+        if res.samples.size:
+            issues.extend(self._track_silence(res.samples))
         res.issues = issues + [i for i in res.issues if i not in issues]
         return res
+
+    def _track_silence(self, x: np.ndarray) -> list[tuple[str, str]]:
+        """Follow the stretch of digital silence at the end of the input through ``x`` (16 kHz,
+        as written; gap zeros are not input); name each stretch that reaches muted_after_s."""
+        cfg = self.config
+        loud = np.flatnonzero(np.abs(x) >= DIGITAL_SILENCE * cfg.full_scale)
+        carried = self._silent_run
+        # the silent runs of x, between loud samples; the first continues the carried run
+        runs = np.diff(np.concatenate(([-1 - carried], loud, [x.size]))) - 1
+        limit = cfg.muted_after_s * self.sample_rate
+        reached = runs >= limit
+        reached[0] &= carried < limit  # already reported
+        self._silent_run = int(runs[-1])
+        n = int(np.count_nonzero(reached))
+        self.stats.silent_periods += n
+        return [("digital_silence", f"the audio has been digital silence for {cfg.muted_after_s:g} s "
+                                    "(muted microphone or closed noise gate?): nothing is heard until "
+                                    "sound comes back")] if n else []
 
     def breaks_timeline(self, stamp: float | int) -> bool:
         """Would a chunk at ``stamp`` clear the history or jump past all of it? A tracker

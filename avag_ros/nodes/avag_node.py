@@ -382,8 +382,11 @@ class AvagNode(LifecycleNode):
                 inputs = ("image", "audio") + (("depth", "camera_info") if self.cfg.use_depth else ())
                 stale = [n for n in inputs if now - self._last_seen.get(n, -1e9) > self.cfg.stale_after_s]
                 values["stale_inputs"] = ",".join(stale)
-                if stale and level == DiagnosticStatus.OK:
-                    level, message = DiagnosticStatus.WARN, f"stale: {', '.join(stale)}"
+                muted = self.adapter.muted_for_s()
+                warnings = ([f"stale: {', '.join(stale)}"] if stale else []) + (
+                    [f"audio: digital silence for {muted:.1f} s (muted?)"] if muted else [])
+                if warnings and level == DiagnosticStatus.OK:
+                    level, message = DiagnosticStatus.WARN, "; ".join(warnings)
         status = DiagnosticStatus(
             level=level,
             name=f"{self.get_fully_qualified_name()}: affordance grounding",
