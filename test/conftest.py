@@ -70,17 +70,10 @@ def in_ros_env(env: dict[str, str]):
 
 
 def read_bag(bag: Path) -> dict[str, list]:
-    """Every message of a rosbag2 folder, deserialized, by topic."""
-    from rclpy.serialization import deserialize_message
-    from rosbags.rosbag2 import Reader
+    """Every message of a rosbag2 folder, deserialized, by topic (the package's own reader)."""
+    from avag_ros.bag.evaluate import read_topics
 
-    from avag_ros.msg_types import get_message_class
-
-    out: dict[str, list] = {}
-    with Reader(bag) as reader:
-        for conn, _t, raw in reader.messages():
-            out.setdefault(conn.topic, []).append(deserialize_message(raw, get_message_class(conn.msgtype)))
-    return out
+    return {topic: [m for _t, m in msgs] for topic, msgs in read_topics(bag).items()}
 
 
 def run_proc(args: list[str], env: dict[str, str], **kw) -> subprocess.Popen:

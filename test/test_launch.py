@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROCS_DIR, REPO_ROOT, run_proc, stop_proc
+from conftest import PROCS_DIR, REPO_ROOT, read_bag, run_proc, stop_proc
 
 _SKIP = "launch/launch_ros not installed (not on PyPI): install ROS 2 or the ros2/launch and ros2/launch_ros sources"
 pytest.importorskip("launch.actions", reason=_SKIP)  # PyPI's unrelated `launch` has no launch.actions
@@ -312,19 +312,6 @@ def everything_bag(scene_bag, tmp_path_factory) -> Path:
     return out
 
 
-def read_topics(bag: Path) -> dict[str, list]:
-    from rclpy.serialization import deserialize_message
-    from rosbags.rosbag2 import Reader
-
-    from avag_ros.msg_types import get_message_class
-
-    got: dict[str, list] = {}
-    with Reader(bag) as reader:
-        for conn, _t, raw in reader.messages():
-            got.setdefault(conn.topic, []).append(deserialize_message(raw, get_message_class(conn.msgtype)))
-    return got
-
-
 @pytest.mark.slow
 def test_replay_plays_the_node_inputs_on_bag_time_and_ends_with_the_bag(
         ros_env, tmp_path, everything_bag, shipped_checkpoint):
@@ -350,12 +337,12 @@ def test_replay_plays_the_node_inputs_on_bag_time_and_ends_with_the_bag(
     assert run.proc.returncode == 0, out
     assert "bag played to its end" in out and "[avag_node]: active:" in out, out
     assert out.count("process has finished cleanly") == 2 and "Traceback" not in out, out
-    got = read_topics(out_bag)
+    got = read_bag(out_bag)
     # the bag's own /avag_node/detection (ground truth here) is not replayed: every recorded
     # detection is the node's (it timed an inference), and each event of the bag has one
     dets = got.get("/avag_node/detection", [])
     assert dets and all(d.inference_ms > 0 for d in dets), (out, rec_out)
-    truth = [stamp_to_ns(d.event_start) for d in read_topics(everything_bag)["/avag_node/detection"]]
+    truth = [stamp_to_ns(d.event_start) for d in read_bag(everything_bag)["/avag_node/detection"]]
     assert len(truth) == N_SCENES
     for onset in truth:
         assert any(abs(stamp_to_ns(d.event_start) - onset) < 0.3e9 for d in dets), (onset, out)
