@@ -102,7 +102,8 @@ def test_the_shipped_recipes_streams_stay_as_they_were_drawn():
 
 def test_a_stretch_of_digital_silence_mutes_the_labels_it_covers():
     """_mute_labels: frames wholly in the zeros are no onset and not active; where sound
-    comes back inside an action the next RETURN_FRAMES frames weigh nothing; the rest stays."""
+    comes back inside an action the next RETURN_FRAMES frames weigh nothing, unless what
+    comes back is an action's onset; the rest stays."""
     from avag_core.events.onset_data import FRAME, RETURN_FRAMES, _mute_labels
 
     labels = np.zeros((100, 3), np.float32)
@@ -116,6 +117,11 @@ def test_a_stretch_of_digital_silence_mutes_the_labels_it_covers():
     assert (muted[39:39 + RETURN_FRAMES, 2] == 0).all() and muted[39:39 + RETURN_FRAMES, 1].all()
     rest = np.r_[0:25, 39 + RETURN_FRAMES:100]
     assert np.array_equal(muted[rest], labels[rest]) and muted[39:, :2].sum() == labels[39:, :2].sum()
+    opened = labels.copy()  # a third action's onset (frames 80-81) opens a gate closed since frame 70
+    opened[80:90, 1] = 1.0
+    opened[80:82, 0] = 1.0
+    _mute_labels(opened, 70 * HOP, 81 * HOP)  # frames 70-79 lie wholly within; 80 holds the onset
+    assert not opened[70:80, :2].any() and opened[80:82, 0].all() and opened[:, 2].all()
     quiet = labels.copy()
     quiet[:, 1] = 0.0
     _mute_labels(quiet, 70 * HOP, 80 * HOP)  # no action there: nothing comes back inside one
@@ -139,6 +145,48 @@ def test_no_training_onset_lies_in_digital_silence():
         onsets += on.size
         assert not any(np.all(audio[k * HOP:k * HOP + FRAME] == 0.0) for k in on), seed
     assert onsets > 300
+
+
+def test_a_gate_sends_exact_zeros_below_its_threshold_and_passes_what_opens_it():
+    """onset_data._gate: room noise at -60 dBFS is gated to exact zeros, a -20 dBFS burst
+    passes unchanged (less the DC the gate's high-pass takes out) and holds the gate open for
+    at most GATE_HOLD_S after it; the closed stretches it returns are the zeros it wrote."""
+    from avag_core.events.onset_data import GATE_HOLD_S, _gate
+
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(12 * SR) * 10 ** (-60 / 20)).astype(np.float32) + 0.01  # a DC offset too
+    x[5 * SR:5 * SR + SR // 4] += (np.sin(np.arange(SR // 4) * 0.3) * 0.1).astype(np.float32)
+    centred = x - x.mean()
+    gated = x.copy()
+    closed = _gate(gated, np.random.default_rng(1))
+    burst = slice(5 * SR, 5 * SR + SR // 4)
+    np.testing.assert_array_equal(gated[burst], centred[burst])
+    assert not gated[: 5 * SR - 64].any()
+    assert not gated[5 * SR + SR // 4 + round(GATE_HOLD_S[1] * SR) + 64:].any()
+    zeros = np.ones(x.size, bool)
+    for s, e in closed:
+        zeros[s:e] = False
+    assert np.array_equal(zeros, gated != 0) and len(closed) == 2
+
+
+def test_gated_streams_hear_actions_come_out_of_zeros():
+    """``StreamRecipe.gate_p`` (train_onset --gated): gated streams hold exact zeros between
+    sounds; actions that open the gate keep their weighted onset label right after zeros (the
+    case the recipe is for), and no onset frame is all zeros."""
+    from avag_core.events.onset_data import FRAME
+
+    lib = small_library(None, 0)
+    out_of_zeros = onsets = 0
+    closed = []
+    for seed in range(40):
+        audio, labels = make_stream(lib, np.random.default_rng(seed), StreamRecipe(gate_p=1.0))
+        closed.append(float((audio == 0.0).mean()))
+        on = np.flatnonzero(labels[:, 0] * labels[:, 2] > 0)
+        onsets += on.size
+        assert not any(np.all(audio[k * HOP:k * HOP + FRAME] == 0.0) for k in on), seed
+        out_of_zeros += sum(k >= 4 and not audio[(k - 4) * HOP:k * HOP].any() for k in on)
+    assert onsets > 40 and out_of_zeros > onsets // 8, (out_of_zeros, onsets)
+    assert np.mean(closed) > 0.3, closed  # closed for most of a stream, open over loud speech or music
 
 
 def test_short_actions_option_places_transients():
@@ -213,6 +261,18 @@ def test_training_writes_weights_that_carry_their_shape(monkeypatch, tmp_path):
     assert train_onset.main(["--out", str(plain), "--no-peaks", "--retakes", "0", *tiny]) == 0
     assert read_safetensors(out, "onset model")[1]["retakes"] == "0.5"
     assert read_safetensors(plain, "onset model")[1]["retakes"] == "0.0"
+    recipes = []
+
+    def recorded(lib, rng, recipe):
+        recipes.append(recipe)
+        return make_stream(lib, rng, recipe)
+
+    monkeypatch.setattr(train_onset, "make_stream", recorded)
+    gated = tmp_path / "gated.safetensors"
+    assert train_onset.main(["--out", str(gated), "--gated", "1", *tiny]) == 0
+    assert {r.gate_p for r in recipes} == {1.0} and len(recipes) == 6  # 4 streams + 2 held out
+    assert read_safetensors(gated, "onset model")[1]["gated"] == "1.0"
+    assert read_safetensors(out, "onset model")[1]["gated"] == "0.0"
     assert load_onset_model(out).shape.peaks and load_onset_model(out).proj.in_channels == 151
     model = load_onset_model(plain)
     assert (model.shape.channels, model.shape.dilations, model.shape.lookahead, model.shape.peaks) == (8, (1, 2), 5,
@@ -224,7 +284,7 @@ def test_training_writes_weights_that_carry_their_shape(monkeypatch, tmp_path):
     assert load_onset_model().shape == train_onset.SHIPPED_SHAPE
     for wrong in (["--dilations", "1,two"], ["--lookahead", "-1"], ["--channels", "0"], ["--ambient-share", "2"],
                   ["--more-recordings", "nope"], ["--streams", "8", "--batch", "16"], ["--snr-db=20,-10"],
-                  ["--retakes", "1.5"]):
+                  ["--retakes", "1.5"], ["--gated", "-0.1"]):
         with pytest.raises(SystemExit) as bad:  # argparse: one usage line, exit 2, nothing trained
             train_onset.main(["--out", str(tmp_path / "bad.safetensors"), *wrong])
         assert bad.value.code == 2 and not (tmp_path / "bad.safetensors").exists(), wrong

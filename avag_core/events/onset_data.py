@@ -14,7 +14,7 @@ synthetic crackle (dense, or a loud pop every second or so), rain and beat music
 at a random level, with action sounds at random SNR (-5 to 25 dB,
 the benchmark's SNR convention), random spacing, sometimes a DC offset or a stretch of
 digital silence (its labels muted: ``_mute_labels``) or clipping; a recipe may play a share of backgrounds and actions as another take
-(``_retake``: another speed and equaliser). Labels per analysis frame: ``onset`` (the frame whose newest hop holds
+(``_retake``: another speed and equaliser), and a share of streams through a noise gate (``_gate``). Labels per analysis frame: ``onset`` (the frame whose newest hop holds
 an action's reference onset, and the next), ``active`` (from the onset to the action's
 last frame above the background), and a weight (0 around onsets and during warm-up).
 """
@@ -54,6 +54,9 @@ SNR_DB = (-5.0, 25.0)  # training actions' SNR range (the benchmark's convention
 RETAKE_SPEED = (0.8, 1.25)  # _retake: playback speed range (pitch and length together)
 RETAKE_EQ_DB = 6.0  # _retake: largest gain or cut of its random equaliser
 RETAKE_P = 0.5  # the shipped weights' share of retaken backgrounds and actions
+GATE_BLOCK = 64  # _gate: samples per open/closed decision (4 ms)
+GATE_ABOVE_DB = (3.0, 20.0)  # _gate: threshold range above the stream's median level
+GATE_HOLD_S = (0.05, 0.5)  # _gate: range of how long the gate stays open after the last loud block
 _RETAKE_KNOTS_HZ = np.geomspace(60.0, 7000.0, 6)
 
 LC = "/usr/share/games/lincity-ng/sounds/"
@@ -426,6 +429,7 @@ class StreamRecipe:
     retake_p: float = 0.0  # share of backgrounds and of actions played as another take (_retake)
     headroom: bool = False  # each mix within full scale before the deliberate clipping (make_stream)
     room_p: float = 0.0  # share of streams over the room's recordings (Library.room; train_onset --room)
+    gate_p: float = 0.0  # share of streams heard through a noise gate (_gate; train_onset --gated)
 
 
 RETURN_FRAMES = 4  # _mute_labels: frames of sound coming back inside an action, left out of the loss
@@ -436,13 +440,42 @@ def _mute_labels(labels: np.ndarray, start: int, end: int) -> None:
     mute): a frame wholly in the zeros hears nothing, so no action starts or sounds there
     (an action placed there is gone); where sound comes back inside an action that began
     before or within the zeros, the next RETURN_FRAMES frames are neither its onset nor
-    plainly background, so they count for nothing."""
+    plainly background, so they count for nothing. Where the sound that comes back is an
+    action's onset (its onset label on that frame: the sound opened a gate), it stays an
+    onset: what a gated microphone gives the detector."""
     first, last = -(-start // HOP), (end - FRAME) // HOP  # frames wholly within the zeros
     if last >= first:  # none when the zeros are shorter than a frame
         labels[first:last + 1, :2] = 0.0
     back = max(first, last + 1)  # the first frame that holds sound again
-    if back < labels.shape[0] and labels[back, 1] > 0:
+    if back < labels.shape[0] and labels[back, 1] > 0 and labels[back, 0] == 0:
         labels[back:back + RETURN_FRAMES, 2] = 0.0
+
+
+def _gate(mix: np.ndarray, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """A noise gate (or a noise suppressor) between the microphone and the detector, in
+    place: every GATE_BLOCK block at least a drawn threshold above the stream's median
+    level (GATE_ABOVE_DB) opens it, it stays open for a drawn hold (GATE_HOLD_S) after the
+    last such block and sends exact zeros while closed; its input is high-passed (no DC).
+    Returns the closed stretches [start, end) in samples. Why: without gated streams the
+    only sound after zeros in training was a background coming back after a dropout (no
+    onset), and the model learned not to hear a sound that opens a gate (the held-out set's
+    finger snap and guitar strum on the hearing benchmark's gated input)."""
+    mix -= mix.mean()
+    m = mix.size // GATE_BLOCK
+    level = 10.0 * np.log10((mix[: m * GATE_BLOCK].astype(np.float64).reshape(m, GATE_BLOCK) ** 2).mean(axis=1)
+                            + 1e-12)
+    sound = level > -100.0
+    if not sound.any():
+        return []
+    threshold = float(np.median(level[sound])) + rng.uniform(*GATE_ABOVE_DB)
+    hold = round(rng.uniform(*GATE_HOLD_S) * SR / GATE_BLOCK)
+    blocks = np.arange(m)
+    last_loud = np.maximum.accumulate(np.where(level >= threshold, blocks, -(hold + 1)))
+    open_ = np.append(blocks - last_loud <= hold, False)  # the tail after the last whole block: closed
+    gain = np.repeat(open_, [GATE_BLOCK] * m + [mix.size - m * GATE_BLOCK])
+    mix *= gain
+    edges = np.flatnonzero(np.diff(np.concatenate([[1], gain, [1]])))
+    return [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def make_stream(lib: Library, rng: np.random.Generator,
@@ -498,5 +531,8 @@ def make_stream(lib: Library, rng: np.random.Generator,
         e = min(n, s + int(rng.integers(SR // 4, 2 * SR)))
         mix[s:e] = 0.0
         _mute_labels(labels, s, e)
+    if recipe.gate_p > 0 and rng.random() < recipe.gate_p:
+        for s, e in _gate(mix, rng):
+            _mute_labels(labels, s, e)
     labels[:WARMUP_FRAMES, 2] = 0.0
     return np.clip(mix, -1.0, 1.0).astype(np.float32), labels

@@ -184,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of backgrounds and actions played as another take: another speed "
                     f"({RETAKE_SPEED[0]:g}-{RETAKE_SPEED[1]:g}) through a random equaliser (+-{RETAKE_EQ_DB:g} dB; "
                     f"onset_data._retake); default {RETAKE_P:g}, the shipped weights' recipe")
+    ap.add_argument("--gated", type=share_arg, default=0.0, metavar="P",
+                    help="share of streams heard through a noise gate: exact zeros between the sounds "
+                    "that open it (onset_data._gate); default 0, the shipped weights' recipe")
     ap.add_argument("--headroom", action=argparse.BooleanOptionalAction, default=False,
                     help="scale each training mix within full scale before the deliberate clipping of a hot "
                     "input (15 %% of the streams); without it the loud mixes clip wherever they exceed it")
@@ -255,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "ambient_share": str(args.ambient_share),
                                        "snr_db": ",".join(f"{v:g}" for v in args.snr_db),
                                        "retakes": str(args.retakes), "headroom": str(int(args.headroom)),
+                                       "gated": str(args.gated),
                                        "hard_negatives": f"{args.hard_negatives:g}",
                                        **adapted})
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) in {time.time() - t0:.0f} s")
@@ -281,7 +285,7 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape, start: 
     rng = np.random.default_rng(seed)
     recipe = StreamRecipe(short_action_p=args.short_actions, ambient_p=args.ambient_share, snr_db=args.snr_db,
                           retake_p=args.retakes, headroom=args.headroom,
-                          room_p=args.room_share if lib.room else 0.0)
+                          room_p=args.room_share if lib.room else 0.0, gate_p=args.gated)
     xs, ys = _stream_store(lib, rng, args.streams + args.val_streams, recipe, shape)
     xv, yv = _with_context(xs[args.streams:], shape), ys[args.streams:]
     xs, ys = xs[: args.streams], ys[: args.streams]
