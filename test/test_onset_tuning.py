@@ -51,7 +51,7 @@ def test_each_setting_is_scored_on_the_same_held_out_streams(monkeypatch, tmp_pa
 def test_retake_streams_are_the_retake_recipes_streams(monkeypatch, tmp_path):
     """``--retakes P`` draws the held-out streams with that share of other takes: the streams
     make_stream draws for that recipe (not the plain ones), the share in the JSON; a share
-    outside 0-1 is a usage error (exit 2)."""
+    outside 0-1 is a usage error (exit 2). ``--gated P`` likewise draws the gated recipe's."""
     monkeypatch.setattr(ot, "load_library", small_library)
     monkeypatch.setattr(ot, "training_sources", lambda: {"action": ["a"], "music": ["m"], "ambient": ["b"]})
     lib = small_library(None, 0)
@@ -67,6 +67,12 @@ def test_retake_streams_are_the_retake_recipes_streams(monkeypatch, tmp_path):
     with pytest.raises(SystemExit) as bad:
         ot.main(["--streams", "2", "--retakes", "1.5"])
     assert bad.value.code == 2
+    audio, _ = make_stream(lib, np.random.default_rng(1000), StreamRecipe(short_action_p=SHORT_ACTION_P, gate_p=1.0))
+    (gated, _), = ot.heldout_streams(1, 1000, tmp_path, gate_p=1.0)  # --gated: the gated recipe's streams
+    np.testing.assert_array_equal(gated, audio)
+    assert (gated == 0).mean() > (plain[0] == 0).mean()
+    assert ot.main(["--streams", "2", "--gated", "0.5", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["gated"] == 0.5
 
 
 def test_missing_training_recordings_exit_2_in_one_line(monkeypatch, capsys, tmp_path):

@@ -55,13 +55,14 @@ def onsets_of(labels: np.ndarray) -> list[float]:
 
 
 def heldout_streams(n: int, seed: int, cache: Path, retake_p: float = 0.0,
-                    headroom: bool = False) -> list[tuple[np.ndarray, list[float]]]:
+                    headroom: bool = False, gate_p: float = 0.0) -> list[tuple[np.ndarray, list[float]]]:
     """``n`` streams of ``_RECIPE``, with a share ``retake_p`` of backgrounds and actions
-    played as another take (``onset_data._retake``) and, with ``headroom``, each mix within
-    full scale: streams like those recipes' training."""
+    played as another take (``onset_data._retake``), with ``headroom`` each mix within
+    full scale, and a share ``gate_p`` heard through a noise gate (``onset_data._gate``):
+    streams like those recipes' training."""
     lib = load_library(cache, 0)  # the training library (its speech track is seed 0's)
     rng = np.random.default_rng(seed)
-    recipe = replace(_RECIPE, retake_p=retake_p, headroom=headroom)
+    recipe = replace(_RECIPE, retake_p=retake_p, headroom=headroom, gate_p=gate_p)
     return [(audio, onsets_of(labels)) for audio, labels in (make_stream(lib, rng, recipe) for _ in range(n))]
 
 
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--headroom", action="store_true",
                     help="each stream within full scale before the deliberate hot inputs (as train_onset "
                     "--headroom; without it, as the figures in checkpoints/onset.md)")
+    ap.add_argument("--gated", type=share_arg, default=0.0, metavar="P",
+                    help="share of the streams heard through a noise gate (as train_onset --gated)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "avag" / "onset_train")
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"onset_tuning: no training recordings for: {what}; install the packages listed in "
               "avag_core/checkpoints/onset.md", file=sys.stderr)
         return 2
-    streams = heldout_streams(args.streams, args.seed, args.cache, args.retakes, args.headroom)
+    streams = heldout_streams(args.streams, args.seed, args.cache, args.retakes, args.headroom, args.gated)
     rows = []
     for combo in itertools.product(*axes) if axes else [()]:
         cfg = replace(base, **dict(combo)).validate()
@@ -120,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     drawn = f", {args.retakes:g} of them other takes" if args.retakes else ""
     if args.headroom:
         drawn += ", within full scale"
+    if args.gated:
+        drawn += f", {args.gated:g} of them gated"
     print(f"{len(streams)} held-out streams (seed {args.seed}{drawn}), {rows[0]['actions']} actions")
     print(f"{'settings':<48} {'recall':>6} {'precision':>9} {'F1':>6} {'p90 ms':>7} {'detections':>10}")
     for r in rows:
@@ -130,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['detections']:>10}")
     if args.json:
         args.json.write_text(json.dumps({"streams": len(streams), "seed": args.seed, "retakes": args.retakes,
-                                         "headroom": args.headroom, "rows": rows}, indent=2))
+                                         "headroom": args.headroom, "gated": args.gated, "rows": rows}, indent=2))
     return 0
 
 
