@@ -458,8 +458,9 @@ def _gate(mix: np.ndarray, rng: np.random.Generator) -> list[tuple[int, int]]:
     last such block and sends exact zeros while closed; its input is high-passed (no DC).
     Returns the closed stretches [start, end) in samples. Why: without gated streams the
     only sound after zeros in training was a background coming back after a dropout (no
-    onset), and the model learned not to hear a sound that opens a gate (the held-out set's
-    finger snap and guitar strum on the hearing benchmark's gated input)."""
+    onset). Two members trained with a tenth of their streams gated still missed the held-out
+    set's gated finger snap and guitar strum: the exact zeros in the model's input are the
+    cause (checkpoints/onset.md, "The held-out gated misses"); off in the shipped recipe."""
     mix -= mix.mean()
     m = mix.size // GATE_BLOCK
     level = 10.0 * np.log10((mix[: m * GATE_BLOCK].astype(np.float64).reshape(m, GATE_BLOCK) ** 2).mean(axis=1)
