@@ -11,6 +11,7 @@ from avag_core.data.audio_io import load_audio
 from avag_core.preprocess import load_image
 
 ONNX_LOGIT_TOL = 1e-3  # exported/compiled fp32 against eager fp32
+ENCODER_REL_TOL = 1e-5  # exported image features against eager ones, of their largest value
 AVAGD_DIR = Path(__file__).parent / "data" / "avagd"
 
 

@@ -1,15 +1,16 @@
 """Every CPU backend against PyTorch fp32 on real AVAGD examples and the shipped (trained)
 checkpoint. Tolerance, stated once in ``avag_core.backends.agreement``: mask IoU >= 0.99
 (sigmoid > 0.5) and probabilities within 0.05; the onnxruntime fp32 graphs must match
-logits to 1e-3. Reduced precision (bf16, int8) does NOT meet it on this checkpoint: the
-tests pin that ``dtype=auto`` then keeps fp32."""
+logits to 1e-3 given the same image features, and those features to 1e-5 of their scale.
+Reduced precision (bf16, int8) does NOT meet it on this checkpoint: the tests pin that
+``dtype=auto`` then keeps fp32."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from backend_cases import ONNX_LOGIT_TOL, load_examples, logits
+from backend_cases import ENCODER_REL_TOL, ONNX_LOGIT_TOL, load_examples, logits
 
 from avag_core.backends.agreement import MAX_PROB_DIFF, MIN_IOU, compare, mask_iou
 from avag_core.backends.torch_backend import cpu_bf16_supported
@@ -34,11 +35,27 @@ def reference(shipped_checkpoint):
 
 
 def test_onnxruntime_cpu_matches_torch_fp32(shipped_checkpoint, reference, examples, cache):
+    """Each graph against PyTorch on the same input: the encoder's image features within
+    ENCODER_REL_TOL of their scale, the decoder's logits (given PyTorch's features) within
+    ONNX_LOGIT_TOL; end to end, the masks. Why not the end-to-end logits to ONNX_LOGIT_TOL:
+    the third example's function logits move 3.5e-4 when its image features move by one
+    part in a million, so fp32 rounding alone (onnxruntime's convolutions round differently
+    from PyTorch's, 0.7-1.6e-6 of the features' scale on an AVX-512/AMX CPU) moved them
+    1.03e-3 there, while each graph on its own input agreed to 1.6e-6 and 2.8e-4."""
     ort = Predictor.from_checkpoint(shipped_checkpoint, backend="onnxruntime", cache_dir=cache)
     assert ort.describe() == "onnxruntime[CPU] fp32"
     for rgb, wave, rate in examples:
+        reference.set_image(rgb)
+        ort.set_image(rgb)
+        want_features = [f.detach().numpy() for f in reference._features]
+        for want, got in zip(want_features, ort._features, strict=True):
+            assert np.abs(np.asarray(got) - want).max() <= ENCODER_REL_TOL * np.abs(want).max()
+        audio, mask = reference._prepare_audio([wave], rate)
+        with torch.inference_mode():
+            want_logits = reference.backend.decode(reference._features, audio, mask)
+        got_logits = ort.backend.decode(want_features, audio, mask)
+        assert compare(want_logits, got_logits)["max_logit_diff"] <= ONNX_LOGIT_TOL
         stats = compare(logits(reference, rgb, wave, rate), logits(ort, rgb, wave, rate))
-        assert stats["max_logit_diff"] <= ONNX_LOGIT_TOL, stats
         assert stats["min_iou"] >= MIN_IOU and stats["max_prob_diff"] <= MAX_PROB_DIFF, stats
         # the public API: same masks at the image's resolution
         want, got = reference.predict(wave, rate), ort.predict(wave, rate)
