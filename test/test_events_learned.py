@@ -305,3 +305,32 @@ def test_the_peak_levels_fall_no_lower_than_the_background_before_digital_silenc
     assert z[back:back + 20, MELS].min() > 3.0  # 30 dB and more over the background
     assert p[back:back + 20, MELS].max() < 0.5  # within 5 dB of the noise's peaks before the silence
     assert (p <= z + 1e-5).all()
+
+
+def test_samples_within_90_dbfs_of_zero_are_heard_as_a_quiet_microphones_hiss():
+    """Exact zeros, a fading tail under -90 dBFS and a constant give the same features, those
+    of the fill noise (broadband -90 dBFS, not the -100 dB floor of digital silence); louder
+    samples are not touched; fed in chunks, the same numbers as in one pass (the fill's row
+follows the frame's place in the stream, not the chunk's)."""
+    from avag_core.events.onset_features import MELS, OnsetFeatures
+
+    rng = np.random.default_rng(2)
+    zeros = np.zeros(2 * SR, np.float32)
+    tail = (1e-6 * rng.standard_normal(2 * SR)).astype(np.float32)
+    dc = np.full(2 * SR, 0.2, np.float32)  # a gate behind a DC offset
+    a, b, c = (OnsetFeatures(512, 256, SR, peaks=True)(frames_of(x, 512, 256)) for x in (zeros, tail, dc))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+    f = OnsetFeatures(512, 256, SR)
+    lv, _ = f.levels(f.filled(frames_of(zeros, 512, 256)))
+    assert np.abs(lv[:, MELS] + 90.0).max() < 1.0
+    loud = frames_of((1e-2 * rng.standard_normal(SR)).astype(np.float32), 512, 256)
+    loud -= loud.mean(axis=1, keepdims=True)
+    kept = np.abs(loud) >= 10 ** (-90 / 20)
+    np.testing.assert_array_equal(f.filled(loud)[kept], loud[kept])
+    x = np.concatenate([tail[:SR], 1e-2 * rng.standard_normal(SR).astype(np.float32), zeros[:SR]])
+    frames = frames_of(x, 512, 256)
+    whole = OnsetFeatures(512, 256, SR, peaks=True)(frames)
+    chunked = OnsetFeatures(512, 256, SR, peaks=True)
+    parts = [chunked(frames[i:i + 5]) for i in range(0, len(frames), 5)]
+    np.testing.assert_allclose(whole, np.concatenate(parts), atol=1e-5)  # a product's rounding by batch size

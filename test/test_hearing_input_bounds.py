@@ -209,6 +209,21 @@ def test_a_gated_microphone_is_heard_out_of_its_zeros():
     assert max(abs(e.onset_time - T0_NS / 1e9 - t) for e, t in zip(events, onsets, strict=True)) < 0.05
 
 
+def test_a_gated_sound_after_a_long_sound_is_heard():
+    """The hearing benchmark's held-out gated misses, as committed clips (each the first 2 s
+    the benchmark plays, its end faded out): a finger snap after a balloon scratch, a guitar
+    strum after a gong, 1.6 s and more of exact zeros before each. All four are events at
+    their onsets and nothing else is; without the fill noise under near-silent samples
+    (onset_features.py) the learned detector heard 2 of these 4."""
+    from avag_core.benchmarks.hearing_bench import gated_mix
+
+    clips = ["action_balloon_scratch", "action_finger_snap", "action_gong", "action_guitar_strum"]
+    x, onsets = gated_mix([(n, load_clip(n)) for n in clips])
+    events = feed(AudioEventTracker(EventConfig(detector="learned")), x)
+    assert len(events) == len(onsets), [e.onset_time - T0_NS / 1e9 for e in events]
+    assert max(abs(e.onset_time - T0_NS / 1e9 - t) for e, t in zip(events, onsets, strict=True)) < 0.05
+
+
 def test_a_muted_microphone_is_reported_once_per_stretch_and_timed():
     """A muted microphone sends digital silence: a quiet room and a mute give the same
     events (none), so the input says how long it has been silent. 2 s of room noise, 12 s
