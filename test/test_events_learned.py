@@ -311,7 +311,7 @@ def test_samples_within_90_dbfs_of_zero_are_heard_as_a_quiet_microphones_hiss():
     """Exact zeros, a fading tail under -90 dBFS and a constant give the same features, those
     of the fill noise (broadband -90 dBFS, not the -100 dB floor of digital silence); louder
     samples are not touched; fed in chunks, the same numbers as in one pass (the fill's row
-follows the frame's place in the stream, not the chunk's)."""
+    follows the frame's place in the stream, not the chunk's)."""
     from avag_core.events.onset_features import MELS, OnsetFeatures
 
     rng = np.random.default_rng(2)

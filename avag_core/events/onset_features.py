@@ -98,10 +98,9 @@ class OnsetFeatures:
         self._before_silence: np.ndarray | None = None  # background of the last frame that was not silent
         self._frames = 0  # frames seen: the row of the fill noise the next frame takes
 
-    def levels(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def levels(self, centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Log-mel levels + broadband level ([n, MELS + 1]) and the levels of the frame's
-        quarters ([n, QUARTERS]), in dB; a DC offset is no level."""
-        centred = frames - frames.mean(axis=1, keepdims=True)
+        quarters ([n, QUARTERS]) of DC-free frames, in dB."""
         floor = 10 ** (_FLOOR_DB / 10)
         power = np.abs(np.fft.rfft(centred * self._window, axis=1)) ** 2
         q = centred.shape[1] // QUARTERS
