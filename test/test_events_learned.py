@@ -169,19 +169,21 @@ def test_the_events_do_not_depend_on_the_clock_the_stamps_count_from(cfg, seed):
 
 
 def _streamed_equals_one_pass(weights: str | None) -> None:
+    """The live scorer against the model run over training's input for the same audio
+    (``train_onset.stream_tensors``, the features of the file's shape)."""
     import torch
 
-    from avag_core.events.onset_features import OnsetFeatures, feature_count
     from avag_core.events.onset_model import load_onset_model
+    from avag_core.events.train_onset import stream_tensors
 
     x, _ = with_actions(room(6.0, 5), 10.0)
     frames = frames_of(x, 512, 256)
     model = load_onset_model(weights)
-    feats = OnsetFeatures(512, 256, SR, peaks=model.shape.peaks)(frames)
-    padded = np.concatenate([np.zeros((model.shape.receptive - 1, feature_count(model.shape.peaks)), np.float32),
-                             feats])
+    padded, _ = stream_tensors(x, np.zeros((frames.shape[0], 3), np.float32), model.shape)
+    # the room's actions rise more than 40 dB in some band: a clip of 60 dB is heard
+    assert (padded.abs().max() > 4.0) == (model.shape.clip_db > 40.0)
     with torch.no_grad():
-        logits = model(torch.from_numpy(padded.T[None].copy()))[0].numpy()
+        logits = model(padded[None])[0].numpy()
     times, p_on, p_act = LearnedOnsetScorer(512, 256, SR, weights)(frames, np.arange(frames.shape[0]) * 256 / SR)
     expect = 1.0 / (1.0 + np.exp(-logits[:, model.shape.lookahead:]))
     np.testing.assert_allclose(times, np.arange(times.size) * 256 / SR)  # output k speaks of frame k
@@ -193,9 +195,10 @@ def test_the_streaming_scorer_computes_what_the_trained_model_computes():
     _streamed_equals_one_pass(None)
 
 
-@pytest.mark.parametrize("peaks", [False, True])
-def test_a_weights_file_carries_its_shape(tmp_path, peaks):
-    """Another width, dilations, hindsight and input than the shipped model's run as saved."""
+@pytest.mark.parametrize("peaks,clip_db", [(False, 40.0), (True, 40.0), (True, 60.0)])
+def test_a_weights_file_carries_its_shape(tmp_path, peaks, clip_db):
+    """Another width, dilations, hindsight and input (peaks, clip) than the shipped model's
+    run as saved."""
     import torch
 
     from avag_core.events.onset_model import (
@@ -205,7 +208,7 @@ def test_a_weights_file_carries_its_shape(tmp_path, peaks):
         save_onset_model,
     )
 
-    shape = OnsetShape(channels=16, dilations=(1, 3, 9), lookahead=6, peaks=peaks)
+    shape = OnsetShape(channels=16, dilations=(1, 3, 9), lookahead=6, peaks=peaks, clip_db=clip_db)
     torch.manual_seed(0)
     path = tmp_path / "other_shape.safetensors"
     save_onset_model(OnsetNet(shape=shape), path, {})
@@ -253,7 +256,8 @@ def test_weights_without_shape_metadata_load_as_the_first_shape(tmp_path):
     assert load_onset_model(old).shape == OnsetShape(channels=48, dilations=(1, 2, 4, 8, 16), lookahead=3)
     bad = tmp_path / "bad_shape.safetensors"
     for meta in ({"dilations": "1,two"}, {"lookahead": "-1"}, {"channels": "0"}, {"dilations": "1,0"},
-                 {"members": "0"}, {"members": "two"}, {"peaks": "yes"}):
+                 {"members": "0"}, {"members": "two"}, {"peaks": "yes"}, {"clip_db": "0"}, {"clip_db": "nan"},
+                 {"clip_db": "loud"}):
         save_file(OnsetNet().state_dict(), str(bad), metadata={"format": FORMAT, **meta})
         with pytest.raises(AvagError, match="malformed") as err:
             load_onset_model(bad)

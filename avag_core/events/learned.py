@@ -75,7 +75,8 @@ class LearnedOnsetScorer:
 
     def __init__(self, frame: int, hop: int, sample_rate: int, weights: str | Path | None = None) -> None:
         self._net = StreamingOnsetNet(*shared_weights(weights))
-        self._features = OnsetFeatures(frame, hop, sample_rate, peaks=self._net.shape.peaks)
+        self._features = OnsetFeatures(frame, hop, sample_rate, peaks=self._net.shape.peaks,
+                                       clip_db=self._net.shape.clip_db)
         self.reset()
 
     def reset(self) -> None:

@@ -3,12 +3,13 @@
 Why relative levels: the model must work at any microphone gain and over any background,
 so each frame is described by how far each mel band is above its own slowly tracked
 background (``z``) and how far it rose since the previous frame (``r``), both in units
-of 10 dB and clipped. The background follows a fall at once-ish (``_TAU_DOWN_S``) and a
-rise slowly (``_TAU_UP_S``): it stays near the quiet moments, so an action stands out
-for its whole first second. The broadband level is tracked the same way, and the level
-of each quarter of the frame against it (``q``) times a click far more finely than a
-32 ms frame does. The state is a few vectors, so streaming chunk by chunk and
-one pass over a whole recording give the same numbers (training uses the latter).
+of 10 dB and clipped (at +-``CLIP_DB``, or what the model's shape says). The background
+follows a fall at once-ish (``_TAU_DOWN_S``) and a rise slowly (``_TAU_UP_S``): it stays
+near the quiet moments, so an action stands out for its whole first second. The broadband
+level is tracked the same way, and the level of each quarter of the frame against it
+(``q``) times a click far more finely than a 32 ms frame does. The state is a few vectors,
+so streaming chunk by chunk and one pass over a whole recording give the same numbers
+(training uses the latter).
 
 With ``peaks`` (a model's shape says so), each band's level is also given against its
 recent *peaks* (``p``): an envelope that jumps to every new high and falls back over about
@@ -49,7 +50,7 @@ _LO_HZ, _HI_HZ = 100.0, 7600.0
 _FLOOR_DB = -100.0  # digital silence
 _TAU_UP_S, _TAU_DOWN_S = 2.0, 0.3
 _TAU_PEAK_S = 1.0
-_CLIP = 4.0  # +-40 dB
+CLIP_DB = 40.0  # features clipped at +-this (the shipped weights'; a model's shape may say another)
 _FILL_DBFS = -90.0  # samples within this of zero are heard as noise at this level
 _FILL_ROWS = 997  # frames of fill noise before it repeats (a prime: no beat with any hop)
 
@@ -80,7 +81,8 @@ def feature_count(peaks: bool) -> int:
 class OnsetFeatures:
     """Frames ([n, frame_samples] float32) in, features ([n, feature_count(peaks)] float32) out."""
 
-    def __init__(self, frame: int, hop: int, sample_rate: int, *, peaks: bool = False) -> None:
+    def __init__(self, frame: int, hop: int, sample_rate: int, *, peaks: bool = False,
+                 clip_db: float = CLIP_DB) -> None:
         self._window = np.hanning(frame).astype(np.float32)
         self._fill = (np.random.default_rng(0).standard_normal((_FILL_ROWS, frame))
                       * 10 ** (_FILL_DBFS / 20)).astype(np.float32)
@@ -89,6 +91,7 @@ class OnsetFeatures:
         self._down = 1.0 - np.exp(-hop / (_TAU_DOWN_S * sample_rate))
         self._fall = 1.0 - np.exp(-hop / (_TAU_PEAK_S * sample_rate))
         self.peaks = peaks
+        self._clip = clip_db / 10.0
         self.reset()
 
     def reset(self) -> None:
@@ -134,11 +137,10 @@ class OnsetFeatures:
         self._bg = b
         prev = np.concatenate([self._prev[None], lv[:-1]], axis=0)
         self._prev = lv[-1].copy()
-        z = np.clip((lv - bg) / 10.0, -_CLIP, _CLIP)
-        r = np.clip((lv - prev) / 10.0, -_CLIP, _CLIP)
-        q = np.clip((quarters - bg[:, -1:]) / 10.0, -_CLIP, _CLIP)
-        parts = [z, r, q, np.clip((lv - self._peaks_before(lv, bg, silent)) / 10.0, -_CLIP, _CLIP)] if self.peaks else [z, r, q]
-        return np.concatenate(parts, axis=1).astype(np.float32)
+        parts = [lv - bg, lv - prev, quarters - bg[:, -1:]]
+        if self.peaks:
+            parts.append(lv - self._peaks_before(lv, bg, silent))
+        return np.clip(np.concatenate(parts, axis=1) / 10.0, -self._clip, self._clip).astype(np.float32)
 
     def _peaks_before(self, lv: np.ndarray, bg: np.ndarray, silent: np.ndarray) -> np.ndarray:
         """The peak envelope before each frame: jumps to a new high, falls back with

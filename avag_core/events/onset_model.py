@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from avag_core.errors import AvagError
-from avag_core.events.onset_features import feature_count
+from avag_core.events.onset_features import CLIP_DB, feature_count
 
 FORMAT = "avag-onset-1"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "checkpoints" / "onset.safetensors"
@@ -39,11 +39,14 @@ class OnsetShape:
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
     lookahead: int = 3  # output t is about frame t - lookahead
     peaks: bool = False  # input includes the levels against each band's recent peaks (OnsetFeatures)
+    clip_db: float = CLIP_DB  # input levels clipped at +-clip_db (OnsetFeatures)
 
     def __post_init__(self) -> None:
-        if self.channels < 1 or not self.dilations or min(self.dilations) < 1 or self.lookahead < 0:
-            raise ValueError(f"channels and dilations must be >= 1 and lookahead >= 0, got channels={self.channels}, "
-                             f"dilations={','.join(map(str, self.dilations))}, lookahead={self.lookahead}")
+        if self.channels < 1 or not self.dilations or min(self.dilations) < 1 or self.lookahead < 0 \
+                or not 0 < self.clip_db <= 200:
+            raise ValueError(f"channels and dilations must be >= 1, lookahead >= 0 and clip_db in (0, 200], got "
+                             f"channels={self.channels}, dilations={','.join(map(str, self.dilations))}, "
+                             f"lookahead={self.lookahead}, clip_db={self.clip_db}")
 
     @property
     def receptive(self) -> int:
@@ -52,7 +55,7 @@ class OnsetShape:
 
     def to_meta(self) -> dict[str, str]:
         return {"channels": str(self.channels), "dilations": ",".join(map(str, self.dilations)),
-                "lookahead": str(self.lookahead), "peaks": str(int(self.peaks))}
+                "lookahead": str(self.lookahead), "peaks": str(int(self.peaks)), "clip_db": f"{self.clip_db:g}"}
 
     @classmethod
     def from_meta(cls, meta: dict[str, str]) -> OnsetShape:
@@ -61,7 +64,8 @@ class OnsetShape:
         return cls(channels=int(meta.get("channels", d.channels)),
                    dilations=tuple(int(v) for v in dil.split(",")) if dil else d.dilations,
                    lookahead=int(meta.get("lookahead", d.lookahead)),
-                   peaks=_flag(meta.get("peaks", "0")))
+                   peaks=_flag(meta.get("peaks", "0")),
+                   clip_db=float(meta.get("clip_db", d.clip_db)))
 
 
 def _flag(text: str) -> bool:

@@ -122,7 +122,7 @@ def _seeds(text: str) -> tuple[int, ...]:
 def stream_tensors(audio: np.ndarray, labels: np.ndarray, shape: OnsetShape) -> tuple[torch.Tensor, torch.Tensor]:
     """Model input [features, receptive - 1 + frames] (zero context first, as streaming
     starts) and labels aligned with the outputs [frames, 3] (output t: frame t - lookahead)."""
-    feats = OnsetFeatures(FRAME, HOP, SR, peaks=shape.peaks)(frames_of(audio, FRAME, HOP))
+    feats = OnsetFeatures(FRAME, HOP, SR, peaks=shape.peaks, clip_db=shape.clip_db)(frames_of(audio, FRAME, HOP))
     x = np.concatenate([np.zeros((shape.receptive - 1, feature_count(shape.peaks)), np.float32), feats], axis=0)
     y = np.zeros_like(labels)
     y[shape.lookahead:] = labels[: labels.shape[0] - shape.lookahead]  # the first outputs speak of no frame: weight 0
@@ -204,9 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peaks", action=argparse.BooleanOptionalAction, default=SHIPPED_SHAPE.peaks,
                     help="also give the model each band's level against its recent peaks (onset_features); "
                     "on by default, as in the shipped weights")
+    ap.add_argument("--clip-db", type=float, default=SHIPPED_SHAPE.clip_db, metavar="DB",
+                    help="clip the input levels at +-DB (onset_features; stored in the file's shape); "
+                    "default the shipped weights'")
     ap.add_argument("--init", type=Path, default=None, metavar="FILE",
                     help="fine-tune this file's members instead of training new ones (its shape; "
-                    "--channels, --dilations, --lookahead and --peaks do not apply)")
+                    "--channels, --dilations, --lookahead, --peaks and --clip-db do not apply)")
     ap.add_argument("--room", type=lambda t: tuple(v for v in t.split(",") if v), default=(), metavar="PATH[,...]",
                     help="recordings of the robot's room (audio files or folders of them; its background "
                     "sounds, no actions needed): a share of the streams (--room-share) plays them as background")
@@ -226,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         return _join(ap, args.join, args.out)
     try:
         shape = OnsetShape(channels=args.channels, dilations=args.dilations, lookahead=args.lookahead,
-                            peaks=args.peaks)
+                            peaks=args.peaks, clip_db=args.clip_db)
         starts = _initial_members(args.init)
         room = load_room(args.room) if args.room else []
     except (AvagError, ValueError) as e:
