@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from avag_core.events.onset_features import OnsetFeatures
 from avag_core.events.onset_model import OnsetEnsemble, OnsetShape, load_onset_model
 
 _WEIGHTS: dict[str, tuple[OnsetShape, list[dict[str, np.ndarray]]]] = {}  # one copy per weights file in a process
@@ -75,8 +74,7 @@ class LearnedOnsetScorer:
 
     def __init__(self, frame: int, hop: int, sample_rate: int, weights: str | Path | None = None) -> None:
         self._net = StreamingOnsetNet(*shared_weights(weights))
-        self._features = OnsetFeatures(frame, hop, sample_rate, peaks=self._net.shape.peaks,
-                                       clip_db=self._net.shape.clip_db)
+        self._features = self._net.shape.features(frame, hop, sample_rate)
         self.reset()
 
     def reset(self) -> None:

@@ -458,9 +458,9 @@ def _gate(mix: np.ndarray, rng: np.random.Generator) -> list[tuple[int, int]]:
     last such block and sends exact zeros while closed; its input is high-passed (no DC).
     Returns the closed stretches [start, end) in samples. Why: without gated streams the
     only sound after zeros in training was a background coming back after a dropout (no
-    onset). Two members trained with a tenth of their streams gated still missed the held-out
-    set's gated finger snap and guitar strum: the exact zeros in the model's input were the
-    cause, now heard as a -90 dBFS hiss (onset_features.py); off in the shipped recipe."""
+    onset). Off in the shipped recipe: members trained on the -90 dBFS hiss input
+    (onset_features.py), with or without a tenth of their streams gated, hear the gated input
+    worse than the shipped members (checkpoints/onset.md)."""
     mix -= mix.mean()
     m = mix.size // GATE_BLOCK
     level = 10.0 * np.log10((mix[: m * GATE_BLOCK].astype(np.float64).reshape(m, GATE_BLOCK) ** 2).mean(axis=1)

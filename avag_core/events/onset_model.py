@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from avag_core.errors import AvagError
-from avag_core.events.onset_features import CLIP_DB, feature_count
+from avag_core.events.onset_features import CLIP_DB, OnsetFeatures, feature_count
 
 FORMAT = "avag-onset-1"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "checkpoints" / "onset.safetensors"
@@ -47,6 +47,11 @@ class OnsetShape:
             raise ValueError(f"channels and dilations must be >= 1, lookahead >= 0 and clip_db in (0, 200], got "
                              f"channels={self.channels}, dilations={','.join(map(str, self.dilations))}, "
                              f"lookahead={self.lookahead}, clip_db={self.clip_db}")
+
+    def features(self, frame: int, hop: int, sample_rate: int) -> OnsetFeatures:
+        """The input this shape was trained on: the one place training and the live scorer
+        turn a shape into features, so a new input field cannot reach only one of them."""
+        return OnsetFeatures(frame, hop, sample_rate, peaks=self.peaks, clip_db=self.clip_db)
 
     @property
     def receptive(self) -> int:

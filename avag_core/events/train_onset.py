@@ -46,7 +46,7 @@ from avag_core.events.onset_data import (
     load_room,
     make_stream,
 )
-from avag_core.events.onset_features import OnsetFeatures, feature_count, frames_of
+from avag_core.events.onset_features import feature_count, frames_of
 from avag_core.events.onset_model import (
     OnsetEnsemble,
     OnsetNet,
@@ -122,7 +122,7 @@ def _seeds(text: str) -> tuple[int, ...]:
 def stream_tensors(audio: np.ndarray, labels: np.ndarray, shape: OnsetShape) -> tuple[torch.Tensor, torch.Tensor]:
     """Model input [features, receptive - 1 + frames] (zero context first, as streaming
     starts) and labels aligned with the outputs [frames, 3] (output t: frame t - lookahead)."""
-    feats = OnsetFeatures(FRAME, HOP, SR, peaks=shape.peaks, clip_db=shape.clip_db)(frames_of(audio, FRAME, HOP))
+    feats = shape.features(FRAME, HOP, SR)(frames_of(audio, FRAME, HOP))
     x = np.concatenate([np.zeros((shape.receptive - 1, feature_count(shape.peaks)), np.float32), feats], axis=0)
     y = np.zeros_like(labels)
     y[shape.lookahead:] = labels[: labels.shape[0] - shape.lookahead]  # the first outputs speak of no frame: weight 0
