@@ -19,6 +19,8 @@ Prints a table and writes JSON. Setup (Debian/Ubuntu, as root or with sudo):
     python -m avag_core.benchmarks.hearing_bench --json hearing.json      # the default: the learned CNN
     python -m avag_core.benchmarks.hearing_bench --detector flux           # per-band flux
     python -m avag_core.benchmarks.hearing_bench --detector energy --quick # the first detector
+    # why each action was missed, what each false event was to the model (hearing_explain.py)
+    python -m avag_core.benchmarks.hearing_bench --explain --json explain.json
     # the held-out set: other packages' recordings, for choosing between training recipes
     apt-get install -y --no-install-recommends espeak-ng scratch extremetuxracer-data lbreakout2-data tuxtype-data
     python -m avag_core.benchmarks.hearing_bench --recordings heldout --repeats 2
@@ -51,6 +53,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from avag_core.benchmarks import hearing_explain
 from avag_core.benchmarks.hearing_sets import BENCH, SETS, RecordingSet
 from avag_core.data.array_cache import cached_array
 from avag_core.data.synth.backgrounds import (
@@ -197,9 +200,11 @@ class DetectorRun(NamedTuple):
     decided_after_s: list[float]
 
 
-def run_detector(x: np.ndarray, cfg: EventConfig) -> DetectorRun:
-    """The detector fed like the node feeds it."""
+def run_detector(x: np.ndarray, cfg: EventConfig, trace: list[np.ndarray] | None = None) -> DetectorRun:
+    """The detector fed like the node feeds it; ``trace`` (a list) receives the learned
+    detector's frames (``SoundEventDetector.trace``), onset times relative to the audio."""
     tracker = AudioEventTracker(cfg)
+    tracker.detector.trace = trace
     events: list[SoundEvent] = []
     decided: list[float] = []
     t_cpu = time.process_time()
@@ -210,9 +215,22 @@ def run_detector(x: np.ndarray, cfg: EventConfig) -> DetectorRun:
     events += tracker.flush()
     cpu = time.process_time() - t_cpu
     base = T0_NS / 1e9
+    for part in trace or ():
+        part[:, 0] -= base
     return DetectorRun([replace(e, start_time=e.start_time - base, end_time=e.end_time - base,
                                 onset_time=e.onset_time - base, peak_time=e.peak_time - base) for e in events],
                        cpu, decided)
+
+
+def explained(x: np.ndarray, onsets: list[float], cfg: EventConfig, members: int) -> tuple[DetectorRun, dict[str, Any]]:
+    """``run_detector`` with its trace; the misses and false events explained
+    (``hearing_explain.as_json``; ``members``: how many the onset model averages)."""
+    trace: list[np.ndarray] = []
+    run = run_detector(x, cfg, trace)
+    frames = np.concatenate(trace) if trace else np.zeros((0, 4))
+    misses, falses = hearing_explain.explain(run.events, onsets, match(run.events, onsets), frames, cfg,
+                                             (MATCH_BEFORE_S, MATCH_AFTER_S))
+    return run, hearing_explain.as_json(misses, falses, members) | {"line": hearing_explain.line(misses, falses, members)}
 
 
 def load_head(checkpoint: str) -> tuple[Any, Any]:
@@ -240,23 +258,31 @@ def accepted_by_head(head: tuple[Any, Any], track: np.ndarray, events: list[Soun
     return [v for v in head_verdicts(head, track, events) if v is not None]
 
 
-def score(events: list[SoundEvent], onsets: list[float]) -> dict[str, float]:
-    """Greedy one-to-one matching in time order (see the module docstring)."""
-    det = sorted(e.onset_time for e in events)
-    used = [False] * len(det)
-    errors = []
+def match(events: list[SoundEvent], onsets: list[float]) -> list[int | None]:
+    """Per reference onset, the index in ``events`` of the detection matched to it (None: a
+    miss): greedy and one-to-one in time order (see the module docstring)."""
+    order = sorted(range(len(events)), key=lambda j: events[j].onset_time)
+    used: set[int] = set()
+    out: list[int | None] = []
     for ref in onsets:
-        for j, d in enumerate(det):
-            if not used[j] and ref - MATCH_BEFORE_S <= d <= ref + MATCH_AFTER_S:
-                used[j] = True
-                errors.append(abs(d - ref))
-                break
+        hit = next((j for j in order if j not in used
+                    and ref - MATCH_BEFORE_S <= events[j].onset_time <= ref + MATCH_AFTER_S), None)
+        if hit is not None:
+            used.add(hit)
+        out.append(hit)
+    return out
+
+
+def score(events: list[SoundEvent], onsets: list[float]) -> dict[str, float]:
+    """Recall, precision and onset errors of ``match``."""
+    errors = [abs(events[j].onset_time - ref) for ref, j in zip(onsets, match(events, onsets), strict=True)
+              if j is not None]
     hits = len(errors)
     return {
-        "actions": len(onsets), "detections": len(det), "hits": hits,
+        "actions": len(onsets), "detections": len(events), "hits": hits,
         "recall": hits / len(onsets) if onsets else 1.0,
-        "precision": hits / len(det) if det else 1.0,
-        "false_alarms": len(det) - hits,
+        "precision": hits / len(events) if events else 1.0,
+        "false_alarms": len(events) - hits,
         "onset_errors_ms": [round(e * 1000, 1) for e in errors],
     }
 
@@ -315,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="also run the action head beside CHECKPOINT on every event: recall and precision "
                     "of the events it accepts (what reaches the robot as masks), and the events of "
                     "speech/music alone it accepts")
+    ap.add_argument("--explain", action="store_true",
+                    help="learned detector: why each action was missed and what each false event looked like "
+                    "to the model (one line per mix; every miss and false event in the JSON)")
     ap.add_argument("--background-part", choices=PARTS, default="whole",
                     help="play only the first or second half of each background recording (and of the "
                     "speech text): 'second' scores a detector adapted on the first (--write-backgrounds)")
@@ -340,6 +369,17 @@ def main(argv: list[str] | None = None) -> int:
         cur = getattr(cfg, k)
         setattr(cfg, k, type(cur)(v) if not isinstance(cur, bool) else v.lower() in ("1", "true"))
     cfg.validate()
+    if args.explain and cfg.detector != "learned":
+        ap.error("--explain needs the learned detector (it reads the onset model's probabilities)")
+    members = 0
+    if args.explain:
+        from avag_core.events.learned import shared_weights  # torch: only for the learned detector
+
+        members = len(shared_weights(cfg.onset_weights or None)[1])
+
+    def detect(x: np.ndarray, onsets: list[float]) -> tuple[DetectorRun, dict[str, Any] | None]:
+        return explained(x, onsets, cfg, members) if args.explain else (run_detector(x, cfg), None)
+
     rng = np.random.default_rng(args.seed)
     snrs = [float(s) for s in args.snrs.split(",")]
     names = (args.backgrounds.split(",") if args.backgrounds
@@ -359,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         for snr in snrs:
             acts = actions * args.repeats
             mix, onsets = build_mix(bg, acts, snr, rng)
-            events, cpu, after = run_detector(mix, cfg)
+            (events, cpu, after), why = detect(mix, onsets)
             cpu_total += cpu
             decided += after
             audio_total += mix.size / SR
@@ -369,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
                          "onset_p50_ms": float(np.percentile(errs, 50)) if errs else None,
                          "onset_p90_ms": float(np.percentile(errs, 90)) if errs else None,
                          "fa_per_min": s["false_alarms"] / (mix.size / SR / 60)})
+            if why is not None:
+                rows[-1]["explain"] = why
             if head is not None:  # what reaches the robot: the events the head accepts
                 kept = [e for e, v in zip(events, head_verdicts(head, mix, events), strict=True) if v]
                 h = score(kept, onsets)
@@ -378,11 +420,13 @@ def main(argv: list[str] | None = None) -> int:
         if name not in names:
             continue
         bg = within_full_scale(background(name, args.alone_s, rng, args.cache, rset, args.background_part))
-        events, cpu, _after = run_detector(bg, cfg)
+        (events, cpu, _after), why = detect(bg, [])
         cpu_total += cpu
         audio_total += bg.size / SR
         alone.append({"background": name, "seconds": bg.size / SR, "events": len(events),
                       "fa_per_min": len(events) / (bg.size / SR / 60)})
+        if why is not None:
+            alone[-1]["explain"] = why
         if args.heard:
             labels = accepted_by_head(head, bg, events)
             alone[-1].update(accepted=len(labels), accepted_labels=labels,
@@ -390,9 +434,12 @@ def main(argv: list[str] | None = None) -> int:
     gated = None
     if "gated" in names:  # after every random draw: the other rows stay as they were
         mix, onsets = gated_mix(actions * args.repeats)
-        s = score(run_detector(mix, cfg).events, onsets)
+        run, why = detect(mix, onsets)
+        s = score(run.events, onsets)
         s.pop("onset_errors_ms")
         gated = {"peak_dbfs": 20 * float(np.log10(GATED_PEAK)), **s}
+        if why is not None:
+            gated["explain"] = why
     rtf = cpu_total / audio_total if audio_total else 0.0
     print(f"recordings={rset.name}  detector={cfg.detector}  chunks of {CHUNK} samples at {SR} Hz, {len(actions)} actions x "
           f"{args.repeats} per background and SNR")
@@ -416,6 +463,13 @@ def main(argv: list[str] | None = None) -> int:
     if gated:
         print(f"gated microphone (exact zeros between sounds, each action peaking at {gated['peak_dbfs']:g} dBFS): "
               f"{gated['hits']} of {gated['actions']} actions found, {gated['false_alarms']} false events")
+    if args.explain:
+        for r in rows:
+            print(f"explain {r['background']} {r['snr_db']:g} dB: {r['explain']['line']}")
+        for a in alone:
+            print(f"explain {a['background']} alone: {a['explain']['line']}")
+        if gated:
+            print(f"explain gated: {gated['explain']['line']}")
     print(f"runtime: {rtf * 100:.2f} % of one core ({rtf * 3600:.1f} s per hour of audio)")
     delay = ({"p50": float(np.percentile(decided, 50)), "p90": float(np.percentile(decided, 90))}
              if decided else None)

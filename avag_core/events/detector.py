@@ -126,6 +126,11 @@ class SoundEventDetector:
         self.lift_threshold = float(cfg.lift_on_db)  # ... and the lift (dB) that starts one too
         self.dropped_short = 0  # events discarded by min_event_s
         self.discontinuities = 0  # gaps / time jumps seen in the input times
+        # set to a list to record the learned detector's view of each frame it steps, one
+        # [frames, 4] array per chunk: onset time (input clock), onset and sounding
+        # probabilities, members at or above learned_on (why an action was missed or a
+        # background sound started an event: avag_core/benchmarks/hearing_explain.py)
+        self.trace: list[np.ndarray] | None = None
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -303,6 +308,11 @@ class SoundEventDetector:
         first = self._hist_count - self._lag_snr.size  # stream index of the oldest frame not scored
         self._push_history(energy_db, np.zeros(energy_db.size))
         t, p_on, p_act = self._learned(frames, times)
+        if self.trace is not None and t.size:
+            member_p = 1.0 / (1.0 + np.exp(-np.clip(self._learned.member_onset_logits, -50.0, 50.0)))
+            voters = (member_p >= self.config.learned_on).sum(axis=0)
+            onset_t = t + (self._frame - self._hop) / self.sample_rate + (self._epoch or 0.0)
+            self.trace.append(np.column_stack([onset_t, p_on, p_act, voters]))
         all_snr = np.concatenate([self._lag_snr, snr])
         self._lag_snr = all_snr[t.size:]
         events: list[SoundEvent] = []

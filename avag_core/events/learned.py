@@ -52,6 +52,11 @@ class StreamingOnsetNet:
         self._head_w, self._head_b = stacked("head.weight", 0), stacked("head.bias")[:, None]
         self.reset()
 
+    @property
+    def members(self) -> int:
+        """How many members the logits average."""
+        return int(self._proj_w.shape[0])
+
     def reset(self) -> None:
         members, features, width = self._proj_w.shape
         self._hist = [np.zeros((members, 2 * d, width), np.float32) for d in self.shape.dilations]
@@ -65,12 +70,14 @@ class StreamingOnsetNet:
             out = full[:, :n] @ w[0] + full[:, d:d + n] @ w[1] + full[:, 2 * d:] @ w[2] + b
             h = np.maximum(out, 0.0) + h
             self._hist[i] = full[:, -2 * d:]
-        return (h @ self._head_w + self._head_b).mean(axis=0)
+        self.member_logits = h @ self._head_w + self._head_b  # [members, n, 2]: what the mean hides
+        return self.member_logits.mean(axis=0)
 
 
 class LearnedOnsetScorer:
     """Call with frames and their start times; get back (times, p_onset, p_active) of the
-    frames now scored (each ``shape.lookahead`` frames after it arrived)."""
+    frames now scored (each ``shape.lookahead`` frames after it arrived).
+    ``member_onset_logits`` [members, frames] holds each member's onset logit of those frames."""
 
     def __init__(self, frame: int, hop: int, sample_rate: int, weights: str | Path | None = None) -> None:
         self._net = StreamingOnsetNet(*shared_weights(weights))
@@ -81,10 +88,12 @@ class LearnedOnsetScorer:
         self._features.reset()
         self._net.reset()
         self._times = np.zeros(0)  # times of frames seen but not yet scored (the lookahead)
+        self.member_onset_logits = np.zeros((self._net.members, 0))  # of the frames last returned
 
     def __call__(self, frames: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = frames.shape[0]
         if n == 0:
+            self.member_onset_logits = np.zeros((self._net.members, 0))
             return np.zeros(0), np.zeros(0), np.zeros(0)
         logits = self._net(self._features(frames)).astype(np.float64)
         prob = 1.0 / (1.0 + np.exp(-np.clip(logits, -50.0, 50.0)))
@@ -94,4 +103,5 @@ class LearnedOnsetScorer:
         # of a stream are about frames before it began and are dropped
         skip = n - done
         self._times = all_t[done:]
+        self.member_onset_logits = self._net.member_logits[:, skip:, 0]
         return all_t[:done], prob[skip:, 0], prob[skip:, 1]

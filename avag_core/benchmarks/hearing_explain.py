@@ -1,0 +1,128 @@
+"""Why the learned detector missed an action or started a false event, from its own view of
+the frames (``SoundEventDetector.trace``): ``hearing_bench --explain``.
+
+Why: each question about what is left (was the action scored under ``learned_on``? was
+another event still going on? did the model hear the action go on? do the members agree?)
+was answered with a throwaway script, and a figure from a throwaway script cannot be
+repeated. A miss gets the first reason that holds:
+
+- ``matched elsewhere``: a detection lies in its match window but went to another action;
+- ``inside an earlier event``: an event that started before the window was still sounding;
+- ``onset under learned_on``: the model's onset probability stayed under ``learned_on`` in
+  the window;
+- ``onset heard, no event``: it reached ``learned_on`` but no event started there (the model
+  did not hear the sound go on, so the event was shorter than ``min_event_s``, or the onset
+  came within ``learned_gap_s`` of the last).
+
+A false event gets its onset probability, how many of the next ``SOUNDING_S`` of frames
+the model heard sounding (at ``learned_keep``), and how many members reached ``learned_on``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from avag_core.events import EventConfig, SoundEvent
+
+MISS_REASONS = ("matched elsewhere", "inside an earlier event", "onset under learned_on", "onset heard, no event")
+SOUNDING_S = 0.3  # a false event's "sounding frames" are counted over this much after its onset
+_NEAR_S = 0.05  # a false event's own onset frame: the highest probability this close to its onset
+
+
+@dataclass(frozen=True)
+class Miss:
+    """An action no detection was matched to, with the model's highest probabilities in its
+    match window and the members at ``learned_on`` on that window's highest onset frame."""
+
+    onset_s: float
+    reason: str
+    onset_p: float
+    sounding_p: float
+    members_on: int
+
+
+@dataclass(frozen=True)
+class FalseEvent:
+    """A detection matched to no action."""
+
+    onset_s: float
+    onset_p: float
+    sounding_frames: int
+    members_on: int
+
+
+def _window(times: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.flatnonzero((times >= lo) & (times <= hi))
+
+
+def explain(events: list[SoundEvent], onsets: list[float], matched: list[int | None], trace: np.ndarray,
+            cfg: EventConfig, window: tuple[float, float]) -> tuple[list[Miss], list[FalseEvent]]:
+    """Each miss and each false event of one mix. ``matched``: per onset, the index of its
+    detection in ``events`` (``hearing_bench.match``); ``trace`` [frames, 4]: the detector's
+    trace joined (onset time, onset p, sounding p, members at ``learned_on``), on the
+    events' clock; ``window``: the match window (s before, s after an onset)."""
+    before, after = window
+    t = trace[:, 0]
+    hit = {j for j in matched if j is not None}
+    misses = []
+    for ref, j in zip(onsets, matched, strict=True):
+        if j is not None:
+            continue
+        w = _window(t, ref - before, ref + after)
+        top = int(w[np.argmax(trace[w, 1])]) if w.size else None
+        onset_p = float(trace[top, 1]) if top is not None else 0.0
+        if any(ref - before <= e.onset_time <= ref + after for e in events):
+            reason = MISS_REASONS[0]
+        elif any(e.onset_time < ref - before and ref <= e.end_time - (0.0 if e.truncated else cfg.post_roll_s)
+                 for e in events):
+            reason = MISS_REASONS[1]
+        elif onset_p < cfg.learned_on:
+            reason = MISS_REASONS[2]
+        else:
+            reason = MISS_REASONS[3]
+        misses.append(Miss(round(ref, 3), reason, round(onset_p, 3),
+                           round(float(trace[w, 2].max()), 3) if w.size else 0.0,
+                           int(trace[top, 3]) if top is not None else 0))
+    falses = []
+    for j, e in enumerate(events):
+        if j in hit:
+            continue
+        near = _window(t, e.onset_time - _NEAR_S, e.onset_time + _NEAR_S)
+        top = int(near[np.argmax(trace[near, 1])]) if near.size else None
+        span = _window(t, e.onset_time, e.onset_time + SOUNDING_S)
+        falses.append(FalseEvent(round(e.onset_time, 3), round(float(trace[top, 1]), 3) if top is not None else 0.0,
+                                 int((trace[span, 2] >= cfg.learned_keep).sum()),
+                                 int(trace[top, 3]) if top is not None else 0))
+    return misses, falses
+
+
+def summary(misses: list[Miss], falses: list[FalseEvent], members: int) -> dict[str, Any]:
+    """Counts of misses per reason; false events' median onset probability and sounding
+    frames, and how many had every member at ``learned_on``."""
+    return {
+        "misses": {r: sum(m.reason == r for m in misses) for r in MISS_REASONS},
+        "false_events": len(falses),
+        "false_onset_p_median": float(np.median([f.onset_p for f in falses])) if falses else None,
+        "false_sounding_frames_median": float(np.median([f.sounding_frames for f in falses])) if falses else None,
+        "false_all_members_on": sum(f.members_on == members for f in falses),
+    }
+
+
+def as_json(misses: list[Miss], falses: list[FalseEvent], members: int) -> dict[str, Any]:
+    """``summary`` and every miss and false event."""
+    return {**summary(misses, falses, members), "miss_list": [asdict(m) for m in misses],
+            "false_list": [asdict(f) for f in falses]}
+
+
+def line(misses: list[Miss], falses: list[FalseEvent], members: int) -> str:
+    """One printed line: misses per reason, then what the false events looked like."""
+    s = summary(misses, falses, members)
+    out = "misses: " + (", ".join(f"{n} {r}" for r, n in s["misses"].items() if n) or "none")
+    if falses:
+        out += (f"; {len(falses)} false: onset p {s['false_onset_p_median']:.2f}, sounding "
+                f"{s['false_sounding_frames_median']:.0f} frames (medians), all {members} members on: "
+                f"{s['false_all_members_on']}")
+    return out

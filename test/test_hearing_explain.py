@@ -1,0 +1,122 @@
+"""``hearing_bench --explain``: the learned detector's trace is the scorer's own view and
+changes no event; each miss gets the reason its frames give, each false event what the
+model heard. The committed action clips over white noise, with reference onsets moved to
+make each case."""
+
+import itertools
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from audio_clips import AUDIO, load
+
+from avag_core.benchmarks import hearing_bench as hb
+from avag_core.benchmarks import hearing_explain as hx
+from avag_core.events import EventConfig
+from avag_core.events.learned import LearnedOnsetScorer, shared_weights
+from avag_core.events.onset_features import frames_of
+
+CLIPS = ("chink", "coins", "raze", "stamp", "gong", "guitar_strum")
+MEMBERS = len(shared_weights(None)[1])
+
+
+@pytest.fixture(scope="module")
+def mix() -> tuple[np.ndarray, list[float], hb.DetectorRun]:
+    """The clips in random order over white noise at 20 dB (the benchmark's mix), and the
+    detector's run over it."""
+    rng = np.random.default_rng(0)
+    actions = [(n, load(f"action_{n}")[: round(hb.MAX_ACTION_S * hb.SR)]) for n in CLIPS]
+    x, onsets = hb.build_mix(hb.noise_track("white", 26.0, rng), actions, 20.0, rng)
+    return x, onsets, hb.run_detector(x, EventConfig())
+
+
+def test_the_trace_is_the_scorers_view_and_changes_no_event(mix):
+    x, _, plain = mix
+    cfg = EventConfig()
+    trace: list[np.ndarray] = []
+    assert hb.run_detector(x, cfg, trace).events == plain.events
+    frames = np.concatenate(trace)
+    whole = frames_of(x, cfg.frame_samples, cfg.hop_samples)
+    t, p_on, p_act = LearnedOnsetScorer(cfg.frame_samples, cfg.hop_samples, hb.SR)(
+        whole, np.arange(whole.shape[0]) * cfg.hop_samples / hb.SR)
+    assert frames.shape == (t.size, 4)
+    np.testing.assert_allclose(frames[:, 0], t + (cfg.frame_samples - cfg.hop_samples) / hb.SR, atol=1e-6)
+    np.testing.assert_allclose(frames[:, 1], p_on, atol=1e-5)
+    np.testing.assert_allclose(frames[:, 2], p_act, atol=1e-5)
+    # the mean of the members' logits reaches learned_on only if one member's does, and
+    # stays under it if one member's does
+    on = frames[:, 1] >= cfg.learned_on
+    assert on.any() and (~on).any()
+    assert (frames[on, 3] >= 1).all() and (frames[~on, 3] <= MEMBERS - 1).all()
+    assert frames[:, 3].min() >= 0 and frames[:, 3].max() == MEMBERS
+
+
+def test_every_clip_is_found_so_the_cases_below_are_made_by_the_references(mix):
+    x, onsets, _ = mix
+    _, why = hb.explained(x, onsets, EventConfig(), MEMBERS)
+    assert why["misses"] == dict.fromkeys(hx.MISS_REASONS, 0) and why["false_events"] == 0
+    assert why["line"] == "misses: none"
+
+
+def test_each_miss_gets_the_reason_its_frames_give(mix):
+    x, onsets, plain = mix
+    cfg = EventConfig()
+    events = sorted(plain.events, key=lambda e: e.onset_time)
+    # quiet: halfway through the longest stretch with no event
+    gaps = [(b.start_time - a.end_time, (a.end_time + b.start_time) / 2) for a, b in itertools.pairwise(events)]
+    quiet = max(gaps)[1]
+    # inside: 0.45 s into an event still sounding 0.7 s after its onset, no other onset near
+    long = [e for e in events if e.end_time - cfg.post_roll_s >= e.onset_time + 0.7
+            and not any(e.onset_time < o.onset_time <= e.onset_time + 0.8 for o in events)]
+    assert long, "no clip rings long enough: the gong and the strum should"
+    inside = long[0].onset_time + 0.45
+    # elsewhere: a second action 50 ms after the first, where one detection serves both
+    refs = [*onsets, quiet, inside, onsets[0] + 0.05]
+    _, why = hb.explained(x, refs, cfg, MEMBERS)
+    got = {m["onset_s"]: m for m in why["miss_list"]}
+    assert set(got) == {round(quiet, 3), round(inside, 3), round(onsets[0] + 0.05, 3)}
+    assert got[round(quiet, 3)]["reason"] == "onset under learned_on"
+    assert got[round(quiet, 3)]["onset_p"] < cfg.learned_on
+    assert got[round(inside, 3)]["reason"] == "inside an earlier event"
+    assert got[round(onsets[0] + 0.05, 3)]["reason"] == "matched elsewhere"
+    assert why["misses"] == {"matched elsewhere": 1, "inside an earlier event": 1, "onset under learned_on": 1,
+                             "onset heard, no event": 0}
+    # every event dropped as too short: each action's onset was heard, and no event came of it
+    strict = replace(cfg, min_event_s=cfg.max_event_s)
+    run, why = hb.explained(x, onsets, strict, MEMBERS)
+    assert run.events == [] and why["misses"]["onset heard, no event"] == len(onsets)
+    assert all(m["onset_p"] >= cfg.learned_on and m["members_on"] >= 1 for m in why["miss_list"])
+
+
+def test_a_false_event_shows_what_the_model_heard(mix):
+    """Without its reference onset an action's event is a false event: the model's onset
+    probability there reached learned_on and it heard the sound go on."""
+    x, onsets, _ = mix
+    cfg = EventConfig()
+    dropped = onsets[2]
+    _, why = hb.explained(x, [o for o in onsets if o != dropped], cfg, MEMBERS)
+    assert why["false_events"] == 1 and why["misses"] == dict.fromkeys(hx.MISS_REASONS, 0)
+    false = why["false_list"][0]
+    assert abs(false["onset_s"] - dropped) <= hb.MATCH_AFTER_S
+    assert false["onset_p"] >= cfg.learned_on and 1 <= false["members_on"] <= MEMBERS
+    assert 1 <= false["sounding_frames"] <= round(hx.SOUNDING_S * hb.SR / cfg.hop_samples) + 1
+    assert why["line"].startswith("misses: none; 1 false: onset p ")
+
+
+def test_the_cli_explains_each_mix_and_refuses_other_detectors(tmp_path, capsys):
+    small = hb.RecordingSet(name="heldout", actions=tuple(("test data", str(AUDIO / f"action_{n}.flac"))
+                                                          for n in ("chink", "coins", "raze", "stamp")),
+                            backgrounds={}, voices=("da",), text="/usr/share/common-licenses/GPL-2")
+    out = tmp_path / "g.json"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(hb.SETS, "heldout", small)
+        assert hb.main(["--recordings", "heldout", "--backgrounds", "gated", "--explain", "--json", str(out)]) == 0
+        with pytest.raises(SystemExit) as refused:
+            hb.main(["--recordings", "heldout", "--backgrounds", "gated", "--detector", "flux", "--explain"])
+    assert refused.value.code == 2
+    report = json.loads(out.read_text())
+    assert report["gated"]["explain"]["misses"] == dict.fromkeys(hx.MISS_REASONS, 0)
+    printed = capsys.readouterr()
+    assert "explain gated: misses: none" in printed.out
+    assert "--explain needs the learned detector" in printed.err
