@@ -54,7 +54,7 @@ def test_the_trace_is_the_scorers_view_and_changes_no_event(mix):
 
 def test_every_clip_is_found_so_the_cases_below_are_made_by_the_references(mix):
     x, onsets, _ = mix
-    _, why = hb.explained(x, onsets, EventConfig(), MEMBERS)
+    _, why = hb.explained(x, onsets, EventConfig())
     assert why["misses"] == dict.fromkeys(hx.MISS_REASONS, 0) and why["false_events"] == 0
     assert why["line"] == "misses: none"
 
@@ -73,7 +73,7 @@ def test_each_miss_gets_the_reason_its_frames_give(mix):
     inside = long[0].onset_time + 0.45
     # elsewhere: a second action 50 ms after the first, where one detection serves both
     refs = [*onsets, quiet, inside, onsets[0] + 0.05]
-    _, why = hb.explained(x, refs, cfg, MEMBERS)
+    _, why = hb.explained(x, refs, cfg)
     got = {m["onset_s"]: m for m in why["miss_list"]}
     assert set(got) == {round(quiet, 3), round(inside, 3), round(onsets[0] + 0.05, 3)}
     assert got[round(quiet, 3)]["reason"] == "onset under learned_on"
@@ -84,7 +84,7 @@ def test_each_miss_gets_the_reason_its_frames_give(mix):
                              "onset heard, no event": 0}
     # every event dropped as too short: each action's onset was heard, and no event came of it
     strict = replace(cfg, min_event_s=cfg.max_event_s)
-    run, why = hb.explained(x, onsets, strict, MEMBERS)
+    run, why = hb.explained(x, onsets, strict)
     assert run.events == [] and why["misses"]["onset heard, no event"] == len(onsets)
     assert all(m["onset_p"] >= cfg.learned_on and m["members_on"] >= 1 for m in why["miss_list"])
 
@@ -95,7 +95,7 @@ def test_a_false_event_shows_what_the_model_heard(mix):
     x, onsets, _ = mix
     cfg = EventConfig()
     dropped = onsets[2]
-    _, why = hb.explained(x, [o for o in onsets if o != dropped], cfg, MEMBERS)
+    _, why = hb.explained(x, [o for o in onsets if o != dropped], cfg)
     assert why["false_events"] == 1 and why["misses"] == dict.fromkeys(hx.MISS_REASONS, 0)
     false = why["false_list"][0]
     assert abs(false["onset_s"] - dropped) <= hb.MATCH_AFTER_S

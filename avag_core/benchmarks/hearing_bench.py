@@ -222,15 +222,17 @@ def run_detector(x: np.ndarray, cfg: EventConfig, trace: list[np.ndarray] | None
                        cpu, decided)
 
 
-def explained(x: np.ndarray, onsets: list[float], cfg: EventConfig, members: int) -> tuple[DetectorRun, dict[str, Any]]:
-    """``run_detector`` with its trace; the misses and false events explained
-    (``hearing_explain.as_json``; ``members``: how many the onset model averages)."""
+def explained(x: np.ndarray, onsets: list[float], cfg: EventConfig) -> tuple[DetectorRun, dict[str, Any]]:
+    """``run_detector`` with its trace (learned detector); the misses and false events
+    explained (``hearing_explain.as_json``)."""
+    from avag_core.events.learned import shared_weights  # torch: only for the learned detector
+
     trace: list[np.ndarray] = []
     run = run_detector(x, cfg, trace)
     frames = np.concatenate(trace) if trace else np.zeros((0, 4))
     misses, falses = hearing_explain.explain(run.events, onsets, match(run.events, onsets), frames, cfg,
                                              (MATCH_BEFORE_S, MATCH_AFTER_S))
-    return run, hearing_explain.as_json(misses, falses, members) | {"line": hearing_explain.line(misses, falses, members)}
+    return run, hearing_explain.as_json(misses, falses, len(shared_weights(cfg.onset_weights or None)[1]))
 
 
 def load_head(checkpoint: str) -> tuple[Any, Any]:
@@ -371,14 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg.validate()
     if args.explain and cfg.detector != "learned":
         ap.error("--explain needs the learned detector (it reads the onset model's probabilities)")
-    members = 0
-    if args.explain:
-        from avag_core.events.learned import shared_weights  # torch: only for the learned detector
-
-        members = len(shared_weights(cfg.onset_weights or None)[1])
 
     def detect(x: np.ndarray, onsets: list[float]) -> tuple[DetectorRun, dict[str, Any] | None]:
-        return explained(x, onsets, cfg, members) if args.explain else (run_detector(x, cfg), None)
+        return explained(x, onsets, cfg) if args.explain else (run_detector(x, cfg), None)
 
     rng = np.random.default_rng(args.seed)
     snrs = [float(s) for s in args.snrs.split(",")]

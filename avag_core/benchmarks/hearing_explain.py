@@ -58,6 +58,15 @@ def _window(times: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.flatnonzero((times >= lo) & (times <= hi))
 
 
+def _top(trace: np.ndarray, frames: np.ndarray) -> tuple[float, int]:
+    """(onset probability, members at learned_on) of the frame with the highest onset
+    probability among ``frames`` ((0, 0) for none)."""
+    if not frames.size:
+        return 0.0, 0
+    k = int(frames[np.argmax(trace[frames, 1])])
+    return round(float(trace[k, 1]), 3), int(trace[k, 3])
+
+
 def explain(events: list[SoundEvent], onsets: list[float], matched: list[int | None], trace: np.ndarray,
             cfg: EventConfig, window: tuple[float, float]) -> tuple[list[Miss], list[FalseEvent]]:
     """Each miss and each false event of one mix. ``matched``: per onset, the index of its
@@ -72,8 +81,7 @@ def explain(events: list[SoundEvent], onsets: list[float], matched: list[int | N
         if j is not None:
             continue
         w = _window(t, ref - before, ref + after)
-        top = int(w[np.argmax(trace[w, 1])]) if w.size else None
-        onset_p = float(trace[top, 1]) if top is not None else 0.0
+        onset_p, members_on = _top(trace, w)
         if any(ref - before <= e.onset_time <= ref + after for e in events):
             reason = MISS_REASONS[0]
         elif any(e.onset_time < ref - before and ref <= e.end_time - (0.0 if e.truncated else cfg.post_roll_s)
@@ -83,19 +91,16 @@ def explain(events: list[SoundEvent], onsets: list[float], matched: list[int | N
             reason = MISS_REASONS[2]
         else:
             reason = MISS_REASONS[3]
-        misses.append(Miss(round(ref, 3), reason, round(onset_p, 3),
-                           round(float(trace[w, 2].max()), 3) if w.size else 0.0,
-                           int(trace[top, 3]) if top is not None else 0))
+        misses.append(Miss(round(ref, 3), reason, onset_p, round(float(trace[w, 2].max()), 3) if w.size else 0.0,
+                           members_on))
     falses = []
     for j, e in enumerate(events):
         if j in hit:
             continue
-        near = _window(t, e.onset_time - _NEAR_S, e.onset_time + _NEAR_S)
-        top = int(near[np.argmax(trace[near, 1])]) if near.size else None
+        onset_p, members_on = _top(trace, _window(t, e.onset_time - _NEAR_S, e.onset_time + _NEAR_S))
         span = _window(t, e.onset_time, e.onset_time + SOUNDING_S)
-        falses.append(FalseEvent(round(e.onset_time, 3), round(float(trace[top, 1]), 3) if top is not None else 0.0,
-                                 int((trace[span, 2] >= cfg.learned_keep).sum()),
-                                 int(trace[top, 3]) if top is not None else 0))
+        falses.append(FalseEvent(round(e.onset_time, 3), onset_p, int((trace[span, 2] >= cfg.learned_keep).sum()),
+                                 members_on))
     return misses, falses
 
 
@@ -111,18 +116,19 @@ def summary(misses: list[Miss], falses: list[FalseEvent], members: int) -> dict[
     }
 
 
-def as_json(misses: list[Miss], falses: list[FalseEvent], members: int) -> dict[str, Any]:
-    """``summary`` and every miss and false event."""
-    return {**summary(misses, falses, members), "miss_list": [asdict(m) for m in misses],
-            "false_list": [asdict(f) for f in falses]}
-
-
-def line(misses: list[Miss], falses: list[FalseEvent], members: int) -> str:
-    """One printed line: misses per reason, then what the false events looked like."""
-    s = summary(misses, falses, members)
+def line(s: dict[str, Any], members: int) -> str:
+    """One printed line of a ``summary``: misses per reason, then what the false events
+    looked like."""
     out = "misses: " + (", ".join(f"{n} {r}" for r, n in s["misses"].items() if n) or "none")
-    if falses:
-        out += (f"; {len(falses)} false: onset p {s['false_onset_p_median']:.2f}, sounding "
+    if s["false_events"]:
+        out += (f"; {s['false_events']} false: onset p {s['false_onset_p_median']:.2f}, sounding "
                 f"{s['false_sounding_frames_median']:.0f} frames (medians), all {members} members on: "
                 f"{s['false_all_members_on']}")
     return out
+
+
+def as_json(misses: list[Miss], falses: list[FalseEvent], members: int) -> dict[str, Any]:
+    """``summary``, its ``line`` and every miss and false event."""
+    s = summary(misses, falses, members)
+    return {**s, "line": line(s, members), "miss_list": [asdict(m) for m in misses],
+            "false_list": [asdict(f) for f in falses]}

@@ -309,8 +309,7 @@ class SoundEventDetector:
         self._push_history(energy_db, np.zeros(energy_db.size))
         t, p_on, p_act = self._learned(frames, times)
         if self.trace is not None and t.size:
-            member_p = 1.0 / (1.0 + np.exp(-np.clip(self._learned.member_onset_logits, -50.0, 50.0)))
-            voters = (member_p >= self.config.learned_on).sum(axis=0)
+            voters = self._learned.members_at(self.config.learned_on)
             onset_t = t + (self._frame - self._hop) / self.sample_rate + (self._epoch or 0.0)
             self.trace.append(np.column_stack([onset_t, p_on, p_act, voters]))
         all_snr = np.concatenate([self._lag_snr, snr])

@@ -22,6 +22,11 @@ from avag_core.events.onset_model import OnsetEnsemble, OnsetShape, load_onset_m
 _WEIGHTS: dict[str, tuple[OnsetShape, list[dict[str, np.ndarray]]]] = {}  # one copy per weights file in a process
 
 
+def probability(logits: np.ndarray) -> np.ndarray:
+    """Logits -> probabilities as float64 (clipped: no overflow warning on a saturated logit)."""
+    return 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -50.0, 50.0)))
+
+
 def shared_weights(path: str | Path | None) -> tuple[OnsetShape, list[dict[str, np.ndarray]]]:
     """The model's shape and each member's weights (default file when empty) as float32
     arrays, loaded once per process."""
@@ -76,8 +81,8 @@ class StreamingOnsetNet:
 
 class LearnedOnsetScorer:
     """Call with frames and their start times; get back (times, p_onset, p_active) of the
-    frames now scored (each ``shape.lookahead`` frames after it arrived).
-    ``member_onset_logits`` [members, frames] holds each member's onset logit of those frames."""
+    frames now scored (each ``shape.lookahead`` frames after it arrived); ``members_at``
+    tells how many members agree on those frames' onsets (what the mean hides)."""
 
     def __init__(self, frame: int, hop: int, sample_rate: int, weights: str | Path | None = None) -> None:
         self._net = StreamingOnsetNet(*shared_weights(weights))
@@ -88,20 +93,23 @@ class LearnedOnsetScorer:
         self._features.reset()
         self._net.reset()
         self._times = np.zeros(0)  # times of frames seen but not yet scored (the lookahead)
-        self.member_onset_logits = np.zeros((self._net.members, 0))  # of the frames last returned
+        self._member_onset = np.zeros((self._net.members, 0))  # logits of the frames last returned
 
     def __call__(self, frames: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = frames.shape[0]
         if n == 0:
-            self.member_onset_logits = np.zeros((self._net.members, 0))
+            self._member_onset = np.zeros((self._net.members, 0))
             return np.zeros(0), np.zeros(0), np.zeros(0)
-        logits = self._net(self._features(frames)).astype(np.float64)
-        prob = 1.0 / (1.0 + np.exp(-np.clip(logits, -50.0, 50.0)))
+        prob = probability(self._net(self._features(frames)))
         all_t = np.concatenate([self._times, times])
         done = max(0, all_t.size - self._net.shape.lookahead)
         # output k is about frame k - lookahead of the stream; the first lookahead outputs
         # of a stream are about frames before it began and are dropped
         skip = n - done
         self._times = all_t[done:]
-        self.member_onset_logits = self._net.member_logits[:, skip:, 0]
+        self._member_onset = self._net.member_logits[:, skip:, 0]  # a view: nothing computed here
         return all_t[:done], prob[skip:, 0], prob[skip:, 1]
+
+    def members_at(self, level: float) -> np.ndarray:
+        """Per frame last returned: how many members' onset probability reached ``level``."""
+        return (probability(self._member_onset) >= level).sum(axis=0)
