@@ -24,6 +24,8 @@ def test_script_parses_and_is_strict():
     assert "set -euo pipefail" in text
     for test in re.findall(r"test/\S+\.py", text):
         assert (ROOT / test).is_file(), test
+    for test, name in re.findall(r"(test/\S+\.py)::(\w+)", text):  # a test named by its node id
+        assert f"def {name}(" in (ROOT / test).read_text(), f"{test}::{name}"
     for module in re.findall(r"-m (avag_\w+(?:\.\w+)+)", text):
         assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), module
 

@@ -1,5 +1,7 @@
 """A training run killed (SIGKILL) mid-epoch and resumed ends with exactly the weights of
-an uninterrupted run: sample order, augmentation RNG, optimiser, schedule all continue."""
+an uninterrupted run: sample order, augmentation RNG, optimiser, schedule all continue. On
+CUDA too (mixed precision with its grad scaler, deterministic kernels; skipped without a
+CUDA device)."""
 
 from __future__ import annotations
 
@@ -24,10 +26,11 @@ def tiny_data(tmp_path_factory) -> Path:
     return make_tiny_dataset(tmp_path_factory.mktemp("synth") / "data", n_train=6, n_val=3)
 
 
-def _cmd(data: Path, out: Path, resume: bool = False) -> list[str]:
+def _cmd(data: Path, out: Path, device: str, resume: bool = False) -> list[str]:
     # frozen backbone in epoch 0, trainable from epoch 1: the kill lands while frozen
+    gpu = ("--set", "train.deterministic=true") if device == "cuda" else ()
     return tiny_train_cmd(data, out, "--set", "model.freeze_backbone=true",
-                          "--set", "train.unfreeze_backbone_epoch=1", resume=resume)
+                          "--set", "train.unfreeze_backbone_epoch=1", *gpu, resume=resume, device=device)
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -35,13 +38,15 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_kill_mid_epoch_and_resume_matches_uninterrupted(tiny_data, tmp_path):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device (none on this machine)"))])
+def test_kill_mid_epoch_and_resume_matches_uninterrupted(tiny_data, tmp_path, device):
     full = tmp_path / "full"
     killed = tmp_path / "killed"
     # The victim pauses after every checkpoint so the kill lands at a known step.
-    victim = subprocess.Popen(_cmd(tiny_data, killed), env=_env(**{PAUSE_ENV: "120"}),
+    victim = subprocess.Popen(_cmd(tiny_data, killed, device), env=_env(**{PAUSE_ENV: "120"}),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ref = subprocess.run(_cmd(tiny_data, full), env=_env(), capture_output=True, text=True,
+    ref = subprocess.run(_cmd(tiny_data, full, device), env=_env(), capture_output=True, text=True,
                          timeout=300)
     assert ref.returncode == 0, ref.stdout + ref.stderr
     deadline = time.monotonic() + 240
@@ -54,10 +59,10 @@ def test_kill_mid_epoch_and_resume_matches_uninterrupted(tiny_data, tmp_path):
     assert victim.returncode == -signal.SIGKILL
     assert not (killed / "last.safetensors").exists()  # it really died before the end
 
-    state = torch.load(killed / STATE_FILE, weights_only=True)
+    state = torch.load(killed / STATE_FILE, weights_only=True, map_location="cpu")
     assert (state["epoch"], state["batches_done"], state["step"]) == (0, 2, 2)  # mid-epoch 0
 
-    res = subprocess.run(_cmd(tiny_data, killed, resume=True), env=_env(),
+    res = subprocess.run(_cmd(tiny_data, killed, device, resume=True), env=_env(),
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     a = load_file(str(full / "last.safetensors"))
@@ -65,7 +70,7 @@ def test_kill_mid_epoch_and_resume_matches_uninterrupted(tiny_data, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    end = torch.load(full / STATE_FILE, weights_only=True)
+    end = torch.load(full / STATE_FILE, weights_only=True, map_location="cpu")
     assert end["step"] == 6 and end["epoch"] == 2
     # backbone: untouched while frozen (epoch 0, before the kill), trained after unfreezing
     seed_everything(0)

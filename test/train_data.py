@@ -22,12 +22,12 @@ def make_tiny_dataset(root: Path, n_train: int = 6, n_val: int = 3) -> Path:
     return root
 
 
-def tiny_train_cmd(data: Path, out: Path, *extra: str, resume: bool = False) -> list[str]:
+def tiny_train_cmd(data: Path, out: Path, *extra: str, resume: bool = False, device: str = "cpu") -> list[str]:
     """`avag train` of the tiny preset on ``make_tiny_dataset``'s small CSVs: 2 epochs of
     batch 2, a checkpoint every 2 steps, one thread (``extra``: more ``--set`` arguments)."""
     cmd = [sys.executable, "-m", "avag_core.cli.main", "train", "--config", "tiny",
            "--data", str(data), "--out", str(out), "--train-csv", "train_small.csv",
-           "--val-csv", "val_small.csv", "--no-progress", "--device", "cpu",
+           "--val-csv", "val_small.csv", "--no-progress", "--device", device,
            "--set", "data.cache_dir=", "--set", "train.epochs=2", "--set", "train.batch_size=2",
            "--set", "train.ckpt_interval=2", "--set", "train.threads=1", *extra]
     return [*cmd, "--resume"] if resume else cmd

@@ -61,6 +61,11 @@ class TrainConfig:
     amp: bool = setting(True, "mixed precision (only ever active on CUDA)")
     amp_dtype: str = setting("float16", "autocast dtype (float16 uses a grad scaler)",
                              choices=("float16", "bfloat16"))  # fmt: skip
+    deterministic: bool = setting(
+        False, "deterministic kernels only (torch.use_deterministic_algorithms): a run and a "
+        "killed-and-resumed run repeat bit for bit on CUDA too, at some GPU speed; CPU runs "
+        "repeat either way"
+    )
     grad_clip: float = setting(1.0, "max global grad norm; 0 disables", lo=0.0, hi=1e6)
     seed: int = setting(0, "random seed", lo=0, hi=2**63 - 1)
     num_workers: int = setting(2, "DataLoader worker processes", lo=0, hi=256)

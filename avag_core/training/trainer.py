@@ -161,6 +161,11 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
         if tc.threads > 0 and self.device.type == "cpu":
             torch.set_num_threads(tc.threads)
+        if tc.deterministic:
+            # cuBLAS reads this when its first handle is made (the model's first step, below)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.cfg, self.out_dir / "config.yaml")
