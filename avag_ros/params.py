@@ -41,7 +41,8 @@ class NodeConfig:
     fp16: bool = setting(False, "fp16 autocast on CUDA")
     backend: str = setting(
         "auto", "inference backend: auto (onnxruntime on a CPU where it is installed: about half torch's "
-        "latency there; torch on CUDA), torch (PyTorch), inductor (CPU: compiled once by TorchInductor "
+        "latency there; torch on CUDA), torch (PyTorch), cudagraph (torch on CUDA, each part replayed from a CUDA "
+        "graph captured on first use: no per-kernel launch cost), inductor (CPU: compiled once by TorchInductor "
         "into ~/.cache/avag/inductor, minutes on first start; fastest for the paper preset), onnxruntime "
         "(CPU or CUDA provider), tensorrt (onnxruntime's TensorRT provider; engines built once into "
         "engine_cache_dir)", choices=BACKENDS)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GPU check of avag on a machine with an NVIDIA GPU, from a fresh clone, in about 8 minutes:
 #   1. setup (scripts/setup.sh) + onnxruntime-gpu (+ TensorRT libraries) in the venv
-#   2. the CUDA tests (test_model_cuda.py, test_backend_cuda.py, test_train_resume.py's CUDA case)
-#   3. benchmarks, one interleaved run per group: paper + realtime x torch/onnxruntime (CUDA)
+#   2. the CUDA tests (test_model_cuda.py, test_backend_cuda.py, test_backend_cudagraph.py,
+#      test_train_resume.py's CUDA case)
+#   3. benchmarks, one interleaved run per group: paper + realtime x torch/cudagraph/onnxruntime (CUDA)
 #      x fp32/fp16/bf16; realtime on TensorRT fp32/fp16 (paper too with AVAG_GPU_TRT_PAPER=1)
 #   4. a few AMP (fp16) training steps of paper at batch 8 and 24: step time, items/s, peak memory
 #   5. node latency with device cuda (a live camera + microphone stream into avag_node)
@@ -62,15 +63,15 @@ elif [ "${AVAG_GPU_ORT:-1}" = "1" ]; then
     | tee "$OUT/onnxruntime.txt"
 fi
 PROVIDERS="$(cat "$OUT/onnxruntime.txt" 2>/dev/null || true)"
-BACKENDS="torch"
+BACKENDS="torch,cudagraph"
 case "$PROVIDERS" in
-  *CUDAExecutionProvider*) BACKENDS="torch,onnxruntime" ;;
+  *CUDAExecutionProvider*) BACKENDS="torch,cudagraph,onnxruntime" ;;
   *) skip "onnxruntime on CUDA: this onnxruntime has no CUDAExecutionProvider" ;;
 esac
 
 step "CUDA tests"
 TESTS_RC=0
-timeout 420 "$PY" -m pytest -q -rs test/test_model_cuda.py test/test_backend_cuda.py \
+timeout 420 "$PY" -m pytest -q -rs test/test_model_cuda.py test/test_backend_cuda.py test/test_backend_cudagraph.py \
   "test/test_train_resume.py::test_kill_mid_epoch_and_resume_matches_uninterrupted[cuda]" 2>&1 \
   | tee "$OUT/tests.txt" || TESTS_RC=$?
 

@@ -46,6 +46,8 @@ CASES = [
     ("torch", "fp32", 1e-3),
     ("torch", "fp16", None),
     ("torch", "bf16", None),
+    ("cudagraph", "fp32", 1e-3),
+    ("cudagraph", "fp16", None),
     ("onnxruntime", "fp32", 1e-3),
     ("onnxruntime", "fp16", None),
     ("tensorrt", "fp32", 1e-2),
@@ -58,7 +60,7 @@ def test_gpu_backend_matches_cpu_fp32(tiny_checkpoint, tmp_path, backend, dtype,
     need = {"onnxruntime": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}.get(backend)
     if need and need not in _providers():
         pytest.skip(f"onnxruntime here has no {need}")
-    opts = {} if backend == "torch" else {"cache_dir": tmp_path / "onnx", **(
+    opts = {} if backend in ("torch", "cudagraph") else {"cache_dir": tmp_path / "onnx", **(
         {"engine_cache_dir": tmp_path / "trt"} if backend == "tensorrt" else {})}
     rgb, wave = _inputs()
     ref = Predictor.from_checkpoint(tiny_checkpoint, device="cpu")

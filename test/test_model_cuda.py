@@ -55,3 +55,18 @@ def test_sampling_paths_agree_on_cuda_under_autocast():
         half = sample_with_embedding_bag(value.half(), loc, weights, shapes)
     assert half.dtype == torch.float16
     assert (half.float() - want).abs().max() < 2e-2 * want.abs().max()
+
+
+def test_backend_auto_on_cuda_runs_torch_on_the_gpu(tiny_checkpoint):
+    """``auto`` resolves to torch on CUDA (the node's default backend): the model it runs
+    stays on the GPU (it was moved to the CPU as for onnxruntime, and the first call failed)."""
+    from avag_core.predictor import Predictor
+
+    rgb, wave = _inputs()
+    pred = Predictor.from_checkpoint(tiny_checkpoint, device="cuda", backend="auto")
+    assert pred.backend.name == "torch"
+    assert next(pred.model.parameters()).is_cuda
+    pred.set_image(rgb)
+    ref = Predictor.from_checkpoint(tiny_checkpoint, device="cpu", backend="torch")
+    ref.set_image(rgb)
+    assert np.abs(pred.predict(wave, 16000).function_prob - ref.predict(wave, 16000).function_prob).max() < 1e-4

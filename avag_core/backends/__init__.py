@@ -6,6 +6,8 @@ Every backend runs the model as two parts, matching ``set_image`` / ``predict``:
 
 - ``torch``: PyTorch eager; fp32, fp16/bf16 autocast (bf16 also on CPUs with AVX512-BF16
   or AMX), ``auto`` picks the fastest dtype that agrees with fp32 on a probe at load.
+- ``cudagraph``: torch on CUDA with each part captured once per input shape as a CUDA
+  graph and replayed (at batch 1 eager torch waits on kernel launches, not on the GPU).
 - ``inductor``: the two parts compiled ahead of time by TorchInductor into shared
   libraries (CPU; fp32, bf16 on AVX512-BF16/AMX), built once per model into a cache folder
   (minutes, with a C++ compiler), then loaded in seconds: the fastest CPU path for
@@ -27,7 +29,7 @@ from avag_core.errors import AvagError
 if TYPE_CHECKING:  # the names below are imported by ROS parameter code: no torch at import
     import torch
 
-BACKENDS = ("auto", "torch", "inductor", "onnxruntime", "tensorrt")
+BACKENDS = ("auto", "torch", "cudagraph", "inductor", "onnxruntime", "tensorrt")
 DTYPES = ("auto", "fp32", "fp16", "bf16", "int8")
 
 
@@ -98,6 +100,12 @@ def make_backend(
         if options:
             raise AvagError(f"backend torch takes no options, got {sorted(options)}")
         return TorchBackend(model, image_size, device, dt)
+    if name == "cudagraph":
+        from avag_core.backends.cudagraph_backend import CudaGraphBackend
+
+        if options:
+            raise AvagError(f"backend cudagraph takes no options, got {sorted(options)}")
+        return CudaGraphBackend(model, image_size, device, dt)
     if name == "inductor":
         from avag_core.backends.inductor_backend import InductorBackend
 

@@ -78,9 +78,10 @@ def encode_real_patches(
     nothing and cannot leak into batch-norm statistics), padded rows are zero."""
     b, t = mask.shape
     flat = audio.reshape(b * t, audio.shape[-2], audio.shape[-1])
-    if torch.compiler.is_compiling() and not encoder.training:
-        # A compiled graph cannot size a tensor by the mask's content: encode every patch
-        # (rows are independent in eval) and zero the padded ones - the same rows.
+    capturing = audio.is_cuda and torch.cuda.is_current_stream_capturing()
+    if (torch.compiler.is_compiling() or capturing) and not encoder.training:
+        # A compiled graph or a captured CUDA graph cannot size a tensor by the mask's content:
+        # encode every patch (rows are independent in eval) and zero the padded ones - the same rows.
         emb = encoder(flat) * mask.reshape(-1, 1).to(flat.dtype)
         return emb.reshape(b, t, out_dim)
     idx = torch.nonzero(mask.reshape(-1), as_tuple=False).squeeze(1)

@@ -102,16 +102,21 @@ class QueryMaskHead(nn.Module):
         ci = 1 if ws > 1 else 0
         ri = 1 if hs > 1 else 0
         out = head(fmap.reshape(b, 1, c, h * w), qc[:, :, :, ri, ci, None]).view(b, nq, h, w)
-        # Border rows/columns see part of the kernel only: recompute them exactly.
-        cols = [0] + [ci] * max(w - 2, 0) + ([ws - 1] if w > 1 else [])
-        rows = [0] + [ri] * max(h - 2, 0) + ([hs - 1] if h > 1 else [])
-        col_idx = torch.tensor(cols, device=feat.device)
-        row_idx = torch.tensor(rows, device=feat.device)
+        # Border rows/columns see part of the kernel only: recompute them exactly. Along a
+        # border the query's conv is its first value, the interior one repeated, its last
+        # (views and one concatenation: no index tensor made from Python numbers, which a
+        # CUDA graph could not capture).
+        def along(v: torch.Tensor, n: int, inner: int) -> torch.Tensor:  # v [B, Q, C, <=3] -> [B, Q, C, n]
+            if n == 1:
+                return v[..., :1]
+            mid = v[..., inner : inner + 1].expand(*v.shape[:-1], n - 2)
+            return torch.cat([v[..., :1], mid, v[..., -1:]], -1)
+
         for y, r in ((0, 0), (h - 1, hs - 1)):
-            qv = qc[:, :, :, r].index_select(3, col_idx)  # [B, Q, C, W]
+            qv = along(qc[:, :, :, r], w, ci)  # [B, Q, C, W]
             out[:, :, y, :] = head(fmap[:, None, :, y, :], qv)
         for x, cc in ((0, 0), (w - 1, ws - 1)):
-            qv = qc[:, :, :, :, cc].index_select(3, row_idx)  # [B, Q, C, H]
+            qv = along(qc[:, :, :, :, cc], h, ri)  # [B, Q, C, H]
             out[:, :, :, x] = head(fmap[:, None, :, :, x], qv)
         return out
 

@@ -139,6 +139,19 @@ class MSDeformAttn(nn.Module):
         self.value_proj = nn.Linear(dim, dim)
         self.output_proj = nn.Linear(dim, dim)
         self._reset_parameters()
+        self._norm: tuple[tuple, torch.Tensor] | None = None  # (map sizes, device) -> (w, h) per level
+
+    def _pixel_norm(self, shapes: list[tuple[int, int]], device: torch.device) -> torch.Tensor:
+        """(w, h) of each level, float32 on ``device``, made once per map sizes: a tensor made
+        from Python numbers in every call is a host-to-device copy, which a CUDA graph cannot
+        capture (``CudaGraphBackend``), and one more launch per layer besides."""
+        key = (tuple(shapes), str(device))
+        if torch.compiler.is_compiling() or self._norm is None or self._norm[0] != key:
+            norm = torch.tensor([[w, h] for h, w in shapes], dtype=torch.float32, device=device)
+            if torch.compiler.is_compiling():
+                return norm
+            self._norm = (key, norm)
+        return self._norm[1]
 
     def _reset_parameters(self) -> None:
         # Offsets start as a ring of points around the reference, one direction per head.
@@ -175,7 +188,7 @@ class MSDeformAttn(nn.Module):
         weights = weights.view(b, n, m, lv, p)
         # Offsets are in pixels of each level: divide by (w, h). Locations in float32
         # whatever the weights' dtype: bf16 cannot address a 64-pixel map to a tenth of a pixel.
-        norm = torch.tensor([[w, h] for h, w in shapes], dtype=torch.float32, device=query.device)
+        norm = self._pixel_norm(shapes, query.device)
         loc = ref.float()[None, :, None, None, None, :] + offsets.float() / norm[None, None, None, :, None, :]
         return self.output_proj(sample_with_embedding_bag(value, loc, weights, shapes))
 
