@@ -546,3 +546,59 @@ def test_headroom_streams_are_the_headroom_recipes_streams(monkeypatch, tmp_path
     out = tmp_path / "t.json"
     assert ot.main(["--streams", "2", "--headroom", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["headroom"] is True
+
+
+def test_an_onset_is_heard_over_what_already_sounds_only_when_it_stands_above_it():
+    """onset_data._heard_over: with nothing sounding an action's onset is heard; over an
+    earlier action still sounding it is heard only OVERLAP_HEARD_DB above that action and the
+    background together."""
+    from avag_core.events.onset_data import OVERLAP_HEARD_DB, _heard_over
+
+    p = np.array([0.0, 1.0, 0.5, 0.2])  # the new action's power per hop, its onset at hop 1
+    quiet = np.zeros(4)
+    assert _heard_over(p, quiet, 1, 0.01)
+    limit = 10 ** (-OVERLAP_HEARD_DB / 10) * 1.0 - 0.01  # what may sound there, the background's 0.01 aside
+    assert _heard_over(p, np.full(4, limit - 0.01), 1, 0.01)
+    assert not _heard_over(p, np.full(4, limit + 0.01), 1, 0.01)
+    assert not _heard_over(p, np.full(4, 2.0), 1, 0.0)
+
+
+def test_overlapping_actions_start_while_the_previous_still_sounds():
+    """``StreamRecipe.overlap_p`` (train_onset --overlap): with P = 1 each action follows the
+    previous one's onset by OVERLAP_AFTER_S; an onset heard over it keeps its weighted label,
+    one buried under it is weighed 0 on its frames (neither onset nor background)."""
+    from avag_core.events import onset_data as od
+
+    lib = small_library(None, 0)
+    heard, buried, gaps = [], 0, []
+    real = od._heard_over
+
+    def spy(p, before, k, bgp):
+        out = real(p, before, k, bgp)
+        heard.append(out)
+        return out
+
+    od._heard_over = spy
+    try:
+        for seed in range(30):
+            _, labels = make_stream(lib, np.random.default_rng(seed), StreamRecipe(overlap_p=1.0))
+            on = np.flatnonzero(np.diff(np.concatenate([[0.0], labels[:, 0]])) > 0)
+            gaps += np.diff(on).tolist()
+            assert np.all(labels[on, 2] > 0)  # every labelled onset weighs in the loss
+    finally:
+        od._heard_over = real
+    buried = heard.count(False)
+    lo, hi = (round(s * SR / HOP) for s in od.OVERLAP_AFTER_S)
+    # onsets OVERLAP_AFTER_S apart (a buried onset between two labelled ones doubles a gap);
+    # the plain recipe places them 1 s or more apart
+    assert gaps and min(gaps) >= lo - 2 and np.median(gaps) <= hi
+    assert 0 < buried < len(heard)  # some onsets are under a louder action, most are not
+    # the plain recipe never buries one: its actions follow the previous one's end
+    heard.clear()
+    od._heard_over = spy
+    try:
+        for seed in range(10):
+            make_stream(lib, np.random.default_rng(seed), StreamRecipe())
+    finally:
+        od._heard_over = real
+    assert heard and all(heard)

@@ -57,6 +57,8 @@ RETAKE_P = 0.5  # the shipped weights' share of retaken backgrounds and actions
 GATE_BLOCK = 64  # _gate: samples per open/closed decision (4 ms)
 GATE_ABOVE_DB = (3.0, 20.0)  # _gate: threshold range above the stream's median level
 GATE_HOLD_S = (0.05, 0.5)  # _gate: range of how long the gate stays open after the last loud block
+OVERLAP_AFTER_S = (0.15, 0.8)  # make_stream: an overlapping action's onset, after the previous one's
+OVERLAP_HEARD_DB = 3.0  # ... is labelled an onset only this far above what already sounds there
 _RETAKE_KNOTS_HZ = np.geomspace(60.0, 7000.0, 6)
 
 LC = "/usr/share/games/lincity-ng/sounds/"
@@ -430,6 +432,7 @@ class StreamRecipe:
     headroom: bool = False  # each mix within full scale before the deliberate clipping (make_stream)
     room_p: float = 0.0  # share of streams over the room's recordings (Library.room; train_onset --room)
     gate_p: float = 0.0  # share of streams heard through a noise gate (_gate; train_onset --gated)
+    overlap_p: float = 0.0  # share of actions followed by the next while they still sound (train_onset --overlap)
 
 
 RETURN_FRAMES = 4  # _mute_labels: frames of sound coming back inside an action, left out of the loss
@@ -479,6 +482,17 @@ def _gate(mix: np.ndarray, rng: np.random.Generator) -> list[tuple[int, int]]:
     return [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2], strict=True)]
 
 
+def _heard_over(p: np.ndarray, before: np.ndarray, k: int, bgp: float) -> bool:
+    """Whether an action's onset (hop k of its powers p) stands OVERLAP_HEARD_DB above the
+    background and the actions already sounding there (``before``: their powers over the
+    same hops). An action placed after the previous one ended always is."""
+    k = min(max(k, 0), p.size - 1)
+    window = slice(k, min(k + 3, before.size))
+    if window.start >= window.stop or not before[window].any():
+        return True
+    return float(p[window].max()) >= 10 ** (OVERLAP_HEARD_DB / 10) * (float(before[window].max()) + bgp)
+
+
 def make_stream(lib: Library, rng: np.random.Generator,
                 recipe: StreamRecipe = StreamRecipe()) -> tuple[np.ndarray, np.ndarray]:
     """(audio, labels [frames, 3]: onset, active, weight) of one training stream."""
@@ -497,6 +511,7 @@ def make_stream(lib: Library, rng: np.random.Generator,
     labels = np.zeros((frames, 3), np.float32)
     labels[:, 2] = 1.0
     t = rng.uniform(0.6, 3.0)
+    sounding = np.zeros(frames + 1, np.float64)  # per hop: power of the actions placed so far
     while rng.random() > 0.1:
         src = lib.actions[int(rng.integers(len(lib.actions)))]
         short = recipe.short_action_p > 0 and rng.random() < recipe.short_action_p
@@ -517,10 +532,20 @@ def make_stream(lib: Library, rng: np.random.Generator,
         loud = np.flatnonzero(p >= max(0.1 * bgp, 1e-4 * p.max()))
         k_end = start // HOP + (int(loud[-1]) if loud.size else 0)
         labels[k_on:min(frames, k_end + 1), 1] = 1.0
-        labels[k_on:k_on + 2, 0] = 1.0
-        labels[max(0, k_on - 1), 2] = 0.0
-        labels[k_on + 2:k_on + 4, 2] = 0.0
-        t += max(rng.uniform(1.0, 4.5), x.size / SR + rng.uniform(0.4, 1.5))
+        first = start // HOP
+        hops = slice(first, min(first + p.size, sounding.size))
+        heard = _heard_over(p, sounding[hops], on // HOP - first, bgp)
+        sounding[hops] += p[: hops.stop - hops.start]
+        if heard:
+            labels[k_on:k_on + 2, 0] = 1.0
+            labels[max(0, k_on - 1), 2] = 0.0
+            labels[k_on + 2:k_on + 4, 2] = 0.0
+        else:  # an onset under a louder action still sounding: neither taught as heard nor as not
+            labels[max(0, k_on - 1):k_on + 4, 2] = 0.0
+        if recipe.overlap_p > 0 and rng.random() < recipe.overlap_p:
+            t = on / SR + rng.uniform(*OVERLAP_AFTER_S)
+        else:
+            t += max(rng.uniform(1.0, 4.5), x.size / SR + rng.uniform(0.4, 1.5))
     if recipe.headroom:  # as a microphone with its gain set for the room (no random draw)
         mix = within_full_scale(mix)
     if rng.random() < 0.15:  # a hot input: the loudest parts clip

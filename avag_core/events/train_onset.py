@@ -33,6 +33,8 @@ from avag_core.events.onset_data import (
     FRAME,
     HOP,
     MORE_RECORDINGS,
+    OVERLAP_AFTER_S,
+    OVERLAP_HEARD_DB,
     RETAKE_EQ_DB,
     RETAKE_P,
     RETAKE_SPEED,
@@ -187,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gated", type=share_arg, default=0.0, metavar="P",
                     help="share of streams heard through a noise gate: exact zeros between the sounds "
                     "that open it (onset_data._gate); default 0, the shipped weights' recipe")
+    ap.add_argument("--overlap", type=share_arg, default=0.0, metavar="P",
+                    help="share of actions followed by the next while they still sound (its onset "
+                    f"{OVERLAP_AFTER_S[0]:g}-{OVERLAP_AFTER_S[1]:g} s after theirs; an onset not "
+                    f"{OVERLAP_HEARD_DB:g} dB above what sounds there counts for nothing); default 0, "
+                    "the shipped weights' recipe")
     ap.add_argument("--headroom", action=argparse.BooleanOptionalAction, default=False,
                     help="scale each training mix within full scale before the deliberate clipping of a hot "
                     "input (15 %% of the streams); without it the loud mixes clip wherever they exceed it")
@@ -261,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "ambient_share": str(args.ambient_share),
                                        "snr_db": ",".join(f"{v:g}" for v in args.snr_db),
                                        "retakes": str(args.retakes), "headroom": str(int(args.headroom)),
-                                       "gated": str(args.gated),
+                                       "gated": str(args.gated), "overlap": str(args.overlap),
                                        "hard_negatives": f"{args.hard_negatives:g}",
                                        **adapted})
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) in {time.time() - t0:.0f} s")
@@ -288,7 +295,8 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape, start: 
     rng = np.random.default_rng(seed)
     recipe = StreamRecipe(short_action_p=args.short_actions, ambient_p=args.ambient_share, snr_db=args.snr_db,
                           retake_p=args.retakes, headroom=args.headroom,
-                          room_p=args.room_share if lib.room else 0.0, gate_p=args.gated)
+                          room_p=args.room_share if lib.room else 0.0, gate_p=args.gated,
+                          overlap_p=args.overlap)
     xs, ys = _stream_store(lib, rng, args.streams + args.val_streams, recipe, shape)
     xv, yv = _with_context(xs[args.streams:], shape), ys[args.streams:]
     xs, ys = xs[: args.streams], ys[: args.streams]
