@@ -95,7 +95,8 @@ timeout 240 "$PY" -m avag_core.benchmarks.train_step_bench --config paper --devi
 timeout 240 "$PY" -m avag_core.benchmarks.train_step_bench --config paper --device cuda --batch 24 \
   --steps 6 --amp fp16 --json "$OUT/train_paper24.json"
 
-if "$PY" -c 'import rclpy, avag.msg' 2>/dev/null; then
+# after setup rclpy must import (the step fails loudly); an image as it is may lack it
+if [ -z "${AVAG_PYTHON:-}" ] || "$PY" -c 'import rclpy, avag.msg' 2>/dev/null; then
   step "node latency, device cuda"
   timeout 240 "$PY" -m avag_ros.benchmarks.node_latency --device cuda --scenes 8 --json "$OUT/node_cuda.json"
 else
