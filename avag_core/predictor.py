@@ -37,7 +37,7 @@ class AffordancePrediction:
 
 
 class Predictor:
-    """``backend``: ``torch`` (eager), ``inductor`` (compiled ahead of time, CPU),
+    """``backend``: ``torch`` (eager), ``cudagraph`` (eager captured as CUDA graphs), ``inductor`` (compiled ahead of time, CPU),
     ``onnxruntime`` or ``tensorrt`` (see :mod:`avag_core.backends`); ``dtype``: fp32, fp16,
     bf16, int8 or auto where the backend offers it; ``backend_options``: e.g.
     ``engine_cache_dir``, ``cache_dir``, ``threads`` for the onnxruntime backends,

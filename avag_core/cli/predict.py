@@ -18,8 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-dir", default="predictions", help="where PNGs are written")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--backend", choices=BACKENDS, default="torch",
-                   help="inference backend (default torch; inductor: compiled once for this CPU, "
-                   "cached; onnxruntime, tensorrt)")
+                   help="inference backend (default torch; cudagraph: torch on CUDA replayed from "
+                   "CUDA graphs; inductor: compiled once for this CPU, cached; onnxruntime, tensorrt)")
     p.add_argument("--dtype", choices=DTYPES, default="fp32",
                    help="fp32; fp16 (CUDA); bf16; int8 (onnxruntime CPU); auto (torch: fastest that agrees)")
     p.add_argument("--threshold", type=float, default=0.5)
