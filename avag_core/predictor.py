@@ -70,11 +70,6 @@ class Predictor:
         self.backend = make_backend(
             backend, self.model, self.size, self.device, dtype, **backend_options
         )
-        if self.backend.name in ("onnxruntime", "tensorrt") and self.device.type == "cuda":
-            # the graphs run in onnxruntime: the PyTorch copy need not hold GPU memory (the
-            # backend's resolved name: ``auto`` on CUDA is torch, which runs this copy)
-            self.model.cpu()
-            torch.cuda.empty_cache()
         self._features: Any = None
         self._image_hw: tuple[int, int] | None = None
         self._warm_up()

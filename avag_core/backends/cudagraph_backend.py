@@ -92,8 +92,7 @@ class CudaGraphBackend(TorchBackend):
     def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
         if self._graphs is None:
             return super().encode(image)
-        return self._replay(("encode", tuple(image.shape)), lambda x: super(CudaGraphBackend, self).encode(x),
-                            [image])
+        return self._replay(("encode", tuple(image.shape)), lambda x: TorchBackend.encode(self, x), [image])
 
     @torch.inference_mode()
     def decode(self, features, audio, audio_mask):
@@ -103,7 +102,7 @@ class CudaGraphBackend(TorchBackend):
         n = len(features)
 
         def run(*xs: torch.Tensor):
-            return super(CudaGraphBackend, self).decode(list(xs[:n]), xs[n], xs[n + 1])
+            return TorchBackend.decode(self, list(xs[:n]), xs[n], xs[n + 1])
 
         key = ("decode", *(tuple(f.shape) for f in features), tuple(audio.shape))
         function, dependency = self._replay(key, run, [*features, audio, audio_mask])

@@ -115,6 +115,9 @@ class OrtBackend:
             raise AvagError(f"onnxruntime could not start {wanted} (running on {self.providers})")
         self.feature_names = [o.name for o in encoder.get_outputs()]
         self._gpu = device.type == "cuda"
+        if self._gpu:  # the graphs run in onnxruntime: the PyTorch copy need not hold GPU memory
+            model.cpu()
+            torch.cuda.empty_cache()
 
     # --- setup -------------------------------------------------------------------------
     def _session(self, graph: str, batch: int) -> Any:

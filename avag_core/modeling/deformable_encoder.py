@@ -146,12 +146,12 @@ class MSDeformAttn(nn.Module):
         from Python numbers in every call is a host-to-device copy, which a CUDA graph cannot
         capture (``CudaGraphBackend``), and one more launch per layer besides."""
         key = (tuple(shapes), str(device))
-        if torch.compiler.is_compiling() or self._norm is None or self._norm[0] != key:
-            norm = torch.tensor([[w, h] for h, w in shapes], dtype=torch.float32, device=device)
-            if torch.compiler.is_compiling():
-                return norm
+        if self._norm is not None and self._norm[0] == key:
+            return self._norm[1]
+        norm = torch.tensor([[w, h] for h, w in shapes], dtype=torch.float32, device=device)
+        if not torch.compiler.is_compiling():  # a tensor made while tracing belongs to the trace
             self._norm = (key, norm)
-        return self._norm[1]
+        return norm
 
     def _reset_parameters(self) -> None:
         # Offsets start as a ring of points around the reference, one direction per head.
