@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from avag_core.benchmarks.hearing_sets import RecordingSet
 from avag_core.events import AudioEventTracker, EventConfig, SoundEvent
 
 AUDIO = Path(__file__).parent / "data" / "audio"
@@ -37,3 +38,11 @@ def events_of(x: np.ndarray, cfg: EventConfig | None = None, t0_ns: int = T0_NS)
 def onsets_of(x: np.ndarray, cfg: EventConfig | None = None) -> list[float]:
     """Event onsets in seconds from the start of ``x``."""
     return [e.onset_time - T0_NS / 1e9 for e in events_of(x, cfg)]
+
+
+def small_set(actions: tuple[str, ...] = ("chink", "coins", "raze", "stamp"),
+              backgrounds: dict[str, tuple[str, tuple[str, ...]]] | None = None) -> RecordingSet:
+    """A hearing-benchmark recording set of committed clips, to stand in for ``heldout`` (a
+    ``--recordings`` choice): its speech is espeak-ng's Danish voice reading the GPL-2."""
+    return RecordingSet(name="heldout", actions=tuple(("test data", str(AUDIO / f"action_{n}.flac")) for n in actions),
+                        backgrounds=backgrounds or {}, voices=("da",), text="/usr/share/common-licenses/GPL-2")

@@ -3,10 +3,10 @@ when recordings are missing."""
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
+from audio_clips import AUDIO, small_set
 
 from avag_core.benchmarks import hearing_bench as hb
 from avag_core.data.synth.backgrounds import (
@@ -71,18 +71,13 @@ def test_missing_recordings_exit_2_with_the_install_line(monkeypatch, capsys, tm
     assert not (tmp_path / "out.json").exists()
 
 
-AUDIO = Path(__file__).parent / "data" / "audio"
-
-
 def test_a_recording_set_brings_its_own_actions_backgrounds_and_voices(monkeypatch, tmp_path):
     """--recordings: the set's actions go into every mix, its backgrounds (then white and pink
     noise) are the default list, its speech is its own voices reading its own text, cached
     apart from the other set's. The set here is made of the test recordings (real Debian
     files, test/data/audio/LICENSES.md)."""
-    actions = tuple(("test data", str(AUDIO / f"action_{n}.flac")) for n in ("chink", "coins", "raze", "stamp"))
-    small = hb.RecordingSet(name="heldout", actions=actions,
-                            backgrounds={"music": ("test data", (str(AUDIO / "music_city_blues.flac"),))},
-                            voices=("da",), text="/usr/share/common-licenses/GPL-2")
+    small = small_set(backgrounds={"music": ("test data", (str(AUDIO / "music_city_blues.flac"),))})
+    actions = small.actions
     monkeypatch.setitem(hb.SETS, "heldout", small)
     spoken = []
     real_speak = hb._speak
@@ -123,9 +118,7 @@ def test_the_gated_input_is_each_action_at_one_peak_with_exact_zeros_between(tmp
         assert onsets[i] == pytest.approx(at / hb.SR + reference_onset(a[:n], hb.SR))
         sound[at:at + n] = True
     assert not x[~sound].any()
-    small = hb.RecordingSet(name="heldout", actions=tuple(("test data", str(AUDIO / f"action_{n}.flac"))
-                                                          for n, _ in actions), backgrounds={}, voices=("da",),
-                            text="/usr/share/common-licenses/GPL-2")
+    small = small_set(tuple(n for n, _ in actions))
     out = tmp_path / "g.json"
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(hb.SETS, "heldout", small)

@@ -9,10 +9,17 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from audio_clips import AUDIO, load
+from audio_clips import load, small_set
 
 from avag_core.benchmarks import hearing_bench as hb
 from avag_core.benchmarks import hearing_explain as hx
+from avag_core.data.synth.backgrounds import (
+    background_power,
+    background_track,
+    gain_for_snr,
+    place,
+    reference_onset,
+)
 from avag_core.events import EventConfig
 from avag_core.events.learned import LearnedOnsetScorer, shared_weights
 from avag_core.events.onset_features import frames_of
@@ -40,8 +47,14 @@ def test_the_trace_is_the_scorers_view_and_changes_no_event(mix):
     whole = frames_of(x, cfg.frame_samples, cfg.hop_samples)
     t, p_on, p_act = LearnedOnsetScorer(cfg.frame_samples, cfg.hop_samples, hb.SR)(
         whole, np.arange(whole.shape[0]) * cfg.hop_samples / hb.SR)
-    assert frames.shape == (t.size, 4)
+    assert frames.shape == (t.size, 5)
     np.testing.assert_allclose(frames[:, 0], t + (cfg.frame_samples - cfg.hop_samples) / hb.SR, atol=1e-6)
+    # an event starts on a frame at learned_on, and every event kept began on such a frame
+    starts = frames[frames[:, 4] > 0]
+    assert set(np.unique(frames[:, 4])) == {0.0, 1.0} and (starts[:, 1] >= cfg.learned_on).all()
+    assert len(starts) >= len(plain.events)
+    for e in plain.events:
+        assert np.abs(starts[:, 0] - (e.start_time + cfg.pre_roll_s)).min() < 1e-6, e
     np.testing.assert_allclose(frames[:, 1], p_on, atol=1e-5)
     np.testing.assert_allclose(frames[:, 2], p_act, atol=1e-5)
     # the mean of the members' logits reaches learned_on only if one member's does, and
@@ -80,13 +93,43 @@ def test_each_miss_gets_the_reason_its_frames_give(mix):
     assert got[round(quiet, 3)]["onset_p"] < cfg.learned_on
     assert got[round(inside, 3)]["reason"] == "inside an earlier event"
     assert got[round(onsets[0] + 0.05, 3)]["reason"] == "matched elsewhere"
-    assert why["misses"] == {"matched elsewhere": 1, "inside an earlier event": 1, "onset under learned_on": 1,
-                             "onset heard, no event": 0}
-    # every event dropped as too short: each action's onset was heard, and no event came of it
+    assert why["misses"] == {**dict.fromkeys(hx.MISS_REASONS, 0), "matched elsewhere": 1,
+                             "inside an earlier event": 1, "onset under learned_on": 1}
+    # every event dropped as too short: each action's onset was heard and started an event,
+    # and none was kept
     strict = replace(cfg, min_event_s=cfg.max_event_s)
     run, why = hb.explained(x, onsets, strict)
-    assert run.events == [] and why["misses"]["onset heard, no event"] == len(onsets)
+    assert run.events == [] and why["misses"]["event too short"] == len(onsets)
     assert all(m["onset_p"] >= cfg.learned_on and m["members_on"] >= 1 for m in why["miss_list"])
+    # one onset per 10 s: the actions heard sooner than that after an onset start no event
+    sparse = replace(cfg, learned_gap_s=10.0)
+    run, why = hb.explained(x, onsets, sparse)
+    assert {m["reason"] for m in why["miss_list"]} == {"onset heard, none started"}
+    assert len(why["miss_list"]) >= len(onsets) - 3  # at most one event starts in each 10 s of the 26 s mix
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_an_onset_taken_by_a_stronger_one_past_the_window_is_named(seed):
+    """A quiet stamp's first 100 ms, then loud coins 0.4 s later, over speech and music: with
+    ``learned_gap_s`` 0.5 the coins' onset becomes the stamp's event's onset (the
+    stronger-onset rule), past the stamp's match window; with the default 0.25 s each has
+    its own event."""
+    rng = np.random.default_rng(seed)
+    x = 0.3 * background_track([load("speech_espeak"), load("music_city_blues")], 8.0, rng, hb.SR,
+                               excerpt_s=(2.0, 6.0))
+    bp = background_power(x)
+    a, b = load("action_stamp"), load("action_coins")
+    place(x, a[: hb.SR // 10], 4 * hb.SR, gain_for_snr(a, bp, 0.0, hb.SR))
+    quiet = 4.0 + reference_onset(a, hb.SR)
+    start = quiet + 0.4 - reference_onset(b, hb.SR)
+    place(x, b, round(start * hb.SR), gain_for_snr(b, bp, 15.0, hb.SR))
+    loud = start + reference_onset(b, hb.SR)
+    run, why = hb.explained(x, [quiet, loud], replace(EventConfig(), learned_gap_s=0.5))
+    assert [m["reason"] for m in why["miss_list"]] == ["taken by a later onset"]
+    assert why["miss_list"][0]["onset_s"] == round(quiet, 3)
+    assert len(run.events) == 1 and abs(run.events[0].onset_time - loud) <= 0.05
+    _, why = hb.explained(x, [quiet, loud], EventConfig())
+    assert "taken by a later onset" not in {m["reason"] for m in why["miss_list"]}
 
 
 def test_a_false_event_shows_what_the_model_heard(mix):
@@ -105,9 +148,7 @@ def test_a_false_event_shows_what_the_model_heard(mix):
 
 
 def test_the_cli_explains_each_mix_and_refuses_other_detectors(tmp_path, capsys):
-    small = hb.RecordingSet(name="heldout", actions=tuple(("test data", str(AUDIO / f"action_{n}.flac"))
-                                                          for n in ("chink", "coins", "raze", "stamp")),
-                            backgrounds={}, voices=("da",), text="/usr/share/common-licenses/GPL-2")
+    small = small_set()
     out = tmp_path / "g.json"
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(hb.SETS, "heldout", small)

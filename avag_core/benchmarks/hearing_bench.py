@@ -41,6 +41,7 @@ factor < 2 % of one core.
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import subprocess
@@ -229,7 +230,7 @@ def explained(x: np.ndarray, onsets: list[float], cfg: EventConfig) -> tuple[Det
 
     trace: list[np.ndarray] = []
     run = run_detector(x, cfg, trace)
-    frames = np.concatenate(trace) if trace else np.zeros((0, 4))
+    frames = np.concatenate(trace) if trace else np.zeros((0, 5))
     misses, falses = hearing_explain.explain(run.events, onsets, match(run.events, onsets), frames, cfg,
                                              (MATCH_BEFORE_S, MATCH_AFTER_S))
     return run, hearing_explain.as_json(misses, falses, len(shared_weights(cfg.onset_weights or None)[1]))
@@ -273,6 +274,20 @@ def match(events: list[SoundEvent], onsets: list[float]) -> list[int | None]:
             used.add(hit)
         out.append(hit)
     return out
+
+
+def outcomes(events: list[SoundEvent], onsets: list[float]) -> dict[str, list]:
+    """Per action slot (from its reference onset to the next; detections before the first
+    onset count in the first): whether the action was found, and how many false detections
+    began in the slot. Why: two runs over the same mixes are then compared slot by slot, so
+    the noise of which actions and backgrounds were drawn cancels (``hearing_compare``)."""
+    m = match(events, onsets)
+    used = {j for j in m if j is not None}
+    false = [0] * len(onsets)
+    for j, e in enumerate(events):
+        if j not in used and onsets:
+            false[max(0, bisect.bisect_right(onsets, e.onset_time) - 1)] += 1
+    return {"onsets_s": [round(o, 3) for o in onsets], "hit": [int(j is not None) for j in m], "false": false}
 
 
 def score(events: list[SoundEvent], onsets: list[float]) -> dict[str, float]:
@@ -405,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"background": name, "snr_db": snr, **s,
                          "onset_p50_ms": float(np.percentile(errs, 50)) if errs else None,
                          "onset_p90_ms": float(np.percentile(errs, 90)) if errs else None,
-                         "fa_per_min": s["false_alarms"] / (mix.size / SR / 60)})
+                         "fa_per_min": s["false_alarms"] / (mix.size / SR / 60), **outcomes(events, onsets)})
             if why is not None:
                 rows[-1]["explain"] = why
             if head is not None:  # what reaches the robot: the events the head accepts
@@ -434,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         run, why = detect(mix, onsets)
         s = score(run.events, onsets)
         s.pop("onset_errors_ms")
-        gated = {"peak_dbfs": 20 * float(np.log10(GATED_PEAK)), **s}
+        gated = {"peak_dbfs": 20 * float(np.log10(GATED_PEAK)), **s, **outcomes(run.events, onsets)}
         if why is not None:
             gated["explain"] = why
     rtf = cpu_total / audio_total if audio_total else 0.0

@@ -10,9 +10,14 @@ repeated. A miss gets the first reason that holds:
 - ``inside an earlier event``: an event that started before the window was still sounding;
 - ``onset under learned_on``: the model's onset probability stayed under ``learned_on`` in
   the window;
-- ``onset heard, no event``: it reached ``learned_on`` but no event started there (the model
-  did not hear the sound go on, so the event was shorter than ``min_event_s``, or the onset
-  came within ``learned_gap_s`` of the last).
+- ``taken by a later onset``: an event started in the window, and a stronger onset sooner than
+  ``learned_gap_s`` after it became that event's onset, past the window;
+- ``event too short``: an event started in the window and none was kept: the model did not
+  hear the sound go on (its "sounding" output under ``learned_keep``), so the event was
+  shorter than ``min_event_s``;
+- ``onset heard, none started``: it reached ``learned_on`` but no event started in the
+  window: the onset came within ``learned_gap_s`` of the last, or was no stronger than the
+  onset of the event in progress.
 
 A false event gets its onset probability, how many of the next ``SOUNDING_S`` of frames
 the model heard sounding (at ``learned_keep``), and how many members reached ``learned_on``.
@@ -27,7 +32,8 @@ import numpy as np
 
 from avag_core.events import EventConfig, SoundEvent
 
-MISS_REASONS = ("matched elsewhere", "inside an earlier event", "onset under learned_on", "onset heard, no event")
+MISS_REASONS = ("matched elsewhere", "inside an earlier event", "onset under learned_on", "taken by a later onset",
+                "event too short", "onset heard, none started")
 SOUNDING_S = 0.3  # a false event's "sounding frames" are counted over this much after its onset
 _NEAR_S = 0.05  # a false event's own onset frame: the highest probability this close to its onset
 
@@ -70,9 +76,9 @@ def _top(trace: np.ndarray, frames: np.ndarray) -> tuple[float, int]:
 def explain(events: list[SoundEvent], onsets: list[float], matched: list[int | None], trace: np.ndarray,
             cfg: EventConfig, window: tuple[float, float]) -> tuple[list[Miss], list[FalseEvent]]:
     """Each miss and each false event of one mix. ``matched``: per onset, the index of its
-    detection in ``events`` (``hearing_bench.match``); ``trace`` [frames, 4]: the detector's
-    trace joined (onset time, onset p, sounding p, members at ``learned_on``), on the
-    events' clock; ``window``: the match window (s before, s after an onset)."""
+    detection in ``events`` (``hearing_bench.match``); ``trace`` [frames, 5]: the detector's
+    trace joined (onset time, onset p, sounding p, members at ``learned_on``, 1 where an
+    event started), on the events' clock; ``window``: the match window (s before, s after an onset)."""
     before, after = window
     t = trace[:, 0]
     hit = {j for j in matched if j is not None}
@@ -89,8 +95,13 @@ def explain(events: list[SoundEvent], onsets: list[float], matched: list[int | N
             reason = MISS_REASONS[1]
         elif onset_p < cfg.learned_on:
             reason = MISS_REASONS[2]
-        else:
+        elif not (trace[w, 4] > 0).any():
+            reason = MISS_REASONS[5]
+        elif any(e.start_time <= t[w[trace[w, 4] > 0]].max() - cfg.pre_roll_s + 1e-6 and e.onset_time > ref + after
+                 for e in events):
             reason = MISS_REASONS[3]
+        else:
+            reason = MISS_REASONS[4]
         misses.append(Miss(round(ref, 3), reason, onset_p, round(float(trace[w, 2].max()), 3) if w.size else 0.0,
                            members_on))
     falses = []

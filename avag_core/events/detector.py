@@ -126,10 +126,12 @@ class SoundEventDetector:
         self.lift_threshold = float(cfg.lift_on_db)  # ... and the lift (dB) that starts one too
         self.dropped_short = 0  # events discarded by min_event_s
         self.discontinuities = 0  # gaps / time jumps seen in the input times
+        self.started = 0  # events started (dropped ones included)
         # set to a list to record the learned detector's view of each frame it steps, one
-        # [frames, 4] array per chunk: onset time (input clock), onset and sounding
-        # probabilities, members at or above learned_on (why an action was missed or a
-        # background sound started an event: avag_core/benchmarks/hearing_explain.py)
+        # [frames, 5] array per chunk: onset time (input clock), onset and sounding
+        # probabilities, members at or above learned_on, 1 where an event started (why an
+        # action was missed or a background sound started an event:
+        # avag_core/benchmarks/hearing_explain.py)
         self.trace: list[np.ndarray] | None = None
         self.reset()
 
@@ -308,17 +310,20 @@ class SoundEventDetector:
         first = self._hist_count - self._lag_snr.size  # stream index of the oldest frame not scored
         self._push_history(energy_db, np.zeros(energy_db.size))
         t, p_on, p_act = self._learned(frames, times)
-        if self.trace is not None and t.size:
-            voters = self._learned.members_at(self.config.learned_on)
-            onset_t = t + (self._frame - self._hop) / self.sample_rate + (self._epoch or 0.0)
-            self.trace.append(np.column_stack([onset_t, p_on, p_act, voters]))
         all_snr = np.concatenate([self._lag_snr, snr])
         self._lag_snr = all_snr[t.size:]
         events: list[SoundEvent] = []
+        started = np.zeros(t.size)
         for k in range(t.size):
             ready = first + k >= max(self._warmup_frames, 2)
+            before = self.started
             events.extend(self._step_learned(float(t[k]), float(p_on[k]), float(p_act[k]), float(all_snr[k]),
                                              ready))
+            started[k] = self.started - before
+        if self.trace is not None and t.size:
+            voters = self._learned.members_at(self.config.learned_on)
+            onset_t = t + (self._frame - self._hop) / self.sample_rate + (self._epoch or 0.0)
+            self.trace.append(np.column_stack([onset_t, p_on, p_act, voters, started]))
         return events
 
     def _step_learned(self, tf: float, p_on: float, p_act: float, snr: float, ready: bool) -> list[SoundEvent]:
@@ -573,6 +578,7 @@ class SoundEventDetector:
                 and (score >= 2.0 * peak_score or lift >= max(self.lift_threshold, peak_lift + cfg.louder_onset_db)))
 
     def _start(self, onset_t: float, frame_end: float, score: float) -> None:
+        self.started += 1
         self._peak_over, self._faded = -np.inf, False
         self._peaks = ((score, 0.0, 0.0, -np.inf),) * self._peak_lag
         self._recent = (0.0, score)
