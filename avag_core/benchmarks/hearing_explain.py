@@ -95,13 +95,16 @@ def explain(events: list[SoundEvent], onsets: list[float], matched: list[int | N
             reason = MISS_REASONS[1]
         elif onset_p < cfg.learned_on:
             reason = MISS_REASONS[2]
-        elif not (trace[w, 4] > 0).any():
-            reason = MISS_REASONS[5]
-        elif any(e.start_time <= t[w[trace[w, 4] > 0]].max() - cfg.pre_roll_s + 1e-6 and e.onset_time > ref + after
-                 for e in events):
-            reason = MISS_REASONS[3]
         else:
-            reason = MISS_REASONS[4]
+            starts = t[w[trace[w, 4] > 0]]
+            if not starts.size:
+                reason = MISS_REASONS[5]
+            # the event kept from the last start (its audio begins pre_roll_s before it) has its onset later
+            elif any(e.start_time <= starts.max() - cfg.pre_roll_s + 1e-6 and e.onset_time > ref + after
+                     for e in events):
+                reason = MISS_REASONS[3]
+            else:
+                reason = MISS_REASONS[4]
         misses.append(Miss(round(ref, 3), reason, onset_p, round(float(trace[w, 2].max()), 3) if w.size else 0.0,
                            members_on))
     falses = []
