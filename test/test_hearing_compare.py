@@ -101,6 +101,8 @@ def test_two_benchmark_runs_compare_with_the_benchmarks_own_f1(tmp_path, capsys)
     hits = [sum(sum(row["hit"]) for row in rep["rows"]) for rep in reports]
     assert hits[1] < hits[0], hits
     assert out["gated"]["first_hits"] == reports[0]["gated"]["hits"]
+    g = reports[0]["gated"]
+    assert out["gated"]["f1"]["f1_first"] == pytest.approx(2 * g["hits"] / (g["detections"] + g["actions"]))
     printed = capsys.readouterr().out
     assert "paired bootstrap interval" in printed and "gated:" in printed and "white alone:" in printed
     assert hc.main([str(outs[0]), str(tmp_path / "other.json"), "--json", str(tmp_path / "d.json")]) == 2

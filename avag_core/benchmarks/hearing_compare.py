@@ -4,8 +4,8 @@ Two ``hearing_bench --json`` runs over the same mixes (same ``--recordings``, ``
 ``--repeats``, backgrounds and SNRs: the actions placed at the same times) are compared
 action slot by action slot (``hearing_bench.outcomes``): per SNR, each run's event F1, the
 difference (second minus first) and a 95 % paired bootstrap interval for it, resampling
-the slots of each mix with the same draws for both runs. Also the false events on speech
-and music alone and the gated input's finds, side by side.
+the slots of each mix with the same draws for both runs; the same for the gated input.
+Also the false events on speech and music alone, side by side.
 
 Why: a recipe or setting is kept when it is better on the benchmark and the held-out set,
 and differences of a few thousandths in F1 turned out to be as large as the spread between
@@ -107,6 +107,8 @@ def compare(a: dict[str, Any], b: dict[str, Any], resamples: int = 2000, seed: i
     if ga and gb:
         out["gated"] = {"actions": ga["actions"], "first_hits": ga["hits"], "second_hits": gb["hits"],
                         "first_false": ga["false_alarms"], "second_false": gb["false_alarms"]}
+        if ga.get("onsets_s") is not None and ga.get("onsets_s") == gb.get("onsets_s"):
+            out["gated"]["f1"] = compare_snr([(ga, gb)], resamples, rng)
     return out
 
 
@@ -141,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     if result["gated"]:
         g = result["gated"]
         print(f"gated: {g['first_hits']} against {g['second_hits']} of {g['actions']} actions found, "
-              f"{g['first_false']} against {g['second_false']} false events")
+              f"{g['first_false']} against {g['second_false']} false events"
+              + (f"; F1 {g['f1']['difference']:+.3f} [{g['f1']['interval'][0]:+.3f}, {g['f1']['interval'][1]:+.3f}]"
+                 f" {g['f1']['verdict']}" if "f1" in g else ""))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.json}")
