@@ -388,13 +388,18 @@ class GroundingAdapter:
 
     def diagnostics(self) -> dict[str, Any]:
         """Every counter under its own key: ``input.*`` (messages, refusals by kind),
-        ``pipeline.*`` (events, detections, misses), ``audio_buffer.*`` (stream repairs)."""
+        ``pipeline.*`` (events, detections, misses), ``audio_buffer.*`` (stream repairs),
+        ``detector.*`` (events started, and dropped as shorter than ``events.min_event_s``:
+        many drops in a room mean onsets heard and sounds not heard going on)."""
         values: dict[str, Any] = {f"input.{k}": v for k, v in sorted(self.counters.items())}
         stats = self.pipeline.stats
         values.update({f"pipeline.{k}": v for k, v in vars(stats).items()})
         buffer = self.pipeline.tracker.buffer
         values.update({f"audio_buffer.{k}": v for k, v in buffer.stats.as_dict().items()})
         values["audio_buffer.silent_for_s"] = round(buffer.silent_for_s, 1)
+        detector = self.pipeline.tracker.detector
+        values["detector.events_started"] = detector.started
+        values["detector.dropped_short"] = detector.dropped_short
         for part, times in self._model_ms.items():  # the model's own time, split as set_image/predict
             if times:
                 values[f"model.{part}_ms_median"] = round(float(np.median(times)), 2)

@@ -132,4 +132,28 @@ def test_diagnostics_keys_never_collide(adapter):
     values = adapter.diagnostics()
     assert values["input.audio_messages"] == 1 and values["audio_buffer.chunks"] == 1
     prefixes = {k.split(".")[0] for k in values}
-    assert prefixes <= {"input", "pipeline", "audio_buffer", "model"}
+    assert prefixes <= {"input", "pipeline", "audio_buffer", "model", "detector"}
+
+
+@pytest.mark.parametrize("min_event_s", [0.03, 2.0])
+def test_diagnostics_count_the_events_started_and_those_dropped_as_too_short(shipped_checkpoint, min_event_s):
+    """Four committed action clips 3 s apart over quiet noise: four events start; with a least
+    event of 2 s (no clip sounds that long) every one of them is dropped, and counted."""
+    from audio_clips import ACTIONS, load
+
+    from avag_core.events import EventConfig
+    from avag_ros.adapter import GroundingAdapter, load_predictor
+    from avag_ros.conversions import make_header, numpy_to_audio_frame
+    from avag_ros.params import NodeConfig
+
+    cfg = NodeConfig(checkpoint=str(shipped_checkpoint), events=EventConfig(min_event_s=min_event_s))
+    adapter = GroundingAdapter(cfg, load_predictor(cfg), lambda _: None)
+    x = 0.001 * np.random.default_rng(0).standard_normal(16000 * 14).astype(np.float32)
+    for k, name in enumerate(ACTIONS):
+        clip = load(f"action_{name}")[:16000]
+        x[(2 + 3 * k) * 16000:(2 + 3 * k) * 16000 + clip.size] += 0.3 * clip / np.abs(clip).max()
+    for i in range(0, x.size, 512):
+        adapter.on_audio(numpy_to_audio_frame(x[i:i + 512], 16000, header=make_header(10**9 + i * 10**9 // 16000)))
+    values = adapter.diagnostics()
+    assert values["detector.events_started"] == len(ACTIONS)
+    assert values["detector.dropped_short"] == (len(ACTIONS) if min_event_s > 1 else 0)
