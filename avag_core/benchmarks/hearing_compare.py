@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from avag_core.evaluation.report import write_json
+
 LEVEL = 0.95
 
 
@@ -146,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{g['first_false']} against {g['second_false']} false events"
               + (f"; F1 {g['f1']['difference']:+.3f} [{g['f1']['interval'][0]:+.3f}, {g['f1']['interval'][1]:+.3f}]"
                  f" {g['f1']['verdict']}" if "f1" in g else ""))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1))
+    write_json(args.json, result)
     print(f"wrote {args.json}")
     return 0
 
