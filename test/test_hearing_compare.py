@@ -30,7 +30,7 @@ def test_each_false_detection_counts_in_the_slot_it_began_in():
 
 def run(rows: list[tuple[str, float, list[int], list[int]]]) -> dict:
     """A report with the given (background, SNR, hit, false) rows, actions 3 s apart."""
-    return {"recordings": "bench", "rows": [
+    return {"recordings": "bench", "background_part": "whole", "rows": [
         {"background": b, "snr_db": s, "hit": h, "false": f, "onsets_s": [2.0 + 3 * k for k in range(len(h))],
          "fa_per_min": 0.0} for b, s, h, f in rows]}
 
@@ -64,14 +64,15 @@ def test_runs_over_other_mixes_or_without_slots_are_refused(tmp_path, capsys):
     old = run([("rain", 5.0, [1, 1], [0, 0])])
     del old["rows"][0]["hit"]
     other = {**run([("rain", 5.0, [1, 1], [0, 0])]), "recordings": "heldout"}
+    half = {**run([("rain", 5.0, [1, 1], [0, 0])]), "background_part": "second"}
     paths = {}
-    for name, r in (("first", first), ("moved", moved), ("old", old), ("other", other)):
+    for name, r in (("first", first), ("moved", moved), ("old", old), ("other", other), ("half", half)):
         paths[name] = tmp_path / f"{name}.json"
         paths[name].write_text(json.dumps(r))
     paths["broken"] = tmp_path / "broken.json"
     paths["broken"].write_text("{")
     for name, says in (("moved", "placed differently"), ("old", "no per-slot outcomes"),
-                       ("other", "recording sets differ"), ("broken", "")):
+                       ("other", "recordings differ"), ("half", "background_part differ"), ("broken", "")):
         assert hc.main([str(paths["first"]), str(paths[name]), "--json", str(tmp_path / "c.json")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("hearing_compare: ") and says in err[0], err

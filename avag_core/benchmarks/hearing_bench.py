@@ -499,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print("worst at 5 dB / alone:", ", ".join(f"{k}={v:.3g}" if v is not None else f"{k}=-"
                                               for k, v in verdict.items()))
-    payload = {"recordings": rset.name, "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+    payload = {"recordings": rset.name, "background_part": args.background_part, "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
                "chunk": CHUNK,
                "rows": rows, "per_snr": summary, "alone": alone, "gated": gated, "rtf": rtf, "decided_after_s": delay,
                "worst": verdict, "targets": TARGETS,

@@ -1,7 +1,7 @@
 """Is one hearing benchmark run better than another, beyond the luck of the draw?
 
 Two ``hearing_bench --json`` runs over the same mixes (same ``--recordings``, ``--seed``,
-``--repeats``, backgrounds and SNRs: the actions placed at the same times) are compared
+``--repeats``, ``--background-part``, backgrounds and SNRs: the actions placed at the same times) are compared
 action slot by action slot (``hearing_bench.outcomes``): per SNR, each run's event F1, the
 difference (second minus first) and a 95 % paired bootstrap interval for it, resampling
 the slots of each mix with the same draws for both runs; the same for the gated input.
@@ -52,8 +52,9 @@ def paired_rows(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str] = (
     """The rows of both runs, pair by pair; ``Unpaired`` unless both scored the same
     recording set, mixes and action times."""
     ra, rb = _slots(a, names[0]), _slots(b, names[1])
-    if a.get("recordings") != b.get("recordings"):
-        raise Unpaired(f"recording sets differ: {a.get('recordings')} against {b.get('recordings')}")
+    for key in ("recordings", "background_part"):  # the same action times over other backgrounds pair nothing
+        if a.get(key) != b.get(key):
+            raise Unpaired(f"{key} differ: {a.get(key)} against {b.get(key)}")
     if [(r["background"], r["snr_db"]) for r in ra] != [(r["background"], r["snr_db"]) for r in rb]:
         raise Unpaired("the runs have different backgrounds or SNRs")
     for x, y in zip(ra, rb, strict=True):
