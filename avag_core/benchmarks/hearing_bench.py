@@ -276,12 +276,14 @@ def match(events: list[SoundEvent], onsets: list[float]) -> list[int | None]:
     return out
 
 
-def outcomes(events: list[SoundEvent], onsets: list[float]) -> dict[str, list]:
+def outcomes(events: list[SoundEvent], onsets: list[float],
+             matched: list[int | None] | None = None) -> dict[str, list]:
     """Per action slot (from its reference onset to the next; detections before the first
     onset count in the first): whether the action was found, and how many false detections
     began in the slot. Why: two runs over the same mixes are then compared slot by slot, so
-    the noise of which actions and backgrounds were drawn cancels (``hearing_compare``)."""
-    m = match(events, onsets)
+    the noise of which actions and backgrounds were drawn cancels (``hearing_compare``).
+    ``matched``: ``match(events, onsets)`` where the caller has it."""
+    m = match(events, onsets) if matched is None else matched
     used = {j for j in m if j is not None}
     false = [0] * len(onsets)
     for j, e in enumerate(events):
@@ -290,10 +292,12 @@ def outcomes(events: list[SoundEvent], onsets: list[float]) -> dict[str, list]:
     return {"onsets_s": [round(o, 3) for o in onsets], "hit": [int(j is not None) for j in m], "false": false}
 
 
-def score(events: list[SoundEvent], onsets: list[float]) -> dict[str, float]:
-    """Recall, precision and onset errors of ``match``."""
-    errors = [abs(events[j].onset_time - ref) for ref, j in zip(onsets, match(events, onsets), strict=True)
-              if j is not None]
+def score(events: list[SoundEvent], onsets: list[float],
+          matched: list[int | None] | None = None) -> dict[str, float]:
+    """Recall, precision and onset errors of ``match`` (``matched``: its result, where the
+    caller has it)."""
+    m = match(events, onsets) if matched is None else matched
+    errors = [abs(events[j].onset_time - ref) for ref, j in zip(onsets, m, strict=True) if j is not None]
     hits = len(errors)
     return {
         "actions": len(onsets), "detections": len(events), "hits": hits,
@@ -415,12 +419,13 @@ def main(argv: list[str] | None = None) -> int:
             cpu_total += cpu
             decided += after
             audio_total += mix.size / SR
-            s = score(events, onsets)
+            matched = match(events, onsets)
+            s = score(events, onsets, matched)
             errs = s.pop("onset_errors_ms")
             rows.append({"background": name, "snr_db": snr, **s,
                          "onset_p50_ms": float(np.percentile(errs, 50)) if errs else None,
                          "onset_p90_ms": float(np.percentile(errs, 90)) if errs else None,
-                         "fa_per_min": s["false_alarms"] / (mix.size / SR / 60), **outcomes(events, onsets)})
+                         "fa_per_min": s["false_alarms"] / (mix.size / SR / 60), **outcomes(events, onsets, matched)})
             if why is not None:
                 rows[-1]["explain"] = why
             if head is not None:  # what reaches the robot: the events the head accepts
@@ -447,9 +452,10 @@ def main(argv: list[str] | None = None) -> int:
     if "gated" in names:  # after every random draw: the other rows stay as they were
         mix, onsets = gated_mix(actions * args.repeats)
         run, why = detect(mix, onsets)
-        s = score(run.events, onsets)
+        matched = match(run.events, onsets)
+        s = score(run.events, onsets, matched)
         s.pop("onset_errors_ms")
-        gated = {"peak_dbfs": 20 * float(np.log10(GATED_PEAK)), **s, **outcomes(run.events, onsets)}
+        gated = {"peak_dbfs": 20 * float(np.log10(GATED_PEAK)), **s, **outcomes(run.events, onsets, matched)}
         if why is not None:
             gated["explain"] = why
     rtf = cpu_total / audio_total if audio_total else 0.0

@@ -313,14 +313,15 @@ class SoundEventDetector:
         all_snr = np.concatenate([self._lag_snr, snr])
         self._lag_snr = all_snr[t.size:]
         events: list[SoundEvent] = []
-        started = np.zeros(t.size)
+        started = np.zeros(t.size) if self.trace is not None else None  # only while tracing
         for k in range(t.size):
             ready = first + k >= max(self._warmup_frames, 2)
             before = self.started
             events.extend(self._step_learned(float(t[k]), float(p_on[k]), float(p_act[k]), float(all_snr[k]),
                                              ready))
-            started[k] = self.started - before
-        if self.trace is not None and t.size:
+            if started is not None:
+                started[k] = self.started - before
+        if started is not None and t.size:
             voters = self._learned.members_at(self.config.learned_on)
             onset_t = t + (self._frame - self._hop) / self.sample_rate + (self._epoch or 0.0)
             self.trace.append(np.column_stack([onset_t, p_on, p_act, voters, started]))
