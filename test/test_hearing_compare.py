@@ -77,6 +77,11 @@ def test_runs_over_other_mixes_or_without_slots_are_refused(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("hearing_compare: ") and says in err[0], err
     assert not (tmp_path / "c.json").exists()
+    unmarked = run([("rain", 5.0, [1, 1], [0, 0])])
+    del unmarked["background_part"]  # written before the part was recorded: whole backgrounds
+    assert hc.compare(first, unmarked)["per_snr"][0]["difference"] == 0
+    with pytest.raises(hc.Unpaired, match="background_part"):
+        hc.compare(half, unmarked)
 
 
 def test_two_benchmark_runs_compare_with_the_benchmarks_own_f1(tmp_path, capsys):
