@@ -195,6 +195,34 @@ def test_gated_streams_hear_actions_come_out_of_zeros():
     assert np.mean(closed) > 0.3, closed  # closed for most of a stream, open over loud speech or music
 
 
+def test_silent_streams_hold_actions_over_exact_zeros():
+    """``StreamRecipe.silent_p`` (train_onset --silent): a silent stream has no background, so
+    outside its actions it is one constant (zero, or a drawn DC offset) and every action rises
+    out of it, lead-in included, with its weighted onset label; its "sounding" label never
+    covers a constant frame. The recipe at 0 draws nothing: the plain streams stay as pinned."""
+    from avag_core.events.onset_data import FRAME
+
+    lib = small_library(None, 0)
+    onsets = out_of_silence = 0
+    for seed in range(20):
+        audio, labels = make_stream(lib, np.random.default_rng(seed), StreamRecipe(silent_p=1.0))
+        plain, _ = make_stream(lib, np.random.default_rng(seed), StreamRecipe())
+        level = float(np.median(audio))  # the constant between the actions
+        assert np.mean(audio == level) > 0.3 and np.mean(plain == np.median(plain)) < 0.05, seed
+        on = np.flatnonzero(labels[:, 0] * labels[:, 2] > 0)
+        onsets += on.size
+        out_of_silence += sum(k >= 24 and np.all(audio[(k - 24) * HOP:(k - 16) * HOP] == level) for k in on)
+        for k in np.flatnonzero(labels[:, 1]):
+            assert np.any(audio[k * HOP:k * HOP + FRAME] != level), (seed, k)
+        # ...and follows each action's tail until it is 20 dB under the action's loudest frame
+        # (the labels are whole hops of the action as placed: up to two hops of tail beyond)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], labels[:, 1], [0]])))
+        power = [float(np.mean((audio[k * HOP:k * HOP + FRAME] - level) ** 2)) for k in range(labels.shape[0])]
+        for s, e in zip(edges[::2], edges[1::2], strict=True):
+            assert e + 2 >= labels.shape[0] or power[e + 2] <= 0.01 * max(power[s:e]), (seed, s, e)
+    assert onsets > 40 and out_of_silence > onsets // 2, (out_of_silence, onsets)
+
+
 def test_short_actions_option_places_transients():
     """``--short-actions P`` (train_onset): with P = 1 every action is a 10-80 ms transient
     (its 'active' label spans a few 16 ms frames)."""

@@ -433,6 +433,7 @@ class StreamRecipe:
     room_p: float = 0.0  # share of streams over the room's recordings (Library.room; train_onset --room)
     gate_p: float = 0.0  # share of streams heard through a noise gate (_gate; train_onset --gated)
     overlap_p: float = 0.0  # share of actions followed by the next while they still sound (train_onset --overlap)
+    silent_p: float = 0.0  # share of streams with no background: actions over exact zeros (train_onset --silent)
 
 
 RETURN_FRAMES = 4  # _mute_labels: frames of sound coming back inside an action, left out of the loss
@@ -498,6 +499,10 @@ def make_stream(lib: Library, rng: np.random.Generator,
     """(audio, labels [frames, 3]: onset, active, weight) of one training stream."""
     n = round(STREAM_S * SR)
     frames = 1 + (n - FRAME) // HOP
+    # no background (a noise suppressor's output, a silent room through a gated microphone):
+    # each action's quiet lead-in rises out of exact zeros, as on the benchmark's gated input;
+    # the background is still drawn, so the actions' levels are those of the other streams
+    silent = recipe.silent_p > 0 and rng.random() < recipe.silent_p
     if recipe.room_p > 0 and rng.random() < recipe.room_p:  # the room as it is: no other take
         bg = _norm(_excerpt(lib.room, n, rng))
     elif recipe.retake_p > 0 and rng.random() < recipe.retake_p:
@@ -506,8 +511,9 @@ def make_stream(lib: Library, rng: np.random.Generator,
     else:
         bg = background(lib, n, rng, recipe.ambient_p)
     bg = bg * (10 ** (rng.uniform(-55, -10) / 20))
-    mix = bg.copy()
+    mix = np.zeros_like(bg) if silent else bg.copy()
     bgp = background_power(bg)
+    heard_bgp = 0.0 if silent else bgp  # what an action's onset and tail are heard over
     labels = np.zeros((frames, 3), np.float32)
     labels[:, 2] = 1.0
     t = rng.uniform(0.6, 3.0)
@@ -529,12 +535,12 @@ def make_stream(lib: Library, rng: np.random.Generator,
         # active: until the action's last frame within 10 dB of the background power
         seg = (g * x[: x.size // HOP * HOP]).astype(np.float64).reshape(-1, HOP) ** 2
         p = seg.mean(axis=1)
-        loud = np.flatnonzero(p >= max(0.1 * bgp, 1e-4 * p.max()))
+        loud = np.flatnonzero(p >= max(0.1 * heard_bgp, 1e-4 * p.max()))
         k_end = start // HOP + (int(loud[-1]) if loud.size else 0)
         labels[k_on:min(frames, k_end + 1), 1] = 1.0
         first = start // HOP
         hops = slice(first, min(first + p.size, sounding.size))
-        heard = _heard_over(p, sounding[hops], on // HOP - first, bgp)
+        heard = _heard_over(p, sounding[hops], on // HOP - first, heard_bgp)
         sounding[hops] += p[: hops.stop - hops.start]
         if heard:
             labels[k_on:k_on + 2, 0] = 1.0

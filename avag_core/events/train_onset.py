@@ -194,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"{OVERLAP_AFTER_S[0]:g}-{OVERLAP_AFTER_S[1]:g} s after theirs; an onset not "
                     f"{OVERLAP_HEARD_DB:g} dB above what sounds there counts for nothing); default 0, "
                     "the shipped weights' recipe")
+    ap.add_argument("--silent", type=share_arg, default=0.0, metavar="P",
+                    help="share of streams with no background: each action rises out of exact zeros, "
+                    "its quiet lead-in included (what a noise suppressor sends); default 0, the shipped "
+                    "weights' recipe")
     ap.add_argument("--headroom", action=argparse.BooleanOptionalAction, default=False,
                     help="scale each training mix within full scale before the deliberate clipping of a hot "
                     "input (15 %% of the streams); without it the loud mixes clip wherever they exceed it")
@@ -269,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "snr_db": ",".join(f"{v:g}" for v in args.snr_db),
                                        "retakes": str(args.retakes), "headroom": str(int(args.headroom)),
                                        "gated": str(args.gated), "overlap": str(args.overlap),
+                                       "silent": str(args.silent),
                                        "hard_negatives": f"{args.hard_negatives:g}",
                                        **adapted})
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) in {time.time() - t0:.0f} s")
@@ -296,7 +301,7 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape, start: 
     recipe = StreamRecipe(short_action_p=args.short_actions, ambient_p=args.ambient_share, snr_db=args.snr_db,
                           retake_p=args.retakes, headroom=args.headroom,
                           room_p=args.room_share if lib.room else 0.0, gate_p=args.gated,
-                          overlap_p=args.overlap)
+                          overlap_p=args.overlap, silent_p=args.silent)
     xs, ys = _stream_store(lib, rng, args.streams + args.val_streams, recipe, shape)
     xv, yv = _with_context(xs[args.streams:], shape), ys[args.streams:]
     xs, ys = xs[: args.streams], ys[: args.streams]
