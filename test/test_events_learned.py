@@ -311,6 +311,32 @@ def test_the_peak_levels_fall_no_lower_than_the_background_before_digital_silenc
     assert (p <= z + 1e-5).all()
 
 
+def test_after_a_loud_sound_cut_into_zeros_the_peak_levels_fall_to_the_room_before_it():
+    """Peaks input: quiet room noise, a loud sound for 2 s cut into exact zeros (a gate
+    closing on a gong), 1.5 s of zeros, then a sound 30 dB over the room and 20 dB under the
+    loud one. Through the zeros the envelope falls no lower than the room's background
+    before the loud sound (the lowest of the last 4 s of sound), not the running background
+    the loud sound had raised, so the new sound's first frame stands 20 dB and more over it
+    (held at the raised background, 6 dB under it). Fed in chunks of any length, the same
+    numbers."""
+    from avag_core.events.onset_features import FEATURES, MELS, OnsetFeatures
+
+    rng = np.random.default_rng(3)
+    x = 1e-3 * rng.standard_normal(9 * SR).astype(np.float32)  # -60 dBFS
+    x[3 * SR:5 * SR] = 0.3 * rng.standard_normal(2 * SR)  # about -10 dBFS, cut
+    x[5 * SR:int(6.5 * SR)] = 0.0
+    x[int(6.5 * SR):] = 0.03 * rng.standard_normal(x.size - int(6.5 * SR))  # -30 dBFS
+    frames = frames_of(x, 512, 256)
+    feats = OnsetFeatures(512, 256, SR, peaks=True)(frames)
+    p = feats[:, FEATURES:]
+    first = int(6.5 * SR) // 256 - 1  # the first frame the new sound is in (its last 192 samples)
+    assert (p[first - 20:first, MELS] < -2.0).all() and p[first, MELS] > 2.0  # the zeros under it, the sound over it
+    chunked = OnsetFeatures(512, 256, SR, peaks=True)
+    cuts = np.cumsum(rng.integers(1, 40, 200))
+    parts = [chunked(c) for c in np.split(frames, cuts[cuts < len(frames)])]
+    np.testing.assert_array_equal(np.concatenate(parts), feats)
+
+
 def test_samples_within_90_dbfs_of_zero_are_heard_as_a_quiet_microphones_hiss():
     """Exact zeros, a fading tail under -90 dBFS and a constant give the same features, those
     of the fill noise (broadband -90 dBFS, not the -100 dB floor of digital silence); louder

@@ -18,13 +18,18 @@ background sits far below the texture's own drops and hits, so ``z`` is high all
 time; an action is what rises above what the background itself has just reached, and a
 max over the last second is hard to build out of the model's ReLU convolutions. Through
 digital silence (a muted microphone, a noise gate, a dropout) the envelope keeps falling,
-but no lower than the background of the last frame before the silence: room noise that
-comes back after a mute is no rise above that background (falling freely to the silence,
-it would look like a new sound), and a sound out of a gate's zeros is heard as one (held
-at the last sound's peak, as the envelope once was, every sound at that level was heard
-as the same sound coming back: the shipped model found 7 of the hearing benchmark's 40
-actions on a gated input, 37 with this envelope, 40 with the fill below; README "Digital
-silence").
+but no lower than the room's background before the silence, the lowest background of the
+last ``_ROOM_S`` of sound: room noise that comes back after a mute is no rise above it
+(falling freely to the silence, it would look like a new sound), and a sound out of a gate's
+zeros is heard as one (held at the last sound's peak, as the envelope once was, every sound
+at that level was heard as the same sound coming back: the shipped model found 7 of the
+hearing benchmark's 40 actions on a gated input, 37 with this envelope, 40 with the fill
+below; README "Digital silence"). Why the lowest of the last seconds and not the background
+of the last frame: a long loud sound cut into zeros (a gate closing on a gong) has raised the
+running background by the time it is cut, and held there that floor made the next sound out
+of the zeros a small rise (a guitar strum after a gong: onset probability 0.76 with the
+shipped model, 0.42 with members retrained on this input; 1.00 and 0.91 with the room's
+floor; checkpoints/onset.md).
 
 Samples within -90 dBFS of zero (the exact zeros of a gate, a mute or a dropout, a decoder's
 fading tail) are heard as a fixed -90 dBFS white noise, the hiss of a quiet microphone.
@@ -50,6 +55,7 @@ _LO_HZ, _HI_HZ = 100.0, 7600.0
 _FLOOR_DB = -100.0  # digital silence
 _TAU_UP_S, _TAU_DOWN_S = 2.0, 0.3
 _TAU_PEAK_S = 1.0
+_ROOM_S = 4.0  # the floor of the peak envelope through digital silence: the lowest background of this much sound before it
 CLIP_DB = 40.0  # features clipped at +-this (the shipped weights'; a model's shape may say another)
 _FILL_DBFS = -90.0  # samples within this of zero are heard as noise at this level
 _FILL_ROWS = 997  # frames of fill noise before it repeats (a prime: no beat with any hop)
@@ -90,6 +96,7 @@ class OnsetFeatures:
         self._up = 1.0 - np.exp(-hop / (_TAU_UP_S * sample_rate))
         self._down = 1.0 - np.exp(-hop / (_TAU_DOWN_S * sample_rate))
         self._fall = 1.0 - np.exp(-hop / (_TAU_PEAK_S * sample_rate))
+        self._room_frames = max(1, round(_ROOM_S * sample_rate / hop))
         self.peaks = peaks
         self._clip = clip_db / 10.0
         self.reset()
@@ -98,7 +105,10 @@ class OnsetFeatures:
         self._bg: np.ndarray | None = None
         self._peak: np.ndarray | None = None
         self._prev: np.ndarray | None = None
-        self._before_silence: np.ndarray | None = None  # background of the last frame that was not silent
+        self._before_silence: np.ndarray | None = None  # the floor through digital silence (_peaks_before)
+        self._room: np.ndarray | None = None  # [_room_frames, MELS + 1]: backgrounds of the last frames of sound
+        self._room_at = 0  # where the next frame of sound's background goes in _room
+        self._was_silent = True  # the last frame seen was digitally silent
         self._frames = 0  # frames seen: the row of the fill noise the next frame takes
 
     def levels(self, centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,15 +155,22 @@ class OnsetFeatures:
     def _peaks_before(self, lv: np.ndarray, bg: np.ndarray, silent: np.ndarray) -> np.ndarray:
         """The peak envelope before each frame: jumps to a new high, falls back with
         _TAU_PEAK_S, never below the running background; while the input is digitally
-        silent, never below the background of the last frame before the silence."""
+        silent, never below the lowest background of the last _ROOM_S of sound before it."""
+        if self._room is None:
+            self._room = np.repeat(bg[:1], self._room_frames, axis=0)
         pk = np.empty_like(lv)
-        p, floor = self._peak, self._before_silence
+        p, floor, was_silent = self._peak, self._before_silence, self._was_silent
         for k in range(lv.shape[0]):
             pk[k] = p
             if not silent[k]:
                 floor = bg[k]
+                self._room[self._room_at] = bg[k]
+                self._room_at = (self._room_at + 1) % self._room_frames
+            elif not was_silent:  # the silence begins: the room's floor before it
+                floor = self._room.min(axis=0)
+            was_silent = bool(silent[k])
             p = np.maximum(np.maximum(lv[k], p + self._fall * (lv[k] - p)), floor)
-        self._peak, self._before_silence = p, floor
+        self._peak, self._before_silence, self._was_silent = p, floor, was_silent
         return pk
 
 
