@@ -54,6 +54,7 @@ SNR_DB = (-5.0, 25.0)  # training actions' SNR range (the benchmark's convention
 RETAKE_SPEED = (0.8, 1.25)  # _retake: playback speed range (pitch and length together)
 RETAKE_EQ_DB = 6.0  # _retake: largest gain or cut of its random equaliser
 RETAKE_P = 0.5  # the shipped weights' share of retaken backgrounds and actions
+SILENT_P = 0.1  # the shipped weights' share of streams with no background (train_onset --silent)
 GATE_BLOCK = 64  # _gate: samples per open/closed decision (4 ms)
 GATE_ABOVE_DB = (3.0, 20.0)  # _gate: threshold range above the stream's median level
 GATE_HOLD_S = (0.05, 0.5)  # _gate: range of how long the gate stays open after the last loud block
@@ -462,9 +463,10 @@ def _gate(mix: np.ndarray, rng: np.random.Generator) -> list[tuple[int, int]]:
     last such block and sends exact zeros while closed; its input is high-passed (no DC).
     Returns the closed stretches [start, end) in samples. Why: without gated streams the
     only sound after zeros in training was a background coming back after a dropout (no
-    onset). Off in the shipped recipe: members trained on the -90 dBFS hiss input
-    (onset_features.py), with or without a tenth of their streams gated, hear the gated input
-    worse than the shipped members (checkpoints/onset.md)."""
+    onset). Off in the shipped recipe: with or without a tenth of their streams gated, members
+    trained on the -90 dBFS hiss input (onset_features.py) heard the gated input worse; the
+    shipped recipe's streams with no background at all (``StreamRecipe.silent_p``) mended
+    that (checkpoints/onset.md)."""
     mix -= mix.mean()
     m = mix.size // GATE_BLOCK
     level = 10.0 * np.log10((mix[: m * GATE_BLOCK].astype(np.float64).reshape(m, GATE_BLOCK) ** 2).mean(axis=1)

@@ -28,8 +28,8 @@ below; README "Digital silence"). Why the lowest of the last seconds and not the
 of the last frame: a long loud sound cut into zeros (a gate closing on a gong) has raised the
 running background by the time it is cut, and held there that floor made the next sound out
 of the zeros a small rise (a guitar strum after a gong: onset probability 0.76 with the
-shipped model, 0.42 with members retrained on this input; 1.00 and 0.91 with the room's
-floor; checkpoints/onset.md).
+members shipped before 2026-12-05, 0.42 with those shipped since; 1.00 and 0.91 with the
+room's floor; checkpoints/onset.md).
 
 Samples within -90 dBFS of zero (the exact zeros of a gate, a mute or a dropout, a decoder's
 fading tail) are heard as a fixed -90 dBFS white noise, the hiss of a quiet microphone.

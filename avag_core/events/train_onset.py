@@ -39,6 +39,7 @@ from avag_core.events.onset_data import (
     RETAKE_P,
     RETAKE_SPEED,
     SHORT_ACTION_P,
+    SILENT_P,
     SNR_DB,
     SR,
     SYNTH_PER_KIND,
@@ -194,10 +195,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"{OVERLAP_AFTER_S[0]:g}-{OVERLAP_AFTER_S[1]:g} s after theirs; an onset not "
                     f"{OVERLAP_HEARD_DB:g} dB above what sounds there counts for nothing); default 0, "
                     "the shipped weights' recipe")
-    ap.add_argument("--silent", type=share_arg, default=0.0, metavar="P",
+    ap.add_argument("--silent", type=share_arg, default=SILENT_P, metavar="P",
                     help="share of streams with no background: each action rises out of exact zeros, "
-                    "its quiet lead-in included (what a noise suppressor sends); default 0, the shipped "
-                    "weights' recipe")
+                    f"its quiet lead-in included (what a noise suppressor sends); default {SILENT_P:g}, "
+                    "the shipped weights' recipe")
     ap.add_argument("--headroom", action=argparse.BooleanOptionalAction, default=False,
                     help="scale each training mix within full scale before the deliberate clipping of a hot "
                     "input (15 %% of the streams); without it the loud mixes clip wherever they exceed it")
