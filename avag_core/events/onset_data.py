@@ -534,7 +534,8 @@ def make_stream(lib: Library, rng: np.random.Generator,
         place(mix, x, start, g)
         on = start + round(reference_onset(x, SR) * SR)
         k_on = max(0, on // HOP - 1)
-        # active: until the action's last frame within 10 dB of the background power
+        # active: until the action's last frame within 10 dB of the background power (with no
+        # background, within 40 dB of its loudest hop)
         seg = (g * x[: x.size // HOP * HOP]).astype(np.float64).reshape(-1, HOP) ** 2
         p = seg.mean(axis=1)
         loud = np.flatnonzero(p >= max(0.1 * heard_bgp, 1e-4 * p.max()))
