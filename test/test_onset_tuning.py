@@ -84,7 +84,7 @@ def test_missing_training_recordings_exit_2_in_one_line(monkeypatch, capsys, tmp
 
 
 def test_the_shipped_recipes_streams_stay_as_they_were_drawn():
-    """Recipe options added later (ambient share, SNR range, retakes) make no random draw
+    """Recipe options added later (ambient share, SNR range, retakes, silent share) make no random draw
     when off, so the plain recipe and the previous file's recipe draw the streams they drew
     before the options existed: onset frames and 'active' frame counts of six streams per recipe, as
     the code of commit f08319f (before the retake option) drew them from this library. Two of
@@ -199,7 +199,8 @@ def test_silent_streams_hold_actions_over_exact_zeros():
     """``StreamRecipe.silent_p`` (train_onset --silent): a silent stream has no background, so
     outside its actions it is one constant (zero, or a drawn DC offset) and every action rises
     out of it, lead-in included, with its weighted onset label; its "sounding" label never
-    covers a constant frame. The recipe at 0 draws nothing: the plain streams stay as pinned."""
+    covers a constant frame. At 0 the option draws nothing
+    (test_the_shipped_recipes_streams_stay_as_they_were_drawn)."""
     from avag_core.events.onset_data import FRAME
 
     lib = small_library(None, 0)

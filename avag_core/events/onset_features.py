@@ -105,7 +105,7 @@ class OnsetFeatures:
         self._bg: np.ndarray | None = None
         self._peak: np.ndarray | None = None
         self._prev: np.ndarray | None = None
-        self._before_silence: np.ndarray | None = None  # the floor through digital silence (_peaks_before)
+        self._floor: np.ndarray | None = None  # the floor through digital silence (_peaks_before)
         self._room: np.ndarray | None = None  # [_room_frames, MELS + 1]: backgrounds of the last frames of sound
         self._room_at = 0  # where the next frame of sound's background goes in _room
         self._was_silent = True  # the last frame seen was digitally silent
@@ -137,7 +137,7 @@ class OnsetFeatures:
         silent = (centred ** 2).mean(axis=1) <= 10 ** ((_FLOOR_DB + 1.0) / 10)  # digital silence, DC or not
         lv, quarters = self.levels(self.filled(centred))
         if self._bg is None:
-            self._bg, self._peak, self._prev, self._before_silence = (lv[0].copy() for _ in range(4))
+            self._bg, self._peak, self._prev, self._floor = (lv[0].copy() for _ in range(4))
         bg = np.empty_like(lv)  # background before each frame
         b = self._bg
         for k in range(n):
@@ -159,7 +159,7 @@ class OnsetFeatures:
         if self._room is None:
             self._room = np.repeat(bg[:1], self._room_frames, axis=0)
         pk = np.empty_like(lv)
-        p, floor, was_silent = self._peak, self._before_silence, self._was_silent
+        p, floor, was_silent = self._peak, self._floor, self._was_silent
         for k in range(lv.shape[0]):
             pk[k] = p
             if not silent[k]:
@@ -170,7 +170,7 @@ class OnsetFeatures:
                 floor = self._room.min(axis=0)
             was_silent = bool(silent[k])
             p = np.maximum(np.maximum(lv[k], p + self._fall * (lv[k] - p)), floor)
-        self._peak, self._before_silence, self._was_silent = p, floor, was_silent
+        self._peak, self._floor, self._was_silent = p, floor, was_silent
         return pk
 
 
