@@ -138,6 +138,7 @@ class OnsetFeatures:
         lv, quarters = self.levels(self.filled(centred))
         if self._bg is None:
             self._bg, self._peak, self._prev, self._floor = (lv[0].copy() for _ in range(4))
+            self._room = np.repeat(lv[:1], self._room_frames, axis=0)
         bg = np.empty_like(lv)  # background before each frame
         b = self._bg
         for k in range(n):
@@ -156,8 +157,6 @@ class OnsetFeatures:
         """The peak envelope before each frame: jumps to a new high, falls back with
         _TAU_PEAK_S, never below the running background; while the input is digitally
         silent, never below the lowest background of the last _ROOM_S of sound before it."""
-        if self._room is None:
-            self._room = np.repeat(bg[:1], self._room_frames, axis=0)
         pk = np.empty_like(lv)
         p, floor, was_silent = self._peak, self._floor, self._was_silent
         for k in range(lv.shape[0]):
