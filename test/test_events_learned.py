@@ -337,6 +337,33 @@ def test_after_a_loud_sound_cut_into_zeros_the_peak_levels_fall_to_the_room_befo
     np.testing.assert_array_equal(np.concatenate(parts), feats)
 
 
+def test_room_noise_that_stepped_up_before_digital_silence_comes_back_as_the_room():
+    """Peaks input: quiet room noise, the room 15 dB louder for the 2 s before 3 s of exact
+    zeros (a fan turned on, then a mute), the louder noise again. The level held steady
+    before the zeros and stands less than _STEP_DB over the room's background, so it is the
+    room's own noise: through the zeros the envelope falls no lower than it, and its return
+    is within 5 dB of that (with the lowest background of the last 4 s as the floor, as for
+    the loud sound above, it came back 15 dB over it and started an event). Fed in chunks
+    of any length, the same numbers."""
+    from avag_core.events.onset_features import FEATURES, MELS, OnsetFeatures
+
+    rng = np.random.default_rng(4)
+    x = 1e-3 * rng.standard_normal(11 * SR).astype(np.float32)  # -60 dBFS
+    x[3 * SR:5 * SR] *= 10 ** (15 / 20)  # -45 dBFS
+    x[5 * SR:8 * SR] = 0.0
+    x[8 * SR:] *= 10 ** (15 / 20)
+    frames = frames_of(x, 512, 256)
+    feats = OnsetFeatures(512, 256, SR, peaks=True)(frames)
+    p = feats[:, FEATURES:]
+    back = 8 * SR // 256 - 1  # the first frame the noise is back in (half of it)
+    assert (p[back - 40:back, MELS] < -2.0).all()  # the silence: 20 dB and more under the envelope
+    assert p[back:back + 20, MELS].max() < 0.5  # the room again: within 5 dB of its level before the zeros
+    chunked = OnsetFeatures(512, 256, SR, peaks=True)
+    cuts = np.cumsum(rng.integers(1, 40, 200))
+    parts = [chunked(c) for c in np.split(frames, cuts[cuts < len(frames)])]
+    np.testing.assert_array_equal(np.concatenate(parts), feats)
+
+
 def test_samples_within_90_dbfs_of_zero_are_heard_as_a_quiet_microphones_hiss():
     """Exact zeros, a fading tail under -90 dBFS and a constant give the same features, those
     of the fill noise (broadband -90 dBFS, not the -100 dB floor of digital silence); louder

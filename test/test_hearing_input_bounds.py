@@ -193,6 +193,21 @@ def test_digital_silence_does_not_reset_the_background(detector):
     assert len(events) == 1 and abs(events[0].onset_time - (T0_NS / 1e9 + 9.0)) < 0.05
 
 
+def test_room_noise_that_stepped_up_before_a_mute_is_no_event_when_it_comes_back():
+    """A fan turns on (room noise 15 dB up), 2 s later the microphone is muted for 3 s, then
+    the fan is heard again and a real stamp 1.5 s after that. The fan turning on may be an
+    event; its return after the mute is none, and the stamp is one, at its onset. With the
+    lowest background of the last 4 s as the floor through the mute (the floor before this
+    release), the fan's return started an event for each of 4 noise draws."""
+    x = np.concatenate([noise(3 * SR, -60.0, seed=3), noise(2 * SR, -45.0, seed=4),
+                        np.zeros(3 * SR, np.float32), noise(4 * SR, -45.0, seed=5)])
+    stamp = load_clip("action_stamp")
+    x[int(9.5 * SR):int(9.5 * SR) + stamp.size] += stamp / np.abs(stamp).max() * 0.1
+    events = feed(AudioEventTracker(EventConfig(detector="learned")), x)
+    after = [e.onset_time - T0_NS / 1e9 for e in events if e.onset_time - T0_NS / 1e9 > 5.0]
+    assert len(after) == 1 and abs(after[0] - 9.5) < 0.05, after
+
+
 def test_a_gated_microphone_is_heard_out_of_its_zeros():
     """A noise gate (a microphone that sends exact zeros between sounds): the four real
     action clips twice, laid out as the hearing benchmark's gated input (one peak level,

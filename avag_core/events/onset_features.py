@@ -29,7 +29,14 @@ of the last frame: a long loud sound cut into zeros (a gate closing on a gong) h
 running background by the time it is cut, and held there that floor made the next sound out
 of the zeros a small rise (a guitar strum after a gong: onset probability 0.76 with the
 members shipped before 2026-12-05, 0.42 with those shipped since; 1.00 and 0.91 with the
-room's floor; checkpoints/onset.md).
+room's floor; checkpoints/onset.md). One exception: room noise that stepped up shortly
+before the silence (a fan turned on, then a mute) comes back at its new level, and with the
+lowest background as the floor its return was heard as a new sound (an event for each of 4
+noise draws; README, "Room noise that stepped up before a mute"). So a level that held
+steady through the last ``_STEADY_S`` of sound and stands no more than ``_STEP_DB`` over
+that lowest background is taken as the room's own, and its low levels (10 %) are the floor:
+a loud sound cut into zeros stands further over the room (the gong above: 50 dB), and a
+sound a gate closes on has faded rather than held.
 
 Samples within -90 dBFS of zero (the exact zeros of a gate, a mute or a dropout, a decoder's
 fading tail) are heard as a fixed -90 dBFS white noise, the hiss of a quiet microphone.
@@ -56,6 +63,9 @@ _FLOOR_DB = -100.0  # digital silence
 _TAU_UP_S, _TAU_DOWN_S = 2.0, 0.3
 _TAU_PEAK_S = 1.0
 _ROOM_S = 4.0  # the floor of the peak envelope through digital silence: the lowest background of this much sound before it
+_STEADY_S = 1.0  # ... unless the level of this much sound before the silence held steady:
+_STEADY_DB = 6.0  # its broadband level's 10-90 % spread within this
+_STEP_DB = 30.0  # and no more than this over that lowest background: then the room's own noise
 CLIP_DB = 40.0  # features clipped at +-this (the shipped weights'; a model's shape may say another)
 _FILL_DBFS = -90.0  # samples within this of zero are heard as noise at this level
 _FILL_ROWS = 997  # frames of fill noise before it repeats (a prime: no beat with any hop)
@@ -97,6 +107,7 @@ class OnsetFeatures:
         self._down = 1.0 - np.exp(-hop / (_TAU_DOWN_S * sample_rate))
         self._fall = 1.0 - np.exp(-hop / (_TAU_PEAK_S * sample_rate))
         self._room_frames = max(1, round(_ROOM_S * sample_rate / hop))
+        self._steady_frames = max(1, round(_STEADY_S * sample_rate / hop))
         self.peaks = peaks
         self._clip = clip_db / 10.0
         self.reset()
@@ -107,7 +118,8 @@ class OnsetFeatures:
         self._prev: np.ndarray | None = None
         self._floor: np.ndarray | None = None  # the floor through digital silence (_peaks_before)
         self._room: np.ndarray | None = None  # [_room_frames, MELS + 1]: backgrounds of the last frames of sound
-        self._room_at = 0  # where the next frame of sound's background goes in _room
+        self._sounds = 0  # frames of sound seen: where the next one goes in _room and _last
+        self._last: np.ndarray | None = None  # [_steady_frames, MELS + 1]: levels of the last frames of sound
         self._was_silent = True  # the last frame seen was digitally silent
         self._frames = 0  # frames seen: the row of the fill noise the next frame takes
 
@@ -139,6 +151,7 @@ class OnsetFeatures:
         if self._bg is None:
             self._bg, self._peak, self._prev, self._floor = (lv[0].copy() for _ in range(4))
             self._room = np.repeat(lv[:1], self._room_frames, axis=0)
+            self._last = np.repeat(lv[:1], self._steady_frames, axis=0)
         bg = np.empty_like(lv)  # background before each frame
         b = self._bg
         for k in range(n):
@@ -156,21 +169,35 @@ class OnsetFeatures:
     def _peaks_before(self, lv: np.ndarray, bg: np.ndarray, silent: np.ndarray) -> np.ndarray:
         """The peak envelope before each frame: jumps to a new high, falls back with
         _TAU_PEAK_S, never below the running background; while the input is digitally
-        silent, never below the lowest background of the last _ROOM_S of sound before it."""
+        silent, never below the room's floor before it (_room_floor)."""
         pk = np.empty_like(lv)
         p, floor, was_silent = self._peak, self._floor, self._was_silent
         for k in range(lv.shape[0]):
             pk[k] = p
             if not silent[k]:
                 floor = bg[k]
-                self._room[self._room_at] = bg[k]
-                self._room_at = (self._room_at + 1) % self._room_frames
+                self._room[self._sounds % self._room_frames] = bg[k]
+                self._last[self._sounds % self._steady_frames] = lv[k]
+                self._sounds += 1
             elif not was_silent:  # the silence begins: the room's floor before it
-                floor = self._room.min(axis=0)
+                floor = self._room_floor()
             was_silent = bool(silent[k])
             p = np.maximum(np.maximum(lv[k], p + self._fall * (lv[k] - p)), floor)
         self._peak, self._floor, self._was_silent = p, floor, was_silent
         return pk
+
+    def _room_floor(self) -> np.ndarray:
+        """The level room noise will come back at after digital silence. Usually the lowest
+        background of the last _ROOM_S of sound: a loud sound cut into zeros is not the room.
+        But a level that held steady for the last _STEADY_S and stands at most _STEP_DB over
+        that is the room's own noise that stepped up (a fan turned on, then a mute): its
+        low levels (10 %) are the floor, or its return would be heard as a new sound."""
+        low = self._room.min(axis=0)
+        broad = self._last[:, MELS]
+        q10, q50, q90 = np.percentile(broad, (10, 50, 90))
+        if q90 - q10 <= _STEADY_DB and q50 - low[MELS] <= _STEP_DB:
+            return np.maximum(low, np.percentile(self._last, 10, axis=0)).astype(np.float32)
+        return low
 
 
 def frames_of(x: np.ndarray, frame: int, hop: int) -> np.ndarray:
