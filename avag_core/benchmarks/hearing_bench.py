@@ -27,7 +27,7 @@ Prints a table and writes JSON. Setup (Debian/Ubuntu, as root or with sudo):
     # a detector adapted to the rooms: adapt on the first half of each background, score the second
     python -m avag_core.benchmarks.hearing_bench --background-part first --write-backgrounds room/
     python -m avag_core.events.train_onset --init avag_core/checkpoints/onset.safetensors --room room/ \
-        --out room.safetensors --streams 1200 --epochs 4 --lr 5e-4
+        --out room.safetensors --streams 1200 --epochs 4 --lr 1e-3 --room-share 0.8
     python -m avag_core.benchmarks.hearing_bench --background-part second --set onset_weights=room.safetensors
 
 Matching: a detection is a hit when its onset lies within [-0.1 s, +0.3 s] of an

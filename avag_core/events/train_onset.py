@@ -3,12 +3,14 @@
     python -m avag_core.events.train_onset --out onset.safetensors --seed 0        # one model
     python -m avag_core.events.train_onset --out onset.safetensors --seed 0,1,2    # an ensemble
     python -m avag_core.events.train_onset --out onset.safetensors --join s0.safetensors,s1.safetensors
-    # adapt the shipped members to a room (recordings of it, no actions needed)
+    # adapt the shipped members to a room (recordings of it, no actions needed; README,
+    # "Adapting the detector to a room")
     python -m avag_core.events.train_onset --out room.safetensors --room recordings/ \
-        --init avag_core/checkpoints/onset.safetensors --streams 1200 --epochs 4 --lr 5e-4
-    # ... and weigh up the room's sounds the members still take for onsets (fewer false events)
+        --init avag_core/checkpoints/onset.safetensors --streams 1200 --epochs 4 --lr 1e-3 --room-share 0.8
+    # ... and weigh up the room's sounds the members still take for onsets (rain, pops)
     python -m avag_core.events.train_onset --out room.safetensors --room recordings/ \
-        --init avag_core/checkpoints/onset.safetensors --streams 1200 --epochs 4 --lr 5e-4 --hard-negatives 2
+        --init avag_core/checkpoints/onset.safetensors --streams 1200 --epochs 4 --lr 1e-3 --room-share 0.8 \
+        --hard-negatives 4
 
 Streams come from avag_core.events.onset_data (recordings the hearing benchmark does not
 use). Whole streams are scored in one pass (the model has no padding), the loss is binary
