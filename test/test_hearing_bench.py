@@ -1,6 +1,7 @@
 """The hearing benchmark's own logic: matching, the action head's count, and a one-line exit
 when recordings are missing."""
 
+import itertools
 import json
 from dataclasses import replace
 
@@ -13,6 +14,10 @@ from avag_core.data.synth.backgrounds import (
     HEADROOM_PEAK,
     active_power,
     background_power,
+    background_track,
+    load_mono,
+    place,
+    playlist,
     reference_onset,
     within_full_scale,
 )
@@ -213,3 +218,98 @@ def test_heard_scores_the_events_the_head_accepts_in_every_mix(shipped_checkpoin
     assert report["per_snr"][0]["event_f1"] == 2 * row["hits"] / (row["detections"] + row["actions"])
     assert report["alone"][0]["background"] == "white"
     assert report["alone"][0]["accepted"] == sum(v is not None for v in alone_verdicts)
+
+
+def test_a_playlist_plays_whole_recordings_in_turn_crossfaded_only_where_one_ends():
+    """Music alone as a room plays it: after a random first point, every recording plays from
+    its start to its end, each round of them in a new order, and the only samples that are
+    not one recording's own are the 50 ms cross-fades where one ends."""
+    sr, fade = 16000, 800
+    recs = [np.full(n, v, np.float32) for n, v in ((4000, 1.0), (5000, 2.0), (6000, 3.0))]
+    starts = set()
+    for seed in range(4):
+        x = playlist(recs, 3.0, np.random.default_rng(seed), sr)
+        assert x.size == 3 * sr
+        pure = np.isin(x, [1.0, 2.0, 3.0])
+        edges = np.flatnonzero(np.diff(pure.astype(np.int8))) + 1
+        runs = np.split(np.arange(x.size), edges)
+        pure_runs = [r for r in runs if pure[r[0]]]
+        mixed_runs = [r for r in runs if not pure[r[0]]]
+        # joins only where one recording ends (a cross-fade's end samples are one recording's own)
+        assert mixed_runs and all(r.size == fade - 2 for r in mixed_runs)
+        starts.add(pure_runs[0].size)
+        whole_runs = pure_runs[1:-1]  # the first starts anywhere, the last is cut by the track's end
+        assert len(whole_runs) >= 4
+        for r in whole_runs:  # each played whole: its own length less the two cross-fades
+            n = {1.0: 4000, 2.0: 5000, 3.0: 6000}[float(x[r[0]])]
+            assert r.size == n - 2 * (fade - 1)
+        values = [float(x[r[0]]) for r in pure_runs]
+        assert all(a != b for a, b in itertools.pairwise(values))  # never one twice in a row
+    assert len(starts) > 1  # the first recording starts at a random point
+
+
+def test_music_alone_is_scored_as_a_room_plays_it_and_also_as_the_mixes_excerpt_it(monkeypatch, tmp_path):
+    """Two music-alone rows, the continuous one first; the target verdict reads the continuous
+    one. Here the continuous track holds five real action clips over quiet noise, so it starts
+    more events than the excerpts of the real music clip, and the verdict must be its rate."""
+    monkeypatch.setitem(hb.SETS, "heldout",
+                        small_set(backgrounds={"music": ("test data", (str(AUDIO / "music_city_blues.flac"),))}))
+    stamp = load_mono(AUDIO / "action_stamp.flac", hb.SR)
+    given = []
+
+    def room_track(name, seconds, seed, rset, part):
+        x = 0.001 * np.random.default_rng(seed).standard_normal(round(seconds * hb.SR)).astype(np.float32)
+        for k in range(5):
+            place(x, stamp, round((2.0 + 3.5 * k) * hb.SR), 0.5 / float(np.abs(stamp).max()))
+        given.append((name, seed, part))
+        return x
+
+    monkeypatch.setattr(hb, "played_as_in_a_room", room_track)
+    out = tmp_path / "alone.json"
+    assert hb.main(["--recordings", "heldout", "--backgrounds", "music", "--snrs", "10", "--alone-s", "20",
+                    "--seed", "3", "--json", str(out), "--cache", str(tmp_path / "c")]) == 0
+    report = json.loads(out.read_text())
+    assert [(a["background"], a["play"]) for a in report["alone"]] == [("music", "continuous"),
+                                                                     ("music", "excerpts")]
+    continuous, excerpts = report["alone"]
+    assert given == [("music", 3, "whole")]
+    assert excerpts["joins"] >= 2 and 0 <= excerpts["at_joins"] <= excerpts["events"]
+    assert "at_joins" not in continuous
+    assert continuous["events"] >= 5 > excerpts["events"]
+    assert report["worst"]["fa_per_min_alone"] == continuous["fa_per_min"]
+
+
+def test_the_continuous_track_is_a_playlist_of_the_sets_recordings_at_the_background_level(monkeypatch):
+    """``played_as_in_a_room``: the set's recordings (the asked half of each) go whole into
+    ``playlist``, and the track comes out at the benchmark's -20 dBFS background level."""
+    city = str(AUDIO / "music_city_blues.flac")
+    rset = small_set(backgrounds={"music": ("test data", (city,))})
+    seen = []
+
+    def spy(recs, seconds, rng, sr):
+        seen.append([r.size for r in recs])
+        return playlist(recs, seconds, rng, sr)
+
+    monkeypatch.setattr(hb, "playlist", spy)
+    x = hb.played_as_in_a_room("music", 12.0, 0, rset, "second")
+    full = load_mono(city, hb.SR).size
+    assert seen == [[full - full // 2]]
+    assert x.size == 12 * hb.SR
+    assert background_power(x) == pytest.approx(0.01, rel=1e-3)
+
+
+def test_the_excerpts_joins_are_where_one_excerpt_fades_into_the_next_and_events_near_them_count():
+    """``background_track(joins=...)`` gives each join's time: every cross-fade between two
+    recordings starts there, and the excerpts between joins last 2-8 s (less the fade);
+    ``at_joins`` counts the onsets within 0.15 s of one."""
+    sr = 16000
+    recs = [np.full(10 * sr, v, np.float32) for v in (1.0, 2.0, 3.0)]
+    joins: list[float] = []
+    x = background_track(recs, 60.0, np.random.default_rng(0), sr, joins=joins)
+    gaps = np.diff([0.0, *joins])
+    assert len(joins) >= 7 and np.all(gaps >= 2.0 - 0.05 - 1e-9) and np.all(gaps <= 8.0)
+    pure = np.isin(x, [1.0, 2.0, 3.0])
+    mixed_starts = np.flatnonzero(np.diff(pure.astype(np.int8)) == -1) + 1
+    assert mixed_starts.size and all(np.isclose(k - 1, np.round(np.array(joins) * sr)).any() for k in mixed_starts)
+    assert hb.at_joins([0.9, 2.0, 5.16, 7.95], [1.0, 5.0, 8.0]) == 2
+    assert hb.at_joins([1.0], []) == 0

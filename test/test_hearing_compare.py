@@ -114,3 +114,24 @@ def test_two_benchmark_runs_compare_with_the_benchmarks_own_f1(tmp_path, capsys)
     assert hc.main([str(outs[0]), str(tmp_path / "other.json"), "--json", str(tmp_path / "d.json")]) == 2
     assert "placed differently" in capsys.readouterr().err
     assert np.isfinite(out["all_snrs"]["interval"]).all()
+
+
+def test_alone_rows_pair_by_background_and_how_it_was_played(tmp_path, capsys):
+    """Music alone is played two ways since 2026-12-05: each row pairs with the other run's row
+    played the same way, in whatever order; a row from before (no ``play``: its music was
+    excerpts) pairs with no row played either new way."""
+    a, b, old = (run([("rain", 5.0, [1], [0])]) for _ in range(3))
+    a["alone"] = [{"background": "music", "play": "continuous", "fa_per_min": 1.0},
+                  {"background": "music", "play": "excerpts", "fa_per_min": 3.0}]
+    b["alone"] = [{"background": "music", "play": "excerpts", "fa_per_min": 2.0},
+                  {"background": "music", "play": "continuous", "fa_per_min": 0.5}]
+    old["alone"] = [{"background": "music", "fa_per_min": 4.0}]
+    pairs = {al["play"]: (al["first_per_min"], al["second_per_min"]) for al in hc.compare(a, b)["alone"]}
+    assert pairs == {"continuous": (1.0, 0.5), "excerpts": (3.0, 2.0)}
+    assert hc.compare(old, a)["alone"] == []
+    for name, report in (("a", a), ("b", b)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(report))
+    assert hc.main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--json", str(tmp_path / "c.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "music alone: 1.00 against 0.50" in printed
+    assert "music alone, 2-8 s excerpts as in the mixes: 3.00 against 2.00" in printed

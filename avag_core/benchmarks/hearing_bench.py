@@ -7,7 +7,10 @@ in several voices, music, rain, machines, fire crackle, white and pink noise) at
 a whole where it would peak above -1 dBFS (``within_full_scale``: a microphone's gain set
 for the room; the input checks would otherwise clip it), then fed to
 ``AudioEventTracker`` in 512-sample chunks with nanosecond stamps, as the node feeds it.
-Speech and music are also played alone (10 min each by default) to count false alarms.
+Speech and music are also played alone (10 min each by default) to count false alarms;
+music twice: as a room plays it, whole pieces one after another (``playlist``: the target's
+measure), and in the mixes' 2-8 s excerpts (``background_track``), whose jumps from one
+piece into the middle of another the detector hears as new sounds.
 Then a noise-gated microphone (``gated``): every action at one peak level with exact zeros
 between them, as a noise gate or suppressor sends them (no background, so no SNR).
 
@@ -63,6 +66,7 @@ from avag_core.data.synth.backgrounds import (
     gain_for_snr,
     load_mono,
     place,
+    playlist,
     reference_onset,
     within_full_scale,
 )
@@ -80,6 +84,24 @@ TARGETS = {"recall_5db": 0.9, "precision_5db": 0.9, "onset_p90_ms": 50.0, "fa_pe
 PARTS = ("whole", "first", "second")
 GATED_PEAK = 0.1  # -20 dBFS: the peak of every action on the gated input
 GATED_SPACING_S = 3.6  # start to start (at least 1.2 s of zeros after each action)
+JOIN_NEAR_S = 0.15  # a false event this near a join of two excerpts is counted as the join's
+
+
+def at_joins(onsets: list[float], joins: list[float]) -> int:
+    """How many of ``onsets`` lie within ``JOIN_NEAR_S`` of a join of two excerpts."""
+    j = np.sort(np.asarray(joins, np.float64))
+    if not j.size:
+        return 0
+    t = np.asarray(onsets, np.float64)
+    i = np.searchsorted(j, t)
+    before, after = j[np.clip(i - 1, 0, j.size - 1)], j[np.clip(i, 0, j.size - 1)]
+    return int((np.minimum(np.abs(t - before), np.abs(t - after)) <= JOIN_NEAR_S).sum())
+
+
+def alone_name(row: dict[str, Any]) -> str:
+    """How an alone row is printed: "music alone", or "music alone, 2-8 s excerpts as in the
+    mixes" (rows written before 2026-12-05 have no ``play``: their music was excerpts)."""
+    return f"{row['background']} alone" + (", 2-8 s excerpts as in the mixes" if row.get("play") == "excerpts" else "")
 
 
 def part_of(x: np.ndarray, part: str) -> np.ndarray:
@@ -131,15 +153,26 @@ def noise_track(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarr
 
 
 def background(name: str, seconds: float, rng: np.random.Generator, cache: Path,
-               rset: RecordingSet = BENCH, part: str = "whole") -> np.ndarray:
+               rset: RecordingSet = BENCH, part: str = "whole", joins: list[float] | None = None) -> np.ndarray:
     """A ``seconds`` long track of one background at -20 dBFS, from the ``part`` half of
-    each of its recordings (``part_of``; the generated noises have no halves)."""
+    each of its recordings (``part_of``; the generated noises have no halves); a recorded
+    one is 2-8 s excerpts, whose join times go to ``joins``."""
     if name in ("white", "pink"):
         return noise_track(name, seconds, rng)
     if name == "speech":
         return speech(seconds, cache, int(rng.integers(1 << 30)), rset, part)
     recs = [part_of(load_mono(p, SR), part) for p in rset.backgrounds[name][1]]
-    return at_background_level(background_track(recs, seconds, rng, SR))
+    return at_background_level(background_track(recs, seconds, rng, SR, joins=joins))
+
+
+def played_as_in_a_room(name: str, seconds: float, seed: int, rset: RecordingSet = BENCH,
+                        part: str = "whole") -> np.ndarray:
+    """A recorded background alone, whole recordings one after another (``playlist``) at
+    -20 dBFS. Drawn from its own random stream (``seed`` and the name), so that adding it
+    left every other draw of a run as it was."""
+    recs = [part_of(load_mono(p, SR), part) for p in rset.backgrounds[name][1]]
+    rng = np.random.default_rng([seed, *name.encode()])
+    return at_background_level(playlist(recs, seconds, rng, SR))
 
 
 def at_background_level(track: np.ndarray) -> np.ndarray:
@@ -432,22 +465,36 @@ def main(argv: list[str] | None = None) -> int:
                 kept = [e for e, v in zip(events, head_verdicts(head, mix, events), strict=True) if v]
                 h = score(kept, onsets)
                 rows[-1]["heard"] = {k: h[k] for k in ("detections", "hits", "recall", "precision")}
+
+    def play_alone(name: str, play: str, bg: np.ndarray, joins: list[float]) -> dict[str, Any]:
+        nonlocal cpu_total, audio_total
+        (events, cpu, _after), why = detect(bg, [])
+        cpu_total += cpu
+        audio_total += bg.size / SR
+        row = {"background": name, "play": play, "seconds": bg.size / SR, "events": len(events),
+               "fa_per_min": len(events) / (bg.size / SR / 60)}
+        if play == "excerpts":  # how many of its false events a join of two excerpts started
+            row.update(joins=len(joins), at_joins=at_joins([e.onset_time for e in events], joins))
+        if why is not None:
+            row["explain"] = why
+        if head is not None:
+            labels = accepted_by_head(head, bg, events)
+            row.update(accepted=len(labels), accepted_labels=labels,
+                       accepted_per_min=len(labels) / (bg.size / SR / 60))
+        return row
+
     alone = []
     for name in ("speech", "music", "white"):
         if name not in names:
             continue
-        bg = within_full_scale(background(name, args.alone_s, rng, args.cache, rset, args.background_part))
-        (events, cpu, _after), why = detect(bg, [])
-        cpu_total += cpu
-        audio_total += bg.size / SR
-        alone.append({"background": name, "seconds": bg.size / SR, "events": len(events),
-                      "fa_per_min": len(events) / (bg.size / SR / 60)})
-        if why is not None:
-            alone[-1]["explain"] = why
-        if args.heard:
-            labels = accepted_by_head(head, bg, events)
-            alone[-1].update(accepted=len(labels), accepted_labels=labels,
-                             accepted_per_min=len(labels) / (bg.size / SR / 60))
+        joins: list[float] = []
+        tracks = [("excerpts" if name in rset.backgrounds else "continuous",
+                   background(name, args.alone_s, rng, args.cache, rset, args.background_part, joins))]
+        if name in rset.backgrounds:  # a recorded background: also as a room plays it, first
+            tracks.insert(0, ("continuous", played_as_in_a_room(name, args.alone_s, args.seed, rset,
+                                                                args.background_part)))
+        for play, track in tracks:
+            alone.append(play_alone(name, play, within_full_scale(track), joins))
     gated = None
     if "gated" in names:  # after every random draw: the other rows stay as they were
         mix, onsets = gated_mix(actions * args.repeats)
@@ -474,8 +521,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"event F1 at {p['snr_db']:g} dB: {p['event_f1']:.3f} (backgrounds meeting recall and precision "
               f">= 0.9: {p['backgrounds_meeting_targets']}/{p['backgrounds']})")
     for a in alone:
-        print(f"{a['background']} alone: {a['events']} events in {a['seconds']:.0f} s = "
+        print(f"{alone_name(a)}: {a['events']} events in {a['seconds']:.0f} s = "
               f"{a['fa_per_min']:.2f} false alarms per minute"
+              + (f", {a['at_joins']} of them within {JOIN_NEAR_S:g} s of one of its {a['joins']} joins"
+                 if "at_joins" in a else "")
               + (f"; accepted as actions by the head: {a['accepted']} = {a['accepted_per_min']:.2f} per minute"
                  if "accepted" in a else ""))
     if gated:
@@ -485,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             print(f"explain {r['background']} {r['snr_db']:g} dB: {r['explain']['line']}")
         for a in alone:
-            print(f"explain {a['background']} alone: {a['explain']['line']}")
+            print(f"explain {alone_name(a)}: {a['explain']['line']}")
         if gated:
             print(f"explain gated: {gated['explain']['line']}")
     print(f"runtime: {rtf * 100:.2f} % of one core ({rtf * 3600:.1f} s per hour of audio)")
@@ -500,7 +549,8 @@ def main(argv: list[str] | None = None) -> int:
         "recall_5db": min((r["recall"] for r in at5), default=None),
         "precision_5db": min((r["precision"] for r in at5), default=None),
         "onset_p90_ms": max(errs_all, default=None),
-        "fa_per_min_alone": max((a["fa_per_min"] for a in alone if a["background"] != "white"), default=None),
+        "fa_per_min_alone": max((a["fa_per_min"] for a in alone
+                                 if a["background"] != "white" and a["play"] == "continuous"), default=None),
         "rtf_percent": rtf * 100,
     }
     print("worst at 5 dB / alone:", ", ".join(f"{k}={v:.3g}" if v is not None else f"{k}=-"

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from avag_core.benchmarks.hearing_bench import alone_name
 from avag_core.evaluation.report import write_json
 
 LEVEL = 0.95
@@ -103,9 +104,11 @@ def compare(a: dict[str, Any], b: dict[str, Any], resamples: int = 2000, seed: i
         "per_snr": [{"snr_db": s, **compare_snr([p for p in pairs if p[0]["snr_db"] == s], resamples, rng)}
                     for s in snrs],
         "all_snrs": compare_snr(pairs, resamples, rng) if pairs else None,
-        "alone": [{"background": x["background"], "first_per_min": x["fa_per_min"], "second_per_min": y["fa_per_min"]}
-                  for x, y in zip(a.get("alone") or [], b.get("alone") or [], strict=False)
-                  if x["background"] == y["background"]],
+        # paired by background and how it was played (rows before 2026-12-05 say neither way)
+        "alone": [{"background": x["background"], "play": x.get("play"), "first_per_min": x["fa_per_min"],
+                   "second_per_min": y["fa_per_min"]}
+                  for x in a.get("alone") or [] for y in b.get("alone") or []
+                  if (x["background"], x.get("play")) == (y["background"], y.get("play"))],
         "gated": None,
     }
     ga, gb = a.get("gated"), b.get("gated")
@@ -143,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['difference']:>+7.3f} {'[' + ', '.join(f'{v:+.3f}' for v in r['interval']) + ']':>17}  "
               f"{r['verdict']}")
     for al in result["alone"]:
-        print(f"{al['background']} alone: {al['first_per_min']:.2f} against {al['second_per_min']:.2f} "
+        print(f"{alone_name(al)}: {al['first_per_min']:.2f} against {al['second_per_min']:.2f} "
               "false events per minute")
     if result["gated"]:
         g = result["gated"]

@@ -94,13 +94,15 @@ def background_track(
     sample_rate: int = 16000,
     excerpt_s: tuple[float, float] = (2.0, 8.0),
     fade_in: bool = False,
+    joins: list[float] | None = None,
 ) -> np.ndarray:
     """A ``seconds`` long track of random excerpts of ``recordings``, cross-faded.
 
     Recordings shorter than an excerpt are used whole. Each join is a 50 ms linear
     cross-fade, so joins add no clicks (which a detector would rightly call onsets);
     ``fade_in`` fades the track's start in the same way (a training stream that starts
-    mid-sound would teach an onset at 0).
+    mid-sound would teach an onset at 0). ``joins`` (a list) receives each join's time in
+    seconds (where the next excerpt starts to fade in).
     """
     usable = [r.astype(np.float32) for r in recordings if r.size > 0]
     if not usable:
@@ -120,10 +122,49 @@ def background_track(
         piece = rec[start:start + n].copy()
         if pos > 0 or fade_in:
             piece[:fade] *= ramp
+        if pos > 0 and joins is not None:
+            joins.append(pos / sample_rate)
         piece[-fade:] *= ramp[::-1]
         end = min(pos + n, out.size)
         out[pos:end] += piece[: end - pos]
         pos += n - fade
+    return out[:total]
+
+
+def playlist(recordings: Sequence[np.ndarray], seconds: float, rng: np.random.Generator,
+             sample_rate: int = 16000) -> np.ndarray:
+    """A ``seconds`` long track of whole recordings, as a room plays music: the first from a
+    random point, then each in turn from its start, in a random order drawn again each round
+    (never one twice in a row), cross-faded (50 ms) only where one ends.
+
+    Why not ``background_track``: its 2-8 s excerpts jump from one piece to the middle of
+    another every few seconds, a change no room makes and one a detector rightly hears as a
+    new sound (the hearing benchmark plays music alone both ways, README).
+    """
+    usable = [r.astype(np.float32) for r in recordings if r.size > 2 * round(_FADE_S * sample_rate)]
+    if not usable:
+        raise ValueError("playlist needs at least one recording longer than two cross-fades")
+    total = round(seconds * sample_rate)
+    fade = round(_FADE_S * sample_rate)
+    out = np.zeros(total + fade, np.float32)
+    ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+    pos, last = 0, -1
+    while pos < total:
+        order = rng.permutation(len(usable))
+        if order[0] == last and order.size > 1:  # never one piece twice in a row
+            order = np.roll(order, -1)
+        for i in order:
+            rec, last = usable[i], int(i)
+            start = int(rng.integers(0, rec.size - 2 * fade)) if pos == 0 else 0
+            piece = rec[start:].copy()
+            if pos > 0:
+                piece[:fade] *= ramp
+            piece[-fade:] *= ramp[::-1]
+            end = min(pos + piece.size, out.size)
+            out[pos:end] += piece[: end - pos]
+            pos += piece.size - fade
+            if pos >= total:
+                break
     return out[:total]
 
 
