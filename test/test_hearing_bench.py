@@ -10,6 +10,7 @@ import pytest
 from audio_clips import AUDIO, small_set
 
 from avag_core.benchmarks import hearing_bench as hb
+from avag_core.benchmarks import hearing_compare as hc
 from avag_core.data.synth.backgrounds import (
     HEADROOM_PEAK,
     active_power,
@@ -313,3 +314,58 @@ def test_the_excerpts_joins_are_where_one_excerpt_fades_into_the_next_and_events
     assert mixed_starts.size and all(np.isclose(k - 1, np.round(np.array(joins) * sr)).any() for k in mixed_starts)
     assert hb.at_joins([0.9, 2.0, 5.16, 7.95], [1.0, 5.0, 8.0]) == 2
     assert hb.at_joins([1.0], []) == 0
+
+
+def test_each_mix_counts_its_false_events_that_began_at_a_join_of_its_excerpts(monkeypatch, tmp_path, capsys):
+    """A recorded background's excerpts join every few seconds; each mix row gives how many
+    joins its background had and how many of its false events began within 0.15 s of one.
+    Here the background is quiet noise whose one join, before the first action, is a real
+    stamp: a false event at a join; white noise has no joins."""
+    monkeypatch.setitem(hb.SETS, "heldout",
+                        small_set(backgrounds={"music": ("test data", (str(AUDIO / "music_city_blues.flac"),))}))
+    stamp = load_mono(AUDIO / "action_stamp.flac", hb.SR)
+
+    def joined(recs, seconds, rng, sr, joins=None):
+        x = 0.001 * rng.standard_normal(round(seconds * sr)).astype(np.float32)
+        place(x, stamp, round(0.6 * sr), 0.3 / float(np.abs(stamp).max()))
+        if joins is not None:
+            joins.append(0.6)
+        return x
+
+    monkeypatch.setattr(hb, "background_track", joined)
+    out = tmp_path / "joins.json"
+    assert hb.main(["--recordings", "heldout", "--backgrounds", "music,white", "--snrs", "10", "--alone-s", "10",
+                    "--json", str(out), "--cache", str(tmp_path / "c")]) == 0
+    music, white = json.loads(out.read_text())["rows"]
+    assert (music["joins"], white["joins"], white["false_at_joins"]) == (1, 0, 0)
+    assert 1 == music["false_at_joins"] <= music["false_alarms"]
+    assert f"1 of {music['false_alarms'] + white['false_alarms']} in the mixes" in capsys.readouterr().out
+
+
+def test_mixes_can_play_a_recorded_background_as_a_room_plays_it(monkeypatch, tmp_path):
+    """``--mix-play continuous``: a recorded background under the actions is the playlist
+    (its own random stream, not the alone track's), so it has no joins; speech and noise are
+    made as before; the report says how the mixes played, and hearing_compare pairs it only
+    with a report that played them the same way."""
+    monkeypatch.setitem(hb.SETS, "heldout",
+                        small_set(backgrounds={"music": ("test data", (str(AUDIO / "music_city_blues.flac"),))}))
+    calls = []
+    real = hb.played_as_in_a_room
+
+    def spy(name, seconds, seed, rset, part, salt=()):
+        calls.append((name, round(seconds), salt))
+        return real(name, seconds, seed, rset, part, salt)
+
+    monkeypatch.setattr(hb, "played_as_in_a_room", spy)
+    outs = {}
+    for play in ("continuous", "excerpts"):
+        outs[play] = tmp_path / f"{play}.json"
+        assert hb.main(["--recordings", "heldout", "--backgrounds", "music,white", "--snrs", "10", "--alone-s", "10",
+                        "--mix-play", play, "--json", str(outs[play]), "--cache", str(tmp_path / "c")]) == 0
+    mix_s = round(2.0 + 3.6 * 4 + 3.0)
+    assert calls == [("music", mix_s, (1,)), ("music", 10, ()), ("music", 10, ())]
+    continuous, excerpts = (json.loads(outs[p].read_text()) for p in ("continuous", "excerpts"))
+    assert (continuous["mix_play"], excerpts["mix_play"]) == ("continuous", "excerpts")
+    assert continuous["rows"][0]["joins"] == 0 < excerpts["rows"][0]["joins"]
+    with pytest.raises(hc.Unpaired, match="mix_play differ"):
+        hc.compare(continuous, excerpts)

@@ -10,7 +10,9 @@ for the room; the input checks would otherwise clip it), then fed to
 Speech and music are also played alone (10 min each by default) to count false alarms;
 music twice: as a room plays it, whole pieces one after another (``playlist``: the target's
 measure), and in the mixes' 2-8 s excerpts (``background_track``), whose jumps from one
-piece into the middle of another the detector hears as new sounds.
+piece into the middle of another the detector hears as new sounds. Each mix and the
+excerpts count their false events that began at such a join; ``--mix-play continuous`` plays
+the recorded backgrounds under the actions as a room plays them too.
 Then a noise-gated microphone (``gated``): every action at one peak level with exact zeros
 between them, as a noise gate or suppressor sends them (no background, so no SNR).
 
@@ -22,6 +24,8 @@ Prints a table and writes JSON. Setup (Debian/Ubuntu, as root or with sudo):
     python -m avag_core.benchmarks.hearing_bench --json hearing.json      # the default: the learned CNN
     python -m avag_core.benchmarks.hearing_bench --detector flux           # per-band flux
     python -m avag_core.benchmarks.hearing_bench --detector energy --quick # the first detector
+    # the recorded backgrounds under the actions as a room plays them, not as 2-8 s excerpts
+    python -m avag_core.benchmarks.hearing_bench --mix-play continuous --json continuous.json
     # why each action was missed, what each false event was to the model (hearing_explain.py)
     python -m avag_core.benchmarks.hearing_bench --explain --json explain.json
     # the held-out set: other packages' recordings, for choosing between training recipes
@@ -166,12 +170,12 @@ def background(name: str, seconds: float, rng: np.random.Generator, cache: Path,
 
 
 def played_as_in_a_room(name: str, seconds: float, seed: int, rset: RecordingSet = BENCH,
-                        part: str = "whole") -> np.ndarray:
-    """A recorded background alone, whole recordings one after another (``playlist``) at
-    -20 dBFS. Drawn from its own random stream (``seed`` and the name), so that adding it
-    left every other draw of a run as it was."""
+                        part: str = "whole", salt: tuple[int, ...] = ()) -> np.ndarray:
+    """A recorded background, whole recordings one after another (``playlist``) at -20
+    dBFS. Drawn from its own random stream (``seed``, the name and ``salt``: the mixes' is
+    not the alone track's), so that adding it left every other draw of a run as it was."""
     recs = [part_of(load_mono(p, SR), part) for p in rset.backgrounds[name][1]]
-    rng = np.random.default_rng([seed, *name.encode()])
+    rng = np.random.default_rng([seed, *name.encode(), *salt])
     return at_background_level(playlist(recs, seconds, rng, SR))
 
 
@@ -386,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backgrounds", default=None,
                     help="comma-separated (default: every background of the set, then white and pink noise, "
                     "then 'gated': the actions with exact zeros between them)")
+    ap.add_argument("--mix-play", choices=("excerpts", "continuous"), default="excerpts",
+                    help="how a recorded background plays under the actions: 2-8 s excerpts, each joined to the "
+                    "next by a 50 ms cross-fade (every run before 2026-12-05), or whole recordings one after "
+                    "another, as a room plays them (other mixes: compare runs of one kind only)")
     ap.add_argument("--snrs", default=",".join(f"{s:g}" for s in SNRS))
     ap.add_argument("--alone-s", type=float, default=600.0, help="speech/music alone, seconds each")
     ap.add_argument("--repeats", type=int, default=1, help="passes over all actions per background and SNR")
@@ -444,7 +452,11 @@ def main(argv: list[str] | None = None) -> int:
     head = load_head(args.heard) if args.heard else None
     mix_s = 2.0 + 3.6 * len(actions) * args.repeats + 3.0
     for name in mixed:
-        bg = background(name, mix_s, rng, args.cache, rset, args.background_part)
+        joins: list[float] = []  # where a recorded background's excerpts join (none in speech or noise)
+        if args.mix_play == "continuous" and name in rset.backgrounds:
+            bg = played_as_in_a_room(name, mix_s, args.seed, rset, args.background_part, salt=(1,))
+        else:
+            bg = background(name, mix_s, rng, args.cache, rset, args.background_part, joins)
         for snr in snrs:
             acts = actions * args.repeats
             mix, onsets = build_mix(bg, acts, snr, rng)
@@ -458,7 +470,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"background": name, "snr_db": snr, **s,
                          "onset_p50_ms": float(np.percentile(errs, 50)) if errs else None,
                          "onset_p90_ms": float(np.percentile(errs, 90)) if errs else None,
-                         "fa_per_min": s["false_alarms"] / (mix.size / SR / 60), **outcomes(events, onsets, matched)})
+                         "fa_per_min": s["false_alarms"] / (mix.size / SR / 60), **outcomes(events, onsets, matched),
+                         "joins": len(joins), "false_at_joins": at_joins(
+                             [e.onset_time for k, e in enumerate(events) if k not in set(matched)], joins)})
             if why is not None:
                 rows[-1]["explain"] = why
             if head is not None:  # what reaches the robot: the events the head accepts
@@ -507,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
             gated["explain"] = why
     rtf = cpu_total / audio_total if audio_total else 0.0
     print(f"recordings={rset.name}  detector={cfg.detector}  chunks of {CHUNK} samples at {SR} Hz, {len(actions)} actions x "
-          f"{args.repeats} per background and SNR")
+          f"{args.repeats} per background and SNR, recorded backgrounds under them played as {args.mix_play}")
     print(f"{'background':<10} {'SNR dB':>6} {'recall':>7} {'precision':>9} {'onset p50/p90 ms':>17} "
           f"{'FA/min':>7}" + (f" {'heard recall':>12} {'heard precision':>15}" if head else ""))
     for r in rows:
@@ -520,6 +534,11 @@ def main(argv: list[str] | None = None) -> int:
     for p in summary:
         print(f"event F1 at {p['snr_db']:g} dB: {p['event_f1']:.3f} (backgrounds meeting recall and precision "
               f">= 0.9: {p['backgrounds_meeting_targets']}/{p['backgrounds']})")
+    at5 = [r for r in rows if r["snr_db"] == 5.0]
+    print(f"false events within {JOIN_NEAR_S:g} s of a join of a background's 2-8 s excerpts: "
+          f"{sum(r['false_at_joins'] for r in rows)} of {sum(r['false_alarms'] for r in rows)} in the mixes"
+          + (f" ({sum(r['false_at_joins'] for r in at5)} of {sum(r['false_alarms'] for r in at5)} at 5 dB)"
+             if at5 else ""))
     for a in alone:
         print(f"{alone_name(a)}: {a['events']} events in {a['seconds']:.0f} s = "
               f"{a['fa_per_min']:.2f} false alarms per minute"
@@ -543,7 +562,6 @@ def main(argv: list[str] | None = None) -> int:
     if delay:
         print(f"an event is known to be over {delay['p50']:.3f} s (p50), {delay['p90']:.3f} s (p90) after its end "
               f"(release_s {cfg.release_s:g} s and the detector's hindsight)")
-    at5 = [r for r in rows if r["snr_db"] == 5.0]
     errs_all = [r["onset_p90_ms"] for r in at5 if r["onset_p90_ms"] is not None]
     verdict = {
         "recall_5db": min((r["recall"] for r in at5), default=None),
@@ -555,7 +573,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     print("worst at 5 dB / alone:", ", ".join(f"{k}={v:.3g}" if v is not None else f"{k}=-"
                                               for k, v in verdict.items()))
-    payload = {"recordings": rset.name, "background_part": args.background_part, "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+    payload = {"recordings": rset.name, "background_part": args.background_part, "mix_play": args.mix_play,
+               "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
                "chunk": CHUNK,
                "rows": rows, "per_snr": summary, "alone": alone, "gated": gated, "rtf": rtf, "decided_after_s": delay,
                "worst": verdict, "targets": TARGETS,

@@ -54,8 +54,9 @@ def paired_rows(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str] = (
     recording set, mixes and action times."""
     ra, rb = _slots(a, names[0]), _slots(b, names[1])
     # the same action times over other backgrounds pair nothing; a report without the
-    # background part was written before hearing_bench recorded it, over whole backgrounds
-    for key, default in (("recordings", None), ("background_part", "whole")):
+    # background part or the mixes' play was written before hearing_bench recorded it, over
+    # whole backgrounds played as excerpts
+    for key, default in (("recordings", None), ("background_part", "whole"), ("mix_play", "excerpts")):
         if a.get(key, default) != b.get(key, default):
             raise Unpaired(f"{key} differ: {a.get(key, default)} against {b.get(key, default)}")
     if [(r["background"], r["snr_db"]) for r in ra] != [(r["background"], r["snr_db"]) for r in rb]:
