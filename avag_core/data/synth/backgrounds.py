@@ -107,10 +107,8 @@ def background_track(
     usable = [r.astype(np.float32) for r in recordings if r.size > 0]
     if not usable:
         raise ValueError("background_track needs at least one non-empty recording")
-    total = round(seconds * sample_rate)
-    fade = round(_FADE_S * sample_rate)
-    out = np.zeros(total + fade, np.float32)
-    ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+    total, out, ramp = _empty_track(seconds, sample_rate)
+    fade = ramp.size
     pos = 0
     while pos < total:
         rec = usable[int(rng.integers(len(usable)))]
@@ -119,16 +117,29 @@ def background_track(
         if n <= 2 * fade:
             continue
         start = int(rng.integers(0, rec.size - n + 1))
-        piece = rec[start:start + n].copy()
-        if pos > 0 or fade_in:
-            piece[:fade] *= ramp
         if pos > 0 and joins is not None:
             joins.append(pos / sample_rate)
-        piece[-fade:] *= ramp[::-1]
-        end = min(pos + n, out.size)
-        out[pos:end] += piece[: end - pos]
-        pos += n - fade
+        pos = _lay(out, rec[start:start + n].copy(), pos, ramp, pos > 0 or fade_in)
     return out[:total]
+
+
+def _empty_track(seconds: float, sample_rate: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """(samples wanted, a zero track one cross-fade longer, the cross-fade's rising ramp)."""
+    total = round(seconds * sample_rate)
+    fade = round(_FADE_S * sample_rate)
+    return total, np.zeros(total + fade, np.float32), np.linspace(0.0, 1.0, fade, dtype=np.float32)
+
+
+def _lay(out: np.ndarray, piece: np.ndarray, pos: int, ramp: np.ndarray, fade_in: bool) -> int:
+    """Add ``piece`` (faded in when ``fade_in``, always faded out) into ``out`` at ``pos``;
+    where the next piece goes: one cross-fade before this one's end."""
+    fade = ramp.size
+    if fade_in:
+        piece[:fade] *= ramp
+    piece[-fade:] *= ramp[::-1]
+    end = min(pos + piece.size, out.size)
+    out[pos:end] += piece[: end - pos]
+    return pos + piece.size - fade
 
 
 def playlist(recordings: Sequence[np.ndarray], seconds: float, rng: np.random.Generator,
@@ -141,13 +152,11 @@ def playlist(recordings: Sequence[np.ndarray], seconds: float, rng: np.random.Ge
     another every few seconds, a change no room makes and one a detector rightly hears as a
     new sound (the hearing benchmark plays music alone both ways, README).
     """
-    usable = [r.astype(np.float32) for r in recordings if r.size > 2 * round(_FADE_S * sample_rate)]
+    total, out, ramp = _empty_track(seconds, sample_rate)
+    fade = ramp.size
+    usable = [r.astype(np.float32) for r in recordings if r.size > 2 * fade]
     if not usable:
         raise ValueError("playlist needs at least one recording longer than two cross-fades")
-    total = round(seconds * sample_rate)
-    fade = round(_FADE_S * sample_rate)
-    out = np.zeros(total + fade, np.float32)
-    ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
     pos, last = 0, -1
     while pos < total:
         order = rng.permutation(len(usable))
@@ -156,13 +165,7 @@ def playlist(recordings: Sequence[np.ndarray], seconds: float, rng: np.random.Ge
         for i in order:
             rec, last = usable[i], int(i)
             start = int(rng.integers(0, rec.size - 2 * fade)) if pos == 0 else 0
-            piece = rec[start:].copy()
-            if pos > 0:
-                piece[:fade] *= ramp
-            piece[-fade:] *= ramp[::-1]
-            end = min(pos + piece.size, out.size)
-            out[pos:end] += piece[: end - pos]
-            pos += piece.size - fade
+            pos = _lay(out, rec[start:].copy(), pos, ramp, pos > 0)
             if pos >= total:
                 break
     return out[:total]
