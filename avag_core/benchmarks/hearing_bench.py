@@ -467,12 +467,13 @@ def main(argv: list[str] | None = None) -> int:
             matched = match(events, onsets)
             s = score(events, onsets, matched)
             errs = s.pop("onset_errors_ms")
+            hit = set(matched)
+            falses = [e.onset_time for k, e in enumerate(events) if k not in hit]
             rows.append({"background": name, "snr_db": snr, **s,
                          "onset_p50_ms": float(np.percentile(errs, 50)) if errs else None,
                          "onset_p90_ms": float(np.percentile(errs, 90)) if errs else None,
                          "fa_per_min": s["false_alarms"] / (mix.size / SR / 60), **outcomes(events, onsets, matched),
-                         "joins": len(joins), "false_at_joins": at_joins(
-                             [e.onset_time for k, e in enumerate(events) if k not in set(matched)], joins)})
+                         "joins": len(joins), "false_at_joins": at_joins(falses, joins)})
             if why is not None:
                 rows[-1]["explain"] = why
             if head is not None:  # what reaches the robot: the events the head accepts
@@ -535,10 +536,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"event F1 at {p['snr_db']:g} dB: {p['event_f1']:.3f} (backgrounds meeting recall and precision "
               f">= 0.9: {p['backgrounds_meeting_targets']}/{p['backgrounds']})")
     at5 = [r for r in rows if r["snr_db"] == 5.0]
-    print(f"false events within {JOIN_NEAR_S:g} s of a join of a background's 2-8 s excerpts: "
-          f"{sum(r['false_at_joins'] for r in rows)} of {sum(r['false_alarms'] for r in rows)} in the mixes"
-          + (f" ({sum(r['false_at_joins'] for r in at5)} of {sum(r['false_alarms'] for r in at5)} at 5 dB)"
-             if at5 else ""))
+    if any(r["joins"] for r in rows):
+        print(f"false events within {JOIN_NEAR_S:g} s of a join of a background's 2-8 s excerpts: "
+              f"{sum(r['false_at_joins'] for r in rows)} of {sum(r['false_alarms'] for r in rows)} in the mixes"
+              + (f" ({sum(r['false_at_joins'] for r in at5)} of {sum(r['false_alarms'] for r in at5)} at 5 dB)"
+                 if at5 else ""))
     for a in alone:
         print(f"{alone_name(a)}: {a['events']} events in {a['seconds']:.0f} s = "
               f"{a['fa_per_min']:.2f} false alarms per minute"
