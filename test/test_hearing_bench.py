@@ -224,12 +224,14 @@ def test_heard_scores_the_events_the_head_accepts_in_every_mix(shipped_checkpoin
 def test_a_playlist_plays_whole_recordings_in_turn_crossfaded_only_where_one_ends():
     """Music alone as a room plays it: after a random first point, every recording plays from
     its start to its end, each round of them in a new order, and the only samples that are
-    not one recording's own are the 50 ms cross-fades where one ends."""
+    not one recording's own are the 50 ms cross-fades where one ends (here no recording loops:
+    ``loop_s=0``)."""
     sr, fade = 16000, 800
     recs = [np.full(n, v, np.float32) for n, v in ((4000, 1.0), (5000, 2.0), (6000, 3.0))]
     starts = set()
     for seed in range(4):
-        x = playlist(recs, 3.0, np.random.default_rng(seed), sr)
+        joins: list[float] = []
+        x = playlist(recs, 3.0, np.random.default_rng(seed), sr, loop_s=0.0, joins=joins)
         assert x.size == 3 * sr
         pure = np.isin(x, [1.0, 2.0, 3.0])
         edges = np.flatnonzero(np.diff(pure.astype(np.int8))) + 1
@@ -244,6 +246,8 @@ def test_a_playlist_plays_whole_recordings_in_turn_crossfaded_only_where_one_end
         for r in whole_runs:  # each played whole: its own length less the two cross-fades
             n = {1.0: 4000, 2.0: 5000, 3.0: 6000}[float(x[r[0]])]
             assert r.size == n - 2 * (fade - 1)
+        # each cross-fade starts one sample before its mixed samples, at a reported join
+        assert [r[0] - 1 for r in mixed_runs] == [round(j * sr) for j in joins]
         values = [float(x[r[0]]) for r in pure_runs]
         assert all(a != b for a, b in itertools.pairwise(values))  # never one twice in a row
     assert len(starts) > 1  # the first recording starts at a random point
@@ -258,11 +262,12 @@ def test_music_alone_is_scored_as_a_room_plays_it_and_also_as_the_mixes_excerpt_
     stamp = load_mono(AUDIO / "action_stamp.flac", hb.SR)
     given = []
 
-    def room_track(name, seconds, seed, rset, part):
+    def room_track(name, seconds, seed, rset, part, joins):
         x = 0.001 * np.random.default_rng(seed).standard_normal(round(seconds * hb.SR)).astype(np.float32)
         for k in range(5):
             place(x, stamp, round((2.0 + 3.5 * k) * hb.SR), 0.5 / float(np.abs(stamp).max()))
         given.append((name, seed, part))
+        joins.append(2.0)  # the first stamp: a join here
         return x
 
     monkeypatch.setattr(hb, "played_as_in_a_room", room_track)
@@ -275,7 +280,7 @@ def test_music_alone_is_scored_as_a_room_plays_it_and_also_as_the_mixes_excerpt_
     continuous, excerpts = report["alone"]
     assert given == [("music", 3, "whole")]
     assert excerpts["joins"] >= 2 and 0 <= excerpts["at_joins"] <= excerpts["events"]
-    assert "at_joins" not in continuous
+    assert (continuous["joins"], continuous["at_joins"]) == (1, 1)
     assert continuous["events"] >= 5 > excerpts["events"]
     assert report["worst"]["fa_per_min_alone"] == continuous["fa_per_min"]
 
@@ -287,9 +292,9 @@ def test_the_continuous_track_is_a_playlist_of_the_sets_recordings_at_the_backgr
     rset = small_set(backgrounds={"music": ("test data", (city,))})
     seen = []
 
-    def spy(recs, seconds, rng, sr):
+    def spy(recs, seconds, rng, sr, joins):
         seen.append([r.size for r in recs])
-        return playlist(recs, seconds, rng, sr)
+        return playlist(recs, seconds, rng, sr, joins=joins)
 
     monkeypatch.setattr(hb, "playlist", spy)
     x = hb.played_as_in_a_room("music", 12.0, 0, rset, "second")
@@ -344,7 +349,7 @@ def test_each_mix_counts_its_false_events_that_began_at_a_join_of_its_excerpts(m
 
 def test_mixes_can_play_a_recorded_background_as_a_room_plays_it(monkeypatch, tmp_path):
     """``--mix-play continuous``: a recorded background under the actions is the playlist
-    (its own random stream, not the alone track's), so it has no joins; speech and noise are
+    (its own random stream, not the alone track's), its joins the playlist's; speech and noise are
     made as before; the report says how the mixes played, and hearing_compare pairs it only
     with a report that played them the same way."""
     monkeypatch.setitem(hb.SETS, "heldout",
@@ -352,9 +357,9 @@ def test_mixes_can_play_a_recorded_background_as_a_room_plays_it(monkeypatch, tm
     calls = []
     real = hb.played_as_in_a_room
 
-    def spy(name, seconds, seed, rset, part, salt=()):
+    def spy(name, seconds, seed, rset, part, salt=(), joins=None):
         calls.append((name, round(seconds), salt))
-        return real(name, seconds, seed, rset, part, salt)
+        return real(name, seconds, seed, rset, part, salt, joins)
 
     monkeypatch.setattr(hb, "played_as_in_a_room", spy)
     outs = {}
@@ -366,6 +371,22 @@ def test_mixes_can_play_a_recorded_background_as_a_room_plays_it(monkeypatch, tm
     assert calls == [("music", mix_s, (1,)), ("music", 10, ()), ("music", 10, ())]
     continuous, excerpts = (json.loads(outs[p].read_text()) for p in ("continuous", "excerpts"))
     assert (continuous["mix_play"], excerpts["mix_play"]) == ("continuous", "excerpts")
-    assert continuous["rows"][0]["joins"] == 0 < excerpts["rows"][0]["joins"]
+    whole: list[float] = []  # the 20 s clip looped: its joins are the playlist's, not the excerpts'
+    real("music", 2.0 + 3.6 * 4 + 3.0, 0, hb.SETS["heldout"], "whole", (1,), whole)
+    assert continuous["rows"][0]["joins"] == len(whole) != excerpts["rows"][0]["joins"]
     with pytest.raises(hc.Unpaired, match="mix_play differ"):
         hc.compare(continuous, excerpts)
+
+
+def test_a_playlist_loops_a_short_recording_until_it_has_played_loop_s():
+    """A 4 s rain loop is one rain: a recording shorter than ``loop_s`` plays that many times
+    over from its start (each pass a join), then the next recording."""
+    sr = 16000
+    recs = [np.full(sr, v, np.float32) for v in (1.0, 2.0)]  # 1 s each
+    joins: list[float] = []
+    x = playlist(recs, 20.0, np.random.default_rng(0), sr, loop_s=5.0, joins=joins)
+    level = np.round(x[::sr // 10])  # every 0.1 s: which recording is playing (joins between)
+    changes = np.flatnonzero(np.diff(level)) + 1
+    spans = np.diff([0, *changes, level.size]) / 10  # seconds each recording held the track
+    assert all(s >= 5.0 - 1.0 for s in spans[1:-1]) and len(spans) >= 3  # >= loop_s, less one pass's fades
+    assert len(joins) >= 15  # about one join per 1 s pass

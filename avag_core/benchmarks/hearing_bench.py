@@ -88,11 +88,11 @@ TARGETS = {"recall_5db": 0.9, "precision_5db": 0.9, "onset_p90_ms": 50.0, "fa_pe
 PARTS = ("whole", "first", "second")
 GATED_PEAK = 0.1  # -20 dBFS: the peak of every action on the gated input
 GATED_SPACING_S = 3.6  # start to start (at least 1.2 s of zeros after each action)
-JOIN_NEAR_S = 0.15  # a false event this near a join of two excerpts is counted as the join's
+JOIN_NEAR_S = 0.15  # a false event this near a join of two recordings or excerpts is counted as the join's
 
 
 def at_joins(onsets: list[float], joins: list[float]) -> int:
-    """How many of ``onsets`` lie within ``JOIN_NEAR_S`` of a join of two excerpts."""
+    """How many of ``onsets`` lie within ``JOIN_NEAR_S`` of a join (two excerpts or recordings)."""
     j = np.sort(np.asarray(joins, np.float64))
     if not j.size:
         return 0
@@ -170,13 +170,15 @@ def background(name: str, seconds: float, rng: np.random.Generator, cache: Path,
 
 
 def played_as_in_a_room(name: str, seconds: float, seed: int, rset: RecordingSet = BENCH,
-                        part: str = "whole", salt: tuple[int, ...] = ()) -> np.ndarray:
-    """A recorded background, whole recordings one after another (``playlist``) at -20
-    dBFS. Drawn from its own random stream (``seed``, the name and ``salt``: the mixes' is
-    not the alone track's), so that adding it left every other draw of a run as it was."""
+                        part: str = "whole", salt: tuple[int, ...] = (),
+                        joins: list[float] | None = None) -> np.ndarray:
+    """A recorded background, whole recordings one after another, a short one looped
+    (``playlist``), at -20 dBFS; its join times go to ``joins``. Drawn from its own random
+    stream (``seed``, the name and ``salt``: the mixes' is not the alone track's), so that
+    adding it left every other draw of a run as it was."""
     recs = [part_of(load_mono(p, SR), part) for p in rset.backgrounds[name][1]]
     rng = np.random.default_rng([seed, *name.encode(), *salt])
-    return at_background_level(playlist(recs, seconds, rng, SR))
+    return at_background_level(playlist(recs, seconds, rng, SR, joins=joins))
 
 
 def at_background_level(track: np.ndarray) -> np.ndarray:
@@ -454,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in mixed:
         joins: list[float] = []  # where a recorded background's excerpts join (none in speech or noise)
         if args.mix_play == "continuous" and name in rset.backgrounds:
-            bg = played_as_in_a_room(name, mix_s, args.seed, rset, args.background_part, salt=(1,))
+            bg = played_as_in_a_room(name, mix_s, args.seed, rset, args.background_part, salt=(1,), joins=joins)
         else:
             bg = background(name, mix_s, rng, args.cache, rset, args.background_part, joins)
         for snr in snrs:
@@ -481,14 +483,14 @@ def main(argv: list[str] | None = None) -> int:
                 h = score(kept, onsets)
                 rows[-1]["heard"] = {k: h[k] for k in ("detections", "hits", "recall", "precision")}
 
-    def play_alone(name: str, play: str, bg: np.ndarray, joins: list[float]) -> dict[str, Any]:
+    def play_alone(name: str, play: str, bg: np.ndarray, joins: list[float] | None) -> dict[str, Any]:
         nonlocal cpu_total, audio_total
         (events, cpu, _after), why = detect(bg, [])
         cpu_total += cpu
         audio_total += bg.size / SR
         row = {"background": name, "play": play, "seconds": bg.size / SR, "events": len(events),
                "fa_per_min": len(events) / (bg.size / SR / 60)}
-        if play == "excerpts":  # how many of its false events a join of two excerpts started
+        if joins is not None:  # a recorded background: how many of its false events began at a join
             row.update(joins=len(joins), at_joins=at_joins([e.onset_time for e in events], joins))
         if why is not None:
             row["explain"] = why
@@ -502,14 +504,16 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("speech", "music", "white"):
         if name not in names:
             continue
-        joins: list[float] = []
-        tracks = [("excerpts" if name in rset.backgrounds else "continuous",
-                   background(name, args.alone_s, rng, args.cache, rset, args.background_part, joins))]
-        if name in rset.backgrounds:  # a recorded background: also as a room plays it, first
+        recorded = name in rset.backgrounds
+        cut: list[float] | None = [] if recorded else None
+        tracks = [("excerpts" if recorded else "continuous",
+                   background(name, args.alone_s, rng, args.cache, rset, args.background_part, cut), cut)]
+        if recorded:  # also as a room plays it, first
+            whole: list[float] = []
             tracks.insert(0, ("continuous", played_as_in_a_room(name, args.alone_s, args.seed, rset,
-                                                                args.background_part)))
-        for play, track in tracks:
-            alone.append(play_alone(name, play, within_full_scale(track), joins))
+                                                                args.background_part, joins=whole), whole))
+        for play, track, at in tracks:
+            alone.append(play_alone(name, play, within_full_scale(track), at))
     gated = None
     if "gated" in names:  # after every random draw: the other rows stay as they were
         mix, onsets = gated_mix(actions * args.repeats)
@@ -537,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
               f">= 0.9: {p['backgrounds_meeting_targets']}/{p['backgrounds']})")
     at5 = [r for r in rows if r["snr_db"] == 5.0]
     if any(r["joins"] for r in rows):
-        print(f"false events within {JOIN_NEAR_S:g} s of a join of a background's 2-8 s excerpts: "
+        print(f"false events within {JOIN_NEAR_S:g} s of a join of two recordings or excerpts: "
               f"{sum(r['false_at_joins'] for r in rows)} of {sum(r['false_alarms'] for r in rows)} in the mixes"
               + (f" ({sum(r['false_at_joins'] for r in at5)} of {sum(r['false_alarms'] for r in at5)} at 5 dB)"
                  if at5 else ""))

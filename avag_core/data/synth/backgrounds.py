@@ -15,6 +15,7 @@ background's mean power over the whole track, digital silence left out.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from math import ceil
 from pathlib import Path
 
 import numpy as np
@@ -143,10 +144,14 @@ def _lay(out: np.ndarray, piece: np.ndarray, pos: int, ramp: np.ndarray, fade_in
 
 
 def playlist(recordings: Sequence[np.ndarray], seconds: float, rng: np.random.Generator,
-             sample_rate: int = 16000) -> np.ndarray:
-    """A ``seconds`` long track of whole recordings, as a room plays music: the first from a
+             sample_rate: int = 16000, *, loop_s: float = 30.0, joins: list[float] | None = None) -> np.ndarray:
+    """A ``seconds`` long track of whole recordings, as a room plays them: the first from a
     random point, then each in turn from its start, in a random order drawn again each round
-    (never one twice in a row), cross-faded (50 ms) only where one ends.
+    (never one twice in a row), cross-faded (50 ms) only where one ends. A recording shorter
+    than ``loop_s`` plays that many times over (from its start; the first pass of the first
+    one from its random point), as a loop does: a 4 s rain loop is one rain, not a new sound
+    every 4 s. ``joins`` (a list) receives the time of each cross-fade, a loop into itself
+    included.
 
     Why not ``background_track``: its 2-8 s excerpts jump from one piece to the middle of
     another every few seconds, a change no room makes and one a detector rightly hears as a
@@ -165,7 +170,13 @@ def playlist(recordings: Sequence[np.ndarray], seconds: float, rng: np.random.Ge
         for i in order:
             rec, last = usable[i], int(i)
             start = int(rng.integers(0, rec.size - 2 * fade)) if pos == 0 else 0
-            pos = _lay(out, rec[start:].copy(), pos, ramp, pos > 0)
+            for _ in range(max(1, ceil(loop_s * sample_rate / (rec.size - fade)))):
+                if pos >= total:
+                    break
+                if pos > 0 and joins is not None:
+                    joins.append(pos / sample_rate)
+                pos = _lay(out, rec[start:].copy(), pos, ramp, pos > 0)
+                start = 0
             if pos >= total:
                 break
     return out[:total]
