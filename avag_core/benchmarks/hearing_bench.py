@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import functools
 import json
 import os
 import subprocess
@@ -165,8 +166,21 @@ def background(name: str, seconds: float, rng: np.random.Generator, cache: Path,
         return noise_track(name, seconds, rng)
     if name == "speech":
         return speech(seconds, cache, int(rng.integers(1 << 30)), rset, part)
-    recs = [part_of(load_mono(p, SR), part) for p in rset.backgrounds[name][1]]
+    recs = recorded(rset.backgrounds[name][1], part)
     return at_background_level(background_track(recs, seconds, rng, SR, joins=joins))
+
+
+@functools.cache
+def recorded(paths: tuple[str, ...], part: str) -> tuple[np.ndarray, ...]:
+    """The ``part`` half of each recording of a recorded background, decoded and resampled
+    once per process (a run plays each one up to three ways: the mixes, and alone as excerpts
+    and as a playlist); read-only, as every track is built from copies."""
+    out = []
+    for p in paths:
+        x = part_of(load_mono(p, SR), part)
+        x.setflags(write=False)
+        out.append(x)
+    return tuple(out)
 
 
 def played_as_in_a_room(name: str, seconds: float, seed: int, rset: RecordingSet = BENCH,
@@ -176,7 +190,7 @@ def played_as_in_a_room(name: str, seconds: float, seed: int, rset: RecordingSet
     (``playlist``), at -20 dBFS; its join times go to ``joins``. Drawn from its own random
     stream (``seed``, the name and ``salt``: the mixes' is not the alone track's), so that
     adding it left every other draw of a run as it was."""
-    recs = [part_of(load_mono(p, SR), part) for p in rset.backgrounds[name][1]]
+    recs = recorded(rset.backgrounds[name][1], part)
     rng = np.random.default_rng([seed, *name.encode(), *salt])
     return at_background_level(playlist(recs, seconds, rng, SR, joins=joins))
 
@@ -371,7 +385,7 @@ def write_backgrounds(out: Path, names: list[str], rset: RecordingSet, part: str
         if name in ("speech", "white", "pink"):
             tracks = [background(name, 300.0 if name == "speech" else 60.0, rng, cache, rset, part)]
         else:
-            tracks = [at_background_level(part_of(load_mono(p, SR), part)) for p in rset.backgrounds[name][1]]
+            tracks = [at_background_level(r) for r in recorded(rset.backgrounds[name][1], part)]
         for i, t in enumerate(tracks):
             sf.write(out / f"{rset.name}_{name}_{i}_{part}.wav", within_full_scale(t), SR, subtype="FLOAT")
         print(f"{name}: {len(tracks)} file(s), {sum(t.size for t in tracks) / SR:.1f} s")
@@ -504,16 +518,16 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("speech", "music", "white"):
         if name not in names:
             continue
-        recorded = name in rset.backgrounds
-        cut: list[float] | None = [] if recorded else None
-        tracks = [("excerpts" if recorded else "continuous",
-                   background(name, args.alone_s, rng, args.cache, rset, args.background_part, cut), cut)]
-        if recorded:  # also as a room plays it, first
+        if name in rset.backgrounds:  # recorded: as a room plays it (the target's), then as excerpts
             whole: list[float] = []
-            tracks.insert(0, ("continuous", played_as_in_a_room(name, args.alone_s, args.seed, rset,
-                                                                args.background_part, joins=whole), whole))
-        for play, track, at in tracks:
-            alone.append(play_alone(name, play, within_full_scale(track), at))
+            track = played_as_in_a_room(name, args.alone_s, args.seed, rset, args.background_part, joins=whole)
+            alone.append(play_alone(name, "continuous", within_full_scale(track), whole))
+            cut: list[float] = []
+            track = background(name, args.alone_s, rng, args.cache, rset, args.background_part, cut)
+            alone.append(play_alone(name, "excerpts", within_full_scale(track), cut))
+        else:  # made as it plays (speech read on, noise)
+            track = background(name, args.alone_s, rng, args.cache, rset, args.background_part)
+            alone.append(play_alone(name, "continuous", within_full_scale(track), None))
     gated = None
     if "gated" in names:  # after every random draw: the other rows stay as they were
         mix, onsets = gated_mix(actions * args.repeats)
