@@ -16,6 +16,7 @@ import numpy as np
 _PHASES = 512  # fractional-delay resolution of the table (1/512 input sample)
 _ZERO_CROSSINGS = 16  # sinc lobes each side: ~70 dB stop band with the Kaiser window
 _MAX_RATIO = 64  # in/out beyond this needs a table of > 2 MB per ratio step: refused
+_BLOCK = 16384  # outputs computed together: bounds the gathered windows to ~10 MB
 
 
 class StreamingResampler:
@@ -88,12 +89,14 @@ class StreamingResampler:
             buf = np.ascontiguousarray(self._buf)
             windows = np.ndarray((n, taps), np.float32, buf, first * 4, (step * 4, 4))
             out = windows @ self._table[0]
-        else:
-            num = self._pos_num + np.arange(n, dtype=np.int64) * self.in_rate
-            base = num // self.out_rate
-            phase = ((num % self.out_rate) * _PHASES + self.out_rate // 2) // self.out_rate
-            idx = base[:, None] + self._offsets[None, :]
-            out = np.einsum("ij,ij->i", self._buf[idx], self._table[phase])
+        else:  # in blocks: a whole file at once would gather [outputs x taps] windows (GBs)
+            out = np.empty(n, np.float32)
+            for a in range(0, n, _BLOCK):
+                num = self._pos_num + np.arange(a, min(n, a + _BLOCK), dtype=np.int64) * self.in_rate
+                base = num // self.out_rate
+                phase = ((num % self.out_rate) * _PHASES + self.out_rate // 2) // self.out_rate
+                idx = base[:, None] + self._offsets[None, :]
+                out[a:a + num.size] = np.einsum("ij,ij->i", self._buf[idx], self._table[phase])
         self._n_out += n
         next_num = self._pos_num + n * self.in_rate
         drop = max(0, int(next_num // self.out_rate) - self.half_width + 1)
