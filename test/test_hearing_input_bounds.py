@@ -215,7 +215,7 @@ def test_a_gated_microphone_is_heard_out_of_its_zeros():
     learned detector's peak envelope was held through the zeros at the last sound's peak,
     so a sound no louder than the one before was heard as that sound coming back (1 of
     these 8). The
-    rule-based flux detector does not hear a gated input (README, "Digital silence")."""
+    rule-based flux detector does not hear a gated input (docs/hearing.md, "Digital silence")."""
     from avag_core.benchmarks.hearing_bench import gated_mix
 
     x, onsets = gated_mix([(n, load_clip(n)) for n in ["action_chink", "action_coins", "action_raze", "action_stamp"] * 2])

@@ -24,7 +24,7 @@ last ``_ROOM_S`` of sound: room noise that comes back after a mute is no rise ab
 zeros is heard as one (held at the last sound's peak, as the envelope once was, every sound
 at that level was heard as the same sound coming back: the shipped model found 7 of the
 hearing benchmark's 40 actions on a gated input, 37 with this envelope, 40 with the fill
-below; README "Digital silence"). Why the lowest of the last seconds and not the background
+below; docs/hearing.md "Digital silence"). Why the lowest of the last seconds and not the background
 of the last frame: a long loud sound cut into zeros (a gate closing on a gong) has raised the
 running background by the time it is cut, and held there that floor made the next sound out
 of the zeros a small rise (a guitar strum after a gong: onset probability 0.76 with the
@@ -32,7 +32,7 @@ members shipped before 2026-12-05, 0.42 with those shipped since; 1.00 and 0.91 
 room's floor; checkpoints/onset.md). One exception: room noise that stepped up shortly
 before the silence (a fan turned on, then a mute) comes back at its new level, and with the
 lowest background as the floor its return was heard as a new sound (an event for each of 4
-noise draws; README, "Room noise that stepped up before a mute"). So a level that held
+noise draws; docs/hearing.md, "Room noise that stepped up before a mute"). So a level that held
 steady through the last ``_STEADY_S`` of sound and stands no more than ``_STEP_DB`` over
 that lowest background is taken as the room's own, and its low levels (10 %) are the floor:
 a loud sound cut into zeros stands further over the room (the gong above: 50 dB), and a
@@ -48,7 +48,7 @@ noise is a fixed table indexed by the frame's place in the stream, so a stream f
 chunk and one pass over a whole recording still give the same numbers. Louder samples are
 untouched, so a band-limited recording's empty bands stay empty (white noise at -90 dBFS
 added under the whole input found the gated sounds too, but also filled those bands, and it
-cost the benchmark's rain and crackle rows; README "Near-silent samples").
+cost the benchmark's rain and crackle rows; docs/hearing.md "Near-silent samples").
 """
 
 from __future__ import annotations
