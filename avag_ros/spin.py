@@ -24,8 +24,8 @@ def await_sigint_shutdown(context: Context, timeout_s: float = SIGINT_SHUTDOWN_W
 
     Why: on SIGINT, rclpy (Humble and later) lets Python raise KeyboardInterrupt at once and
     shuts the contexts down, middleware included, on a thread of its own. A node destroyed
-    before that thread is done crashes the process: a SIGSEGV in rcl_publisher_fini, in 1 of
-    60 Ctrl-Cs on a busy machine. Once the context is down (``rcl_shutdown`` has finished the
+    before that thread is done can crash the process (a SIGSEGV in rcl_publisher_fini, seen in
+    CI and in 1 of 60 Ctrl-Cs on a busy machine). Once the context is down (``rcl_shutdown`` has finished the
     middleware's shutdown before it marks the context invalid) the node can go. Where
     rclpy's SIGINT handler is not installed nothing shuts the context down: no wait."""
     if get_current_signal_handlers_options() not in (SignalHandlerOptions.ALL, SignalHandlerOptions.SIGINT):
