@@ -18,22 +18,20 @@ N = TypeVar("N", bound=Node)
 SIGINT_SHUTDOWN_WAIT_S = 2.0  # longest wait for rclpy's signal thread to shut the context down
 
 
-def await_sigint_shutdown(context: Context, timeout_s: float = SIGINT_SHUTDOWN_WAIT_S) -> bool:
+def await_sigint_shutdown(context: Context, timeout_s: float = SIGINT_SHUTDOWN_WAIT_S) -> None:
     """After a KeyboardInterrupt: wait until rclpy's SIGINT handler has shut ``context`` down.
-    Returns whether it is down.
 
     Why: on SIGINT, rclpy (Humble and later) lets Python raise KeyboardInterrupt at once and
     shuts the contexts down, middleware included, on a thread of its own. A node destroyed
-    before that thread is done can crash the process (a SIGSEGV in rcl_publisher_fini, seen in
-    CI and in 1 of 60 Ctrl-Cs on a busy machine). Once the context is down (``rcl_shutdown`` has finished the
-    middleware's shutdown before it marks the context invalid) the node can go. Where
-    rclpy's SIGINT handler is not installed nothing shuts the context down: no wait."""
+    before that thread is done can crash the process (a SIGSEGV in rcl_publisher_fini, seen
+    in CI and in 1 of 60 Ctrl-Cs on a busy machine). ``rcl_shutdown`` marks the context
+    invalid only after the middleware's shutdown, so once the context is down the node can
+    go. Where rclpy's SIGINT handler is not installed nothing shuts the context down: no wait."""
     if get_current_signal_handlers_options() not in (SignalHandlerOptions.ALL, SignalHandlerOptions.SIGINT):
-        return not context.ok()
+        return
     deadline = time.monotonic() + timeout_s
     while context.ok() and time.monotonic() < deadline:
         time.sleep(0.001)
-    return not context.ok()
 
 
 def run_node(make_node: Callable[[], N], on_exit: Callable[[N], None] | None = None, *, name: str) -> int:
