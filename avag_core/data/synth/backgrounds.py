@@ -177,8 +177,6 @@ def playlist(recordings: Sequence[np.ndarray], seconds: float, rng: np.random.Ge
                     joins.append(pos / sample_rate)
                 pos = _lay(out, rec[start:].copy(), pos, ramp, pos > 0)
                 start = 0
-            if pos >= total:
-                break
     return out[:total]
 
 
