@@ -20,6 +20,7 @@ import numpy as np
 
 def main() -> int:
     import rclpy
+    from rclpy.duration import Duration
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rclpy.serialization import deserialize_message
     from rosbags.rosbag2 import Reader
@@ -156,7 +157,10 @@ def main() -> int:
                 continue
             pubs[topic].publish(msg)
         time.sleep(1.0)
-    time.sleep(1.0)
+    # reliable delivery of the tail before the participant goes away: every sample acknowledged
+    if not all(pub.wait_for_all_acked(Duration(seconds=60)) for pub in pubs.values()):
+        print("not every sample was acknowledged within 60 s", flush=True)
+        return 1
     print(f"done; {bad} bad messages; bag span {(t_last - t_first) / 1e9:.1f} s", flush=True)
     node.destroy_node()
     rclpy.shutdown()

@@ -87,6 +87,7 @@ def make_detection(i: int):
 
 def main() -> int:
     import rclpy
+    from rclpy.duration import Duration
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     from avag.msg import AffordanceDetection, AudioFrame
@@ -111,7 +112,10 @@ def main() -> int:
         pub_det.publish(make_detection(i))
         pub_audio.publish(make_audio(i))
         rclpy.spin_once(node, timeout_sec=0.05)
-    time.sleep(1.0)  # reliable delivery of the tail before the participant goes away
+    # reliable delivery of the tail before the participant goes away: every sample acknowledged
+    if not all(pub.wait_for_all_acked(Duration(seconds=30)) for pub in (pub_det, pub_audio)):
+        print("not every sample was acknowledged within 30 s", flush=True)
+        return 1
     print(f"published {args.count}", flush=True)
     node.destroy_node()
     rclpy.shutdown()
