@@ -49,6 +49,15 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
+def require_aoti_packages() -> None:
+    """AOTInductor's package API (``aoti_compile_and_package`` / ``aoti_load_package``)
+    came with torch 2.6. Why a check of its own: JetPack 6's torch is 2.4 or 2.5, and there
+    the missing function would surface as a failed compile that blames the C++ compiler."""
+    if not all(hasattr(torch._inductor, f) for f in ("aoti_compile_and_package", "aoti_load_package")):
+        raise AvagError(f"backend inductor needs torch 2.6 or newer (AOTInductor packages); this is "
+                        f"torch {torch.__version__}: use backend onnxruntime or torch")
+
+
 def compile_parts(model: torch.nn.Module, image_size: int, dtype: str, out: Path) -> None:
     """Export the two parts with dynamic batch and audio length (up to the model's
     ``max_audio_patches``) and compile each into a package in ``out``. ``model`` is not
@@ -100,6 +109,7 @@ class InductorBackend:
         if dtype not in _AUTOCAST:
             raise AvagError(f"backend inductor runs fp32 or bf16, not {dtype}")
         check_dtype(dtype, device)
+        require_aoti_packages()
         self.dtype, self.size = dtype, image_size
         root = Path(cache_dir) if cache_dir else default_cache_dir() / "inductor"
         self.key = model_key(model, image_size, f"inductor-{dtype}-{cpu_target()}", (Path(__file__),))

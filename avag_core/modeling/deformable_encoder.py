@@ -103,6 +103,10 @@ def sample_with_embedding_bag(
     table = torch.cat(tables, 1)  # [B*M, padded tokens, d]
     head_base = (torch.arange(b * m, device=value.device) * table.shape[1]).view(b, 1, m, 1, 1)
     table = table.reshape(-1, d)
+    if torch.is_grad_enabled() and (loc.requires_grad or weights.requires_grad) and not table.requires_grad:
+        # torch 2.4/2.5 (JetPack 6) fail an internal assert when only embedding_bag's
+        # per_sample_weights need a gradient: give the table one (computed, then dropped)
+        table = table.detach().requires_grad_()
     out = None
     for lid, (h, w) in enumerate(shapes):
         # pixel coordinates as grid_sample(align_corners=False) computes them; a NaN
