@@ -6,7 +6,8 @@
 #                               + avag installed in editable mode.
 #   scripts/setup.sh --system   For a machine that already has torch (e.g. JetPack) and/or ROS 2
 #                               (apt, sourced): the venv sees system site-packages and nothing
-#                               already importable there is installed again.
+#                               already importable there is installed again. The venv remembers
+#                               it: later runs (and scripts/test.sh) keep to it.
 #
 # Idempotent: each step keeps a hash stamp in $VENV/.avag-stamps and is skipped when its
 # inputs did not change, so a re-run takes a few seconds.
@@ -19,13 +20,21 @@ SYSTEM=0
 for arg in "$@"; do
   case "$arg" in
     --system) SYSTEM=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
 
 log() { printf '[avag setup] %s\n' "$*"; }
 STAMPS="$VENV/.avag-stamps"
+# A venv set up with --system stays that way: a later run without it (scripts/test.sh runs
+# this script plainly) must never install the pinned torch over the machine's own.
+if [ "$SYSTEM" -eq 1 ]; then
+  mkdir -p "$STAMPS" && printf system > "$STAMPS/mode"
+elif [ "$(cat "$STAMPS/mode" 2>/dev/null)" = system ]; then
+  SYSTEM=1
+  log "$VENV was set up with --system: keeping the machine's torch and ROS"
+fi
 
 # stamp_ok NAME HASH: true when step NAME already ran with these inputs.
 stamp_ok() { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }
@@ -81,7 +90,13 @@ if ! stamp_ok pip "$req_hash"; then
   if [ "$SYSTEM" -eq 1 ]; then
     # Never replace an installed torch: robot.txt has nothing that depends on it, and timm
     # (which requires torch and torchvision) goes in without its dependencies.
-    reqs=(-r "$ROOT/requirements/robot.txt" tensorboard pytest pytest-timeout ruff)
+    # Ubuntu 22.04 (JetPack 6, Humble): apt's Python modules are built against numpy 1.x,
+    # and the newest opencv-python-headless would pull numpy 2 over it: keep 1.x.
+    robot="$ROOT/requirements/robot.txt"
+    if [ "$("$PY" -c 'import numpy; print(numpy.__version__.split(".")[0])' 2>/dev/null)" = 1 ]; then
+      robot="$ROOT/requirements/jetpack6.txt"
+    fi
+    reqs=(-r "$robot" tensorboard pytest pytest-timeout ruff)
     "$PY" -c "import torch" 2>/dev/null || reqs+=(torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0)
     "$PY" -c "import rclpy" 2>/dev/null || reqs+=(-r "$ROOT/requirements/ros.txt")
     "${PIP[@]}" install "${reqs[@]}"

@@ -8,7 +8,9 @@ against the real package index, as on the robot."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +99,66 @@ def test_jetpack6_requirements_resolve_for_a_jetson(jetson_venv, tmp_path):
     assert_keeps_torch(planned)
     assert planned["numpy"].split(".")[0] == "1", planned["numpy"]
     assert {"opencv-python-headless", "onnxruntime", "soundfile", "pillow"} <= set(planned)
+
+
+
+@pytest.fixture
+def recorded_setup(tmp_path):
+    """Runs a copy of scripts/setup.sh against a venv whose pip and cmake are recorders:
+    the check is on what setup.sh asks pip to install. Returns (run, repo copy); run(*args)
+    gives the pip install lines of that run. A file `numpy_major` in tmp_path stands in for
+    the machine's numpy (its major version, as setup.sh asks it)."""
+    root = tmp_path / "repo"  # what setup.sh reads: its inputs' hashes are its stamps
+    for folder in ("scripts", "requirements", "msg", "srv", "launch", "config"):
+        shutil.copytree(REPO_ROOT / folder, root / folder)
+    for name in ("CMakeLists.txt", "package.xml", "setup.py", "pyproject.toml"):
+        shutil.copy(REPO_ROOT / name, root / name)
+    log = tmp_path / "pip.log"
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "activate").write_text("# a venv's activate\n")
+    python = venv / "bin" / "python"  # everything but pip and the numpy question runs in this venv's python
+    python.write_text(f'#!/bin/sh\nif [ "$1 $2" = "-m pip" ]; then echo "$@" >> {log}; exit 0; fi\n'
+                      f'case "$2" in *numpy.__version__*) cat {tmp_path}/numpy_major 2>/dev/null && exit 0;; esac\n'
+                      f'exec {sys.executable} "$@"\n')
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "cmake").write_text("#!/bin/sh\nexit 0\n")
+    for exe in (python, fake_bin / "cmake"):
+        exe.chmod(0o755)
+    env = {**os.environ, "AVAG_VENV": str(venv), "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}"}
+
+    def run(*args: str) -> list[str]:
+        log.write_text("")
+        out = subprocess.run(["bash", str(root / "scripts" / "setup.sh"), *args], env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return [line for line in log.read_text().splitlines() if " install " in f" {line} "]
+
+    return run, root
+
+
+def test_a_system_setup_is_kept_by_a_later_plain_run(recorded_setup):
+    """`scripts/setup.sh --system` on a robot, then `scripts/test.sh` (which runs setup.sh
+    without flags): the second run must not install the pinned workstation stack (torch
+    2.11 from PyPI) over the machine's torch."""
+    setup, root = recorded_setup
+    first = setup("--system")
+    assert any("robot.txt" in line for line in first), first
+    assert not any("jetpack6.txt" in line for line in first), first  # this venv's numpy is 2.x
+    (root / "requirements" / "robot.txt").write_text(  # a later pull changed the requirements
+        (REPO_ROOT / "requirements" / "robot.txt").read_text() + "# changed\n")
+    again = setup()
+    assert any("robot.txt" in line for line in again), again  # it did install again, the system way
+    assert not any("base.txt" in line or "torch==" in line for line in first + again), first + again
+
+
+def test_a_system_setup_over_numpy_1_keeps_numpy_1(recorded_setup, tmp_path):
+    """Ubuntu 22.04 (JetPack 6, Humble): apt's Python modules are built against numpy 1.x,
+    so over an installed numpy 1.x `setup.sh --system` installs `requirements/jetpack6.txt`
+    (robot.txt with numpy<2)."""
+    setup, _root = recorded_setup
+    (tmp_path / "numpy_major").write_text("1\n")
+    lines = setup("--system")
+    assert any("jetpack6.txt" in line for line in lines), lines
+    assert not any("torch==" in line or "base.txt" in line for line in lines), lines
