@@ -106,20 +106,21 @@ def test_jetpack6_requirements_resolve_for_a_jetson(jetson_venv, tmp_path):
 def recorded_setup(tmp_path):
     """Runs a copy of scripts/setup.sh against a venv whose pip and cmake are recorders:
     the check is on what setup.sh asks pip to install. Returns (run, repo copy); run(*args)
-    gives the pip install lines of that run. A file `numpy_major` in tmp_path stands in for
-    the machine's numpy (its major version, as setup.sh asks it)."""
+    gives the pip install lines of that run. The file `numpy_major` in tmp_path stands in for
+    the machine's numpy (its major version, as setup.sh asks it): 2 unless a test writes 1."""
     root = tmp_path / "repo"  # what setup.sh reads: its inputs' hashes are its stamps
     for folder in ("scripts", "requirements", "msg", "srv", "launch", "config"):
         shutil.copytree(REPO_ROOT / folder, root / folder)
     for name in ("CMakeLists.txt", "package.xml", "setup.py", "pyproject.toml"):
         shutil.copy(REPO_ROOT / name, root / name)
     log = tmp_path / "pip.log"
+    (tmp_path / "numpy_major").write_text("2\n")
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "activate").write_text("# a venv's activate\n")
     python = venv / "bin" / "python"  # everything but pip and the numpy question runs in this venv's python
     python.write_text(f'#!/bin/sh\nif [ "$1 $2" = "-m pip" ]; then echo "$@" >> {log}; exit 0; fi\n'
-                      f'case "$2" in *numpy.__version__*) cat {tmp_path}/numpy_major 2>/dev/null && exit 0;; esac\n'
+                      f'case "$2" in *numpy.__version__*) exec cat {tmp_path}/numpy_major;; esac\n'
                       f'exec {sys.executable} "$@"\n')
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
@@ -145,7 +146,7 @@ def test_a_system_setup_is_kept_by_a_later_plain_run(recorded_setup):
     setup, root = recorded_setup
     first = setup("--system")
     assert any("robot.txt" in line for line in first), first
-    assert not any("jetpack6.txt" in line for line in first), first  # this venv's numpy is 2.x
+    assert not any("jetpack6.txt" in line for line in first), first  # numpy 2.x
     (root / "requirements" / "robot.txt").write_text(  # a later pull changed the requirements
         (REPO_ROOT / "requirements" / "robot.txt").read_text() + "# changed\n")
     again = setup()
