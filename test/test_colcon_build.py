@@ -21,7 +21,7 @@ from conftest import REPO_ROOT
 def test_colcon_build_installs_a_runnable_package(tmp_path, ros_env):
     colcon = shutil.which("colcon") or os.path.join(os.path.dirname(sys.executable), "colcon")
     if not os.path.exists(colcon):
-        pytest.skip("colcon not installed (scripts/setup.sh installs colcon-common-extensions)")
+        pytest.skip("colcon not installed (scripts/setup.sh installs it; with --system, ROS's own: apt install python3-colcon-common-extensions)")
     src = tmp_path / "ws" / "src" / "avag"
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO_ROOT,
                            capture_output=True, text=True, check=True).stdout.split()
