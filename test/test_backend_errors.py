@@ -41,6 +41,18 @@ def test_bf16_refused_on_a_cpu_without_it(tiny):
         Predictor(tiny.model, tiny.cfg, "cpu", dtype="bf16")
 
 
+def test_a_torch_that_cannot_probe_the_cpu_runs_fp32(tiny, monkeypatch):
+    """torch 2.4 (JetPack 6.0) has no bf16 probe in torch.cpu: bf16 is refused with the usual
+    reason, and auto runs fp32, instead of an AttributeError at load."""
+    import torch
+
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    assert cpu_bf16_supported() is False
+    with pytest.raises(AvagError, match="AVX512-BF16 or AMX"):
+        Predictor(tiny.model, tiny.cfg, "cpu", dtype="bf16")
+    assert Predictor(tiny.model, tiny.cfg, "cpu", backend="torch", dtype="auto").backend.dtype == "fp32"
+
+
 @pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has neither AVX512-BF16 nor AMX")
 def test_a_model_cast_for_bf16_is_not_reused_by_another_predictor(tiny_checkpoint):
     """bf16 casts the weights in place (once, at load): a second Predictor on that model

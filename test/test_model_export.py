@@ -36,3 +36,23 @@ def test_tiny_split_graphs_match_pytorch(tmp_path):
     enc, dec = export_split(model, cfg.image_size, tmp_path)
     assert enc.is_file() and dec.is_file()
     assert check_split(model, tmp_path, cfg.image_size, patch_counts=(1, 7)) <= 1e-3
+
+
+def test_tiny_onnx_exports_where_sdpa_cannot_take_a_scale(tmp_path, monkeypatch):
+    """torch 2.4 (JetPack 6.0) cannot export scaled_dot_product_attention with a float scale:
+    stand in for that exporter (a scaled call while exporting fails, as there) and the graph
+    must still export, with the attention spelled out, and match PyTorch."""
+    import types
+
+    import torch.nn.functional as F
+
+    from avag_core.modeling import attention
+
+    def old_exporter_sdpa(*args, scale=None, **kwargs):
+        if scale is not None and torch.onnx.is_in_onnx_export():
+            raise TypeError("z_(): incompatible function arguments (torch 2.4's export of a float scale)")
+        return F.scaled_dot_product_attention(*args, scale=scale, **kwargs)
+
+    monkeypatch.setattr(attention, "F", types.SimpleNamespace(**{**vars(F), "scaled_dot_product_attention": old_exporter_sdpa}))
+    monkeypatch.setattr(attention, "ONNX_SDPA_TAKES_A_SCALE", False)
+    assert _export_and_compare("tiny", tmp_path, (1, 7)) <= 1e-3

@@ -21,12 +21,10 @@ _TORCH_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 def cpu_bf16_supported() -> bool:
     """bf16 matmuls/convolutions run natively (AVX512-BF16 or AMX) in oneDNN on this CPU.
     Without them PyTorch emulates bf16 and it is slower than fp32."""
-    cpu = getattr(torch, "cpu", None)
-    return bool(
-        torch.backends.mkldnn.is_available()
-        and cpu is not None
-        and (cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
-    )
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if None in probes:  # torch 2.4 (JetPack 6.0) cannot tell: bf16 stays off, fp32 is never slower
+        return False
+    return bool(torch.backends.mkldnn.is_available() and any(probe() for probe in probes))
 
 
 def check_dtype(dtype: str, device: torch.device) -> None:

@@ -27,6 +27,28 @@ def softmax_last(x: torch.Tensor) -> torch.Tensor:
     return e / e.sum(-1, keepdim=True)
 
 
+# torch 2.4's ONNX export of scaled_dot_product_attention fails on a given float scale
+# (JetPack 6.0's torch; fixed in 2.5): there the export spells the attention out instead
+ONNX_SDPA_TAKES_A_SCALE = torch.torch_version.TorchVersion(torch.__version__) >= (2, 5)
+
+
+def sdpa(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """``F.scaled_dot_product_attention``; exported to ONNX by a torch that cannot export its
+    ``scale``, the same arithmetic as the ONNX op's own decomposition (two MatMuls, Softmax)."""
+    if scale is None or ONNX_SDPA_TAKES_A_SCALE or not torch.onnx.is_in_onnx_export():
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scale
+    if attn_mask is not None:
+        scores = scores + attn_mask
+    return torch.matmul(scores.softmax(-1), v)
+
+
 def attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -43,7 +65,7 @@ def attention(
         or torch.jit.is_tracing()
         or k.shape[-2] > SHORT_KEYS
     ):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
+        return sdpa(q, k, v, attn_mask=attn_mask, scale=scale)
     scores = torch.matmul(q, k.transpose(-1, -2)).float()
     scores = scores * (q.shape[-1] ** -0.5 if scale is None else scale)
     if attn_mask is not None:

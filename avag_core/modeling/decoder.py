@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avag_core.modeling.attention import MultiheadAttention
+from avag_core.modeling.attention import MultiheadAttention, sdpa
 
 
 class AudioGuidedDecoder(nn.Module):
@@ -141,7 +141,7 @@ class MaskGuidedAttention(nn.Module):
             proj(x).flatten(2).transpose(1, 2).unsqueeze(1).contiguous()
             for proj, x in ((self.query_proj, dep), (self.key_proj, mask_map), (self.value_proj, mask_map))
         )
-        fused = F.scaled_dot_product_attention(q, k, v, scale=self.scale).squeeze(1)
+        fused = sdpa(q, k, v, scale=self.scale).squeeze(1)
         return self.out_proj(fused.transpose(1, 2).reshape(b, -1, h, w))
 
 

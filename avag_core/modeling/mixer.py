@@ -13,10 +13,9 @@ scalar, so they cannot change the result.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from avag_core.modeling.attention import attention
+from avag_core.modeling.attention import attention, sdpa
 
 
 def key_mask_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -82,7 +81,7 @@ class CrossModalFusionBlock(nn.Module):
         cond_aud = self.cond_proj_aud(torch.cat([prompt_aud, spatial, temporal], -1))[
             :, :, None, None
         ]
-        fused = F.scaled_dot_product_attention(
+        fused = sdpa(
             self._split(self.q_proj_audio(audio)),
             k_img,
             v_img,
