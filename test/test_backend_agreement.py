@@ -105,7 +105,7 @@ def test_int8_runs_but_is_outside_tolerance_on_the_shipped_checkpoint(
     assert 0.5 < worst < MIN_IOU
 
 
-@pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has neither AVX512-BF16 nor AMX")
+@pytest.mark.skipif(not cpu_bf16_supported(), reason="torch finds neither AVX512-BF16 nor AMX on this CPU")
 def test_auto_keeps_fp32_when_bf16_disagrees(shipped_checkpoint, reference, examples):
     auto = Predictor.from_checkpoint(shipped_checkpoint, dtype="auto")
     probe = auto.backend.probe
@@ -116,7 +116,7 @@ def test_auto_keeps_fp32_when_bf16_disagrees(shipped_checkpoint, reference, exam
     assert worst < MIN_IOU  # the probe's verdict holds on real images too
 
 
-@pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has neither AVX512-BF16 nor AMX")
+@pytest.mark.skipif(not cpu_bf16_supported(), reason="torch finds neither AVX512-BF16 nor AMX on this CPU")
 def test_bf16_on_cpu_agrees_on_an_untrained_model(tiny_checkpoint):
     """bf16 autocast runs on this CPU and stays close to fp32 where logits are small."""
     rng = np.random.default_rng(0)
@@ -129,7 +129,7 @@ def test_bf16_on_cpu_agrees_on_an_untrained_model(tiny_checkpoint):
     assert stats["max_logit_diff"] < 0.05, stats
 
 
-@pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has neither AVX512-BF16 nor AMX")
+@pytest.mark.skipif(not cpu_bf16_supported(), reason="torch finds neither AVX512-BF16 nor AMX on this CPU")
 def test_bf16_casts_weights_once_with_the_logits_and_embeddings_of_autocast(shipped_checkpoint, reference, examples):
     """dtype bf16 casts the Linear/Conv weights at load instead of on every call: the same
     logits as fp32 weights under autocast, bit for bit, and the action head's embedding

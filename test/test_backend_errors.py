@@ -53,7 +53,7 @@ def test_a_torch_that_cannot_probe_the_cpu_runs_fp32(tiny, monkeypatch):
     assert Predictor(tiny.model, tiny.cfg, "cpu", backend="torch", dtype="auto").backend.dtype == "fp32"
 
 
-@pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has neither AVX512-BF16 nor AMX")
+@pytest.mark.skipif(not cpu_bf16_supported(), reason="torch finds neither AVX512-BF16 nor AMX on this CPU")
 def test_a_model_cast_for_bf16_is_not_reused_by_another_predictor(tiny_checkpoint):
     """bf16 casts the weights in place (once, at load): a second Predictor on that model
     would run fp32 inputs into bf16 weights, so it is refused with the reason."""

@@ -102,7 +102,7 @@ def test_built_once_then_loaded_and_rebuilt_for_new_weights(compiled, shipped_ch
 
 
 @builds
-@pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has neither AVX512-BF16 nor AMX")
+@pytest.mark.skipif(not cpu_bf16_supported(), reason="torch finds neither AVX512-BF16 nor AMX on this CPU")
 def test_bf16_is_as_close_to_fp32_as_torch_bf16(shipped_checkpoint, reference, cache, examples):
     """The same bf16 arithmetic as the torch backend (weights cast once, autocast), compiled.
     Fused kernels keep intermediates in float32 instead of rounding each to bf16, so it is

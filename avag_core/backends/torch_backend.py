@@ -37,7 +37,8 @@ def check_dtype(dtype: str, device: torch.device) -> None:
         raise AvagError(f"dtype fp16 autocast needs a CUDA device, got {device}")
     if dtype == "bf16" and not (device.type == "cpu" and cpu_bf16_supported()):
         raise AvagError(
-            f"dtype bf16 on {device} needs a CPU with AVX512-BF16 or AMX (this one has neither); use fp32"
+            f"dtype bf16 on {device} needs a CPU with AVX512-BF16 or AMX (torch {torch.__version__} finds "
+            "neither here); use fp32"
         )
 
 
