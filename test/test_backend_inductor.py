@@ -19,7 +19,7 @@ from backend_cases import AVAGD_DIR, ONNX_LOGIT_TOL, assert_each_graph_agrees, l
 from avag_core.backends import inductor_backend
 from avag_core.backends.agreement import MAX_PROB_DIFF, MIN_IOU, compare
 from avag_core.backends.graphs import model_key
-from avag_core.backends.inductor_backend import DECODER_PACKAGE, cpu_target
+from avag_core.backends.inductor_backend import DECODER_PACKAGE, aoti_packages_available, cpu_target
 from avag_core.backends.torch_backend import cpu_bf16_supported
 from avag_core.errors import AvagError
 from avag_core.export import example_inputs
@@ -29,7 +29,7 @@ from avag_core.predictor import Predictor
 pytestmark = pytest.mark.timeout(900)
 # AOTInductor's package API came with torch 2.6 (JetPack 6 has 2.4 / 2.5): the backend refuses
 # an older torch with that reason, tested below without this mark
-builds = pytest.mark.skipif(not hasattr(torch._inductor, "aoti_compile_and_package"),
+builds = pytest.mark.skipif(not aoti_packages_available(),
                             reason=f"backend inductor needs torch 2.6 or newer, this is {torch.__version__}")
 
 

@@ -101,7 +101,6 @@ def test_jetpack6_requirements_resolve_for_a_jetson(jetson_venv, tmp_path):
     assert {"opencv-python-headless", "onnxruntime", "soundfile", "pillow"} <= set(planned)
 
 
-
 @pytest.fixture
 def recorded_setup(tmp_path):
     """Runs a copy of scripts/setup.sh against a venv whose pip and cmake are recorders:

@@ -49,11 +49,16 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
-def require_aoti_packages() -> None:
+def aoti_packages_available() -> bool:
     """AOTInductor's package API (``aoti_compile_and_package`` / ``aoti_load_package``)
-    came with torch 2.6. Why a check of its own: JetPack 6's torch is 2.4 or 2.5, and there
-    the missing function would surface as a failed compile that blames the C++ compiler."""
-    if not all(hasattr(torch._inductor, f) for f in ("aoti_compile_and_package", "aoti_load_package")):
+    came with torch 2.6; JetPack 6's torch is 2.4 or 2.5."""
+    return all(hasattr(torch._inductor, f) for f in ("aoti_compile_and_package", "aoti_load_package"))
+
+
+def require_aoti_packages() -> None:
+    """Why a check of its own: without the package API the missing function would surface
+    as a failed compile that blames the C++ compiler."""
+    if not aoti_packages_available():
         raise AvagError(f"backend inductor needs torch 2.6 or newer (AOTInductor packages); this is "
                         f"torch {torch.__version__}: use backend onnxruntime or torch")
 
