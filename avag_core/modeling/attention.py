@@ -32,21 +32,23 @@ def softmax_last(x: torch.Tensor) -> torch.Tensor:
 ONNX_SDPA_TAKES_A_SCALE = torch.torch_version.TorchVersion(torch.__version__) >= (2, 5)
 
 
-def sdpa(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    attn_mask: torch.Tensor | None = None,
-    scale: float | None = None,
-) -> torch.Tensor:
+def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
+         scale: float | None = None) -> torch.Tensor:
     """``F.scaled_dot_product_attention``; exported to ONNX by a torch that cannot export its
-    ``scale``, the same arithmetic as the ONNX op's own decomposition (two MatMuls, Softmax)."""
+    ``scale``, spelled out (the ONNX op's own decomposition: two MatMuls and a Softmax)."""
     if scale is None or ONNX_SDPA_TAKES_A_SCALE or not torch.onnx.is_in_onnx_export():
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
-    scores = torch.matmul(q, k.transpose(-1, -2)) * scale
+    return _spelled_out(q, k, v, attn_mask, scale)
+
+
+def _spelled_out(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None,
+                 scale: float | None) -> torch.Tensor:
+    """Two matmuls and a softmax, the scores in float32 (as autocast runs softmax)."""
+    scores = torch.matmul(q, k.transpose(-1, -2)).float()
+    scores = scores * (q.shape[-1] ** -0.5 if scale is None else scale)
     if attn_mask is not None:
         scores = scores + attn_mask
-    return torch.matmul(scores.softmax(-1), v)
+    return torch.matmul(softmax_last(scores).to(v.dtype), v)
 
 
 def attention(
@@ -66,11 +68,7 @@ def attention(
         or k.shape[-2] > SHORT_KEYS
     ):
         return sdpa(q, k, v, attn_mask=attn_mask, scale=scale)
-    scores = torch.matmul(q, k.transpose(-1, -2)).float()
-    scores = scores * (q.shape[-1] ** -0.5 if scale is None else scale)
-    if attn_mask is not None:
-        scores = scores + attn_mask
-    return torch.matmul(softmax_last(scores).to(v.dtype), v)
+    return _spelled_out(q, k, v, attn_mask, scale)
 
 
 class MultiheadAttention(nn.Module):
