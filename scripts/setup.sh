@@ -65,14 +65,14 @@ else
   log "not a Debian system: make sure these are installed: ${APT_PKGS[*]}"
 fi
 
-# 2. Virtual environment. requirements/constraints.txt pins the set tested on CPython 3.11
-#    (its numpy 2.4 and networkx 3.6 need 3.11 or newer). The PyPI ROS 2 wheels also come
-#    for 3.10, 3.12 and 3.13: --system takes the machine's Python and what it has installed.
+# 2. Virtual environment. requirements/constraints.txt pins the set tested on CPython 3.11 and
+#    3.12 (its numpy 2.4 and networkx 3.6 need 3.11 or newer). The PyPI ROS 2 wheels also come
+#    for 3.10 and 3.13: --system takes the machine's Python and what it has installed.
 if [ ! -x "$VENV/bin/python" ]; then
   if [ "$SYSTEM" -eq 0 ]; then
     ver="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-    if [ "$ver" != "3.11" ]; then
-      echo "setup.sh: the pinned environment (requirements/constraints.txt) is for Python 3.11 (found $ver via $PYTHON); set PYTHON=python3.11, or use --system to build on this Python and its installed packages" >&2
+    if [ "$ver" != "3.11" ] && [ "$ver" != "3.12" ]; then
+      echo "setup.sh: the pinned environment (requirements/constraints.txt) is for Python 3.11 or 3.12 (found $ver via $PYTHON); set PYTHON=python3.12, or use --system to build on this Python and its installed packages" >&2
       exit 1
     fi
     "$PYTHON" -m venv "$VENV"

@@ -162,3 +162,19 @@ def test_a_system_setup_over_numpy_1_keeps_numpy_1(recorded_setup, tmp_path):
     lines = setup("--system")
     assert any("jetpack6.txt" in line for line in lines), lines
     assert not any("torch==" in line or "base.txt" in line for line in lines), lines
+
+
+def test_the_pinned_setup_refuses_another_python_with_the_way_out(tmp_path):
+    """The pinned set is made for CPython 3.11 and 3.12: on another Python setup.sh stops before
+    it creates anything, in one line that names the version and the two ways on."""
+    python = tmp_path / "python3.10"  # a stand-in that answers the version question as 3.10
+    python.write_text(f'#!/bin/sh\ncase "$*" in *version_info*) echo 3.10;; *) exec {sys.executable} "$@";; esac\n')
+    python.chmod(0o755)
+    venv = tmp_path / "venv"
+    out = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "setup.sh")], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "AVAG_VENV": str(venv), "PYTHON": str(python)})
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        f"setup.sh: the pinned environment (requirements/constraints.txt) is for Python 3.11 or 3.12 (found 3.10 "
+        f"via {python}); set PYTHON=python3.12, or use --system to build on this Python and its installed packages"]
+    assert not (venv / "bin").exists()
