@@ -39,12 +39,16 @@ def ros_available() -> tuple[bool, str]:
     return True, ""
 
 
+ROS_OK, ROS_WHY = ros_available()
+# for tests and modules that need rclpy and the avag interfaces: `pytestmark = needs_ros`
+needs_ros = pytest.mark.skipif(not ROS_OK, reason=ROS_WHY)
+
+
 @pytest.fixture
 def ros_env(tmp_path: Path) -> dict[str, str]:
     """Environment for a child ROS process: own domain, loopback discovery, private logs."""
-    ok, why = ros_available()
-    if not ok:
-        pytest.skip(why)
+    if not ROS_OK:
+        pytest.skip(ROS_WHY)
     env = dict(os.environ)
     env.update(
         ROS_DOMAIN_ID=str(next(_domain_ids)),

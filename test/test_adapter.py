@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import ros_available
+from conftest import needs_ros
 
-ok, why = ros_available()
-pytestmark = pytest.mark.skipif(not ok, reason=why)
+pytestmark = needs_ros
 
 
 @pytest.fixture

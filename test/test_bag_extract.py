@@ -16,10 +16,9 @@ import pytest
 from avag_core.data.labelme import mask_to_polygons, polygons_to_mask, read_annotation
 from avag_core.errors import AvagError
 
-from conftest import REPO_ROOT, SHIPPED_CHECKPOINT, ros_available
+from conftest import REPO_ROOT, SHIPPED_CHECKPOINT, needs_ros
 
-ok, why = ros_available()
-pytestmark = pytest.mark.skipif(not ok, reason=why)
+pytestmark = needs_ros
 
 
 def _avag(*args: str) -> subprocess.CompletedProcess:

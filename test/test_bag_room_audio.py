@@ -8,13 +8,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
-from conftest import REPO_ROOT, ros_available
+from conftest import REPO_ROOT, needs_ros
 
-ok, why = ros_available()
-pytestmark = pytest.mark.skipif(not ok, reason=why)
+pytestmark = needs_ros
 T0 = 1_700_000_000 * 10**9
 
 

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, ros_available
+from conftest import REPO_ROOT, needs_ros
 
-ok, why = ros_available()
-pytestmark = pytest.mark.skipif(not ok, reason=why)
+pytestmark = needs_ros
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,9 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT, ros_available
+from conftest import REPO_ROOT, needs_ros
 
-ok, why = ros_available()
-pytestmark = [pytest.mark.skipif(not ok, reason=why), pytest.mark.slow]
+pytestmark = [needs_ros, pytest.mark.slow]
 
 
 @pytest.mark.timeout(420)

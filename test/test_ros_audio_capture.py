@@ -6,12 +6,9 @@ import subprocess
 import time
 
 import numpy as np
-import pytest
 import soundfile as sf
 
-from conftest import in_ros_env, read_bag, ros_available, run_proc, stop_proc
-
-ros_ok, ros_why = ros_available()
+from conftest import in_ros_env, needs_ros, read_bag, run_proc, stop_proc
 
 
 class Watcher:
@@ -186,7 +183,7 @@ def test_capture_node_refuses_bad_parameters_with_one_line(ros_env):
     assert "Traceback" not in out
 
 
-@pytest.mark.skipif(not ros_ok, reason=ros_why)  # descriptors are rcl_interfaces messages
+@needs_ros  # descriptors are rcl_interfaces messages
 def test_capture_node_parameters_are_described():
     from avag_ros.params import _MIC_FIELDS, MicConfig, descriptor
 

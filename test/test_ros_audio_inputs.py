@@ -9,10 +9,9 @@ from types import SimpleNamespace as NS
 import numpy as np
 import pytest
 
-from conftest import ros_available
+from conftest import needs_ros
 
-ok, why = ros_available()
-pytestmark = pytest.mark.skipif(not ok, reason=why)
+pytestmark = needs_ros
 
 
 def test_avag_audio_frame_is_decoded_channels_first():

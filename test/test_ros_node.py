@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import in_ros_env, read_bag, ros_available, run_proc, stop_proc
+from conftest import in_ros_env, needs_ros, read_bag, run_proc, stop_proc
 
-ok, why = ros_available()
-pytestmark = pytest.mark.skipif(not ok, reason=why)  # before the module's bag fixture
+pytestmark = needs_ros  # before the module's bag fixture
 
 N_SCENES = 3
 OUTPUTS = {

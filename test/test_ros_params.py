@@ -15,9 +15,7 @@ import yaml
 
 from avag_ros.param_files import flatten_mapping
 
-from conftest import REPO_ROOT, ros_available, run_proc, stop_proc
-
-ros_ok, ros_why = ros_available()
+from conftest import REPO_ROOT, needs_ros, run_proc, stop_proc
 
 
 def test_shipped_yaml_is_generated_and_applies_to_any_node_name():
@@ -38,7 +36,7 @@ def test_shipped_yaml_is_generated_and_applies_to_any_node_name():
     assert all(lines[i - 1].strip().startswith("# ") for i in params)
 
 
-@pytest.mark.skipif(not ros_ok, reason=ros_why)  # descriptors are rcl_interfaces messages
+@needs_ros  # descriptors are rcl_interfaces messages
 def test_every_parameter_is_documented_and_numbers_have_ranges():
     from avag_ros.params import NodeConfig, descriptor, flatten
 
