@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import os
 import random
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,24 @@ if sys.prefix not in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
 
 # Each test that talks DDS gets its own domain so parallel or leftover processes never mix.
 _domain_ids = itertools.cycle(range(random.Random(os.getpid()).randrange(1, 80), 101))
+_DOMAIN_LOCKS = Path(tempfile.gettempdir()) / "avag-test-ros-domains"
+
+
+def claim_ros_domain() -> tuple[int, int]:
+    """A DDS domain that no other test session on this machine holds, and the descriptor
+    of its lock (close it to release). Why: two suites side by side (a clone's CI beside a
+    developer's run) once drew the same domain, and each node heard the other's feeder."""
+    _DOMAIN_LOCKS.mkdir(exist_ok=True)
+    for _ in range(100):
+        domain = next(_domain_ids)
+        fd = os.open(_DOMAIN_LOCKS / f"{domain}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return domain, fd
+    raise RuntimeError(f"every ROS domain 1-100 is held by another test session ({_DOMAIN_LOCKS})")
 
 
 def ros_available() -> tuple[bool, str]:
@@ -45,20 +65,23 @@ needs_ros = pytest.mark.skipif(not ROS_OK, reason=ROS_WHY)
 
 
 @pytest.fixture
-def ros_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for a child ROS process: own domain, loopback discovery, private logs."""
+def ros_env(tmp_path: Path):
+    """Environment for a child ROS process: own domain (held for the test), loopback
+    discovery, private logs."""
     if not ROS_OK:
         pytest.skip(ROS_WHY)
+    domain, lock = claim_ros_domain()
     env = dict(os.environ)
     env.update(
-        ROS_DOMAIN_ID=str(next(_domain_ids)),
+        ROS_DOMAIN_ID=str(domain),
         ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
         ROS_LOG_DIR=str(tmp_path / "ros_log"),
         RMW_IMPLEMENTATION="rmw_fastrtps_cpp",
         PYTHONUNBUFFERED="1",
     )
     env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
-    return env
+    yield env
+    os.close(lock)
 
 
 @contextlib.contextmanager
