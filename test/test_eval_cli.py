@@ -79,6 +79,17 @@ def test_cli_writes_json_plot_and_overlays(setup, tmp_path, capsys):
     assert panel.shape == (size, 3 * size, 3)
 
 
+def test_a_captured_log_gets_no_progress_bar(setup, capsys):
+    """Output that is no terminal (a log, CI, a pipe) gets the table without the bar's
+    carriage returns: the bar once shared the table's first line there."""
+    data, ckpt, _ = setup
+    assert main(["eval", "--checkpoint", str(ckpt), "--data", str(data), "--split", "unseen",
+                 "--batch-size", "2", "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "\r" not in captured.out + captured.err and "eval" not in captured.err
+    assert "| **overall** |" in captured.out
+
+
 def test_cli_errors_are_one_line(setup, tmp_path, capsys):
     data, ckpt, _ = setup
     assert main(["eval", "--checkpoint", str(tmp_path / "none.safetensors"), "--data",

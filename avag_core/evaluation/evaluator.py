@@ -85,7 +85,7 @@ def evaluate_model(
     if progress and dist_info.is_main:
         from tqdm import tqdm
 
-        iterator = tqdm(loader, desc="eval", leave=False, dynamic_ncols=True)
+        iterator = tqdm(loader, desc="eval", leave=False, dynamic_ncols=True, disable=None)  # no bar in a log
     for batch in iterator:
         batch = _to_device(batch, device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):

@@ -347,7 +347,7 @@ class Trainer:
         if self.progress and self.dist.is_main:
             from tqdm import tqdm
 
-            bar = tqdm(total=self.total_steps, initial=self.step, desc="train", dynamic_ncols=True)
+            bar = tqdm(total=self.total_steps, initial=self.step, desc="train", dynamic_ncols=True, disable=None)
         self.model.train()
         try:
             while self.epoch < tc.epochs and not stopped:

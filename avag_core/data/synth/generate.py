@@ -176,7 +176,7 @@ def generate(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="img", desc="synth")
+        bar = tqdm(total=total, unit="img", desc="synth", disable=None)  # no bar in a log
     counts = {}
     for split_id, split in enumerate(SPLITS):
         if split not in plan:
