@@ -195,10 +195,11 @@ def test_the_streaming_scorer_computes_what_the_trained_model_computes():
     _streamed_equals_one_pass(None)
 
 
-@pytest.mark.parametrize("peaks,clip_db", [(False, 40.0), (True, 40.0), (True, 60.0)])
-def test_a_weights_file_carries_its_shape(tmp_path, peaks, clip_db):
-    """Another width, dilations, hindsight and input (peaks, clip) than the shipped model's
-    run as saved."""
+@pytest.mark.parametrize("peaks,clip_db,percussive", [(False, 40.0, 0), (True, 40.0, 0), (True, 60.0, 0),
+                                                      (True, 40.0, 2048)])
+def test_a_weights_file_carries_its_shape(tmp_path, peaks, clip_db, percussive):
+    """Another width, dilations, hindsight and input (peaks, clip, the broadband part) than
+    the shipped model's run as saved."""
     import torch
 
     from avag_core.events.onset_model import (
@@ -208,7 +209,8 @@ def test_a_weights_file_carries_its_shape(tmp_path, peaks, clip_db):
         save_onset_model,
     )
 
-    shape = OnsetShape(channels=16, dilations=(1, 3, 9), lookahead=6, peaks=peaks, clip_db=clip_db)
+    shape = OnsetShape(channels=16, dilations=(1, 3, 9), lookahead=6, peaks=peaks, clip_db=clip_db,
+                       percussive=percussive)
     torch.manual_seed(0)
     path = tmp_path / "other_shape.safetensors"
     save_onset_model(OnsetNet(shape=shape), path, {})
@@ -262,6 +264,32 @@ def test_weights_without_shape_metadata_load_as_the_first_shape(tmp_path):
         with pytest.raises(AvagError, match="malformed") as err:
             load_onset_model(bad)
         assert "\n" not in str(err.value), meta
+
+
+def test_the_broadband_part_keeps_an_actions_power_and_drops_a_voices_and_musics_harmonics():
+    """BroadbandPart on the committed recordings (their louder half of frames): each action
+    keeps at least 1 dB more of its power in the broadband part than the voice does and 5 dB
+    more than the music does; fed in chunks it gives what one pass gives."""
+    from avag_core.events.onset_features import BroadbandPart, OnsetFeatures
+
+    def share(name: str) -> float:
+        frames = frames_of(load(name), 512, 256)
+        frames = frames - frames.mean(axis=1, keepdims=True)
+        _, part_share = BroadbandPart(2048, 512, 256, SR)(frames)
+        power = frames.var(axis=1)
+        return float(np.median(part_share[power > np.median(power)].mean(axis=1)))
+
+    voice, music = share("speech_espeak"), share("music_city_blues")
+    assert voice < -3.0 and music < voice - 3.0
+    for name in ACTIONS:
+        assert share(f"action_{name}") > voice + 1.0, name
+    frames = frames_of(load("speech_espeak"), 512, 256)
+    whole = OnsetFeatures(512, 256, SR, peaks=True, percussive=2048)(frames)
+    chunked = OnsetFeatures(512, 256, SR, peaks=True, percussive=2048)
+    np.testing.assert_allclose(np.concatenate([chunked(frames[i:i + 3]) for i in range(0, len(frames), 3)]), whole,
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="whole number of hops"):
+        BroadbandPart(2000, 512, 256, SR)
 
 
 def test_the_peak_levels_hear_a_new_sound_rise_above_a_texture():

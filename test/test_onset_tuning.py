@@ -309,17 +309,21 @@ def test_training_writes_weights_that_carry_their_shape(monkeypatch, tmp_path):
     assert read_safetensors(gated, "onset model")[1]["gated"] == "1.0"
     assert read_safetensors(out, "onset model")[1]["gated"] == "0.0"
     assert load_onset_model(out).shape.peaks and load_onset_model(out).proj.in_channels == 151
+    harmonics = tmp_path / "harmonics.safetensors"  # the broadband part's input (onset.md, "Tried")
+    assert train_onset.main(["--out", str(harmonics), "--percussive", "2048", *tiny]) == 0
+    assert load_onset_model(harmonics).shape.percussive == 2048 and load_onset_model(harmonics).proj.in_channels == 295
+    assert load_onset_model(out).shape.percussive == 0
     model = load_onset_model(plain)
     assert (model.shape.channels, model.shape.dilations, model.shape.lookahead, model.shape.peaks) == (8, (1, 2), 5,
                                                                                                       False)
-    for weights in (out, plain):
+    for weights in (out, plain, harmonics):
         times, p_on, _ = LearnedOnsetScorer(512, 256, SR, weights)(np.zeros((20, 512), np.float32),
                                                                    np.arange(20) * HOP / SR)
         assert times.size == p_on.size == 15
     assert load_onset_model().shape == train_onset.SHIPPED_SHAPE
     for wrong in (["--dilations", "1,two"], ["--lookahead", "-1"], ["--channels", "0"], ["--ambient-share", "2"],
                   ["--more-recordings", "nope"], ["--streams", "8", "--batch", "16"], ["--snr-db=20,-10"],
-                  ["--retakes", "1.5"], ["--gated", "-0.1"]):
+                  ["--retakes", "1.5"], ["--gated", "-0.1"], ["--percussive", "2000"], ["--percussive", "-256"]):
         with pytest.raises(SystemExit) as bad:  # argparse: one usage line, exit 2, nothing trained
             train_onset.main(["--out", str(tmp_path / "bad.safetensors"), *wrong])
         assert bad.value.code == 2 and not (tmp_path / "bad.safetensors").exists(), wrong

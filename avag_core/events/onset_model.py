@@ -40,10 +40,11 @@ class OnsetShape:
     lookahead: int = 3  # output t is about frame t - lookahead
     peaks: bool = False  # input includes the levels against each band's recent peaks (OnsetFeatures)
     clip_db: float = CLIP_DB  # input levels clipped at +-clip_db (OnsetFeatures)
+    percussive: int = 0  # window in samples of the broadband part the input includes (BroadbandPart; 0: none)
 
     def __post_init__(self) -> None:
         if self.channels < 1 or not self.dilations or min(self.dilations) < 1 or self.lookahead < 0 \
-                or not 0 < self.clip_db <= 200:
+                or not 0 < self.clip_db <= 200 or self.percussive < 0:
             raise ValueError(f"channels and dilations must be >= 1, lookahead >= 0 and clip_db in (0, 200], got "
                              f"channels={self.channels}, dilations={','.join(map(str, self.dilations))}, "
                              f"lookahead={self.lookahead}, clip_db={self.clip_db}")
@@ -51,7 +52,13 @@ class OnsetShape:
     def features(self, frame: int, hop: int, sample_rate: int) -> OnsetFeatures:
         """The input this shape was trained on: the one place training and the live scorer
         turn a shape into features, so a new input field cannot reach only one of them."""
-        return OnsetFeatures(frame, hop, sample_rate, peaks=self.peaks, clip_db=self.clip_db)
+        return OnsetFeatures(frame, hop, sample_rate, peaks=self.peaks, percussive=self.percussive,
+                             clip_db=self.clip_db)
+
+    @property
+    def inputs(self) -> int:
+        """Features per frame this shape reads."""
+        return feature_count(self.peaks, self.percussive)
 
     @property
     def receptive(self) -> int:
@@ -60,7 +67,8 @@ class OnsetShape:
 
     def to_meta(self) -> dict[str, str]:
         return {"channels": str(self.channels), "dilations": ",".join(map(str, self.dilations)),
-                "lookahead": str(self.lookahead), "peaks": str(int(self.peaks)), "clip_db": f"{self.clip_db:g}"}
+                "lookahead": str(self.lookahead), "peaks": str(int(self.peaks)), "clip_db": f"{self.clip_db:g}",
+                "percussive": str(self.percussive)}
 
     @classmethod
     def from_meta(cls, meta: dict[str, str]) -> OnsetShape:
@@ -70,6 +78,7 @@ class OnsetShape:
                    dilations=tuple(int(v) for v in dil.split(",")) if dil else d.dilations,
                    lookahead=int(meta.get("lookahead", d.lookahead)),
                    peaks=_flag(meta.get("peaks", "0")),
+                   percussive=int(meta.get("percussive", "0")),
                    clip_db=float(meta.get("clip_db", d.clip_db)))
 
 
@@ -80,13 +89,13 @@ def _flag(text: str) -> bool:
 
 
 class OnsetNet(nn.Module):
-    """[batch, feature_count(shape.peaks), frames] -> [batch, 2, frames - receptive + 1] logits (onset, active)."""
+    """[batch, shape.inputs, frames] -> [batch, 2, frames - receptive + 1] logits (onset, active)."""
 
     def __init__(self, *, shape: OnsetShape | None = None) -> None:
         super().__init__()
         self.shape = shape or OnsetShape()
         c = self.shape.channels
-        self.proj = nn.Conv1d(feature_count(self.shape.peaks), c, 1)
+        self.proj = nn.Conv1d(self.shape.inputs, c, 1)
         self.convs = nn.ModuleList(nn.Conv1d(c, c, 3, dilation=d) for d in self.shape.dilations)
         self.head = nn.Conv1d(c, 2, 1)
 

@@ -51,7 +51,7 @@ from avag_core.events.onset_data import (
     load_room,
     make_stream,
 )
-from avag_core.events.onset_features import feature_count, frames_of
+from avag_core.events.onset_features import frames_of
 from avag_core.events.onset_model import (
     OnsetEnsemble,
     OnsetNet,
@@ -116,6 +116,14 @@ def _groups(text: str) -> tuple[str, ...]:
     return out
 
 
+def _window(text: str) -> int:
+    """``--percussive 2048``: 0, or a whole number of hops no shorter than a frame."""
+    out = _numbers(text, int)
+    if len(out) != 1 or not (out[0] == 0 or (out[0] >= FRAME and out[0] % HOP == 0)):
+        raise argparse.ArgumentTypeError(f"expected 0 or a multiple of {HOP} samples from {FRAME} up, got {text!r}")
+    return out[0]
+
+
 def _seeds(text: str) -> tuple[int, ...]:
     """``--seed 0`` or ``--seed 0,1,2``: distinct integers, else argparse's one-line usage error."""
     out = _numbers(text, int)
@@ -128,7 +136,7 @@ def stream_tensors(audio: np.ndarray, labels: np.ndarray, shape: OnsetShape) -> 
     """Model input [features, receptive - 1 + frames] (zero context first, as streaming
     starts) and labels aligned with the outputs [frames, 3] (output t: frame t - lookahead)."""
     feats = shape.features(FRAME, HOP, SR)(frames_of(audio, FRAME, HOP))
-    x = np.concatenate([np.zeros((shape.receptive - 1, feature_count(shape.peaks)), np.float32), feats], axis=0)
+    x = np.concatenate([np.zeros((shape.receptive - 1, shape.inputs), np.float32), feats], axis=0)
     y = np.zeros_like(labels)
     y[shape.lookahead:] = labels[: labels.shape[0] - shape.lookahead]  # the first outputs speak of no frame: weight 0
     return torch.from_numpy(x.T.copy()), torch.from_numpy(y)
@@ -218,12 +226,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peaks", action=argparse.BooleanOptionalAction, default=SHIPPED_SHAPE.peaks,
                     help="also give the model each band's level against its recent peaks (onset_features); "
                     "on by default, as in the shipped weights")
+    ap.add_argument("--percussive", type=_window, default=SHIPPED_SHAPE.percussive, metavar="SAMPLES",
+                    help="also give the model the broadband part of a window of SAMPLES ending at each frame "
+                    "(the median across neighbouring bins: a voice's or an instrument's harmonics drop out; "
+                    "onset_features.BroadbandPart); default 0 (none), the shipped weights'")
     ap.add_argument("--clip-db", type=float, default=SHIPPED_SHAPE.clip_db, metavar="DB",
                     help="clip the input levels at +-DB (onset_features; stored in the file's shape); "
                     "default the shipped weights'")
     ap.add_argument("--init", type=Path, default=None, metavar="FILE",
                     help="fine-tune this file's members instead of training new ones (its shape; "
-                    "--channels, --dilations, --lookahead, --peaks and --clip-db do not apply)")
+                    "--channels, --dilations, --lookahead, --peaks, --percussive and --clip-db do not apply)")
     ap.add_argument("--room", type=lambda t: tuple(v for v in t.split(",") if v), default=(), metavar="PATH[,...]",
                     help="recordings of the robot's room (audio files or folders of them; its background "
                     "sounds, no actions needed): a share of the streams (--room-share) plays them as background")
@@ -243,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         return _join(ap, args.join, args.out)
     try:
         shape = OnsetShape(channels=args.channels, dilations=args.dilations, lookahead=args.lookahead,
-                            peaks=args.peaks, clip_db=args.clip_db)
+                            peaks=args.peaks, percussive=args.percussive, clip_db=args.clip_db)
         starts = _initial_members(args.init)
         room = load_room(args.room) if args.room else []
     except (AvagError, ValueError) as e:
