@@ -119,8 +119,9 @@ class BroadbandPart:
     32 ms frame's 31 Hz bins do not resolve a voice's harmonics, so this part reads a
     window of ``window`` samples ending where each frame ends (the stream before it is
     kept, so chunked and whole agree) and the geometric mean of ``window // 128 + 1`` bins
-    (133 Hz at 2048 samples): on the committed clips a voice keeps 5 dB less of its power
-    in it than most action sounds do, music 12 dB less.
+    (133 Hz at 2048 samples). On the committed clips' louder frames it holds 3.6 dB less
+    than the whole spectrum for a voice, 9.5 dB less for music, 1.0-2.3 dB less for four
+    action sounds.
     """
 
     def __init__(self, window: int, frame: int, hop: int, sample_rate: int) -> None:
@@ -185,7 +186,7 @@ class OnsetFeatures:
         self._frames = 0  # frames seen: the row of the fill noise the next frame takes
         self._pbg: np.ndarray | None = None  # percussive: running background of the broadband part's levels
         self._pprev: np.ndarray | None = None  # ... and its levels in the last frame
-        if getattr(self, "_part", None) is not None:
+        if self._part is not None:
             self._part.reset()
 
     def levels(self, centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -218,13 +219,7 @@ class OnsetFeatures:
             self._bg, self._peak, self._prev, self._floor = (lv[0].copy() for _ in range(4))
             self._room = np.repeat(lv[:1], self._room_frames, axis=0)
             self._last = np.repeat(lv[:1], self._steady_frames, axis=0)
-        bg = np.empty_like(lv)  # background before each frame
-        b = self._bg
-        for k in range(n):
-            bg[k] = b
-            d = lv[k] - b
-            b = b + np.where(d > 0, self._up, self._down) * d
-        self._bg = b
+        bg, self._bg = self._background(lv, self._bg)
         prev = np.concatenate([self._prev[None], lv[:-1]], axis=0)
         self._prev = lv[-1].copy()
         parts = [lv - bg, lv - prev, quarters - bg[:, -1:]]
@@ -234,18 +229,22 @@ class OnsetFeatures:
             parts.extend(self._percussive(*self._part(filled)))
         return np.clip(np.concatenate(parts, axis=1) / 10.0, -self._clip, self._clip).astype(np.float32)
 
+    def _background(self, lv: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The running background before each frame (it follows a fall within _TAU_DOWN_S and
+        a rise within _TAU_UP_S) and after the last, from ``b`` before the first."""
+        bg = np.empty_like(lv)
+        for k in range(lv.shape[0]):
+            bg[k] = b
+            d = lv[k] - b
+            b = b + np.where(d > 0, self._up, self._down) * d
+        return bg, b
+
     def _percussive(self, perc: np.ndarray, share: np.ndarray) -> list[np.ndarray]:
         """The broadband part's levels against their own running background and the
         previous frame (as ``z`` and ``r`` for the whole spectrum), and its share of each band."""
         if self._pbg is None:
             self._pbg, self._pprev = perc[0].copy(), perc[0].copy()
-        bg = np.empty_like(perc)
-        b = self._pbg
-        for k in range(perc.shape[0]):
-            bg[k] = b
-            d = perc[k] - b
-            b = b + np.where(d > 0, self._up, self._down) * d
-        self._pbg = b
+        bg, self._pbg = self._background(perc, self._pbg)
         prev = np.concatenate([self._pprev[None], perc[:-1]], axis=0)
         self._pprev = perc[-1].copy()
         return [perc - bg, perc - prev, share]
