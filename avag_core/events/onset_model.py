@@ -43,11 +43,14 @@ class OnsetShape:
     percussive: int = 0  # window in samples of the broadband part the input includes (BroadbandPart; 0: none)
 
     def __post_init__(self) -> None:
+        # the broadband part's window: whole hops of the frames the learned detector reads (512, hop 256)
+        window_ok = self.percussive == 0 or (self.percussive >= 512 and self.percussive % 256 == 0)
         if self.channels < 1 or not self.dilations or min(self.dilations) < 1 or self.lookahead < 0 \
-                or not 0 < self.clip_db <= 200 or self.percussive < 0:
-            raise ValueError(f"channels and dilations must be >= 1, lookahead >= 0 and clip_db in (0, 200], got "
+                or not 0 < self.clip_db <= 200 or not window_ok:
+            raise ValueError(f"channels and dilations must be >= 1, lookahead >= 0, clip_db in (0, 200] and "
+                             f"percussive 0 or a multiple of 256 from 512 up, got "
                              f"channels={self.channels}, dilations={','.join(map(str, self.dilations))}, "
-                             f"lookahead={self.lookahead}, clip_db={self.clip_db}")
+                             f"lookahead={self.lookahead}, clip_db={self.clip_db}, percussive={self.percussive}")
 
     def features(self, frame: int, hop: int, sample_rate: int) -> OnsetFeatures:
         """The input this shape was trained on: the one place training and the live scorer

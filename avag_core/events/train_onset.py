@@ -116,14 +116,6 @@ def _groups(text: str) -> tuple[str, ...]:
     return out
 
 
-def _window(text: str) -> int:
-    """``--percussive 2048``: 0, or a whole number of hops no shorter than a frame."""
-    out = _numbers(text, int)
-    if len(out) != 1 or not (out[0] == 0 or (out[0] >= FRAME and out[0] % HOP == 0)):
-        raise argparse.ArgumentTypeError(f"expected 0 or a multiple of {HOP} samples from {FRAME} up, got {text!r}")
-    return out[0]
-
-
 def _seeds(text: str) -> tuple[int, ...]:
     """``--seed 0`` or ``--seed 0,1,2``: distinct integers, else argparse's one-line usage error."""
     out = _numbers(text, int)
@@ -226,10 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peaks", action=argparse.BooleanOptionalAction, default=SHIPPED_SHAPE.peaks,
                     help="also give the model each band's level against its recent peaks (onset_features); "
                     "on by default, as in the shipped weights")
-    ap.add_argument("--percussive", type=_window, default=SHIPPED_SHAPE.percussive, metavar="SAMPLES",
-                    help="also give the model the broadband part of a window of SAMPLES ending at each frame "
-                    "(the median across neighbouring bins: a voice's or an instrument's harmonics drop out; "
-                    "onset_features.BroadbandPart); default 0 (none), the shipped weights'")
+    ap.add_argument("--percussive", type=int, default=SHIPPED_SHAPE.percussive, metavar="SAMPLES",
+                    help="also give the model the broadband part of a window of SAMPLES (a multiple of 256) "
+                    "ending at each frame (the geometric mean across neighbouring bins: a voice's or an "
+                    "instrument's harmonics drop out; onset_features.BroadbandPart); default 0 (none), "
+                    "the shipped weights'")
     ap.add_argument("--clip-db", type=float, default=SHIPPED_SHAPE.clip_db, metavar="DB",
                     help="clip the input levels at +-DB (onset_features; stored in the file's shape); "
                     "default the shipped weights'")
