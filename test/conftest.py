@@ -28,7 +28,8 @@ if sys.prefix not in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
     )
 
 # Each test that talks DDS gets its own domain so parallel or leftover processes never mix.
-_domain_ids = itertools.cycle(range(random.Random(os.getpid()).randrange(1, 80), 101))
+_first_domain = random.Random(os.getpid()).randrange(1, 101)
+_domain_ids = itertools.cycle([*range(_first_domain, 101), *range(1, _first_domain)])  # all of 1-100
 _DOMAIN_LOCKS = Path(tempfile.gettempdir()) / "avag-test-ros-domains"
 
 

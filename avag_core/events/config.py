@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from avag_core import settings
+from avag_core.events.onset_features import FRAME, HOP, SR
 from avag_core.settings import setting
 
 MODES = ("onset", "continuous")
@@ -195,8 +196,8 @@ class EventConfig:
             (self.buffer_s >= self.max_event_s + self.pre_roll_s + self.post_roll_s,
              "buffer_s must hold max_event_s plus pre/post roll"),
             (self.min_input_rate <= self.max_input_rate, "min_input_rate must be <= max_input_rate"),
-            (self.detector != "learned" or (self.sample_rate, self.frame_samples, self.hop_samples) == (16000, 512, 256),
-             "detector 'learned' needs sample_rate 16000, frame_samples 512, hop_samples 256 (its model's frames)"),
+            (self.detector != "learned" or (self.sample_rate, self.frame_samples, self.hop_samples) == (SR, FRAME, HOP),
+             f"detector 'learned' needs sample_rate {SR}, frame_samples {FRAME}, hop_samples {HOP} (its model's frames)"),
             (self.band_lo_hz < self.band_hi_hz <= self.sample_rate / 2,
              f"band_lo_hz < band_hi_hz <= sample_rate / 2 must hold, got {self.band_lo_hz}, "
              f"{self.band_hi_hz}, {self.sample_rate / 2}"),

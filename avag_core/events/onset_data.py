@@ -40,10 +40,8 @@ from avag_core.data.synth.backgrounds import (
     reference_onset,
     within_full_scale,
 )
+from avag_core.events.onset_features import FRAME, HOP, SR
 
-SR = 16000
-HOP = 256
-FRAME = 512
 STREAM_S = 12.0
 MAX_ACTION_S = 2.0
 WARMUP_FRAMES = 32  # the detector is not ready before 0.5 s

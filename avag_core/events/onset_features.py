@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import numpy as np
 
+SR, FRAME, HOP = 16000, 512, 256  # the frames every onset model reads (training, the live scorer, EventConfig)
 MELS = 48
 QUARTERS = 4
 FEATURES = 2 * (MELS + 1) + QUARTERS  # without peaks

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from avag_core.errors import AvagError
-from avag_core.events.onset_features import CLIP_DB, OnsetFeatures, feature_count
+from avag_core.events.onset_features import CLIP_DB, FRAME, HOP, OnsetFeatures, feature_count
 
 FORMAT = "avag-onset-1"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "checkpoints" / "onset.safetensors"
@@ -43,12 +43,12 @@ class OnsetShape:
     percussive: int = 0  # window in samples of the broadband part the input includes (BroadbandPart; 0: none)
 
     def __post_init__(self) -> None:
-        # the broadband part's window: whole hops of the frames the learned detector reads (512, hop 256)
-        window_ok = self.percussive == 0 or (self.percussive >= 512 and self.percussive % 256 == 0)
+        # the broadband part's window: whole hops of the frames every onset model reads
+        window_ok = self.percussive == 0 or (self.percussive >= FRAME and self.percussive % HOP == 0)
         if self.channels < 1 or not self.dilations or min(self.dilations) < 1 or self.lookahead < 0 \
                 or not 0 < self.clip_db <= 200 or not window_ok:
             raise ValueError(f"channels and dilations must be >= 1, lookahead >= 0, clip_db in (0, 200] and "
-                             f"percussive 0 or a multiple of 256 from 512 up, got "
+                             f"percussive 0 or a multiple of {HOP} from {FRAME} up, got "
                              f"channels={self.channels}, dilations={','.join(map(str, self.dilations))}, "
                              f"lookahead={self.lookahead}, clip_db={self.clip_db}, percussive={self.percussive}")
 
