@@ -95,6 +95,7 @@ def test_capture_node_publishes_stamped_chunks_of_what_was_played(ros_env, virtu
         node_out = stop_proc(node)
         rec_out = stop_proc(rec)
     assert "capturing from" in node_out, node_out
+    assert (bag / "metadata.yaml").exists(), f"the recorder closed no bag:\n{rec_out}"
 
     frames = []
     with Reader(bag) as reader:
