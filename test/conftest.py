@@ -117,7 +117,10 @@ def run_proc(args: list[str], env: dict[str, str], **kw) -> subprocess.Popen:
 
 
 def stop_proc(proc: subprocess.Popen, timeout: float = 10.0) -> str:
-    """Terminate (SIGINT first, like Ctrl-C) and return everything the process printed."""
+    """Terminate (SIGINT first, like Ctrl-C) and return everything the process printed,
+    followed by a line saying so where it had to be killed or a signal ended it (a crash
+    such as a SIGSEGV prints nothing of its own)."""
+    killed = False
     if proc.poll() is None:
         proc.send_signal(2)
         try:
@@ -125,7 +128,12 @@ def stop_proc(proc: subprocess.Popen, timeout: float = 10.0) -> str:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+            killed = True
     out = proc.stdout.read() if proc.stdout else ""
+    if killed:
+        out += f"\n[still running {timeout:g} s after SIGINT: killed]"
+    elif proc.returncode < 0:
+        out += f"\n[ended by signal {-proc.returncode}]"
     return out
 
 
