@@ -81,3 +81,17 @@ def test_worker_processes_fill_the_shared_cache(tmp_path, monkeypatch):
     fresh = AVAGDDataset(ROOT, ROOT / "examples.csv", 32, train=False, cfg=cfg)
     assert all(fresh[i]["audio"].shape[1:] == (96, 64) for i in range(len(fresh)))
     assert fresh.cache.decodes == 0
+
+
+def test_the_auto_cache_lives_where_every_other_avag_cache_does(tmp_path, monkeypatch):
+    """``cache_dir: auto`` follows ``AVAG_CACHE_DIR`` like the graph, engine and compiled
+    caches, so one variable moves them all (a robot's persistent volume, a fresh-machine run's
+    empty folder); without it, ``$XDG_CACHE_HOME/avag``."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("AVAG_CACHE_DIR", str(tmp_path / "avag"))
+    ds = AVAGDDataset(ROOT, ROOT / "examples.csv", 32, train=False, cfg=DataConfig(cache_dir="auto"))
+    ds.audio_patches(0)
+    assert len(list((tmp_path / "avag" / "features").rglob("*.pt"))) == 1
+    assert not (tmp_path / "xdg").exists()
+    monkeypatch.delenv("AVAG_CACHE_DIR")
+    assert cache_mod.resolve_cache_dir("auto") == tmp_path / "xdg" / "avag" / "features"

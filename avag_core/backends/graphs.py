@@ -11,7 +11,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -25,13 +24,6 @@ from avag_core.export import DECODER_FILE, ENCODER_FILE, OPSET, export_split
 
 log = logging.getLogger(__name__)
 INFO_FILE = "graphs.json"
-
-
-def default_cache_dir() -> Path:
-    """``$AVAG_CACHE_DIR`` or ``$XDG_CACHE_HOME/avag`` (``~/.cache/avag``)."""
-    if os.environ.get("AVAG_CACHE_DIR"):
-        return Path(os.environ["AVAG_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "avag"
 
 
 def model_key(model: torch.nn.Module, image_size: int, graph_dtype: str, sources: tuple[Path, ...] = ()) -> str:
@@ -158,5 +150,5 @@ def _unshare_gemm_weights(model) -> None:
         seen.add(name)
 
 
-__all__ = ["DECODER_FILE", "ENCODER_FILE", "build_once", "default_cache_dir", "ensure_graphs", "graph_info",
+__all__ = ["DECODER_FILE", "ENCODER_FILE", "build_once", "ensure_graphs", "graph_info",
            "model_key", "quantized"]

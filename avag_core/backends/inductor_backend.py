@@ -24,10 +24,11 @@ from typing import Any
 
 import torch
 
-from avag_core.backends.graphs import build_once, default_cache_dir, model_key
+from avag_core.backends.graphs import build_once, model_key
 from avag_core.backends.torch_backend import cast_weights, check_dtype, cpu_bf16_supported
 from avag_core.errors import AvagError
 from avag_core.export import DecoderPart, EncoderPart, example_inputs
+from avag_core.user_cache import default_cache_dir
 
 log = logging.getLogger(__name__)
 ENCODER_PACKAGE = "encoder.pt2"

@@ -21,12 +21,12 @@ from avag_core.backends import engine_cache
 from avag_core.backends.graphs import (
     DECODER_FILE,
     ENCODER_FILE,
-    default_cache_dir,
     ensure_graphs,
     graph_info,
     quantized,
 )
 from avag_core.errors import AvagError
+from avag_core.user_cache import default_cache_dir
 
 log = logging.getLogger(__name__)
 

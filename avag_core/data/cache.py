@@ -17,23 +17,19 @@ from pathlib import Path
 import torch
 
 from avag_core.errors import AvagError
+from avag_core.user_cache import default_cache_dir
 
 from .audio_io import load_audio
 
 FRONTEND_VERSION = "vggish-logmel-16k-v2"  # v2: short clips padded with silence
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "avag" / "features"
-
-
 def resolve_cache_dir(setting: str) -> Path | None:
-    """``"auto"`` -> the user cache folder; ``""``/``"none"`` -> memory only."""
+    """``"auto"`` -> ``features`` in avag's cache folder (``avag_core.user_cache``); ``""``/``"none"`` -> memory only."""
     if setting in ("", "none", "None"):
         return None
     if setting == "auto":
-        return default_cache_dir()
+        return default_cache_dir() / "features"
     return Path(setting).expanduser()
 
 

@@ -36,7 +36,7 @@ class DataConfig:
     saturation: float = setting(0.3, "colour jitter saturation", lo=0.0, hi=1.0)
     hue: float = setting(0.05, "colour jitter hue", lo=0.0, hi=0.5)
     cache_dir: str = setting(
-        "auto", "audio feature cache folder: auto = $XDG_CACHE_HOME/avag/features, '' = memory only"
+        "auto", "audio feature cache folder: auto = ~/.cache/avag/features, or $AVAG_CACHE_DIR/features, '' = memory only"
     )
     use_pkl: bool = setting(
         False, "read the CSV's pkl column (pre-computed log-mel patches) instead of the audio"
