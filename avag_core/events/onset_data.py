@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from avag_core.data.array_cache import cached_array
+from avag_core.data.packed_group import unpack_group
 from avag_core.data.synth.backgrounds import (
     background_power,
     background_track,
@@ -41,6 +42,7 @@ from avag_core.data.synth.backgrounds import (
     within_full_scale,
 )
 from avag_core.events.onset_features import FRAME, HOP, SR
+from avag_core.user_cache import default_cache_dir
 
 STREAM_S = 12.0
 MAX_ACTION_S = 2.0
@@ -118,8 +120,10 @@ AMBIENT_CANDIDATES = [LC + f + ".wav" for f in (
     "SportsCroud1", "SportsCroud2", "University1", "Water3", "Water4", "WindMill1", "WindMill2", "TraficLow2")]
 # train_onset --more-recordings NAME,...: real recordings from packages that neither benchmark
 # set plays, as (kind, folder, pattern, every n-th file in name order); a file whose bytes
-# equal an earlier one's is taken once
+# equal an earlier one's is taken once. The folder may be a packed group file (.ocg), read
+# from its copy unpacked once into avag's cache folder (avag_core.data.packed_group)
 MG = "/usr/share/games/megaglest/tilesets"
+OC_SOUND = "/usr/share/games/openclonk/Sound.ocg"
 MORE_RECORDINGS: dict[str, tuple[tuple[str, str, str, int], ...]] = {
     "colobot": (("action", "/usr/share/games/colobot/sounds", "*.wav", 1),  # colobot-common-sounds, GPL-3+
                 ("music", "/usr/share/games/colobot/music", "*.ogg", 1)),
@@ -128,6 +132,17 @@ MORE_RECORDINGS: dict[str, tuple[tuple[str, str, str, int], ...]] = {
     # megaglest-data (CC-BY-SA 3.0): its maps' rain, day and night ambiences
     "megaglest-ambient": (("ambient", MG, "*/sounds/rain.*", 1), ("ambient", MG, "*/sounds/*day.ogg", 1),
                           ("ambient", MG, "*/sounds/*night*.ogg", 1), ("ambient", MG, "*/sounds/hell.ogg", 1)),
+    # openclonk-data's sound effects (CC-BY 3.0, authors in the group's authors.txt), packed in
+    # one group file: impacts on glass, metal, rock and wood, a pickaxe, doors, switches, a
+    # chest, chopping, digging, splashes; a fire, wind, birds, rain, boiling, a fan and engines
+    "openclonk": tuple(("action", OC_SOUND, p, 1) for p in (
+        "Hits.ocg/*.*", "Hits.ocg/Materials.ocg/*/*.*", "Objects.ocg/Pickaxe.ocg/*.*", "Objects.ocg/Lorry.ocg/*.*",
+        "Structures.ocg/Door*.*", "Structures.ocg/Switch*.*", "Structures.ocg/Chest.ocg/*.*",
+        "Environment.ocg/Tree.ocg/*.*", "Clonk.ocg/Action.ocg/Dig.ocg/*.*", "Liquids.ocg/Splash*.*",
+        "Liquids.ocg/Waterdrop*.*")) + tuple(("ambient", OC_SOUND, p, 1) for p in (
+        "Fire.ocg/Fire.ogg", "Environment.ocg/*Loop.ogg", "Environment.ocg/Waterfall.ogg",
+        "Liquids.ocg/StereoRain.ogg", "Liquids.ocg/Boiling.ogg", "Structures.ocg/FanLoop.ogg",
+        "Structures.ocg/SteamEngine.ogg", "Structures.ocg/Pumpjack.ogg")),
 }
 VOICES = ("en-gb-x-rp", "en-us-nyc+m3", "it", "nl+f4", "pt", "pl+m1", "sv+f2", "en-029", "fr-be+m2", "cs")
 TEXTS = ("/usr/share/common-licenses/Apache-2.0", "/usr/share/common-licenses/MPL-2.0",
@@ -164,7 +179,10 @@ def _more(names: tuple[str, ...], kind: str) -> list[str]:
     out, seen = [], set()
     for name in names:
         for k, folder, pattern, step in MORE_RECORDINGS[name]:
-            for p in sorted(Path(folder).glob(pattern))[::step] if k == kind else []:
+            root = Path(folder)
+            if k == kind and root.is_file():
+                root = unpack_group(root, default_cache_dir() / "unpacked")
+            for p in sorted(q for q in root.glob(pattern) if q.is_file())[::step] if k == kind else []:
                 digest = hashlib.sha256(p.read_bytes()).hexdigest()
                 if digest not in seen:
                     seen.add(digest)
