@@ -176,12 +176,14 @@ def bench_files() -> list[str]:
 
 def _more(names: tuple[str, ...], kind: str) -> list[str]:
     """The ``kind`` files of the named ``MORE_RECORDINGS`` groups, each recording once."""
-    out, seen = [], set()
+    out, seen, unpacked = [], set(), {}
     for name in names:
         for k, folder, pattern, step in MORE_RECORDINGS[name]:
             root = Path(folder)
-            if k == kind and root.is_file():
-                root = unpack_group(root, default_cache_dir() / "unpacked")
+            if k == kind and root.is_file():  # a packed group: hashed and unpacked once per call
+                if folder not in unpacked:
+                    unpacked[folder] = unpack_group(root, default_cache_dir() / "unpacked")
+                root = unpacked[folder]
             for p in sorted(q for q in root.glob(pattern) if q.is_file())[::step] if k == kind else []:
                 digest = hashlib.sha256(p.read_bytes()).hexdigest()
                 if digest not in seen:
