@@ -1,6 +1,6 @@
 """Read OpenClonk's packed groups (``.ocg``): Debian's ``openclonk-data`` ships its sound
 effects (impacts, tools, doors, fire, wind; CC-BY 3.0 unless its ``authors.txt`` says
-otherwise) as one such file, ``Sound.ocg``, and no tool to open it.
+otherwise) as one such file, ``Sound.ocg``, which neither Python nor the data package can open.
 
 The format, as OpenClonk's ``C4Group`` writes it: a gzip stream whose first two bytes are
 changed (``1e 8c`` for ``1f 8b``); inside, a 204-byte header, scrambled (each byte XOR 237,
