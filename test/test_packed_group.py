@@ -59,3 +59,17 @@ def test_a_file_that_is_no_group_is_refused_in_one_line(tmp_path):
     with pytest.raises(ValueError, match=r"other\.ocg: not an OpenClonk group \(no group header at its start\)"):
         list(read_group(other))
     assert not list(tmp_path.glob("unpacked*"))
+
+
+def test_training_on_a_damaged_group_stops_before_it_starts_in_one_line(tmp_path, monkeypatch, capsys):
+    from avag_core.events import onset_data, train_onset
+
+    damaged = tmp_path / "Sound.ocg"
+    damaged.write_bytes(b"\x1e\x8c" + bytes(64))
+    monkeypatch.setitem(onset_data.MORE_RECORDINGS, "damaged", (("ambient", str(damaged), "*.ogg", 1),))
+    monkeypatch.setenv("AVAG_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(SystemExit) as stop:
+        train_onset.main(["--out", str(tmp_path / "w.safetensors"), "--more-recordings", "damaged"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and "Sound.ocg: a packed group whose stream does not inflate" in err[-1], err
+    assert not (tmp_path / "w.safetensors").exists()

@@ -50,6 +50,7 @@ from avag_core.events.onset_data import (
     load_library,
     load_room,
     make_stream,
+    training_sources,
 )
 from avag_core.events.onset_features import frames_of
 from avag_core.events.onset_model import (
@@ -251,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                             peaks=args.peaks, percussive=args.percussive, clip_db=args.clip_db)
         starts = _initial_members(args.init)
         room = load_room(args.room) if args.room else []
+        if args.more_recordings:  # a group that cannot be read (a damaged packed file) stops here, in one line
+            training_sources(args.more_recordings)
     except (AvagError, ValueError) as e:
         ap.error(str(e))
     if starts:  # one seed per member to fine-tune, in the file's shape
