@@ -10,8 +10,9 @@ import pytest
 import soundfile as sf
 
 from avag_core.data.packed_group import read_group, unpack_group
+from avag_core.events.onset_data import OC_SOUND
 
-SOUND = Path("/usr/share/games/openclonk/Sound.ocg")
+SOUND = Path(OC_SOUND)
 needs_sound = pytest.mark.skipif(not SOUND.is_file(), reason="openclonk-data is not installed (apt-get install openclonk-data)")
 
 
@@ -58,7 +59,9 @@ def test_a_file_that_is_no_group_is_refused_in_one_line(tmp_path):
     other.write_bytes(b"\x1e\x8c" + gzip.compress(bytes(300))[2:])
     with pytest.raises(ValueError, match=r"other\.ocg: not an OpenClonk group \(no group header at its start\)"):
         list(read_group(other))
-    assert not list(tmp_path.glob("unpacked*"))
+    with pytest.raises(ValueError, match=r"other\.ocg: not an OpenClonk group"):  # unpacking it leaves nothing
+        unpack_group(other, tmp_path / "unpacked")
+    assert list((tmp_path / "unpacked").iterdir()) == []
 
 
 def test_training_on_a_damaged_group_stops_before_it_starts_in_one_line(tmp_path, monkeypatch, capsys):
