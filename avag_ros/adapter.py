@@ -390,7 +390,9 @@ class GroundingAdapter:
         """Every counter under its own key: ``input.*`` (messages, refusals by kind),
         ``pipeline.*`` (events, detections, misses), ``audio_buffer.*`` (stream repairs),
         ``detector.*`` (events started, and dropped as shorter than ``events.min_event_s``:
-        many drops in a room mean onsets heard and sounds not heard going on)."""
+        many drops in a room mean onsets heard and sounds not heard going on; dropped as
+        shorter than ``events.busy_min_event_s`` while the room pops on its own, and whether it
+        does now)."""
         values: dict[str, Any] = {f"input.{k}": v for k, v in sorted(self.counters.items())}
         stats = self.pipeline.stats
         values.update({f"pipeline.{k}": v for k, v in vars(stats).items()})
@@ -400,6 +402,8 @@ class GroundingAdapter:
         detector = self.pipeline.tracker.detector
         values["detector.events_started"] = detector.started
         values["detector.dropped_short"] = detector.dropped_short
+        values["detector.dropped_busy"] = detector.dropped_busy
+        values["detector.room_pops"] = detector.room_pops
         for part, times in self._model_ms.items():  # the model's own time, split as set_image/predict
             if times:
                 values[f"model.{part}_ms_median"] = round(float(np.median(times)), 2)

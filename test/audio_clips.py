@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from avag_core.benchmarks.hearing_sets import RecordingSet
+from avag_core.data.synth.backgrounds import place, reference_onset
 from avag_core.events import AudioEventTracker, EventConfig, SoundEvent
 
 AUDIO = Path(__file__).parent / "data" / "audio"
@@ -46,3 +47,20 @@ def small_set(actions: tuple[str, ...] = ("chink", "coins", "raze", "stamp"),
     ``--recordings`` choice): its speech is espeak-ng's Danish voice reading the GPL-2."""
     return RecordingSet(name="heldout", actions=tuple(("test data", str(AUDIO / f"action_{n}.flac")) for n in actions),
                         backgrounds=backgrounds or {}, voices=("da",), text="/usr/share/common-licenses/GPL-2")
+
+
+def popping_room(seed: int) -> tuple[np.ndarray, list[float]]:
+    """30 s of a room that pops on its own: the chink's first 20 ms at random levels every
+    0.3-1 s over a quiet hiss (a fire's pops are as short), and the coins twice (at 12 and
+    22 s, 10 dB over the loudest pop). Returns the audio and the coins' onsets."""
+    rng = np.random.default_rng(seed)
+    x = (10 ** (-60 / 20) * rng.standard_normal(30 * SR)).astype(np.float32)
+    chink, coins = load("action_chink"), load("action_coins")
+    pop = 0.3 * chink[: SR // 50] / np.abs(chink).max()
+    for t in np.cumsum(rng.uniform(0.3, 1.0, 90)) + 1.0:
+        if t < 28.0 and not any(-0.2 < t - c < 1.5 for c in (12.0, 22.0)):
+            place(x, pop, int(t * SR), rng.uniform(0.3, 1.0))
+    coins = 0.3 * 10 ** (10 / 20) * coins / np.abs(coins).max()
+    for c in (12.0, 22.0):
+        place(x, coins, int(c * SR), 1.0)
+    return x, [c + reference_onset(coins, SR) for c in (12.0, 22.0)]

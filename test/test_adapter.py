@@ -156,3 +156,4 @@ def test_diagnostics_count_the_events_started_and_those_dropped_as_too_short(shi
     values = adapter.diagnostics()
     assert values["detector.events_started"] == len(ACTIONS)
     assert values["detector.dropped_short"] == (len(ACTIONS) if min_event_s > 1 else 0)
+    assert values["detector.dropped_busy"] == 0 and values["detector.room_pops"] is False

@@ -222,5 +222,7 @@ def test_a_whole_file_resampled_in_one_call_is_computed_in_blocks_with_the_same_
 def test_bad_config_is_rejected():
     with pytest.raises(ValueError, match="off_db"):
         EventConfig(on_db=3.0, off_db=6.0).validate()
+    with pytest.raises(ValueError, match="busy_min_event_s must be <= max_event_s"):
+        EventConfig(busy_min_event_s=2.0, max_event_s=1.0).validate()
     with pytest.raises(ValueError, match="nonfinite"):
         AudioRingBuffer(EventConfig(nonfinite="ignore"))

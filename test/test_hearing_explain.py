@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from audio_clips import load, small_set
+from audio_clips import load, popping_room, small_set
 
 from avag_core.benchmarks import hearing_bench as hb
 from avag_core.benchmarks import hearing_explain as hx
@@ -69,7 +69,7 @@ def test_every_clip_is_found_so_the_cases_below_are_made_by_the_references(mix):
     x, onsets, _ = mix
     _, why = hb.explained(x, onsets, EventConfig())
     assert why["misses"] == dict.fromkeys(hx.MISS_REASONS, 0) and why["false_events"] == 0
-    assert why["line"] == "misses: none"
+    assert why["hits"] == len(onsets) and why["line"].startswith("misses: none; under 0.1 s: 0 of 0 false, ")
 
 
 def test_each_miss_gets_the_reason_its_frames_give(mix):
@@ -146,6 +146,23 @@ def test_a_false_event_shows_what_the_model_heard(mix):
     assert false["onset_p"] >= cfg.learned_on and 1 <= false["members_on"] <= MEMBERS
     assert 1 <= false["sounding_frames"] <= round(hx.SOUNDING_S * hb.SR / cfg.hop_samples) + 1
     assert why["line"].startswith("misses: none; 1 false: onset p ")
+    event = next(e for e in hb.run_detector(x, cfg).events if abs(e.onset_time - false["onset_s"]) < 1e-3)
+    assert false["length_s"] == round(event.end_time - cfg.post_roll_s - event.onset_time, 3) > 0
+    assert why["hits"] == len(onsets) - 1
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_popping_rooms_false_events_are_short_and_its_actions_are_not(seed):
+    """In a room of 20 ms pops (``popping_room``) most false events (22-27 of 29-30) are
+    shorter than ``SHORT_EVENT_S`` and the coins' events are not: what the detector's
+    ``room_pops`` rule tells apart. With the rule on, the short false events left are about
+    the first ``busy_short_events``, before the room is known to pop."""
+    x, coins = popping_room(seed)
+    _, off = hb.explained(x, coins, EventConfig(busy_short_events=0))
+    assert off["hits"] == 2 and off["hits_short"] == 0
+    assert off["false_events"] >= 20 and off["false_short"] >= 0.7 * off["false_events"], off["line"]
+    _, on = hb.explained(x, coins, EventConfig())
+    assert on["hits"] == 2 and on["false_short"] <= off["false_short"] // 2, on["line"]
 
 
 def test_the_cli_explains_each_mix_and_refuses_other_detectors(tmp_path, capsys):

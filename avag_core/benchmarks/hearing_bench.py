@@ -284,9 +284,10 @@ def explained(x: np.ndarray, onsets: list[float], cfg: EventConfig) -> tuple[Det
     trace: list[np.ndarray] = []
     run = run_detector(x, cfg, trace)
     frames = np.concatenate(trace) if trace else np.zeros((0, 5))
-    misses, falses = hearing_explain.explain(run.events, onsets, match(run.events, onsets), frames, cfg,
-                                             (MATCH_BEFORE_S, MATCH_AFTER_S))
-    return run, hearing_explain.as_json(misses, falses, len(shared_weights(cfg.onset_weights or None)[1]))
+    matched = match(run.events, onsets)
+    misses, falses = hearing_explain.explain(run.events, onsets, matched, frames, cfg, (MATCH_BEFORE_S, MATCH_AFTER_S))
+    hit_lengths = [hearing_explain.length_s(run.events[j], cfg) for j in matched if j is not None]
+    return run, hearing_explain.as_json(misses, falses, len(shared_weights(cfg.onset_weights or None)[1]), hit_lengths)
 
 
 def load_head(checkpoint: str) -> tuple[Any, Any]:

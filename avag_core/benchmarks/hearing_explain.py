@@ -14,13 +14,16 @@ repeated. A miss gets the first reason that holds:
   ``learned_gap_s`` after it became that event's onset, past the window;
 - ``event too short``: an event started in the window and none was kept: the model did not
   hear the sound go on (its "sounding" output under ``learned_keep``), so the event was
-  shorter than ``min_event_s``;
+  shorter than ``min_event_s`` (or, while the room popped on its own, ``busy_min_event_s``);
 - ``onset heard, none started``: it reached ``learned_on`` but no event started in the
   window: the onset came within ``learned_gap_s`` of the last, or was no stronger than the
   onset of the event in progress.
 
 A false event gets its onset probability, how many of the next ``SOUNDING_S`` of frames
-the model heard sounding (at ``learned_keep``), and how many members reached ``learned_on``.
+the model heard sounding (at ``learned_keep``), how many members reached ``learned_on``, and
+its length (onset to the last frame heard sounding). How many false events and how many
+matched ones were shorter than ``SHORT_EVENT_S`` shows what the detector's ``room_pops``
+rule can tell apart (run with ``--set busy_short_events=0`` to see the events it drops).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from avag_core.events import EventConfig, SoundEvent
+from avag_core.events.detector import SHORT_EVENT_S
 
 MISS_REASONS = ("matched elsewhere", "inside an earlier event", "onset under learned_on", "taken by a later onset",
                 "event too short", "onset heard, none started")
@@ -58,6 +62,7 @@ class FalseEvent:
     onset_p: float
     sounding_frames: int
     members_on: int
+    length_s: float
 
 
 def _window(times: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -71,6 +76,11 @@ def _top(trace: np.ndarray, frames: np.ndarray) -> tuple[float, int]:
         return 0.0, 0
     k = int(frames[np.argmax(trace[frames, 1])])
     return round(float(trace[k, 1]), 3), int(trace[k, 3])
+
+
+def length_s(event: SoundEvent, cfg: EventConfig) -> float:
+    """An event's length as the detector judged it: onset to its last frame heard sounding."""
+    return event.end_time - (0.0 if event.truncated else cfg.post_roll_s) - event.onset_time
 
 
 def explain(events: list[SoundEvent], onsets: list[float], matched: list[int | None], trace: np.ndarray,
@@ -114,19 +124,23 @@ def explain(events: list[SoundEvent], onsets: list[float], matched: list[int | N
         onset_p, members_on = _top(trace, _window(t, e.onset_time - _NEAR_S, e.onset_time + _NEAR_S))
         span = _window(t, e.onset_time, e.onset_time + SOUNDING_S)
         falses.append(FalseEvent(round(e.onset_time, 3), onset_p, int((trace[span, 2] >= cfg.learned_keep).sum()),
-                                 members_on))
+                                 members_on, round(length_s(e, cfg), 3)))
     return misses, falses
 
 
-def summary(misses: list[Miss], falses: list[FalseEvent], members: int) -> dict[str, Any]:
+def summary(misses: list[Miss], falses: list[FalseEvent], members: int, hit_lengths: list[float]) -> dict[str, Any]:
     """Counts of misses per reason; false events' median onset probability and sounding
-    frames, and how many had every member at ``learned_on``."""
+    frames, and how many had every member at ``learned_on``; how many false events and
+    matched events (``hit_lengths``) were shorter than ``SHORT_EVENT_S``."""
     return {
         "misses": {r: sum(m.reason == r for m in misses) for r in MISS_REASONS},
         "false_events": len(falses),
         "false_onset_p_median": float(np.median([f.onset_p for f in falses])) if falses else None,
         "false_sounding_frames_median": float(np.median([f.sounding_frames for f in falses])) if falses else None,
         "false_all_members_on": sum(f.members_on == members for f in falses),
+        "false_short": sum(f.length_s < SHORT_EVENT_S for f in falses),
+        "hits": len(hit_lengths),
+        "hits_short": sum(n < SHORT_EVENT_S for n in hit_lengths),
     }
 
 
@@ -138,11 +152,14 @@ def line(s: dict[str, Any], members: int) -> str:
         out += (f"; {s['false_events']} false: onset p {s['false_onset_p_median']:.2f}, sounding "
                 f"{s['false_sounding_frames_median']:.0f} frames (medians), all {members} members on: "
                 f"{s['false_all_members_on']}")
+    if s["false_events"] or s["hits"]:
+        out += (f"; under {SHORT_EVENT_S:g} s: {s['false_short']} of {s['false_events']} false, "
+                f"{s['hits_short']} of {s['hits']} matched")
     return out
 
 
-def as_json(misses: list[Miss], falses: list[FalseEvent], members: int) -> dict[str, Any]:
+def as_json(misses: list[Miss], falses: list[FalseEvent], members: int, hit_lengths: list[float]) -> dict[str, Any]:
     """``summary``, its ``line`` and every miss and false event."""
-    s = summary(misses, falses, members)
+    s = summary(misses, falses, members, hit_lengths)
     return {**s, "line": line(s, members), "miss_list": [asdict(m) for m in misses],
             "false_list": [asdict(f) for f in falses]}

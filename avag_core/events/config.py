@@ -165,6 +165,15 @@ class EventConfig:
     post_roll_s: float = setting(0.05, "audio kept after the last active frame", lo=0.0, hi=5.0)
     min_event_s: float = setting(0.03, "shorter events are discarded (a click spans >= 2 frames = 32 ms)",
                                  lo=0.0, hi=60.0)
+    busy_short_events: int = setting(
+        6, "learned detector: short sounds (under 0.1 s) within busy_window_s that mark a room which pops "
+        "on its own (a fire, a crackling record, a drum loop); its events must then last busy_min_event_s "
+        "(0 = off; a rapid series of taps under 0.06 s each is then heard in part)", lo=0, hi=10000)
+    busy_window_s: float = setting(20.0, "learned detector: how far back short sounds are counted (busy_short_events)",
+                                   lo=0.1, hi=3600.0)
+    busy_min_event_s: float = setting(
+        0.06, "learned detector: least event length in a room that pops (busy_short_events); min_event_s "
+        "elsewhere", lo=0.0, hi=60.0)
     max_event_s: float = setting(10.0, "longer sounds are cut here (flux: new onsets still start events)",
                                  lo=0.1, hi=300.0)
     refractory_s: float = setting(0.5, "no new event starts this soon after the previous one ended",
@@ -193,6 +202,7 @@ class EventConfig:
             (self.off_db <= self.on_db, f"off_db ({self.off_db}) must be <= on_db ({self.on_db})"),
             (self.band_off <= self.band_on, f"band_off ({self.band_off}) must be <= band_on ({self.band_on})"),
             (self.min_event_s <= self.max_event_s, "min_event_s must be <= max_event_s"),
+            (self.busy_min_event_s <= self.max_event_s, "busy_min_event_s must be <= max_event_s"),
             (self.buffer_s >= self.max_event_s + self.pre_roll_s + self.post_roll_s,
              "buffer_s must hold max_event_s plus pre/post roll"),
             (self.min_input_rate <= self.max_input_rate, "min_input_rate must be <= max_input_rate"),
