@@ -114,6 +114,10 @@ def test_a_room_that_pops_on_its_own_asks_its_events_to_last(seed):
     assert set(on) <= set(off) and len(off) - len(on) == d_on.dropped_busy
     for onsets in (off, on):
         assert all(any(abs(o - c) <= 0.05 for o in onsets) for c in coins), (coins, onsets)
+    # a quiet busy_window_s later the room no longer pops
+    hiss = (10 ** (-60 / 20) * np.random.default_rng(seed).standard_normal(21 * SR)).astype(np.float32)
+    later, d_later = tracked(np.concatenate([x, hiss]), EventConfig())
+    assert later == on and not d_later.room_pops and d_later.dropped_busy == d_on.dropped_busy
 
 
 def test_actions_seconds_apart_do_not_make_a_quiet_room_pop():

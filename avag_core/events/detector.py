@@ -602,15 +602,19 @@ class SoundEventDetector:
     def room_pops(self) -> bool:
         """Whether the room made busy_short_events short sounds within the last busy_window_s
         (learned detector): its events must then last busy_min_event_s."""
+        return self._pops_at(self._last_time())
+
+    def _pops_at(self, t: float) -> bool:
         cfg = self.config
-        return self._learned is not None and 0 < cfg.busy_short_events <= len(self._shorts)
+        recent = sum(t - cfg.busy_window_s <= s <= t for s in self._shorts)
+        return self._learned is not None and 0 < cfg.busy_short_events <= recent
 
     def _emit(self, end: float, truncated: bool) -> list[SoundEvent]:
         cfg = self.config
         length = end - self._onset
         # the short sounds within the window (none from after this onset: the clock went back)
         self._shorts = [t for t in self._shorts if self._onset - cfg.busy_window_s <= t <= self._onset]
-        busy = self.room_pops
+        busy = self._pops_at(self._onset)
         if length < SHORT_EVENT_S:
             self._shorts.append(self._onset)
         if length < cfg.min_event_s:
