@@ -28,12 +28,18 @@ def load(name: str) -> np.ndarray:
     return x
 
 
-def events_of(x: np.ndarray, cfg: EventConfig | None = None, t0_ns: int = T0_NS) -> list[SoundEvent]:
+def tracked(x: np.ndarray, cfg: EventConfig | None = None,
+            t0_ns: int = T0_NS) -> tuple[list[SoundEvent], AudioEventTracker]:
+    """The events of ``x`` and the tracker that heard them (its detector's counters)."""
     tracker = AudioEventTracker(cfg)
     events = []
     for i in range(0, x.size, 512):
         events += tracker.push(x[i:i + 512], t0_ns + i * 10**9 // SR, SR)
-    return events + tracker.flush()
+    return events + tracker.flush(), tracker
+
+
+def events_of(x: np.ndarray, cfg: EventConfig | None = None, t0_ns: int = T0_NS) -> list[SoundEvent]:
+    return tracked(x, cfg, t0_ns)[0]
 
 
 def onsets_of(x: np.ndarray, cfg: EventConfig | None = None) -> list[float]:
