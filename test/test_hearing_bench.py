@@ -80,7 +80,8 @@ def test_missing_recordings_exit_2_with_the_install_line(monkeypatch, capsys, tm
 def test_a_recording_set_brings_its_own_actions_backgrounds_and_voices(monkeypatch, tmp_path):
     """--recordings: the set's actions go into every mix, its backgrounds (then white and pink
     noise) are the default list, its speech is its own voices reading its own text, cached
-    apart from the other set's. The set here is made of the test recordings (real Debian
+    apart from the other set's, in avag's cache folder (``AVAG_CACHE_DIR``, as every other
+    cache). The set here is made of the test recordings (real Debian
     files, test/data/audio/LICENSES.md)."""
     small = small_set(backgrounds={"music": ("test data", (str(AUDIO / "music_city_blues.flac"),))})
     actions = small.actions
@@ -94,15 +95,15 @@ def test_a_recording_set_brings_its_own_actions_backgrounds_and_voices(monkeypat
 
     monkeypatch.setattr(hb, "_speak", speak)
     out = tmp_path / "heldout.json"
-    assert hb.main(["--recordings", "heldout", "--snrs", "10", "--alone-s", "10", "--json", str(out),
-                    "--cache", str(tmp_path / "c")]) == 0
+    monkeypatch.setenv("AVAG_CACHE_DIR", str(tmp_path / "avag"))
+    assert hb.main(["--recordings", "heldout", "--snrs", "10", "--alone-s", "10", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["recordings"] == "heldout"
     assert [r["background"] for r in report["rows"]] == ["speech", "music", "white", "pink"]
     assert all(r["actions"] == len(actions) for r in report["rows"])
     assert report["gated"]["actions"] == len(actions)  # and the gated input, last
     assert spoken and all(r is small for r in spoken)
-    cached = [p.name for p in (tmp_path / "c").iterdir()]
+    cached = [p.name for p in (tmp_path / "avag" / "hearing_bench").iterdir()]
     assert cached and all(name.startswith("heldout_speech_") for name in cached)
     with pytest.raises(SystemExit):  # a background of the other set: argparse's one-line error
         hb.main(["--recordings", "heldout", "--backgrounds", "crackle", "--json", str(out)])

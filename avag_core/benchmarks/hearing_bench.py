@@ -51,7 +51,6 @@ import argparse
 import bisect
 import functools
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -76,6 +75,7 @@ from avag_core.data.synth.backgrounds import (
     within_full_scale,
 )
 from avag_core.events import AudioEventTracker, EventConfig, SoundEvent
+from avag_core.user_cache import default_cache_dir
 
 SR = 16000
 CHUNK = 512
@@ -429,8 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write-backgrounds", type=Path, default=None, metavar="DIR",
                     help="write nothing else: the --background-part of each background as 16 kHz WAV "
                     "files in DIR (speech: 5 min; white and pink: 1 min), the room for train_onset --room")
-    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                    / "avag" / "hearing_bench")
+    ap.add_argument("--cache", type=Path, default=default_cache_dir() / "hearing_bench")
     args = ap.parse_args(argv)
     rset = SETS[args.recordings]
     missing = rset.missing()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import shutil
 import sys
 from dataclasses import replace
@@ -40,6 +39,7 @@ from avag_core.events.onset_data import (
     training_sources,
 )
 from avag_core.events.train_onset import share_arg
+from avag_core.user_cache import default_cache_dir
 
 # the previous shipped file's recipe (no retakes), kept so that figures stay comparable
 # across files (checkpoints/onset.md, "Why this file"); drawn with a seed training never uses
@@ -96,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gated", type=share_arg, default=0.0, metavar="P",
                     help="share of the streams heard through a noise gate (as train_onset --gated)")
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                    / "avag" / "onset_train")
+    ap.add_argument("--cache", type=Path, default=default_cache_dir() / "onset_train")
     args = ap.parse_args(argv)
     base = replace(EventConfig(), detector="learned")
     axes = []

@@ -22,7 +22,6 @@ One thread, fixed seeds: the same command writes the same file on the same machi
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -60,6 +59,7 @@ from avag_core.events.onset_model import (
     load_onset_model,
     save_onset_model,
 )
+from avag_core.user_cache import default_cache_dir
 
 _ONSET_POS_WEIGHT = 4.0
 HARD_NEGATIVE_P = 0.5  # --hard-negatives: a background frame at this onset probability would start an event
@@ -239,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="weight W on background frames the model currently scores as an onset "
                     f"(probability >= {HARD_NEGATIVE_P:g}): its false events count W times in the loss "
                     "(loss_of); default 1 (off), the shipped weights' recipe")
-    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                    / "avag" / "onset_train")
+    ap.add_argument("--cache", type=Path, default=default_cache_dir() / "onset_train")
     ap.add_argument("--join", type=lambda t: [Path(v) for v in t.split(",")], default=None, metavar="A,B,...",
                     help="train nothing: write the ensemble of these trained files (one shape; e.g. members "
                     "trained in parallel with one seed each)")
