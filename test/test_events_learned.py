@@ -43,9 +43,9 @@ def with_actions(bg: np.ndarray, snr_db: float) -> tuple[np.ndarray, list[float]
 @pytest.mark.parametrize("snr_db", [10.0, 5.0])
 def test_actions_over_speech_and_music_are_found_at_their_onset(snr_db):
     """18 actions in two 30 s rooms, found within 100 ms of their onset: at least 15 at
-    10 dB and at 5 dB (the flux detector finds 13 and 8 here; the shipped weights find 16
-    and 15: they miss the stamp at 17 s of both rooms, and at 5 dB the action at 5 s of the
-    second), with few other events (they start none)."""
+    10 dB and at 5 dB (the flux detector finds 13 and 8 here; the shipped weights find 17
+    and 15: they miss the stamp at 17 s of the first room, at 5 dB of both rooms and the
+    action at 5 s of the first), with few other events (they start none)."""
     found = total = events = 0
     for seed in range(2):
         x, truth = with_actions(room(30.0, seed), snr_db)

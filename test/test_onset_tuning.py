@@ -29,7 +29,16 @@ def test_reference_onsets_are_the_first_frame_of_each_onset_run():
 
 
 def test_each_setting_is_scored_on_the_same_held_out_streams(monkeypatch, tmp_path):
-    monkeypatch.setattr(ot, "load_library", small_library)
+    """Every setting is scored on the same held-out streams, read under avag's one cache root by
+    default (``AVAG_CACHE_DIR``, as user_cache promises)."""
+    caches = []
+
+    def library(cache, seed):
+        caches.append(cache)
+        return small_library(cache, seed)
+
+    monkeypatch.setattr(ot, "load_library", library)
+    monkeypatch.setenv("AVAG_CACHE_DIR", str(tmp_path / "avag_cache"))
     monkeypatch.setattr(ot, "training_sources", lambda: {"action": ["a"], "music": ["m"], "ambient": ["b"]})
     # the streams' onsets are the actions make_stream placed (same seed, same draws)
     lib = small_library(None, 0)
@@ -38,7 +47,9 @@ def test_each_setting_is_scored_on_the_same_held_out_streams(monkeypatch, tmp_pa
     streams = ot.heldout_streams(3, 1000, tmp_path)
     assert streams[0][1] == ot.onsets_of(labels) and len(streams[0][1]) >= 1
     out = tmp_path / "t.json"
+    caches.clear()
     assert ot.main(["--streams", "4", "--grid", "learned_on=0.3,0.99", "--json", str(out)]) == 0
+    assert caches == [tmp_path / "avag_cache" / "onset_train"]
     rows = json.loads(out.read_text())["rows"]
     assert [r["settings"] for r in sorted(rows, key=lambda r: r["settings"]["learned_on"])] == [
         {"learned_on": 0.3}, {"learned_on": 0.99}]
@@ -276,13 +287,15 @@ def test_training_writes_weights_that_carry_their_shape(monkeypatch, tmp_path):
     from avag_core.events.onset_model import load_onset_model
     from avag_core.weights.checkpoint import read_safetensors
 
-    asked_more = []
+    asked_more, caches = [], []
 
     def library(cache, seed, synth, more):
         asked_more.append(more)
+        caches.append(cache)
         return small_library(cache, seed)
 
     monkeypatch.setattr(train_onset, "load_library", library)
+    monkeypatch.setenv("AVAG_CACHE_DIR", str(tmp_path / "avag_cache"))  # the one cache root, by default
     out = tmp_path / "tiny.safetensors"
     tiny = ["--streams", "4", "--val-streams", "2", "--epochs", "1", "--batch", "2", "--channels", "8",
             "--dilations", "1,2", "--lookahead", "5"]
@@ -290,6 +303,7 @@ def test_training_writes_weights_that_carry_their_shape(monkeypatch, tmp_path):
     more = tmp_path / "more.safetensors"
     assert train_onset.main(["--out", str(more), "--more-recordings", "colobot,asterisk", *tiny]) == 0
     assert asked_more == [(), ("colobot", "asterisk")]
+    assert set(caches) == {tmp_path / "avag_cache" / "onset_train"}
     assert read_safetensors(out, "onset model")[1]["recordings"] == "default"
     assert read_safetensors(more, "onset model")[1]["recordings"] == "default,colobot,asterisk"
     plain = tmp_path / "plain.safetensors"  # the recipe of the weights shipped before the peaks input
