@@ -7,7 +7,7 @@ one pass (the model has no padding: the property training relies on).
 
 import numpy as np
 import pytest
-from audio_clips import ACTIONS, SR, T0_NS, events_of, load, popping_room, tracked
+from audio_clips import ACTIONS, SR, T0_NS, events_of, hiss, load, popping_room, tracked
 
 from avag_core.data.synth.backgrounds import (
     background_power,
@@ -112,15 +112,14 @@ def test_a_room_that_pops_on_its_own_asks_its_events_to_last(seed):
     for onsets in (off, on):
         assert all(any(abs(o - c) <= 0.05 for o in onsets) for c in coins), (coins, onsets)
     # a quiet busy_window_s later the room no longer pops
-    hiss = (10 ** (-60 / 20) * np.random.default_rng(seed).standard_normal(21 * SR)).astype(np.float32)
-    later, d_later = heard(np.concatenate([x, hiss]), EventConfig())
+    later, d_later = heard(np.concatenate([x, hiss(21.0, seed)]), EventConfig())
     assert later == on and not d_later.room_pops and d_later.dropped_busy == d_on.dropped_busy
 
 
 def test_actions_seconds_apart_do_not_make_a_quiet_room_pop():
     """The committed actions every 1.5 s for 30 s: the same events with the rule as without
     it, and the room is not taken for one that pops."""
-    x = (10 ** (-60 / 20) * np.random.default_rng(0).standard_normal(32 * SR)).astype(np.float32)
+    x = hiss(32.0, 0)
     for k, t in enumerate(np.arange(1.0, 31.0, 1.5)):
         a = load(f"action_{ACTIONS[k % len(ACTIONS)]}")[: SR]
         place(x, a, int(t * SR), 0.3 / np.abs(a).max())

@@ -168,7 +168,7 @@ class EventConfig:
     busy_short_events: int = setting(
         6, "learned detector: short sounds (under 0.1 s) within busy_window_s that mark a room which pops "
         "on its own (a fire, a crackling record, a drum loop); its events must then last busy_min_event_s "
-        "(0 = off; a rapid series of taps under 0.06 s each is then heard in part)", lo=0, hi=10000)
+        "(0 = off; while it holds, a rapid series of taps each shorter than busy_min_event_s is heard only in part)", lo=0, hi=10000)
     busy_window_s: float = setting(20.0, "learned detector: how far back short sounds are counted (busy_short_events)",
                                    lo=0.1, hi=3600.0)
     busy_min_event_s: float = setting(
