@@ -4,6 +4,7 @@ when recordings are missing."""
 import itertools
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,6 +60,28 @@ def test_mixes_stay_within_full_scale_and_keep_their_snr():
     assert within_full_scale(quiet) is quiet  # nothing to do: untouched
 
 
+def test_each_action_played_is_named_where_it_was_placed_and_its_misses_counted():
+    """The rows name the action at each onset (``played``), so a miss can be traced to the
+    sound: each named action's own tone is what sounds at its onset in the mix."""
+    rng = np.random.default_rng(0)
+    bg = (1e-3 * rng.standard_normal(hb.SR * 20)).astype(np.float32)
+    t = np.arange(hb.SR // 5) / hb.SR
+    tones = {f"tone{f}": (np.sin(2 * np.pi * f * t) * np.exp(-t / 0.05)).astype(np.float32) for f in (500, 1500, 3000)}
+    played: list[str] = []
+    mix, onsets = hb.build_mix(bg, list(tones.items()), 20.0, rng, played)
+    assert sorted(played) == sorted(tones) and len(onsets) == 3
+    for name, onset in zip(played, onsets, strict=True):
+        k = round(onset * hb.SR)
+        spectrum = np.abs(np.fft.rfft(mix[k:k + 1024]))
+        assert np.fft.rfftfreq(1024, 1 / hb.SR)[spectrum.argmax()] == pytest.approx(int(name[4:]), abs=16)
+    rows = [{"snr_db": 5.0, "action_names": ["a", "b", "c"], "hit": [0, 1, 0]},
+            {"snr_db": 5.0, "action_names": ["c", "a", "b"], "hit": [0, 1, 1]},
+            {"snr_db": 20.0, "action_names": ["a", "b", "c"], "hit": [1, 1, 1]}]
+    assert hb.misses_by_action(rows) == {"20": {"a": [0, 1], "b": [0, 1], "c": [0, 1]},
+                                         "5": {"c": [2, 2], "a": [1, 2], "b": [0, 2]}}
+    assert list(hb.misses_by_action(rows)["5"]) == ["c", "a", "b"]  # most missed first
+
+
 def test_per_snr_summary_pools_hits_over_backgrounds_and_counts_those_meeting_targets():
     rows = [{"snr_db": 5.0, "hits": 36, "detections": 38, "actions": 40, "recall": 0.9, "precision": 36 / 38},
             {"snr_db": 5.0, "hits": 20, "detections": 40, "actions": 40, "recall": 0.5, "precision": 0.5},
@@ -101,6 +124,10 @@ def test_a_recording_set_brings_its_own_actions_backgrounds_and_voices(monkeypat
     assert report["recordings"] == "heldout"
     assert [r["background"] for r in report["rows"]] == ["speech", "music", "white", "pink"]
     assert all(r["actions"] == len(actions) for r in report["rows"])
+    names = sorted(Path(a).name for _, a in actions)
+    assert all(sorted(r["action_names"]) == names for r in report["rows"])
+    (tally,) = report["misses_by_action"].values()
+    assert sum(m for m, _ in tally.values()) == sum(r["actions"] - r["hits"] for r in report["rows"])
     assert report["gated"]["actions"] == len(actions)  # and the gated input, last
     assert spoken and all(r is small for r in spoken)
     cached = [p.name for p in (tmp_path / "avag" / "hearing_bench").iterdir()]

@@ -212,20 +212,23 @@ def load_actions(rset: RecordingSet = BENCH) -> list[tuple[str, np.ndarray]]:
 
 
 def build_mix(bg: np.ndarray, actions: list[tuple[str, np.ndarray]], snr: float,
-              rng: np.random.Generator) -> tuple[np.ndarray, list[float]]:
+              rng: np.random.Generator, played: list[str] | None = None) -> tuple[np.ndarray, list[float]]:
     """Actions in random order, 2.5-4.5 s apart (start to start, at least 1.2 s of gap); the
-    whole mix then within full scale (``within_full_scale``: the SNRs stay)."""
+    whole mix then within full scale (``within_full_scale``: the SNRs stay). ``played`` (a
+    list) receives each placed action's name, in the order of the onsets."""
     mix = bg.copy()
     bp = background_power(bg)
     onsets, t = [], 2.0
     order = rng.permutation(len(actions))
     for i in order:
-        _, x = actions[i]
+        name, x = actions[i]
         start = round(t * SR)
         if start + x.size >= mix.size:
             break
         place(mix, x, start, gain_for_snr(x, bp, snr, SR))
         onsets.append(t + reference_onset(x, SR))
+        if played is not None:
+            played.append(name)
         t += max(rng.uniform(2.5, 4.5), x.size / SR + 1.2)
     return within_full_scale(mix), onsets
 
@@ -375,6 +378,23 @@ def per_snr(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def misses_by_action(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[int]]]:
+    """Per SNR, each action's [mixes it was missed in, mixes it was played in], most missed
+    first. Why: the per-background rows say how often the detector misses, not what; a miss
+    spread over many sounds asks for another model, one sound missed over every background
+    for a look at that sound (too soft, too slow a rise, like a background)."""
+    out: dict[str, dict[str, list[int]]] = {}
+    for snr in sorted({r["snr_db"] for r in rows}, reverse=True):
+        tally: dict[str, list[int]] = {}
+        for r in (r for r in rows if r["snr_db"] == snr):
+            for name, hit in zip(r["action_names"], r["hit"], strict=True):
+                t = tally.setdefault(name, [0, 0])
+                t[0] += not hit
+                t[1] += 1
+        out[f"{snr:g}"] = dict(sorted(tally.items(), key=lambda kv: (-kv[1][0], kv[0])))
+    return out
+
+
 def write_backgrounds(out: Path, names: list[str], rset: RecordingSet, part: str, cache: Path, seed: int) -> int:
     """``--write-backgrounds``: the ``part`` of each background as WAV files, one per
     recording (speech and the noises as one track each), at -20 dBFS like the benchmark's."""
@@ -474,8 +494,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             bg = background(name, mix_s, rng, args.cache, rset, args.background_part, joins)
         for snr in snrs:
-            acts = actions * args.repeats
-            mix, onsets = build_mix(bg, acts, snr, rng)
+            acts, played = actions * args.repeats, []
+            mix, onsets = build_mix(bg, acts, snr, rng, played)
             (events, cpu, after), why = detect(mix, onsets)
             cpu_total += cpu
             decided += after
@@ -489,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
                          "onset_p50_ms": float(np.percentile(errs, 50)) if errs else None,
                          "onset_p90_ms": float(np.percentile(errs, 90)) if errs else None,
                          "fa_per_min": s["false_alarms"] / (mix.size / SR / 60), **outcomes(events, onsets, matched),
-                         "joins": len(joins), "false_at_joins": at_joins(falses, joins)})
+                         "joins": len(joins), "false_at_joins": at_joins(falses, joins), "action_names": played})
             if why is not None:
                 rows[-1]["explain"] = why
             if head is not None:  # what reaches the robot: the events the head accepts
@@ -535,7 +555,8 @@ def main(argv: list[str] | None = None) -> int:
         matched = match(run.events, onsets)
         s = score(run.events, onsets, matched)
         s.pop("onset_errors_ms")
-        gated = {"peak_dbfs": 20 * float(np.log10(GATED_PEAK)), **s, **outcomes(run.events, onsets, matched)}
+        gated = {"peak_dbfs": 20 * float(np.log10(GATED_PEAK)), **s, **outcomes(run.events, onsets, matched),
+                 "action_names": [n for n, _ in actions * args.repeats]}
         if why is not None:
             gated["explain"] = why
     rtf = cpu_total / audio_total if audio_total else 0.0
@@ -554,6 +575,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"event F1 at {p['snr_db']:g} dB: {p['event_f1']:.3f} (backgrounds meeting recall and precision "
               f">= 0.9: {p['backgrounds_meeting_targets']}/{p['backgrounds']})")
     at5 = [r for r in rows if r["snr_db"] == 5.0]
+    by_action = misses_by_action(rows)
+    for snr, tally in by_action.items():
+        worst = [f"{n} {m}/{k}" for n, (m, k) in tally.items() if m][:8]
+        print(f"missed most at {snr} dB (mixes missed in / played in): {', '.join(worst) or 'none'}")
     if any(r["joins"] for r in rows):
         print(f"false events within {JOIN_NEAR_S:g} s of a join of two recordings or excerpts: "
               f"{sum(r['false_at_joins'] for r in rows)} of {sum(r['false_alarms'] for r in rows)} in the mixes"
@@ -596,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = {"recordings": rset.name, "background_part": args.background_part, "mix_play": args.mix_play,
                "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
                "chunk": CHUNK,
-               "rows": rows, "per_snr": summary, "alone": alone, "gated": gated, "rtf": rtf, "decided_after_s": delay,
+               "rows": rows, "per_snr": summary, "misses_by_action": by_action, "alone": alone, "gated": gated, "rtf": rtf, "decided_after_s": delay,
                "worst": verdict, "targets": TARGETS,
                "command": " ".join(["python -m avag_core.benchmarks.hearing_bench", *(argv or sys.argv[1:])])}
     args.json.parent.mkdir(parents=True, exist_ok=True)
