@@ -146,8 +146,15 @@ def test_a_false_event_shows_what_the_model_heard(mix):
     assert false["onset_p"] >= cfg.learned_on and 1 <= false["members_on"] <= MEMBERS
     assert 1 <= false["sounding_frames"] <= round(hx.SOUNDING_S * hb.SR / cfg.hop_samples) + 1
     assert why["line"].startswith("misses: none; 1 false: onset p ")
-    event = next(e for e in hb.run_detector(x, cfg).events if abs(e.onset_time - false["onset_s"]) < 1e-3)
-    assert false["length_s"] == round(event.end_time - cfg.post_roll_s - event.onset_time, 3) > 0
+    # its length, read off the model's frames: from the onset to the end of the last frame
+    # inside the event that the model heard sounding
+    trace: list[np.ndarray] = []
+    event = next(e for e in hb.run_detector(x, cfg, trace).events if abs(e.onset_time - false["onset_s"]) < 1e-3)
+    frames = np.concatenate(trace)
+    inside = (frames[:, 0] >= event.onset_time - 1e-6) & (frames[:, 0] <= event.end_time)
+    last = frames[inside & (frames[:, 2] >= cfg.learned_keep), 0].max()
+    assert false["length_s"] == pytest.approx(last + cfg.hop_samples / hb.SR - event.onset_time, abs=1e-3)
+    assert false["length_s"] > hx.SHORT_EVENT_S  # an action heard going on, not a pop
     assert why["hits"] == len(onsets) - 1
 
 
