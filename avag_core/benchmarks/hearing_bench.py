@@ -379,8 +379,8 @@ def per_snr(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def misses_by_action(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[int]]]:
-    """Per SNR, each action's [mixes it was missed in, mixes it was played in], most missed
-    first. Why: the per-background rows say how often the detector misses, not what; a miss
+    """Per SNR, each action's [times missed, times played] over the mixes (``--repeats``
+    plays it more than once in each), most missed first. Why: the per-background rows say how often the detector misses, not what; a miss
     spread over many sounds asks for another model, one sound missed over every background
     for a look at that sound (too soft, too slow a rise, like a background)."""
     out: dict[str, dict[str, list[int]]] = {}
@@ -578,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     by_action = misses_by_action(rows)
     for snr, tally in by_action.items():
         worst = [f"{n} {m}/{k}" for n, (m, k) in tally.items() if m][:8]
-        print(f"missed most at {snr} dB (mixes missed in / played in): {', '.join(worst) or 'none'}")
+        print(f"missed most at {snr} dB (times missed / played): {', '.join(worst) or 'none'}")
     if any(r["joins"] for r in rows):
         print(f"false events within {JOIN_NEAR_S:g} s of a join of two recordings or excerpts: "
               f"{sum(r['false_at_joins'] for r in rows)} of {sum(r['false_alarms'] for r in rows)} in the mixes"
@@ -621,7 +621,8 @@ def main(argv: list[str] | None = None) -> int:
     payload = {"recordings": rset.name, "background_part": args.background_part, "mix_play": args.mix_play,
                "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
                "chunk": CHUNK,
-               "rows": rows, "per_snr": summary, "misses_by_action": by_action, "alone": alone, "gated": gated, "rtf": rtf, "decided_after_s": delay,
+               "rows": rows, "per_snr": summary, "misses_by_action": by_action, "alone": alone, "gated": gated,
+               "rtf": rtf, "decided_after_s": delay,
                "worst": verdict, "targets": TARGETS,
                "command": " ".join(["python -m avag_core.benchmarks.hearing_bench", *(argv or sys.argv[1:])])}
     args.json.parent.mkdir(parents=True, exist_ok=True)
