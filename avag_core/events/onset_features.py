@@ -95,6 +95,14 @@ def mel_matrix(frame: int, sample_rate: int, mels: int = MELS) -> np.ndarray:
     return w
 
 
+def mel_power(power: np.ndarray, mel: np.ndarray) -> np.ndarray:
+    """Power spectra [n, bins] through mel filters [bins, mels]: the same numbers for a frame
+    whatever ``n`` is. Why not ``power @ mel``: a BLAS product may sum in another order for
+    another number of rows (OpenBLAS on AMD EPYC: 1 ulp for 5 % of the features), and then a
+    stream fed in chunks no longer gives the numbers one pass over it gives (training)."""
+    return np.einsum("nk,km->nm", power, mel)
+
+
 def feature_count(peaks: bool, percussive: int = 0) -> int:
     """Features per frame: ``FEATURES``, plus ``MELS + 1`` levels against the peaks, plus
     ``3 * MELS`` of the broadband part of a ``percussive``-sample window (BroadbandPart)."""
@@ -150,8 +158,8 @@ class BroadbandPart:
         wins = np.lib.stride_tricks.sliding_window_view(seq, self.window)[::self._hop]
         power = np.abs(np.fft.rfft(wins * self._hann, axis=1)) ** 2
         floor = 10 ** (_FLOOR_DB / 10)
-        part = 10.0 * np.log10(broadband_power(power, self._width) @ self._mel + floor)
-        whole = 10.0 * np.log10(power @ self._mel + floor)
+        part = 10.0 * np.log10(mel_power(broadband_power(power, self._width), self._mel) + floor)
+        whole = 10.0 * np.log10(mel_power(power, self._mel) + floor)
         return part.astype(np.float32), (part - whole).astype(np.float32)
 
 
@@ -198,7 +206,7 @@ class OnsetFeatures:
         q = centred.shape[1] // QUARTERS
         sq = centred[:, : q * QUARTERS] ** 2
         quarters = sq.reshape(sq.shape[0], QUARTERS, q).mean(axis=2)
-        lv = np.concatenate([power @ self._mel, sq.mean(axis=1, keepdims=True)], axis=1)
+        lv = np.concatenate([mel_power(power, self._mel), sq.mean(axis=1, keepdims=True)], axis=1)
         return (10.0 * np.log10(lv + floor)).astype(np.float32), (10.0 * np.log10(quarters + floor)).astype(np.float32)
 
     def filled(self, centred: np.ndarray) -> np.ndarray:
