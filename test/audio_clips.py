@@ -55,8 +55,8 @@ def small_set(actions: tuple[str, ...] = ("chink", "coins", "raze", "stamp"),
                         backgrounds=backgrounds or {}, voices=("da",), text="/usr/share/common-licenses/GPL-2")
 
 
-def hiss(seconds: float, seed: int) -> np.ndarray:
-    """A quiet microphone's hiss at -60 dBFS."""
+def hiss(seconds: float, seed: int | np.random.Generator) -> np.ndarray:
+    """A quiet microphone's hiss at -60 dBFS (a Generator given as ``seed`` is drawn from)."""
     return (10 ** (-60 / 20) * np.random.default_rng(seed).standard_normal(round(seconds * SR))).astype(np.float32)
 
 
@@ -65,7 +65,7 @@ def popping_room(seed: int) -> tuple[np.ndarray, list[float]]:
     0.3-1 s over a quiet hiss (a fire's pops are as short), and the coins twice (at 12 and
     22 s, 10 dB over the loudest pop). Returns the audio and the coins' onsets."""
     rng = np.random.default_rng(seed)
-    x = (10 ** (-60 / 20) * rng.standard_normal(30 * SR)).astype(np.float32)  # rng draws the pops next
+    x = hiss(30.0, rng)  # rng draws the pops next
     chink, coins = load("action_chink"), load("action_coins")
     pop = 0.3 * chink[: SR // 50] / np.abs(chink).max()
     for t in np.cumsum(rng.uniform(0.3, 1.0, 90)) + 1.0:

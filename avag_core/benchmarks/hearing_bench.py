@@ -550,13 +550,14 @@ def main(argv: list[str] | None = None) -> int:
             alone.append(play_alone(name, "continuous", within_full_scale(track), None))
     gated = None
     if "gated" in names:  # after every random draw: the other rows stay as they were
-        mix, onsets = gated_mix(actions * args.repeats)
+        acts = actions * args.repeats
+        mix, onsets = gated_mix(acts)
         run, why = detect(mix, onsets)
         matched = match(run.events, onsets)
         s = score(run.events, onsets, matched)
         s.pop("onset_errors_ms")
         gated = {"peak_dbfs": 20 * float(np.log10(GATED_PEAK)), **s, **outcomes(run.events, onsets, matched),
-                 "action_names": [n for n, _ in actions * args.repeats]}
+                 "action_names": [n for n, _ in acts]}
         if why is not None:
             gated["explain"] = why
     rtf = cpu_total / audio_total if audio_total else 0.0
