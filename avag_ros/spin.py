@@ -35,8 +35,10 @@ def await_sigint_shutdown(context: Context, timeout_s: float = SIGINT_SHUTDOWN_W
         time.sleep(0.001)
 
 
-def spin_until_shutdown(executor: rclpy.executors.Executor, wake_s: float = SPIN_WAKE_S) -> None:
-    """``executor.spin()``, but the wait in the middleware never outlasts ``wake_s``.
+def _spin_until_shutdown(executor: rclpy.executors.Executor, wake_s: float = SPIN_WAKE_S) -> None:
+    """Spin until the context is shut down (a Ctrl-C, a SIGTERM, rclpy.shutdown), as
+    ``executor.spin()`` does, but never wait in the middleware longer than ``wake_s``.
+    For ``run_node``, which shuts the executor down only after this returns.
 
     Why: a Ctrl-C surfaces as KeyboardInterrupt only once the main thread is back in
     Python. rclpy's signal thread should wake the executor's wait through a guard
@@ -80,7 +82,7 @@ def run_node(make_node: Callable[[], N], on_exit: Callable[[N], None] | None = N
         raise
     try:
         executor.add_node(node)
-        spin_until_shutdown(executor)
+        _spin_until_shutdown(executor)
     except KeyboardInterrupt:
         await_sigint_shutdown(executor.context)
     except (SystemExit, rclpy.executors.ExternalShutdownException):
