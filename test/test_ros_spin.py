@@ -93,8 +93,8 @@ def test_sigint_ignored_by_the_parent_still_ends_the_node_with_status_0(ros_env)
 
 
 def test_ctrl_c_is_seen_even_when_nothing_wakes_the_executor(ros_env):
-    """An idle node (no timer, no message) waits in the middleware. On a busy machine rclpy's
-    wake of that wait was missed about once in 30 Ctrl-Cs, and the process never saw its
+    """An idle node (no timer, no message) waits in the middleware. On a busy machine about
+    one Ctrl-C in 30 left an idle recorder in that wait for good, never seeing its
     KeyboardInterrupt. Here nothing wakes it at all (rclpy's handler is off), so only the
     executor's own bounded wait lets the Ctrl-C through: with an unbounded one this hangs."""
     run = subprocess.run([sys.executable, "-c", SCRIPT, "unwoken"], env=ros_env, capture_output=True,
