@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from avag.msg import AudioFrame
@@ -149,14 +149,6 @@ def compressed_to_numpy(msg: CompressedImage, rgb: bool = True) -> np.ndarray:
         code = cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB
         img = cv2.cvtColor(img, code)
     return img
-
-
-def camera_info_to_k(msg: CameraInfo) -> tuple[np.ndarray, tuple[int, int]]:
-    """(K 3x3 float64, (width, height)); ValueError for an uncalibrated (all-zero) K."""
-    K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-    if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ValueError(f"camera_info K has no focal length (fx={K[0, 0]}, fy={K[1, 1]}): camera not calibrated")
-    return K, (int(msg.width), int(msg.height))
 
 
 # ---------------------------------------------------------------- audio

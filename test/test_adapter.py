@@ -59,15 +59,19 @@ def test_bad_inputs_are_refused_by_kind_and_each_kind_logged_once(adapter):
     assert not adapter.on_camera_info(info)
     info.k[0] = 500.0
     assert adapter.on_camera_info(info)
+    assert not adapter.on_camera_info(CameraInfo(width=8, height=6))  # K all zero: not calibrated
     c = adapter.counters
     assert c["bad_image"] == 6 and c["bad_image.zero_size"] == 3 and c["bad_image.encoding"] == 3
     assert c["bad_depth.encoding"] == 1
     assert c["bad_camera_info.zero_size"] == 1 and c["bad_camera_info.nonfinite"] == 1
+    assert c["bad_camera_info.uncalibrated"] == 1
     # one line per kind, with its reason; repeats of a kind are suppressed (throttled)
     kinds = [line.split(":")[0] for line in adapter.logged]
     assert sorted(kinds) == sorted(["bad_image.zero_size", "bad_image.encoding", "bad_depth.encoding",
-                                    "bad_camera_info.zero_size", "bad_camera_info.nonfinite"])
+                                    "bad_camera_info.zero_size", "bad_camera_info.nonfinite",
+                                    "bad_camera_info.uncalibrated"])
     assert any("zero-size image (0x0)" in line for line in adapter.logged)
+    assert any("not calibrated" in line for line in adapter.logged)
 
 
 def test_oversized_messages_are_refused_before_decoding(adapter):

@@ -11,13 +11,12 @@ pytest.importorskip("avag.msg")
 import cv2
 from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.image import compressed_image_to_cvimage, message_to_cvimage
-from sensor_msgs.msg import CameraInfo, CompressedImage, PointField
+from sensor_msgs.msg import CompressedImage, PointField
 
 from avag.msg import AudioFrame
 from avag_core.geometry import principal_axes, region_geometry
 from avag_ros.conversions import (
     audio_frame_to_numpy,
-    camera_info_to_k,
     compressed_to_numpy,
     image_to_numpy,
     image_to_rgb,
@@ -124,14 +123,6 @@ def test_compressed_images_png_jpeg_and_depth():
     np.testing.assert_array_equal(got, depth)
     with pytest.raises(ValueError, match="could not decode"):
         compressed_to_numpy(CompressedImage(format="jpeg", data=b"not an image"))
-
-
-def test_camera_info():
-    info = CameraInfo(width=640, height=480, k=[600.0, 0.0, 319.5, 0.0, 601.0, 239.5, 0.0, 0.0, 1.0])
-    K, size = camera_info_to_k(roundtrip(info))
-    assert size == (640, 480) and K[1, 1] == 601.0 and K[0, 2] == 319.5 and K.shape == (3, 3)
-    with pytest.raises(ValueError, match="not calibrated"):
-        camera_info_to_k(CameraInfo(width=640, height=480))
 
 
 @pytest.mark.parametrize("fmt,tol", [("F32LE", 0.0), ("S16LE", 1 / 32767), ("S32LE", 1e-6)])
