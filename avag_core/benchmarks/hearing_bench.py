@@ -380,9 +380,10 @@ def per_snr(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def misses_by_action(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[int]]]:
     """Per SNR, each action's [times missed, times played] over the mixes (``--repeats``
-    plays it more than once in each), most missed first. Why: the per-background rows say how often the detector misses, not what; a miss
-    spread over many sounds asks for another model, one sound missed over every background
-    for a look at that sound (too soft, too slow a rise, like a background)."""
+    plays it more than once in each), most missed first. Why: the per-background rows say
+    how often the detector misses, not what; a miss spread over many sounds asks for another
+    model, one sound missed over every background for a look at that sound (too soft, too
+    slow a rise, like a background)."""
     out: dict[str, dict[str, list[int]]] = {}
     for snr in sorted({r["snr_db"] for r in rows}, reverse=True):
         tally: dict[str, list[int]] = {}
