@@ -396,6 +396,63 @@ def test_training_keeps_streams_without_their_zero_context_and_gives_the_model_t
         assert torch.equal(train_onset._with_context(xs[i:i + 1], shape)[0], x) and torch.equal(ys[i], y)
 
 
+def test_band_mask_hides_one_run_of_bands_in_every_per_band_input_and_nothing_else():
+    """``mask_bands``: a masked stream has one run of 1-12 adjacent mel bands at 0 in the
+    level against the background, the rise and (with peaks) the level against the peaks, the
+    same bands in each; the broadband level, the quarters and the other streams are as they
+    were. About the share asked for is masked, and one generator seed gives one result."""
+    from avag_core.events import train_onset
+    from avag_core.events.onset_features import MELS, QUARTERS
+    from avag_core.events.onset_model import OnsetShape
+
+    for peaks in (True, False):
+        shape = OnsetShape(channels=8, dilations=(1, 2), lookahead=3, peaks=peaks)
+        starts = [0, MELS + 1] + ([2 * (MELS + 1) + QUARTERS] if peaks else [])
+        x = torch.randn(400, shape.inputs, 20) + 5.0  # no input is 0 before the mask
+        y = train_onset.mask_bands(x.clone(), shape, 0.5, torch.Generator().manual_seed(3))
+        assert torch.equal(y, train_onset.mask_bands(x.clone(), shape, 0.5, torch.Generator().manual_seed(3)))
+        masked = 0
+        for b in range(x.shape[0]):
+            hidden = torch.nonzero((y[b] != x[b]).any(dim=1)).flatten().tolist()
+            if not hidden:
+                continue
+            masked += 1
+            assert (y[b, hidden] == 0).all()
+            runs = [[h - start for h in hidden if start <= h < start + MELS] for start in starts]
+            assert sum(map(len, runs)) == len(hidden)  # nothing outside the mel bands of those inputs
+            first = runs[0]
+            assert 1 <= len(first) <= train_onset.BAND_MASK_WIDTH and first == list(range(first[0], first[-1] + 1))
+            assert all(run == first for run in runs)
+        assert 160 <= masked <= 240
+        assert torch.equal(train_onset.mask_bands(x.clone(), shape, 0.0, torch.Generator().manual_seed(3)), x)
+
+
+def test_band_mask_reaches_training_and_is_recorded(monkeypatch, tmp_path):
+    """``train_onset --band-mask P`` trains other weights from the same streams, the same
+    command writes the same file, the file records P; a share outside 0-1 is one usage line."""
+    from safetensors.numpy import load_file
+
+    from avag_core.events import train_onset
+    from avag_core.weights.checkpoint import read_safetensors
+
+    monkeypatch.setattr(train_onset, "load_library", lambda cache, seed, synth, more: small_library(cache, seed))
+    tiny = ["--streams", "4", "--val-streams", "2", "--epochs", "1", "--batch", "2", "--channels", "8",
+            "--dilations", "1,2", "--lookahead", "2"]
+    files = {}
+    for name, share in (("plain", "0"), ("masked", "1"), ("again", "1")):
+        files[name] = tmp_path / f"{name}.safetensors"
+        assert train_onset.main(["--out", str(files[name]), "--band-mask", share, *tiny]) == 0
+    plain, masked, again = (load_file(files[k]) for k in ("plain", "masked", "again"))
+    assert all(np.array_equal(masked[k], again[k]) for k in masked)
+    assert any(not np.array_equal(masked[k], plain[k]) for k in masked)
+    assert read_safetensors(files["masked"], "onset model")[1]["band_mask"] == "1"
+    assert read_safetensors(files["plain"], "onset model")[1]["band_mask"] == "0"
+    for wrong in ("1.5", "-0.1", "some"):
+        with pytest.raises(SystemExit) as err:
+            train_onset.main(["--out", str(tmp_path / "bad.safetensors"), "--band-mask", wrong, *tiny])
+        assert err.value.code == 2 and not (tmp_path / "bad.safetensors").exists(), wrong
+
+
 def test_training_leaves_out_every_benchmark_file_and_its_numbered_variants():
     """The strict split that keeps the hearing benchmark an honest test: a benchmark file, or
     another take of it (same name without digits), never trains the model; other files do,

@@ -51,7 +51,7 @@ from avag_core.events.onset_data import (
     make_stream,
     training_sources,
 )
-from avag_core.events.onset_features import frames_of
+from avag_core.events.onset_features import MELS, QUARTERS, frames_of
 from avag_core.events.onset_model import (
     OnsetEnsemble,
     OnsetNet,
@@ -63,6 +63,7 @@ from avag_core.user_cache import default_cache_dir
 
 _ONSET_POS_WEIGHT = 4.0
 HARD_NEGATIVE_P = 0.5  # --hard-negatives: a background frame at this onset probability would start an event
+BAND_MASK_WIDTH = 12  # --band-mask: the widest run of adjacent mel bands hidden (a quarter of the 48)
 # the shipped weights' shape: 4 s of context (a background that pops every second is heard as
 # one), 8 frames (128 ms) of hindsight, each band's level against its recent peaks
 SHIPPED_SHAPE = OnsetShape(dilations=(1, 2, 4, 8, 16, 32, 64), lookahead=8, peaks=True)
@@ -149,6 +150,24 @@ def loss_of(logits: torch.Tensor, y: torch.Tensor, hard_negatives: float = 1.0) 
                                             pos_weight=torch.tensor(_ONSET_POS_WEIGHT))
     act = F.binary_cross_entropy_with_logits(logits[:, 1], y[..., 1], reduction="none")
     return ((on + 0.5 * act) * w).sum() / w.sum().clamp_min(1.0)
+
+
+def mask_bands(x: torch.Tensor, shape: OnsetShape, p: float, gen: torch.Generator) -> torch.Tensor:
+    """``--band-mask P``: in each stream of the batch ``x`` [B, features, frames], with
+    probability ``p``, set one run of 1 to BAND_MASK_WIDTH adjacent mel bands to 0 in every
+    per-band input (level against the background, rise since the last frame and, with peaks,
+    level against the peaks): "at the background, no rise". The broadband level and the
+    quarters stay. Why: a voice, a melody or a machine's hum covers some bands and leaves the
+    rest, so the model is asked to find the onset in the bands the background leaves free.
+    In place; draws from ``gen`` in stream order (one command, one file)."""
+    starts = [0, MELS + 1] + ([2 * (MELS + 1) + QUARTERS] if shape.peaks else [])
+    for b in range(x.shape[0]):
+        if torch.rand(1, generator=gen).item() < p:
+            width = int(torch.randint(1, BAND_MASK_WIDTH + 1, (1,), generator=gen))
+            low = int(torch.randint(0, MELS - width + 1, (1,), generator=gen))
+            for start in starts:
+                x[b, start + low:start + low + width] = 0.0
+    return x
 
 
 def frame_report(model: OnsetNet, xs: torch.Tensor, ys: torch.Tensor) -> str:
@@ -239,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="weight W on background frames the model currently scores as an onset "
                     f"(probability >= {HARD_NEGATIVE_P:g}): its false events count W times in the loss "
                     "(loss_of); default 1 (off), the shipped weights' recipe")
+    ap.add_argument("--band-mask", type=share_arg, default=0.0, metavar="P",
+                    help=f"share of training streams with a run of 1-{BAND_MASK_WIDTH} adjacent mel bands hidden from "
+                    "the model (mask_bands); default 0, the shipped weights' recipe")
     ap.add_argument("--cache", type=Path, default=default_cache_dir() / "onset_train")
     ap.add_argument("--join", type=lambda t: [Path(v) for v in t.split(",")], default=None, metavar="A,B,...",
                     help="train nothing: write the ensemble of these trained files (one shape; e.g. members "
@@ -285,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "gated": str(args.gated), "overlap": str(args.overlap),
                                        "silent": str(args.silent),
                                        "hard_negatives": f"{args.hard_negatives:g}",
+                                       "band_mask": f"{args.band_mask:g}",
                                        **adapted})
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) in {time.time() - t0:.0f} s")
     return 0
@@ -325,13 +348,17 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape, start: 
     steps = args.epochs * (args.streams // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
+    mask_gen = torch.Generator().manual_seed(1000 + seed)
     for epoch in range(args.epochs):
         model.train()
         order = torch.randperm(args.streams, generator=gen)
         total = 0.0
         for i in range(args.streams // args.batch):
             idx = order[i * args.batch:(i + 1) * args.batch]
-            loss = loss_of(model(_with_context(xs[idx], shape)), ys[idx], args.hard_negatives)
+            x = _with_context(xs[idx], shape)
+            if args.band_mask:
+                x = mask_bands(x, shape, args.band_mask, mask_gen)
+            loss = loss_of(model(x), ys[idx], args.hard_negatives)
             opt.zero_grad()
             loss.backward()
             opt.step()
