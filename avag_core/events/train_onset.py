@@ -156,8 +156,8 @@ def mask_bands(x: torch.Tensor, shape: OnsetShape, p: float, gen: torch.Generato
     """``--band-mask P``: in each stream of the batch ``x`` [B, features, frames], with
     probability ``p``, set one run of 1 to BAND_MASK_WIDTH adjacent mel bands to 0 in every
     per-band input (level against the background, rise since the last frame and, with peaks,
-    level against the peaks): "at the background, no rise". The broadband level and the
-    quarters stay. Why: a voice, a melody or a machine's hum covers some bands and leaves the
+    level against the peaks): "at the background, no rise". The broadband level, the
+    quarters and a ``percussive`` input stay. Why: a voice, a melody or a machine's hum covers some bands and leaves the
     rest, so the model is asked to find the onset in the bands the background leaves free.
     In place; draws from ``gen`` in stream order (one command, one file)."""
     starts = [0, MELS + 1] + ([2 * (MELS + 1) + QUARTERS] if shape.peaks else [])
