@@ -237,11 +237,12 @@ def test_the_streaming_scorer_computes_what_the_trained_model_computes():
     _streamed_equals_one_pass(None)
 
 
-@pytest.mark.parametrize("peaks,clip_db,percussive", [(False, 40.0, 0), (True, 40.0, 0), (True, 60.0, 0),
-                                                      (True, 40.0, 2048)])
-def test_a_weights_file_carries_its_shape(tmp_path, peaks, clip_db, percussive):
-    """Another width, dilations, hindsight and input (peaks, clip, the broadband part) than
-    the shipped model's run as saved."""
+@pytest.mark.parametrize("peaks,clip_db,percussive,across", [(False, 40.0, 0, 0), (True, 40.0, 0, 0),
+                                                             (True, 60.0, 0, 0), (True, 40.0, 2048, 0),
+                                                             (False, 40.0, 0, 4), (True, 40.0, 0, 4)])
+def test_a_weights_file_carries_its_shape(tmp_path, peaks, clip_db, percussive, across):
+    """Another width, dilations, hindsight and input (peaks, clip, the broadband part, a
+    convolution along the bands) than the shipped model's run as saved."""
     import torch
 
     from avag_core.events.onset_model import (
@@ -252,10 +253,14 @@ def test_a_weights_file_carries_its_shape(tmp_path, peaks, clip_db, percussive):
     )
 
     shape = OnsetShape(channels=16, dilations=(1, 3, 9), lookahead=6, peaks=peaks, clip_db=clip_db,
-                       percussive=percussive)
+                       percussive=percussive, across=across)
     torch.manual_seed(0)
     path = tmp_path / "other_shape.safetensors"
-    save_onset_model(OnsetNet(shape=shape), path, {})
+    net = OnsetNet(shape=shape)
+    if across:  # the bands' part of the projection weighs as much as the inputs' (random init: far less)
+        with torch.no_grad():
+            net.proj.weight[:, shape.inputs:] *= 10.0
+    save_onset_model(net, path, {})
     assert load_onset_model(path).shape == shape
     _streamed_equals_one_pass(str(path))
 
@@ -301,7 +306,7 @@ def test_weights_without_shape_metadata_load_as_the_first_shape(tmp_path):
     bad = tmp_path / "bad_shape.safetensors"
     for meta in ({"dilations": "1,two"}, {"lookahead": "-1"}, {"channels": "0"}, {"dilations": "1,0"},
                  {"members": "0"}, {"members": "two"}, {"peaks": "yes"}, {"clip_db": "0"}, {"clip_db": "nan"},
-                 {"clip_db": "loud"}):
+                 {"clip_db": "loud"}, {"across": "-1"}, {"across": "four"}):
         save_file(OnsetNet().state_dict(), str(bad), metadata={"format": FORMAT, **meta})
         with pytest.raises(AvagError, match="malformed") as err:
             load_onset_model(bad)

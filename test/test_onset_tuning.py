@@ -327,17 +327,22 @@ def test_training_writes_weights_that_carry_their_shape(monkeypatch, tmp_path):
     assert train_onset.main(["--out", str(harmonics), "--percussive", "2048", *tiny]) == 0
     assert load_onset_model(harmonics).shape.percussive == 2048 and load_onset_model(harmonics).proj.in_channels == 295
     assert load_onset_model(out).shape.percussive == 0
+    across = tmp_path / "across.safetensors"  # a convolution along the bands (onset.md, "Tried")
+    assert train_onset.main(["--out", str(across), "--across", "4", *tiny]) == 0
+    assert load_onset_model(across).shape.across == 4 and load_onset_model(across).proj.in_channels == 151 + 4 * 48
+    assert load_onset_model(out).shape.across == 0 and load_onset_model(out).across is None
     model = load_onset_model(plain)
     assert (model.shape.channels, model.shape.dilations, model.shape.lookahead, model.shape.peaks) == (8, (1, 2), 5,
                                                                                                       False)
-    for weights in (out, plain, harmonics):
+    for weights in (out, plain, harmonics, across):
         times, p_on, _ = LearnedOnsetScorer(512, 256, SR, weights)(np.zeros((20, 512), np.float32),
                                                                    np.arange(20) * HOP / SR)
         assert times.size == p_on.size == 15
     assert load_onset_model().shape == train_onset.SHIPPED_SHAPE
     for wrong in (["--dilations", "1,two"], ["--lookahead", "-1"], ["--channels", "0"], ["--ambient-share", "2"],
                   ["--more-recordings", "nope"], ["--streams", "8", "--batch", "16"], ["--snr-db=20,-10"],
-                  ["--retakes", "1.5"], ["--gated", "-0.1"], ["--percussive", "2000"], ["--percussive", "-256"]):
+                  ["--retakes", "1.5"], ["--gated", "-0.1"], ["--percussive", "2000"], ["--percussive", "-256"],
+                  ["--across", "-1"]):
         with pytest.raises(SystemExit) as bad:  # argparse: one usage line, exit 2, nothing trained
             train_onset.main(["--out", str(tmp_path / "bad.safetensors"), *wrong])
         assert bad.value.code == 2 and not (tmp_path / "bad.safetensors").exists(), wrong

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avag_core.events.onset_features import MELS, band_starts
 from avag_core.events.onset_model import OnsetEnsemble, OnsetShape, load_onset_model
 
 _WEIGHTS: dict[str, tuple[OnsetShape, list[dict[str, np.ndarray]]]] = {}  # one copy per weights file in a process
@@ -39,6 +40,21 @@ def shared_weights(path: str | Path | None) -> tuple[OnsetShape, list[dict[str, 
     return _WEIGHTS[key]
 
 
+def across_matrix(weight: np.ndarray, shape: OnsetShape) -> np.ndarray:
+    """The convolution along the mel bands (``across.weight`` [channels, groups, kernel, 1],
+    zero-padded at both ends) as one [features, channels * MELS] matrix: one product per
+    chunk instead of a loop over its taps."""
+    channels, _, kernel, _ = weight.shape
+    out = np.zeros((shape.inputs, channels * MELS), np.float32)
+    for g, start in enumerate(band_starts(shape.peaks)):
+        for k in range(kernel):
+            for m in range(MELS):
+                src = m + k - kernel // 2
+                if 0 <= src < MELS:
+                    out[start + src, np.arange(channels) * MELS + m] = weight[:, g, k, 0]
+    return out
+
+
 class StreamingOnsetNet:
     """The model's arithmetic, one new frame at a time: [n, features] -> [n, 2] logits (an
     ensemble's: the mean over its members, as OnsetEnsemble). The members' weights are
@@ -52,6 +68,8 @@ class StreamingOnsetNet:
             return np.stack([w[name][:, :, tap].T if tap is not None else w[name] for w in members])
 
         self._proj_w, self._proj_b = stacked("proj.weight", 0), stacked("proj.bias")[:, None]
+        self._across = (np.stack([across_matrix(w["across.weight"], shape) for w in members]),
+                        np.repeat(stacked("across.bias"), MELS, axis=1)[:, None]) if shape.across else None
         self._convs = [([stacked(f"convs.{i}.weight", k) for k in range(3)], stacked(f"convs.{i}.bias")[:, None], d)
                        for i, d in enumerate(shape.dilations)]
         self._head_w, self._head_b = stacked("head.weight", 0), stacked("head.bias")[:, None]
@@ -63,12 +81,17 @@ class StreamingOnsetNet:
         return int(self._proj_w.shape[0])
 
     def reset(self) -> None:
-        members, features, width = self._proj_w.shape
+        members, _, width = self._proj_w.shape
+        features = self.shape.inputs
         self._hist = [np.zeros((members, 2 * d, width), np.float32) for d in self.shape.dilations]
         self(np.zeros((self.shape.receptive - 1, features), np.float32))
 
     def __call__(self, feats: np.ndarray) -> np.ndarray:
         n = feats.shape[0]
+        if self._across is not None:  # [n, features] -> [members, n, features + across * MELS]
+            wa, ba = self._across
+            bands = np.maximum(feats @ wa + ba, 0.0)
+            feats = np.concatenate([np.broadcast_to(feats, (bands.shape[0], *feats.shape)), bands], axis=2)
         h = np.maximum(feats @ self._proj_w + self._proj_b, 0.0)  # [members, n, width]
         for i, (w, b, d) in enumerate(self._convs):
             full = np.concatenate([self._hist[i], h], axis=1)

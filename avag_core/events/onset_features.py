@@ -109,6 +109,13 @@ def feature_count(peaks: bool, percussive: int = 0) -> int:
     return FEATURES + (MELS + 1 if peaks else 0) + (3 * MELS if percussive else 0)
 
 
+def band_starts(peaks: bool) -> list[int]:
+    """Where each per-band input (level against the background, rise since the last frame
+    and, with peaks, level against the peaks; ``MELS`` values each) starts in a frame's
+    features: the inputs a band mask or a convolution along the bands reads."""
+    return [0, MELS + 1] + ([2 * (MELS + 1) + QUARTERS] if peaks else [])
+
+
 def broadband_power(power: np.ndarray, width: int) -> np.ndarray:
     """Each bin's power replaced by the geometric mean of the ``width`` bins around it
     ([n, bins]): near the valleys between harmonics, near the power itself under noise

@@ -9,6 +9,13 @@ Output ``t`` speaks about frame ``t - shape.lookahead`` (a few frames of hindsig
 per frame: "an action starts in this frame" and "an action is sounding". The shape is
 stored in the weights file's metadata, so a file says how to run it.
 
+With ``shape.across`` channels, each frame's per-band inputs first go through a
+convolution along the mel bands (``ACROSS_KERNEL`` bands wide, one frame long: no time
+context, so streaming is unchanged), whose outputs join the inputs of the projection.
+Why: the projection alone weighs each band on its own, so a click a few bands higher is a
+pattern it never saw, and "this band rose while its neighbours did not" (a harmonic, a
+voice) is hard to build from it. The shipped weights have none (checkpoints/onset.md).
+
 A file may hold several members of one shape (``OnsetEnsemble``: the same recipe trained
 with other seeds); their logits are averaged. Why: one training run's noise is as large as
 the differences between training recipes, and averaging two or three runs keeps what
@@ -24,10 +31,19 @@ import torch
 from torch import nn
 
 from avag_core.errors import AvagError
-from avag_core.events.onset_features import CLIP_DB, FRAME, HOP, OnsetFeatures, feature_count
+from avag_core.events.onset_features import (
+    CLIP_DB,
+    FRAME,
+    HOP,
+    MELS,
+    OnsetFeatures,
+    band_starts,
+    feature_count,
+)
 
 FORMAT = "avag-onset-1"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "checkpoints" / "onset.safetensors"
+ACROSS_KERNEL = 5  # mel bands one output of the convolution along the bands reads
 
 
 @dataclass(frozen=True)
@@ -41,16 +57,18 @@ class OnsetShape:
     peaks: bool = False  # input includes the levels against each band's recent peaks (OnsetFeatures)
     clip_db: float = CLIP_DB  # input levels clipped at +-clip_db (OnsetFeatures)
     percussive: int = 0  # window in samples of the broadband part the input includes (BroadbandPart; 0: none)
+    across: int = 0  # channels of the convolution along the mel bands (0: none)
 
     def __post_init__(self) -> None:
         # the broadband part's window: whole hops of the frames every onset model reads
         window_ok = self.percussive == 0 or (self.percussive >= FRAME and self.percussive % HOP == 0)
         if self.channels < 1 or not self.dilations or min(self.dilations) < 1 or self.lookahead < 0 \
-                or not 0 < self.clip_db <= 200 or not window_ok:
-            raise ValueError(f"channels and dilations must be >= 1, lookahead >= 0, clip_db in (0, 200] and "
-                             f"percussive 0 or a multiple of {HOP} from {FRAME} up, got "
+                or not 0 < self.clip_db <= 200 or not window_ok or self.across < 0:
+            raise ValueError(f"channels and dilations must be >= 1, lookahead and across >= 0, clip_db in (0, 200] "
+                             f"and percussive 0 or a multiple of {HOP} from {FRAME} up, got "
                              f"channels={self.channels}, dilations={','.join(map(str, self.dilations))}, "
-                             f"lookahead={self.lookahead}, clip_db={self.clip_db}, percussive={self.percussive}")
+                             f"lookahead={self.lookahead}, clip_db={self.clip_db}, percussive={self.percussive}, "
+                             f"across={self.across}")
 
     def features(self, frame: int, hop: int, sample_rate: int) -> OnsetFeatures:
         """The input this shape was trained on: the one place training and the live scorer
@@ -71,7 +89,7 @@ class OnsetShape:
     def to_meta(self) -> dict[str, str]:
         return {"channels": str(self.channels), "dilations": ",".join(map(str, self.dilations)),
                 "lookahead": str(self.lookahead), "peaks": str(int(self.peaks)), "clip_db": f"{self.clip_db:g}",
-                "percussive": str(self.percussive)}
+                "percussive": str(self.percussive), "across": str(self.across)}
 
     @classmethod
     def from_meta(cls, meta: dict[str, str]) -> OnsetShape:
@@ -82,6 +100,7 @@ class OnsetShape:
                    lookahead=int(meta.get("lookahead", d.lookahead)),
                    peaks=_flag(meta.get("peaks", "0")),
                    percussive=int(meta.get("percussive", "0")),
+                   across=int(meta.get("across", "0")),
                    clip_db=float(meta.get("clip_db", d.clip_db)))
 
 
@@ -97,12 +116,18 @@ class OnsetNet(nn.Module):
     def __init__(self, *, shape: OnsetShape | None = None) -> None:
         super().__init__()
         self.shape = shape or OnsetShape()
-        c = self.shape.channels
-        self.proj = nn.Conv1d(self.shape.inputs, c, 1)
+        c, across = self.shape.channels, self.shape.across
+        self.starts = band_starts(self.shape.peaks)
+        self.across = (nn.Conv2d(len(self.starts), across, (ACROSS_KERNEL, 1), padding=(ACROSS_KERNEL // 2, 0))
+                       if across else None)
+        self.proj = nn.Conv1d(self.shape.inputs + across * MELS, c, 1)
         self.convs = nn.ModuleList(nn.Conv1d(c, c, 3, dilation=d) for d in self.shape.dilations)
         self.head = nn.Conv1d(c, 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.across is not None:  # [B, groups, MELS, T] -> [B, across * MELS, T], joined to the inputs
+            bands = torch.stack([x[:, s:s + MELS] for s in self.starts], dim=1)
+            x = torch.cat([x, torch.relu(self.across(bands)).flatten(1, 2)], dim=1)
         h = torch.relu(self.proj(x))
         for conv in self.convs:
             out = torch.relu(conv(h))

@@ -51,8 +51,9 @@ from avag_core.events.onset_data import (
     make_stream,
     training_sources,
 )
-from avag_core.events.onset_features import MELS, QUARTERS, frames_of
+from avag_core.events.onset_features import MELS, band_starts, frames_of
 from avag_core.events.onset_model import (
+    ACROSS_KERNEL,
     OnsetEnsemble,
     OnsetNet,
     OnsetShape,
@@ -160,7 +161,7 @@ def mask_bands(x: torch.Tensor, shape: OnsetShape, p: float, gen: torch.Generato
     quarters and a ``percussive`` input stay. Why: a voice, a melody or a machine's hum covers some bands and leaves the
     rest, so the model is asked to find the onset in the bands the background leaves free.
     In place; draws from ``gen`` in stream order (one command, one file)."""
-    starts = [0, MELS + 1] + ([2 * (MELS + 1) + QUARTERS] if shape.peaks else [])
+    starts = band_starts(shape.peaks)
     for b in range(x.shape[0]):
         if torch.rand(1, generator=gen).item() < p:
             width = int(torch.randint(1, BAND_MASK_WIDTH + 1, (1,), generator=gen))
@@ -246,9 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip-db", type=float, default=SHIPPED_SHAPE.clip_db, metavar="DB",
                     help="clip the input levels at +-DB (onset_features; stored in the file's shape); "
                     "default the shipped weights'")
+    ap.add_argument("--across", type=int, default=SHIPPED_SHAPE.across, metavar="C",
+                    help="C channels of a convolution along the mel bands of each frame's per-band inputs, "
+                    f"{ACROSS_KERNEL} bands wide, before the projection (stored in the file's shape; 0: none)")
     ap.add_argument("--init", type=Path, default=None, metavar="FILE",
                     help="fine-tune this file's members instead of training new ones (its shape; "
-                    "--channels, --dilations, --lookahead, --peaks, --percussive and --clip-db do not apply)")
+                    "--channels, --dilations, --lookahead, --peaks, --percussive, --clip-db and --across do not apply)")
     ap.add_argument("--room", type=lambda t: tuple(v for v in t.split(",") if v), default=(), metavar="PATH[,...]",
                     help="recordings of the robot's room (audio files or folders of them; its background "
                     "sounds, no actions needed): a share of the streams (--room-share) plays them as background")
@@ -270,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         return _join(ap, args.join, args.out)
     try:
         shape = OnsetShape(channels=args.channels, dilations=args.dilations, lookahead=args.lookahead,
-                            peaks=args.peaks, percussive=args.percussive, clip_db=args.clip_db)
+                            peaks=args.peaks, percussive=args.percussive, clip_db=args.clip_db,
+                            across=args.across)
         starts = _initial_members(args.init)
         room = load_room(args.room) if args.room else []
         if args.more_recordings:  # a group that cannot be read (a damaged packed file) stops here, in one line
