@@ -43,15 +43,13 @@ def shared_weights(path: str | Path | None) -> tuple[OnsetShape, list[dict[str, 
 def across_matrix(weight: np.ndarray, shape: OnsetShape) -> np.ndarray:
     """The convolution along the mel bands (``across.weight`` [channels, groups, kernel, 1],
     zero-padded at both ends) as one [features, channels * MELS] matrix: one product per
-    chunk instead of a loop over its taps."""
+    chunk instead of a loop over its taps. Tap ``k`` of a group reads band ``m + k - kernel // 2``
+    for output band ``m``: a shifted identity, one per channel (``np.kron``)."""
     channels, _, kernel, _ = weight.shape
     out = np.zeros((shape.inputs, channels * MELS), np.float32)
     for g, start in enumerate(band_starts(shape.peaks)):
         for k in range(kernel):
-            for m in range(MELS):
-                src = m + k - kernel // 2
-                if 0 <= src < MELS:
-                    out[start + src, np.arange(channels) * MELS + m] = weight[:, g, k, 0]
+            out[start:start + MELS] += np.kron(weight[None, :, g, k, 0], np.eye(MELS, k=kernel // 2 - k))
     return out
 
 
@@ -67,9 +65,12 @@ class StreamingOnsetNet:
         def stacked(name: str, tap: int | None = None) -> np.ndarray:
             return np.stack([w[name][:, :, tap].T if tap is not None else w[name] for w in members])
 
-        self._proj_w, self._proj_b = stacked("proj.weight", 0), stacked("proj.bias")[:, None]
+        proj_w = stacked("proj.weight", 0)  # [members, inputs (+ across * MELS), width]
+        self._proj_w, self._proj_b = np.ascontiguousarray(proj_w[:, :shape.inputs]), stacked("proj.bias")[:, None]
+        # with ``across``: its matrix, bias and the projection's rows for its outputs
         self._across = (np.stack([across_matrix(w["across.weight"], shape) for w in members]),
-                        np.repeat(stacked("across.bias"), MELS, axis=1)[:, None]) if shape.across else None
+                        np.repeat(stacked("across.bias"), MELS, axis=1)[:, None],
+                        np.ascontiguousarray(proj_w[:, shape.inputs:])) if shape.across else None
         self._convs = [([stacked(f"convs.{i}.weight", k) for k in range(3)], stacked(f"convs.{i}.bias")[:, None], d)
                        for i, d in enumerate(shape.dilations)]
         self._head_w, self._head_b = stacked("head.weight", 0), stacked("head.bias")[:, None]
@@ -81,18 +82,17 @@ class StreamingOnsetNet:
         return int(self._proj_w.shape[0])
 
     def reset(self) -> None:
-        members, _, width = self._proj_w.shape
-        features = self.shape.inputs
+        members, features, width = self._proj_w.shape
         self._hist = [np.zeros((members, 2 * d, width), np.float32) for d in self.shape.dilations]
         self(np.zeros((self.shape.receptive - 1, features), np.float32))
 
     def __call__(self, feats: np.ndarray) -> np.ndarray:
         n = feats.shape[0]
-        if self._across is not None:  # [n, features] -> [members, n, features + across * MELS]
-            wa, ba = self._across
-            bands = np.maximum(feats @ wa + ba, 0.0)
-            feats = np.concatenate([np.broadcast_to(feats, (bands.shape[0], *feats.shape)), bands], axis=2)
-        h = np.maximum(feats @ self._proj_w + self._proj_b, 0.0)  # [members, n, width]
+        h = feats @ self._proj_w + self._proj_b  # [members, n, width]
+        if self._across is not None:  # its outputs are more inputs of the projection
+            wa, ba, wp = self._across
+            h = h + np.maximum(feats @ wa + ba, 0.0) @ wp
+        h = np.maximum(h, 0.0)
         for i, (w, b, d) in enumerate(self._convs):
             full = np.concatenate([self._hist[i], h], axis=1)
             out = full[:, :n] @ w[0] + full[:, d:d + n] @ w[1] + full[:, 2 * d:] @ w[2] + b
