@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from avag_core.events.onset_features import MELS, band_starts
-from avag_core.events.onset_model import OnsetEnsemble, OnsetShape, load_onset_model
+from avag_core.events.onset_model import ACROSS_KERNEL, OnsetEnsemble, OnsetShape, load_onset_model
 
 _WEIGHTS: dict[str, tuple[OnsetShape, list[dict[str, np.ndarray]]]] = {}  # one copy per weights file in a process
 
@@ -40,17 +40,17 @@ def shared_weights(path: str | Path | None) -> tuple[OnsetShape, list[dict[str, 
     return _WEIGHTS[key]
 
 
-def across_matrix(weight: np.ndarray, shape: OnsetShape) -> np.ndarray:
-    """The convolution along the mel bands (``across.weight`` [channels, groups, kernel, 1],
-    zero-padded at both ends) as one [features, channels * MELS] matrix: one product per
-    chunk instead of a loop over its taps. Tap ``k`` of a group reads band ``m + k - kernel // 2``
-    for output band ``m``: a shifted identity, one per channel (``np.kron``)."""
-    channels, _, kernel, _ = weight.shape
-    out = np.zeros((shape.inputs, channels * MELS), np.float32)
-    for g, start in enumerate(band_starts(shape.peaks)):
-        for k in range(kernel):
-            out[start:start + MELS] += np.kron(weight[None, :, g, k, 0], np.eye(MELS, k=kernel // 2 - k))
-    return out
+def across_taps(shape: OnsetShape) -> np.ndarray:
+    """Where each tap of the convolution along the mel bands reads, as [MELS, groups *
+    kernel] indices into a frame's features with one zero appended (index ``shape.inputs``):
+    tap ``k`` of group ``g`` reads band ``m + k - kernel // 2`` for output band ``m``, zero past
+    either end (the convolution's padding). One gather per chunk gives every band's window, so
+    the convolution is one small product, not a [features, channels * MELS] matrix of
+    mostly zeros."""
+    m, k = np.arange(MELS)[:, None, None], np.arange(ACROSS_KERNEL)[None, None]
+    band = m + k - ACROSS_KERNEL // 2
+    starts = np.array(band_starts(shape.peaks))[None, :, None]
+    return np.where((band >= 0) & (band < MELS), starts + band, shape.inputs).reshape(MELS, -1)
 
 
 class StreamingOnsetNet:
@@ -67,10 +67,18 @@ class StreamingOnsetNet:
 
         proj_w = stacked("proj.weight", 0)  # [members, inputs (+ across * MELS), width]
         self._proj_w, self._proj_b = np.ascontiguousarray(proj_w[:, :shape.inputs]), stacked("proj.bias")[:, None]
-        # with ``across``: its matrix, bias and the projection's rows for its outputs
-        self._across = (np.stack([across_matrix(w["across.weight"], shape) for w in members]),
-                        np.repeat(stacked("across.bias"), MELS, axis=1)[:, None],
-                        np.ascontiguousarray(proj_w[:, shape.inputs:])) if shape.across else None
+        # with ``across``: where its taps read, its weights [members, groups * kernel, channels],
+        # bias and the projection's rows for its outputs, reordered band-major (row m * channels
+        # + c, torch's c * MELS + m) so its [n * MELS, channels] outputs feed them without a copy
+        if shape.across:
+            members_n, width = proj_w.shape[0], proj_w.shape[2]
+            conv = np.stack([w["across.weight"][..., 0].transpose(1, 2, 0).reshape(-1, shape.across)
+                             for w in members])
+            rows = proj_w[:, shape.inputs:].reshape(members_n, shape.across, MELS, width).transpose(0, 2, 1, 3)
+            self._across = (across_taps(shape), conv, stacked("across.bias")[:, None],
+                            np.ascontiguousarray(rows.reshape(members_n, MELS * shape.across, width)))
+        else:
+            self._across = None
         self._convs = [([stacked(f"convs.{i}.weight", k) for k in range(3)], stacked(f"convs.{i}.bias")[:, None], d)
                        for i, d in enumerate(shape.dilations)]
         self._head_w, self._head_b = stacked("head.weight", 0), stacked("head.bias")[:, None]
@@ -90,8 +98,10 @@ class StreamingOnsetNet:
         n = feats.shape[0]
         h = feats @ self._proj_w + self._proj_b  # [members, n, width]
         if self._across is not None:  # its outputs are more inputs of the projection
-            wa, ba, wp = self._across
-            h = h + np.maximum(feats @ wa + ba, 0.0) @ wp
+            taps, conv, bias, rows = self._across
+            padded = np.concatenate([feats, np.zeros((n, 1), np.float32)], axis=1)
+            windows = padded[:, taps].reshape(n * MELS, -1)  # [n * MELS, groups * kernel]
+            h = h + np.maximum(windows @ conv + bias, 0.0).reshape(-1, n, MELS * self.shape.across) @ rows
         h = np.maximum(h, 0.0)
         for i, (w, b, d) in enumerate(self._convs):
             full = np.concatenate([self._hist[i], h], axis=1)
