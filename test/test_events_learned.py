@@ -5,6 +5,8 @@ refuses a bad weights file in one line, and scores a stream chunk by chunk exact
 one pass (the model has no padding: the property training relies on).
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from audio_clips import ACTIONS, SR, T0_NS, events_of, hiss, load, popping_room, tracked
@@ -265,9 +267,12 @@ def test_a_weights_file_carries_its_shape(tmp_path, peaks, clip_db, percussive, 
     _streamed_equals_one_pass(str(path))
 
 
-def test_an_ensemble_file_streams_the_mean_of_its_members_logits(tmp_path):
-    """Two members of another shape in one file: the torch ensemble's logits are its
-    members' mean, and the streaming scorer computes them frame by frame."""
+@pytest.mark.parametrize("across", [(0, 0), (0, 4, 0), (4, 0)])
+def test_an_ensemble_file_streams_the_mean_of_its_members_logits(tmp_path, across):
+    """Members of another shape in one file, with and without the convolution along the
+    bands (the shipped file holds both): the torch ensemble's logits are its members' mean,
+    each member loads with its own ``across``, and the streaming scorer computes the mean
+    frame by frame."""
     import torch
 
     from avag_core.events.onset_model import (
@@ -278,20 +283,37 @@ def test_an_ensemble_file_streams_the_mean_of_its_members_logits(tmp_path):
         save_onset_model,
     )
 
-    shape = OnsetShape(channels=16, dilations=(1, 3, 9), lookahead=6)
+    shape = OnsetShape(channels=16, dilations=(1, 3, 9), lookahead=6, peaks=True)
     members = []
-    for seed in (0, 1):
+    for seed, a in enumerate(across):
         torch.manual_seed(seed)
-        members.append(OnsetNet(shape=shape))
+        members.append(OnsetNet(shape=replace(shape, across=a)))
+        if a:  # the bands' part of the projection weighs as much as the inputs' (random init: far less)
+            with torch.no_grad():
+                members[-1].proj.weight[:, shape.inputs:] *= 10.0
     path = tmp_path / "ensemble.safetensors"
     save_onset_model(OnsetEnsemble(members=members), path, {})
     model = load_onset_model(path)
-    assert isinstance(model, OnsetEnsemble) and model.shape == shape and len(model.members) == 2
-    x = torch.randn(1, members[0].proj.in_channels, 60)
+    assert isinstance(model, OnsetEnsemble) and model.shape == members[0].shape
+    assert [m.shape.across for m in model.members] == list(across)
+    x = torch.randn(1, shape.inputs, 60)
     with torch.no_grad():
-        torch.testing.assert_close(model(x), (members[0](x) + members[1](x)) / 2)
+        torch.testing.assert_close(model(x), sum(m(x) for m in members) / len(members))
         assert not torch.allclose(members[0](x), members[1](x))
     _streamed_equals_one_pass(str(path))
+
+
+def test_an_ensemble_refuses_members_that_hear_another_input_or_timeline():
+    """Members may differ in ``across`` only: another width, hindsight or input would be
+    averaged over frames or features that are not the same."""
+    from avag_core.events.onset_model import OnsetEnsemble, OnsetNet, OnsetShape
+
+    base = OnsetShape(channels=8, dilations=(1, 2), lookahead=2)
+    OnsetEnsemble(members=[OnsetNet(shape=base), OnsetNet(shape=replace(base, across=2))])
+    for other in (replace(base, channels=4), replace(base, lookahead=3), replace(base, peaks=True),
+                  replace(base, dilations=(1, 3)), replace(base, clip_db=60.0)):
+        with pytest.raises(ValueError, match="across only"):
+            OnsetEnsemble(members=[OnsetNet(shape=base), OnsetNet(shape=other)])
 
 
 def test_weights_without_shape_metadata_load_as_the_first_shape(tmp_path):
@@ -306,7 +328,8 @@ def test_weights_without_shape_metadata_load_as_the_first_shape(tmp_path):
     bad = tmp_path / "bad_shape.safetensors"
     for meta in ({"dilations": "1,two"}, {"lookahead": "-1"}, {"channels": "0"}, {"dilations": "1,0"},
                  {"members": "0"}, {"members": "two"}, {"peaks": "yes"}, {"clip_db": "0"}, {"clip_db": "nan"},
-                 {"clip_db": "loud"}, {"across": "-1"}, {"across": "four"}):
+                 {"clip_db": "loud"}, {"across": "-1"}, {"across": "four"}, {"member_across": "0"},
+                 {"members": "2", "member_across": "0"}, {"members": "2", "member_across": "0,x"}):
         save_file(OnsetNet().state_dict(), str(bad), metadata={"format": FORMAT, **meta})
         with pytest.raises(AvagError, match="malformed") as err:
             load_onset_model(bad)

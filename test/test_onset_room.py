@@ -49,9 +49,10 @@ def test_room_streams_play_the_room_and_other_recipes_draw_as_before():
 
 def test_a_room_fine_tunes_each_member_of_a_trained_file(monkeypatch, tmp_path):
     """``--init`` starts every member from the file's (a learning rate of nothing leaves
-    them there), ``--room`` puts a share of the streams over the room, the metadata says
-    so; a seed count that does not match the members, a missing room or file: one usage
-    line, exit 2, nothing written."""
+    them there; a member with the convolution along the bands keeps it, as in the shipped
+    file), ``--room`` puts a share of the streams over the room, the metadata says so; a
+    seed count that does not match the members, a missing room or file: one usage line,
+    exit 2, nothing written."""
     from safetensors.numpy import load_file
 
     from avag_core.events import train_onset
@@ -68,7 +69,10 @@ def test_a_room_fine_tunes_each_member_of_a_trained_file(monkeypatch, tmp_path):
 
     monkeypatch.setattr(train_onset, "make_stream", make)
     init = tmp_path / "init.safetensors"
-    assert train_onset.main(["--out", str(init), "--seed", "0,1", *TINY, *SHAPE]) == 0
+    plain, across = tmp_path / "plain.safetensors", tmp_path / "across.safetensors"
+    assert train_onset.main(["--out", str(plain), "--seed", "0", *TINY, *SHAPE]) == 0
+    assert train_onset.main(["--out", str(across), "--seed", "1", "--across", "2", *TINY, *SHAPE]) == 0
+    assert train_onset.main(["--out", str(init), "--join", f"{plain},{across}"]) == 0
     room = tmp_path / "room"
     room.mkdir()
     sf.write(room / "fan.wav", tone(3000.0, 2.0), SR)
@@ -77,6 +81,7 @@ def test_a_room_fine_tunes_each_member_of_a_trained_file(monkeypatch, tmp_path):
     still = tmp_path / "still.safetensors"
     assert train_onset.main(["--out", str(still), "--init", str(init), "--room", str(room), "--lr", "1e-30", *TINY]) == 0
     assert set(recipes) == {(0.5, 1)} and len(recipes) == 2 * 6
+    assert set(load_file(still)) == set(load_file(init))
     for name, value in load_file(init).items():
         np.testing.assert_allclose(load_file(still)[name], value, atol=1e-6)
     moved = tmp_path / "moved.safetensors"
@@ -84,6 +89,7 @@ def test_a_room_fine_tunes_each_member_of_a_trained_file(monkeypatch, tmp_path):
                              "--room-share", "1", "--lr", "1e-2", *TINY]) == 0
     model = load_onset_model(moved)
     assert isinstance(model, OnsetEnsemble) and len(model.members) == 2 and model.shape == load_onset_model(init).shape
+    assert [m.shape.across for m in model.members] == [0, 2]
     a, b = load_file(init), load_file(moved)
     assert all(not np.allclose(a[f"members.{k}.head.weight"], b[f"members.{k}.head.weight"]) for k in (0, 1))
     meta = read_safetensors(moved, "onset model")[1]

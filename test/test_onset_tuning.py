@@ -350,12 +350,14 @@ def test_training_writes_weights_that_carry_their_shape(monkeypatch, tmp_path):
 
 def test_an_ensemble_holds_the_models_its_seeds_train_alone(monkeypatch, tmp_path):
     """``--seed 0,1`` writes two members equal to ``--seed 0`` and ``--seed 1`` trained alone,
-    and ``--join`` of those two files writes the same tensors; a file of another shape,
-    an ensemble or a repeated seed is refused with a usage line (exit 2), nothing written."""
+    and ``--join`` of those two files writes the same tensors (of an ensemble's file and one
+    with ``--across``: every member, in order); a file of another input or timing or a
+    repeated seed is refused with a usage line (exit 2), nothing written."""
     from safetensors.numpy import load_file
 
     from avag_core.events import train_onset
     from avag_core.events.onset_model import OnsetEnsemble, load_onset_model
+    from avag_core.weights.checkpoint import read_safetensors
 
     monkeypatch.setattr(train_onset, "load_library", lambda cache, seed, synth, more: small_library(cache, seed))
     tiny = ["--streams", "4", "--val-streams", "2", "--epochs", "1", "--batch", "2", "--channels", "8",
@@ -376,10 +378,20 @@ def test_an_ensemble_holds_the_models_its_seeds_train_alone(monkeypatch, tmp_pat
                              f"{tmp_path / 's0.safetensors'},{tmp_path / 's1.safetensors'}"]) == 0
     for name, value in load_file(joined).items():
         np.testing.assert_array_equal(value, both[name])
+    # a file of several members and one with the convolution along the bands join too, in order
+    assert train_onset.main(["--out", str(tmp_path / "across.safetensors"), "--across", "2", *tiny]) == 0
+    three, pair = tmp_path / "three.safetensors", tmp_path / "pair.safetensors"
+    pair.write_bytes((tmp_path / "s0,1.safetensors").read_bytes())  # --join splits its list at commas
+    assert train_onset.main(["--out", str(three), "--join", f"{pair},{tmp_path / 'across.safetensors'}"]) == 0
+    model = load_onset_model(three)
+    assert [m.shape.across for m in model.members] == [0, 0, 2]
+    for name, value in load_file(tmp_path / "across.safetensors").items():
+        np.testing.assert_array_equal(load_file(three)[f"members.2.{name}"], value)
+    assert read_safetensors(three, "onset model")[1]["seed"] == "0,1,0"
     assert train_onset.main(["--out", str(tmp_path / "other.safetensors"), *tiny[:-4], "--dilations", "1,3"]) == 0
     bad = tmp_path / "bad.safetensors"
     for wrong in (["--join", f"{tmp_path / 's0.safetensors'},{tmp_path / 'other.safetensors'}"],
-                  ["--join", str(tmp_path / "s0,1.safetensors")], ["--seed", "1,1"]):
+                  ["--join", f"{three},{tmp_path / 'other.safetensors'}"], ["--seed", "1,1"]):
         with pytest.raises(SystemExit) as err:
             train_onset.main(["--out", str(bad), *wrong])
         assert err.value.code == 2 and not bad.exists(), wrong

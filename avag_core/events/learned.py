@@ -20,7 +20,8 @@ import numpy as np
 from avag_core.events.onset_features import MELS, band_starts
 from avag_core.events.onset_model import ACROSS_KERNEL, OnsetEnsemble, OnsetShape, load_onset_model
 
-_WEIGHTS: dict[str, tuple[OnsetShape, list[dict[str, np.ndarray]]]] = {}  # one copy per weights file in a process
+Member = tuple[OnsetShape, dict[str, np.ndarray]]  # one member's shape and weights
+_WEIGHTS: dict[str, tuple[OnsetShape, list[Member]]] = {}  # one copy per weights file in a process
 
 
 def probability(logits: np.ndarray) -> np.ndarray:
@@ -28,15 +29,15 @@ def probability(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -50.0, 50.0)))
 
 
-def shared_weights(path: str | Path | None) -> tuple[OnsetShape, list[dict[str, np.ndarray]]]:
-    """The model's shape and each member's weights (default file when empty) as float32
-    arrays, loaded once per process."""
+def shared_weights(path: str | Path | None) -> tuple[OnsetShape, list[Member]]:
+    """The model's shape and each member's shape and weights (default file when empty) as
+    float32 arrays, loaded once per process."""
     key = str(Path(path).resolve()) if path else ""
     if key not in _WEIGHTS:
         model = load_onset_model(path or None)
         nets = list(model.members) if isinstance(model, OnsetEnsemble) else [model]
-        _WEIGHTS[key] = (model.shape, [{k: v.detach().numpy().astype(np.float32) for k, v in net.state_dict().items()}
-                                       for net in nets])
+        _WEIGHTS[key] = (model.shape, [(net.shape, {k: v.detach().numpy().astype(np.float32)
+                                                    for k, v in net.state_dict().items()}) for net in nets])
     return _WEIGHTS[key]
 
 
@@ -54,33 +55,39 @@ def across_taps(shape: OnsetShape) -> np.ndarray:
 
 
 class StreamingOnsetNet:
-    """The model's arithmetic, one new frame at a time: [n, features] -> [n, 2] logits (an
-    ensemble's: the mean over its members, as OnsetEnsemble). The members' weights are
-    stacked, so each layer is one batched product for all of them: three members cost
-    far less than three single models (numpy's per-call overhead dominates at this size)."""
+    """A weights file's arithmetic, one new frame at a time: [n, features] -> [n, 2] logits
+    (the mean over its members, as OnsetEnsemble). The members' weights are stacked, so each
+    layer is one batched product for all of them: three members cost far less than three
+    single models (numpy's per-call overhead dominates at this size). Members with the
+    convolution along the bands (``across``) add its part to their rows of the projection,
+    one product per ``across`` width, so mixing them with plain members adds no layer calls."""
 
-    def __init__(self, shape: OnsetShape, members: list[dict[str, np.ndarray]]) -> None:
+    def __init__(self, shape: OnsetShape, members: list[Member]) -> None:
         self.shape = shape
+        weights = [w for _, w in members]
 
-        def stacked(name: str, tap: int | None = None) -> np.ndarray:
-            return np.stack([w[name][:, :, tap].T if tap is not None else w[name] for w in members])
+        def stacked(name: str, tap: int | None = None, of: list[dict[str, np.ndarray]] = weights) -> np.ndarray:
+            return np.stack([w[name][:, :, tap].T if tap is not None else w[name] for w in of])
 
-        proj_w = stacked("proj.weight", 0)  # [members, inputs (+ across * MELS), width]
-        self._proj_w, self._proj_b = np.ascontiguousarray(proj_w[:, :shape.inputs]), stacked("proj.bias")[:, None]
-        # with ``across``: where its taps read, its weights [members, groups * kernel, channels],
+        # the projection's rows for the features (an across member's further rows: below)
+        self._proj_w = np.stack([w["proj.weight"][:, :shape.inputs, 0].T for w in weights])  # [members, inputs, width]
+        self._proj_b = stacked("proj.bias")[:, None]
+        # per ``across`` width: its members, its weights [members, groups * kernel, channels],
         # bias and the projection's rows for its outputs, reordered band-major (row m * channels
         # + c, torch's c * MELS + m) so its [n * MELS, channels] outputs feed them without a copy
-        if shape.across:
-            members_n, width = proj_w.shape[0], proj_w.shape[2]
-            conv = np.stack([w["across.weight"][..., 0].transpose(1, 2, 0).reshape(-1, shape.across)
-                             for w in members])
-            rows = proj_w[:, shape.inputs:].reshape(members_n, shape.across, MELS, width).transpose(0, 2, 1, 3)
-            self._across = (across_taps(shape), conv, stacked("across.bias")[:, None],
-                            np.ascontiguousarray(rows.reshape(members_n, MELS * shape.across, width)))
-        else:
-            self._across = None
-        self._convs = [([stacked(f"convs.{i}.weight", k) for k in range(3)], stacked(f"convs.{i}.bias")[:, None], d)
-                       for i, d in enumerate(shape.dilations)]
+        self._taps = across_taps(shape)
+        self._across = []
+        for a in sorted({s.across for s, _ in members} - {0}):
+            at = [i for i, (s, _) in enumerate(members) if s.across == a]
+            of = [weights[i] for i in at]
+            conv = np.stack([w["across.weight"][..., 0].transpose(1, 2, 0).reshape(-1, a) for w in of])
+            rows = stacked("proj.weight", 0, of)[:, shape.inputs:]  # [members, across * MELS, width]
+            rows = rows.reshape(len(of), a, MELS, -1).transpose(0, 2, 1, 3).reshape(len(of), MELS * a, -1)
+            index = slice(at[0], at[-1] + 1) if at == list(range(at[0], at[-1] + 1)) else np.array(at)
+            self._across.append((index, a, conv, stacked("across.bias", of=of)[:, None], np.ascontiguousarray(rows)))
+        # each dilated layer's three taps as one [members, 3 * width, width] product
+        self._convs = [(np.concatenate([stacked(f"convs.{i}.weight", k) for k in range(3)], axis=1),
+                        stacked(f"convs.{i}.bias")[:, None], d) for i, d in enumerate(shape.dilations)]
         self._head_w, self._head_b = stacked("head.weight", 0), stacked("head.bias")[:, None]
         self.reset()
 
@@ -97,15 +104,15 @@ class StreamingOnsetNet:
     def __call__(self, feats: np.ndarray) -> np.ndarray:
         n = feats.shape[0]
         h = feats @ self._proj_w + self._proj_b  # [members, n, width]
-        if self._across is not None:  # its outputs are more inputs of the projection
-            taps, conv, bias, rows = self._across
+        if self._across:  # its outputs are more inputs of its members' projection
             padded = np.concatenate([feats, np.zeros((n, 1), np.float32)], axis=1)
-            windows = padded[:, taps].reshape(n * MELS, -1)  # [n * MELS, groups * kernel]
-            h = h + np.maximum(windows @ conv + bias, 0.0).reshape(-1, n, MELS * self.shape.across) @ rows
+            windows = padded[:, self._taps].reshape(n * MELS, -1)  # [n * MELS, groups * kernel]
+            for index, a, conv, bias, rows in self._across:
+                h[index] += np.maximum(windows @ conv + bias, 0.0).reshape(-1, n, MELS * a) @ rows
         h = np.maximum(h, 0.0)
         for i, (w, b, d) in enumerate(self._convs):
             full = np.concatenate([self._hist[i], h], axis=1)
-            out = full[:, :n] @ w[0] + full[:, d:d + n] @ w[1] + full[:, 2 * d:] @ w[2] + b
+            out = np.concatenate([full[:, :n], full[:, d:d + n], full[:, 2 * d:]], axis=2) @ w + b
             h = np.maximum(out, 0.0) + h
             self._hist[i] = full[:, -2 * d:]
         self.member_logits = h @ self._head_w + self._head_b  # [members, n, 2]: what the mean hides

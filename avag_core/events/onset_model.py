@@ -14,17 +14,20 @@ convolution along the mel bands (``ACROSS_KERNEL`` bands wide, one frame long: n
 context, so streaming is unchanged), whose outputs join the inputs of the projection.
 Why: the projection alone weighs each band on its own, so a click a few bands higher is a
 pattern it never saw, and "this band rose while its neighbours did not" (a harmonic, a
-voice) is hard to build from it. The shipped weights have none (checkpoints/onset.md).
+voice) is hard to build from it. Six of the shipped file's twelve members have it (checkpoints/onset.md).
 
-A file may hold several members of one shape (``OnsetEnsemble``: the same recipe trained
-with other seeds); their logits are averaged. Why: one training run's noise is as large as
-the differences between training recipes, and averaging two or three runs keeps what
-they agree on, which is fewer false onsets on music and speech.
+A file may hold several members (``OnsetEnsemble``: the same recipe trained with other
+seeds); their logits are averaged. Why: one training run's noise is as large as the
+differences between training recipes, and averaging two or three runs keeps what they agree
+on, which is fewer false onsets on music and speech. Members read one input on one timeline
+but may differ in ``across`` (metadata ``member_across``): members with and without the
+convolution along the bands hear different things, and their mean beat either kind alone
+(checkpoints/onset.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -135,13 +138,23 @@ class OnsetNet(nn.Module):
         return self.head(h)
 
 
+def shares_input(a: OnsetShape, b: OnsetShape) -> bool:
+    """Whether members of these shapes can be one ensemble: the same input, width, layers and
+    hindsight, so one set of features feeds both and their outputs speak of the same frames;
+    only the convolution along the bands (``across``) may differ."""
+    return replace(a, across=0) == replace(b, across=0)
+
+
 class OnsetEnsemble(nn.Module):
-    """Members of one shape, run side by side: the mean of their logits (OnsetNet's output)."""
+    """Members run side by side: the mean of their logits (OnsetNet's output). ``shape`` is
+    the first member's; every member shares its input and timing (``shares_input``), each
+    has its own ``across`` in ``member.shape``."""
 
     def __init__(self, *, members: list[OnsetNet]) -> None:
         super().__init__()
-        if not members or any(m.shape != members[0].shape for m in members):
-            raise ValueError("an ensemble needs one or more members of one shape")
+        if not members or any(not shares_input(m.shape, members[0].shape) for m in members):
+            raise ValueError("an ensemble needs one or more members of one input and timing "
+                             "(their shapes may differ in across only)")
         self.shape = members[0].shape
         self.members = nn.ModuleList(members)
 
@@ -154,6 +167,8 @@ def save_onset_model(model: OnsetNet | OnsetEnsemble, path: str | Path, meta: di
 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     members = {"members": str(len(model.members))} if isinstance(model, OnsetEnsemble) else {}
+    if members and any(m.shape.across != model.shape.across for m in model.members):
+        members["member_across"] = ",".join(str(m.shape.across) for m in model.members)
     save_file(state, str(path), metadata={"format": FORMAT, **meta, **members, **model.shape.to_meta()})
 
 
@@ -173,8 +188,13 @@ def load_onset_model(path: str | Path | None = None) -> OnsetNet | OnsetEnsemble
     members = meta.get("members")
     if members is not None and not (members.isdigit() and int(members) >= 1):
         raise AvagError(f"onset model {path} has a malformed member count in its metadata ({members!r})")
+    across = meta.get("member_across", "").split(",") if "member_across" in meta else None
+    if across is not None and (members is None or len(across) != int(members) or not all(a.isdigit() for a in across)):
+        raise AvagError(f"onset model {path} has a malformed member_across in its metadata "
+                        f"({meta['member_across']!r} for {members or 'no'} members)")
     model: OnsetNet | OnsetEnsemble = (
         OnsetNet(shape=shape) if members is None
-        else OnsetEnsemble(members=[OnsetNet(shape=shape) for _ in range(int(members))]))
+        else OnsetEnsemble(members=[OnsetNet(shape=replace(shape, across=int(across[i])) if across else shape)
+                                    for i in range(int(members))]))
     load_state_strict(model, tensors, str(path))
     return model.eval()

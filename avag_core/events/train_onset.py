@@ -3,6 +3,10 @@
     python -m avag_core.events.train_onset --out onset.safetensors --seed 0        # one model
     python -m avag_core.events.train_onset --out onset.safetensors --seed 0,1,2    # an ensemble
     python -m avag_core.events.train_onset --out onset.safetensors --join s0.safetensors,s1.safetensors
+    # the shipped file: six plain members and six with the convolution along the bands
+    python -m avag_core.events.train_onset --out plain.safetensors --seed 0,1,2,3,4,5
+    python -m avag_core.events.train_onset --out across.safetensors --seed 0,1,2,3,4,5 --across 8 --epochs 15
+    python -m avag_core.events.train_onset --out onset.safetensors --join plain.safetensors,across.safetensors
     # adapt the shipped members to a room (recordings of it, no actions needed; README,
     # "Adapting the detector to a room")
     python -m avag_core.events.train_onset --out room.safetensors --room recordings/ \
@@ -65,8 +69,9 @@ from avag_core.user_cache import default_cache_dir
 _ONSET_POS_WEIGHT = 4.0
 HARD_NEGATIVE_P = 0.5  # --hard-negatives: a background frame at this onset probability would start an event
 BAND_MASK_WIDTH = 12  # --band-mask: the widest run of adjacent mel bands hidden (a quarter of the 48)
-# the shipped weights' shape: 4 s of context (a background that pops every second is heard as
-# one), 8 frames (128 ms) of hindsight, each band's level against its recent peaks
+# the shipped weights' shape (of its plain members; the others add --across 8): 4 s of context
+# (a background that pops every second is heard as one), 8 frames (128 ms) of hindsight, each
+# band's level against its recent peaks
 SHIPPED_SHAPE = OnsetShape(dilations=(1, 2, 4, 8, 16, 32, 64), lookahead=8, peaks=True)
 
 
@@ -251,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="C channels of a convolution along the mel bands of each frame's per-band inputs, "
                     f"{ACROSS_KERNEL} bands wide, before the projection (stored in the file's shape; 0: none)")
     ap.add_argument("--init", type=Path, default=None, metavar="FILE",
-                    help="fine-tune this file's members instead of training new ones (its shape; "
+                    help="fine-tune this file's members instead of training new ones (each its own shape; "
                     "--channels, --dilations, --lookahead, --peaks, --percussive, --clip-db and --across do not apply)")
     ap.add_argument("--room", type=lambda t: tuple(v for v in t.split(",") if v), default=(), metavar="PATH[,...]",
                     help="recordings of the robot's room (audio files or folders of them; its background "
@@ -267,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                     "the model (mask_bands); default 0, the shipped weights' recipe")
     ap.add_argument("--cache", type=Path, default=default_cache_dir() / "onset_train")
     ap.add_argument("--join", type=lambda t: [Path(v) for v in t.split(",")], default=None, metavar="A,B,...",
-                    help="train nothing: write the ensemble of these trained files (one shape; e.g. members "
-                    "trained in parallel with one seed each)")
+                    help="train nothing: write one file holding every member of these trained files (one "
+                    "input and timing, --across may differ; e.g. members trained in parallel with one seed each)")
     args = ap.parse_args(argv)
     if args.join:
         return _join(ap, args.join, args.out)
@@ -319,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _initial_members(path: Path | None) -> list[OnsetNet]:
-    """``--init``: the members of a trained file, each the start of one fine-tuned member."""
+    """The members of a trained file (``--init``: each the start of one fine-tuned member;
+    ``--join``: each a member of the joined file)."""
     if path is None:
         return []
     model = load_onset_model(path)
@@ -346,7 +352,7 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape, start: 
     print(f"seed {seed}: {len(lib.actions)} actions, {len(lib.music)} music, {len(lib.ambient)} ambient, "
           f"{len(lib.room)} room recordings; "
           f"{args.streams} + {args.val_streams} streams in {time.time() - t0:.0f} s", flush=True)
-    model = OnsetNet(shape=shape)
+    model = OnsetNet(shape=shape if start is None else start.shape)  # a member keeps its own across
     if start is not None:
         model.load_state_dict(start.state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -400,24 +406,24 @@ def _with_context(x: torch.Tensor, shape: OnsetShape) -> torch.Tensor:
 
 
 def _join(ap: argparse.ArgumentParser, paths: list[Path], out: Path) -> int:
-    """``--join``: one file holding the trained files as members (the recipe metadata all of
-    them agree on, and every member's seed)."""
+    """``--join``: one file holding the members of the given files, in order (the recipe
+    metadata all of them agree on, and every member's seed). A file may itself hold several,
+    and members with and without ``--across`` may be joined."""
     from avag_core.weights.checkpoint import read_safetensors
 
     try:
-        models = [load_onset_model(p) for p in paths]
-        if any(isinstance(m, OnsetEnsemble) for m in models):
-            raise AvagError("--join takes files of one model each, not ensembles")
-        ensemble = OnsetEnsemble(members=models)
+        members = [m for p in paths for m in _initial_members(p)]
+        ensemble = OnsetEnsemble(members=members)
     except (AvagError, ValueError) as e:
         ap.error(str(e))
     metas = [read_safetensors(p, "onset model")[1] for p in paths]
     meta = {k: v for k, v in metas[0].items()
-            if k not in ("format", "members", *OnsetShape().to_meta()) and all(m.get(k) == v for m in metas)}
+            if k not in ("format", "members", "member_across", *OnsetShape().to_meta())
+            and all(m.get(k) == v for m in metas)}
     meta["seed"] = ",".join(m.get("seed", "?") for m in metas)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_onset_model(ensemble, out, meta)
-    print(f"wrote {out}: {len(models)} members ({out.stat().st_size / 1024:.0f} KiB)")
+    print(f"wrote {out}: {len(members)} members ({out.stat().st_size / 1024:.0f} KiB)")
     return 0
 
 
