@@ -188,7 +188,7 @@ def load_onset_model(path: str | Path | None = None) -> OnsetNet | OnsetEnsemble
     members = meta.get("members")
     if members is not None and not (members.isdigit() and int(members) >= 1):
         raise AvagError(f"onset model {path} has a malformed member count in its metadata ({members!r})")
-    across = meta.get("member_across", "").split(",") if "member_across" in meta else None
+    across = meta["member_across"].split(",") if "member_across" in meta else None
     if across is not None and (members is None or len(across) != int(members) or not all(a.isdigit() for a in across)):
         raise AvagError(f"onset model {path} has a malformed member_across in its metadata "
                         f"({meta['member_across']!r} for {members or 'no'} members)")
