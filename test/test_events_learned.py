@@ -267,7 +267,7 @@ def test_a_weights_file_carries_its_shape(tmp_path, peaks, clip_db, percussive, 
     _streamed_equals_one_pass(str(path))
 
 
-@pytest.mark.parametrize("across", [(0, 0), (0, 4, 0), (4, 0)])
+@pytest.mark.parametrize("across", [(0, 0), (0, 4, 0), (4, 0), (4, 0, 4)])
 def test_an_ensemble_file_streams_the_mean_of_its_members_logits(tmp_path, across):
     """Members of another shape in one file, with and without the convolution along the
     bands (the shipped file holds both): the torch ensemble's logits are its members' mean,
