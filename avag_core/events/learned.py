@@ -72,7 +72,8 @@ class StreamingOnsetNet:
         # the projection's rows for the features (an across member's further rows: below)
         self._proj_w = np.stack([w["proj.weight"][:, :shape.inputs, 0].T for w in weights])  # [members, inputs, width]
         self._proj_b = stacked("proj.bias")[:, None]
-        # per ``across`` width: its members, its weights [members, groups * kernel, channels],
+        # per ``across`` width: its members (a slice where they are adjacent: no copy on the hot
+        # path), its weights [members, groups * kernel, channels],
         # bias and the projection's rows for its outputs, reordered band-major (row m * channels
         # + c, torch's c * MELS + m) so its [n * MELS, channels] outputs feed them without a copy
         self._taps = across_taps(shape)
@@ -84,7 +85,7 @@ class StreamingOnsetNet:
             rows = stacked("proj.weight", 0, of)[:, shape.inputs:]  # [members, across * MELS, width]
             rows = rows.reshape(len(of), a, MELS, -1).transpose(0, 2, 1, 3).reshape(len(of), MELS * a, -1)
             index = slice(at[0], at[-1] + 1) if at == list(range(at[0], at[-1] + 1)) else np.array(at)
-            self._across.append((index, a, conv, stacked("across.bias", of=of)[:, None], np.ascontiguousarray(rows)))
+            self._across.append((index, conv, stacked("across.bias", of=of)[:, None], np.ascontiguousarray(rows)))
         # each dilated layer's three taps as one [members, 3 * width, width] product
         self._convs = [(np.concatenate([stacked(f"convs.{i}.weight", k) for k in range(3)], axis=1),
                         stacked(f"convs.{i}.bias")[:, None], d) for i, d in enumerate(shape.dilations)]
@@ -107,8 +108,8 @@ class StreamingOnsetNet:
         if self._across:  # its outputs are more inputs of its members' projection
             padded = np.concatenate([feats, np.zeros((n, 1), np.float32)], axis=1)
             windows = padded[:, self._taps].reshape(n * MELS, -1)  # [n * MELS, groups * kernel]
-            for index, a, conv, bias, rows in self._across:
-                h[index] += np.maximum(windows @ conv + bias, 0.0).reshape(-1, n, MELS * a) @ rows
+            for index, conv, bias, rows in self._across:  # rows: [members, MELS * across, width]
+                h[index] += np.maximum(windows @ conv + bias, 0.0).reshape(-1, n, rows.shape[1]) @ rows
         h = np.maximum(h, 0.0)
         for i, (w, b, d) in enumerate(self._convs):
             full = np.concatenate([self._hist[i], h], axis=1)
