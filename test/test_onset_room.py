@@ -174,51 +174,56 @@ def test_hard_negatives_change_the_fine_tune_and_are_recorded(monkeypatch, tmp_p
         assert err.value.code == 2 and not bad.exists(), wrong
 
 
-def test_jobs_train_members_in_their_own_processes_and_write_the_same_file(monkeypatch, tmp_path, capsys):
-    """``train_onset --jobs N``: each member trains in a worker process (not this one, one
-    each), fresh members and a room fine-tuning of a mixed file alike, and the file is the
-    same tensors and metadata as the members trained in turn; N below 1 or not a number: one
-    usage line, exit 2, nothing written; a worker that dies: one line, exit 1, nothing written."""
+def test_jobs_train_members_in_their_own_processes_and_write_the_same_file(monkeypatch, tmp_path):
+    """``train_onset --jobs N`` (the real CLI, run as a script over the small library, in a
+    process that has run autograd as torch.compile does: a forked worker could not train):
+    each member trains in a worker process (not the command's, one each), fresh members and a
+    room fine-tuning of a mixed file alike, and the file is the same tensors and metadata as
+    the members trained in turn; N below 1 or not a number: one usage line, exit 2, nothing
+    written; a worker that dies: one line, exit 1, nothing written."""
     import os
+    import subprocess
+    import sys
     from collections import Counter
+    from pathlib import Path
 
     from safetensors.numpy import load_file
 
     from avag_core.events import train_onset
     from avag_core.weights.checkpoint import read_safetensors
 
-    monkeypatch.setattr(train_onset, "load_library", small_library)
+    here = Path(__file__).parent
     pids = tmp_path / "pids"
-    real_make_stream = train_onset.make_stream
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")]),
+           "PIDS": str(pids)}
 
-    def make(lib, rng, recipe):  # runs in whichever process trains the member
-        with pids.open("a") as f:
-            f.write(f"{os.getpid()}\n")
-        return real_make_stream(lib, rng, recipe)
+    def train(*argv: str, **extra: str) -> tuple[subprocess.Popen, str]:
+        proc = subprocess.Popen([sys.executable, str(here / "train_onset_small.py"), *argv], env={**env, **extra},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return proc, proc.communicate(timeout=240)[1]
 
-    monkeypatch.setattr(train_onset, "make_stream", make)
+    monkeypatch.setattr(train_onset, "load_library", small_library)
     room = tmp_path / "fan.wav"
     sf.write(room, tone(3000.0, 2.0), SR)
-    mixed = tmp_path / "mixed.safetensors"
+    a, b, mixed = (tmp_path / f"{n}.safetensors" for n in ("a", "b", "mixed"))
+    assert train_onset.main(["--out", str(a), "--seed", "0", *TINY, *SHAPE]) == 0
+    assert train_onset.main(["--out", str(b), "--seed", "1", "--across", "2", *TINY, *SHAPE]) == 0
+    assert train_onset.main(["--out", str(mixed), "--join", f"{a},{b}"]) == 0
     runs = {"fresh": ["--seed", "3,1", *TINY, *SHAPE, "--across", "2"],
             "room": ["--init", str(mixed), "--room", str(room), "--lr", "1e-2", *TINY]}
-    assert train_onset.main(["--out", str(tmp_path / "a.safetensors"), "--seed", "0", *TINY, *SHAPE]) == 0
-    assert train_onset.main(["--out", str(tmp_path / "b.safetensors"), "--seed", "1", "--across", "2",
-                             *TINY, *SHAPE]) == 0
-    assert train_onset.main(["--out", str(mixed), "--join",
-                             f"{tmp_path / 'a.safetensors'},{tmp_path / 'b.safetensors'}"]) == 0
     for name, common in runs.items():
         files = {}
         for jobs in ("1", "2"):
             pids.unlink(missing_ok=True)
             files[jobs] = tmp_path / f"{name}_{jobs}.safetensors"
-            assert train_onset.main(["--out", str(files[jobs]), "--jobs", jobs, *common]) == 0
+            proc, err = train("--out", str(files[jobs]), "--jobs", jobs, *common)
+            assert proc.returncode == 0, err
             seen = pids.read_text().split()
             assert len(seen) == 2 * 6  # two members, six streams each
             if jobs == "1":
-                assert set(seen) == {str(os.getpid())}, name
+                assert set(seen) == {str(proc.pid)}, name
             else:  # each member's six streams made in its own worker
-                assert str(os.getpid()) not in seen and sorted(Counter(seen).values()) == [6, 6], name
+                assert str(proc.pid) not in seen and sorted(Counter(seen).values()) == [6, 6], name
         one, two = load_file(files["1"]), load_file(files["2"])
         assert set(one) == set(two) and all(np.array_equal(one[k], two[k]) for k in one), name
         assert read_safetensors(files["1"], "onset model")[1] == read_safetensors(files["2"], "onset model")[1]
@@ -227,19 +232,10 @@ def test_jobs_train_members_in_their_own_processes_and_write_the_same_file(monke
         with pytest.raises(SystemExit) as err:
             train_onset.main(["--out", str(bad), "--jobs", wrong, *TINY, *SHAPE])
         assert err.value.code == 2 and not bad.exists(), wrong
-    capsys.readouterr()
-    monkeypatch.setattr(train_onset, "train_member", _killed)  # a worker killed (the OOM killer, say)
-    assert train_onset.main(["--out", str(bad), "--jobs", "2", *runs["fresh"]]) == 1
-    assert not bad.exists()
-    assert capsys.readouterr().err.strip().splitlines() == [
+    proc, err = train("--out", str(bad), "--jobs", "2", *runs["fresh"], KILL="1")  # the OOM killer, say
+    assert proc.returncode == 1 and not bad.exists()
+    assert err.strip().splitlines() == [
         f"train_onset: error: a training process died (out of memory? fewer --jobs than 2); nothing written to {bad}"]
-
-
-def _killed(*_args: object) -> None:
-    """A training worker that dies without a word (module level: the pool finds it by name)."""
-    import os
-
-    os._exit(9)
 
 
 def test_the_benchmark_plays_one_half_of_each_background_and_writes_the_other(tmp_path):

@@ -354,12 +354,12 @@ def train_members(args: argparse.Namespace, shape: OnsetShape, starts: list[Onse
     """One member per seed, in order, ``args.jobs`` at a time. Why processes: a member trains
     on one thread (so the same command writes the same file), and each depends only on its
     own seed, start and room, so a machine with more cores trains several at once and the
-    file is the same for any ``--jobs``. Forked where the platform can (the workers start
-    from this process as it is), else spawned."""
+    file is the same for any ``--jobs``. Why spawned, not forked: torch refuses autograd in a
+    child forked after its parent ran autograd's threads, and a caller of ``main`` may have."""
     work = [(args, seed, shape, starts[i] if starts else None, room) for i, seed in enumerate(args.seed)]
     if args.jobs == 1 or len(work) == 1:
         return [train_member(*w) for w in work]
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(min(args.jobs, len(work)), mp_context=ctx, initializer=_one_thread) as pool:
         return list(pool.map(train_member, *zip(*work, strict=True)))
 

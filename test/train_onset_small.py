@@ -1,0 +1,40 @@
+"""``train_onset`` on the small library of ``test_onset_room`` (the committed clips), run as
+a script by ``test_onset_room``: ``--jobs`` spawns its workers, and a spawned worker imports
+this script again, so they train on the same library. ``PIDS`` (a file): each process that
+makes a stream appends its id; ``KILL`` set: every worker dies at once, without a word.
+Before training, the script's own process runs a backward pass as ``torch.compile`` runs it
+(AOTAutograd): after that, torch refuses autograd in a forked child, so workers that were
+forked, not spawned, fail here."""
+
+import os
+import sys
+
+from test_onset_room import small_library
+
+from avag_core.events import train_onset
+
+_make_stream = train_onset.make_stream
+
+
+def _logged(lib, rng, recipe):
+    with open(os.environ["PIDS"], "a") as f:
+        f.write(f"{os.getpid()}\n")
+    return _make_stream(lib, rng, recipe)
+
+
+def _killed(*_args: object) -> None:
+    os._exit(9)
+
+
+train_onset.load_library = small_library
+train_onset.make_stream = _logged
+if os.environ.get("KILL"):
+    train_onset.train_member = _killed
+
+if __name__ == "__main__":
+    import torch
+    from functorch.compile import aot_function, nop
+
+    x = torch.ones(3, requires_grad=True)
+    aot_function(lambda v: (v * v).sum(), fw_compiler=nop, bw_compiler=nop)(x).backward()
+    sys.exit(train_onset.main(sys.argv[1:]))
