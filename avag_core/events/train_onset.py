@@ -21,8 +21,9 @@ Streams come from avag_core.events.onset_data (recordings the hearing benchmark 
 use). Whole streams are scored in one pass (the model has no padding), the loss is binary
 cross-entropy on both outputs with the frame weights of the labels. The last
 ``--val-streams`` streams are held out; the script reports frame-level figures on them.
-One thread per member, fixed seeds: the same command writes the same file on the same
-machine, whether its members train in turn or ``--jobs N`` at a time in their own processes.
+One thread per member, fixed seeds: the same command writes the same tensors and metadata on
+the same machine, whether its members train in turn or ``--jobs N`` at a time in their own
+processes (the file's header lists the metadata in another order on each run).
 """
 
 from __future__ import annotations
