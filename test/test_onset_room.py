@@ -216,7 +216,7 @@ def test_jobs_train_members_in_their_own_processes_and_write_the_same_file(monke
         for jobs in ("1", "2"):
             pids.unlink(missing_ok=True)
             files[jobs] = tmp_path / f"{name}_{jobs}.safetensors"
-            proc, err = train("--out", str(files[jobs]), "--jobs", jobs, *common)
+            proc, err = train("--out", str(files[jobs]), "--jobs", jobs, *common, TOGETHER=jobs)
             assert proc.returncode == 0, err
             seen = pids.read_text().split()
             assert len(seen) == 2 * 6  # two members, six streams each

@@ -1,24 +1,38 @@
 """``train_onset`` on the small library of ``test_onset_room`` (the committed clips), run as
 a script by ``test_onset_room``: ``--jobs`` spawns its workers, and a spawned worker imports
 this script again, so they train on the same library. ``PIDS`` (a file): each process that
-makes a stream appends its id; ``KILL`` set: every worker dies at once, without a word.
+makes a stream appends its id (``TOGETHER``: below); ``KILL`` set: every worker dies at
+once, without a word.
 Before training, the script's own process runs a backward pass as ``torch.compile`` runs it
 (AOTAutograd): after that, torch refuses autograd in a forked child, so workers that were
 forked, not spawned, fail here."""
 
 import os
 import sys
+import time
+from pathlib import Path
 
 from test_onset_room import small_library
 
 from avag_core.events import train_onset
 
 _make_stream = train_onset.make_stream
+_waited = False  # this process's first stream has waited for the others (TOGETHER)
 
 
 def _logged(lib, rng, recipe):
-    with open(os.environ["PIDS"], "a") as f:
+    global _waited
+    pids = Path(os.environ["PIDS"])
+    with pids.open("a") as f:
         f.write(f"{os.getpid()}\n")
+    # TOGETHER=N: a process's first stream waits (up to a minute) until N processes make
+    # streams, so members that do train at once are seen to (a tiny member would otherwise
+    # finish before the pool's second worker has started, and one worker would take both)
+    together = int(os.environ.get("TOGETHER", "0"))
+    deadline = time.monotonic() + 60.0
+    while not _waited and len(set(pids.read_text().split())) < together and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _waited = True
     return _make_stream(lib, rng, recipe)
 
 
