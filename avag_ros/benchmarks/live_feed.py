@@ -151,6 +151,21 @@ class LiveFeed:
         return self.events
 
 
+def proc_memory(pid: int) -> dict[str, float]:
+    """A process's memory in MB from /proc: ``rss``, ``peak`` (the most RSS it has held),
+    ``anon`` (its own heap: what it costs the machine), ``file`` (pages of mapped files, mostly
+    shared libraries: shared between processes and dropped first when memory runs short)
+    and ``shmem``; ``rss`` = ``anon`` + ``file`` + ``shmem``."""
+    keys = {"VmRSS:": "rss", "VmHWM:": "peak", "RssAnon:": "anon", "RssFile:": "file", "RssShmem:": "shmem"}
+    out = dict.fromkeys(keys.values(), 0.0)
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            name = line.split(None, 1)[0]
+            if name in keys:
+                out[keys[name]] = int(line.split()[1]) / 1024
+    return out
+
+
 def proc_stats(pid: int) -> tuple[float, float, float]:
     """(cpu seconds, RSS MB, peak RSS MB) of a process from /proc."""
     import os
@@ -158,11 +173,5 @@ def proc_stats(pid: int) -> tuple[float, float, float]:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    rss = peak = 0.0
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) / 1024
-            elif line.startswith("VmHWM:"):
-                peak = int(line.split()[1]) / 1024
-    return cpu, rss, peak
+    mem = proc_memory(pid)
+    return cpu, mem["rss"], mem["peak"]

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     from avag_core.data.synth import generate
     from avag_ros.adapter import default_checkpoint
     from avag_ros.bag.synth_bag import load_scenes
-    from avag_ros.benchmarks.live_feed import FeedConfig, LiveFeed, proc_stats
+    from avag_ros.benchmarks.live_feed import FeedConfig, LiveFeed, proc_memory, proc_stats
     from avag_ros.conversions import stamp_to_ns
     from avag_ros.param_files import node_config
 
@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.05)
         time.sleep(1.2)  # one more diagnostics period for the final counters
         cpu1, _rss, peak_mb = proc_stats(node_proc.pid)
+        mem = proc_memory(node_proc.pid)
         busy_s = time.monotonic() - wall0
         sampler.join(timeout=5)
     finally:
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "model_ratio": (in_node["encode_ms"] + in_node["audio_ms"]) / (standalone["encode_ms"] + standalone["audio_ms"]),
         "node_cpu_idle_percent": idle_box.get("cpu", float("nan")),
         "node_cpu_percent": 100.0 * (cpu1 - cpu0) / busy_s, "node_peak_rss_mb": peak_mb,
+        "node_memory_at_end_mb": mem,
         "dds_profile": args.dds, "frames_published": feed.frames_published,
         "frames_received": int(float(diag.get("input.images", 0))),
         "release_s": 0.8, "cpu_count": os.cpu_count(), "node_diagnostics": diag,
@@ -197,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{standalone['audio_ms']:.1f} ms (before {sum(before.values()):.1f}, after {sum(after.values()):.1f})")
     print(f"camera frames received by the node: {r['frames_received']} of {r['frames_published']} "
           f"(best effort, DDS profile: {args.dds})")
+    print(f"node memory at the end: RSS {mem['rss']:.0f} MB = {mem['anon']:.0f} MB its own + {mem['file']:.0f} MB "
+          f"mapped files (shared libraries) + {mem['shmem']:.0f} MB shared memory; parts: "
+          "python -m avag_ros.benchmarks.node_memory")
     print("latency is measured from the moment the event was known to be over (its end + 0.8 s release)")
     if args.json:
         args.json.write_text(json.dumps(r, indent=2))
