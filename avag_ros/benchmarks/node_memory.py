@@ -1,5 +1,5 @@
-"""What avag_node's memory is made of: each part the node loads, in the node's order, with the
-process's RSS split into its own heap and the pages of mapped files after it.
+"""What avag_node's memory is made of: each part the node loads, one after another, with the
+process's RSS split into its own memory and the pages of mapped files after each.
 
     python -m avag_ros.benchmarks.node_memory [--backend B] [--json node_memory.json]
 
@@ -9,8 +9,9 @@ modules, the model on the node's backend (`load_predictor`), the action head, th
 adapter with its event detector (the learned onset model), as `avag_node` builds them
 with the same NodeConfig. "anon" is what the process itself allocated; "file" is pages of
 shared libraries and other mapped files, which every process using the same library
-shares and the kernel drops first when memory runs short. `node_latency` gives the running
-node's peak with the same split (its streams add the frame cache and DDS buffers).
+shares and the kernel drops first when memory runs short. `node_latency` prints the running
+node's peak and its memory at the end with the same split (its streams add the frame cache
+and DDS buffers).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from avag_ros.benchmarks.live_feed import proc_memory
 
 
 def _parts(cfg: Any, held: dict[str, Any]) -> list[tuple[str, Callable[[], object]]]:
-    """(name, load) in the order the node loads them; ``held`` keeps what was loaded alive."""
+    """(name, load), each part after the ones it needs; ``held`` keeps what was loaded alive."""
 
     def predictor() -> str:
         from avag_ros.adapter import load_predictor
