@@ -150,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         while len(arrivals) < len(events) and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(1.2)  # one more diagnostics period for the final counters
-        cpu1, _rss, peak_mb = proc_stats(node_proc.pid)
+        cpu1 = proc_stats(node_proc.pid)[0]
         mem = proc_memory(node_proc.pid)
+        peak_mb = mem["peak"]
         busy_s = time.monotonic() - wall0
         sampler.join(timeout=5)
     finally:

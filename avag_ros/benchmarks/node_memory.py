@@ -4,8 +4,9 @@ process's RSS split into its own memory and the pages of mapped files after each
     python -m avag_ros.benchmarks.node_memory [--backend B] [--json node_memory.json]
 
 One process, one part at a time, nothing loaded before the first line: Python and numpy,
-rclpy, torch, timm (the backbone's library; it imports torchvision), onnxruntime, avag's
-modules, the model on the node's backend (`load_predictor`), the action head, then the
+rclpy, torch, timm (the backbone's library; it imports torchvision), avag's modules, the
+model on the node's backend (`load_predictor`: with onnxruntime's library where the backend
+runs on it, and only there, as in the node), the action head, then the
 adapter with its event detector (the learned onset model), as `avag_node` builds them
 with the same NodeConfig. "anon" is what the process itself allocated; "file" is pages of
 shared libraries and other mapped files, which every process using the same library
@@ -49,18 +50,10 @@ def _parts(cfg: Any, held: dict[str, Any]) -> list[tuple[str, Callable[[], objec
         held["adapter"] = GroundingAdapter(cfg, held["predictor"], lambda m: None, held["recognizer"])
         return cfg.events.detector
 
-    def onnxruntime() -> str:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            return "not installed"
-        return ort.__version__
-
     return [
         ("rclpy", lambda: __import__("rclpy").__name__),
         ("torch", lambda: __import__("torch").__version__),
         ("timm (imports torchvision)", lambda: __import__("timm").__version__),
-        ("onnxruntime", onnxruntime),
         ("avag modules", lambda: __import__("avag_ros.adapter").__name__),
         ("model on its backend", predictor),
         ("action head", head),
@@ -92,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['file']:>6.0f} {r['file'] - prev['file']:>+6.0f} {r['peak']:>6.0f} {r['s']:>5.1f}")
         prev = r
     print("MB; anon: the process's own memory; file: mapped files (shared libraries), shared and reclaimable")
-    args.json.write_text(json.dumps({"backend": cfg.backend, "device": cfg.device, "parts": rows}, indent=2))
+    loaded_ort = "onnxruntime" in sys.modules
+    print(f"onnxruntime loaded: {'yes' if loaded_ort else 'no'} (backend {cfg.backend})")
+    args.json.write_text(json.dumps({"backend": cfg.backend, "device": cfg.device, "onnxruntime_loaded": loaded_ort,
+                                     "parts": rows}, indent=2))
     return 0
 
 
