@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_clips import AUDIO, small_set
+import soundfile as sf
+from audio_clips import AUDIO, hiss, small_set
 
 from avag_core.benchmarks import hearing_bench as hb
 from avag_core.benchmarks import hearing_compare as hc
@@ -418,3 +419,65 @@ def test_a_playlist_loops_a_short_recording_until_it_has_played_loop_s():
     spans = np.diff([0, *changes, level.size]) / 10  # seconds each recording held the track
     assert all(s >= 5.0 - 1.0 for s in spans[1:-1]) and len(spans) >= 3  # >= loop_s, less one pass's fades
     assert len(joins) >= 15  # about one join per 1 s pass
+
+
+def test_your_own_room_plays_under_the_actions_and_alone_and_pairs_only_with_itself(monkeypatch, tmp_path, capsys):
+    """``--room``: the user's recordings (here WAVs as ``avag bag audio`` writes them: a quiet
+    hiss with three real stamps in it, and a hiss alone) are a background named ``room`` that
+    plays as a room plays it, under the mixes too; alone, no longer than the room itself, each
+    stamp in it is a false event; the report names the files and a digest of them, so
+    ``hearing_compare`` pairs the run with one over the same room and refuses another room.
+    ``--background-part first --write-backgrounds`` writes the first half of each recording,
+    the half to adapt on."""
+    monkeypatch.setitem(hb.SETS, "heldout", small_set())
+    stamp = load_mono(AUDIO / "action_stamp.flac", hb.SR)
+    room = tmp_path / "room"
+    room.mkdir()
+    stamped = hiss(16.0, 0)
+    for k in range(3):
+        place(stamped, stamp, round((3.0 + 5.0 * k) * hb.SR), 0.3 / float(np.abs(stamp).max()))
+    sf.write(room / "a_stamps.wav", stamped, hb.SR)
+    sf.write(room / "b_hiss.wav", hiss(6.0, 1), hb.SR)
+    calls = []
+    real = hb.played_as_in_a_room
+
+    def spy(name, seconds, seed, rset, part, salt=(), joins=None):
+        calls.append((name, round(seconds, 3), salt, rset.backgrounds[name][1]))
+        return real(name, seconds, seed, rset, part, salt, joins)
+
+    monkeypatch.setattr(hb, "played_as_in_a_room", spy)
+    out = tmp_path / "room.json"
+    common = ["--recordings", "heldout", "--snrs", "10", "--alone-s", "600", "--cache", str(tmp_path / "c")]
+    assert hb.main([*common, "--room", str(room), "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    files = (str(room / "a_stamps.wav"), str(room / "b_hiss.wav"))
+    mix_s = round(2.0 + 3.6 * 4 + 3.0, 3)
+    # the mixes play it as a room does (mix_play stays the default excerpts), then alone for 22 s, not 600
+    assert calls == [("room", mix_s, (1,), files), ("room", 22.0, (), files)]
+    assert [r["background"] for r in report["rows"]] == ["room"] and report["rows"][0]["joins"] >= 1
+    (alone,) = report["alone"]
+    assert (alone["background"], alone["play"], alone["seconds"]) == ("room", "continuous", 22.0)
+    assert alone["events"] >= 3 and alone["fa_per_min"] == pytest.approx(alone["events"] * 60 / 22.0)
+    assert report["worst"]["fa_per_min_alone"] == alone["fa_per_min"]
+    assert report["room"]["files"] == list(files) and report["gated"] is None
+    assert "room alone:" in capsys.readouterr().out
+
+    again = tmp_path / "again.json"
+    assert hb.main([*common, "--room", str(room), "--json", str(again)]) == 0
+    assert len(hc.paired_rows(report, json.loads(again.read_text()))) == 1
+    other = tmp_path / "other.json"
+    assert hb.main([*common, "--room", files[1], "--json", str(other)]) == 0
+    with pytest.raises(hc.Unpaired, match="--room"):
+        hc.paired_rows(report, json.loads(other.read_text()))
+    with pytest.raises(hc.Unpaired, match="--room"):  # a room against the set's own backgrounds
+        hc.paired_rows(report, {**report, "room": None})
+
+    halves = tmp_path / "adapt"
+    assert hb.main([*common, "--room", str(room), "--background-part", "first", "--write-backgrounds", str(halves)]) == 0
+    assert sorted((f.name, sf.info(f).frames) for f in halves.iterdir()) == [
+        ("heldout_room_0_first.wav", 8 * hb.SR), ("heldout_room_1_first.wav", 3 * hb.SR)]
+
+    capsys.readouterr()
+    assert hb.main([*common, "--room", str(tmp_path / "none"), "--json", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "does not exist" in err

@@ -36,6 +36,10 @@ Prints a table and writes JSON. Setup (Debian/Ubuntu, as root or with sudo):
     python -m avag_core.events.train_onset --init avag_core/checkpoints/onset.safetensors --room room/ \
         --out room.safetensors --streams 1200 --epochs 4 --lr 1e-3 --room-share 0.8
     python -m avag_core.benchmarks.hearing_bench --background-part second --set onset_weights=room.safetensors
+    # your own room (WAVs from `avag bag audio`): the actions over it, and false events on it alone;
+    # adapt on the first half of each recording, score the second
+    python -m avag_core.benchmarks.hearing_bench --room room/ --background-part first --write-backgrounds adapt/
+    python -m avag_core.benchmarks.hearing_bench --room room/ --background-part second --json shipped.json
 
 Matching: a detection is a hit when its onset lies within [-0.1 s, +0.3 s] of an
 unmatched action's reference onset (the first 10 ms of the clean action within 20 dB of
@@ -50,6 +54,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import functools
+import hashlib
 import json
 import subprocess
 import sys
@@ -75,6 +80,7 @@ from avag_core.data.synth.backgrounds import (
     within_full_scale,
 )
 from avag_core.events import AudioEventTracker, EventConfig, SoundEvent
+from avag_core.events.onset_data import load_room, room_files
 from avag_core.user_cache import default_cache_dir
 
 SR = 16000
@@ -87,6 +93,7 @@ TARGETS = {"recall_5db": 0.9, "precision_5db": 0.9, "onset_p90_ms": 50.0, "fa_pe
            "rtf_percent": 2.0}
 
 PARTS = ("whole", "first", "second")
+ROOM = "room"  # the background of ``--room``: the user's own recordings
 GATED_PEAK = 0.1  # -20 dBFS: the peak of every action on the gated input
 GATED_SPACING_S = 3.6  # start to start (at least 1.2 s of zeros after each action)
 JOIN_NEAR_S = 0.15  # a false event this near a join of two recordings or excerpts is counted as the join's
@@ -193,6 +200,22 @@ def played_as_in_a_room(name: str, seconds: float, seed: int, rset: RecordingSet
     recs = recorded(rset.backgrounds[name][1], part)
     rng = np.random.default_rng([seed, *name.encode(), *salt])
     return at_background_level(playlist(recs, seconds, rng, SR, joins=joins))
+
+
+def with_room(rset: RecordingSet, paths: tuple[str, ...]) -> tuple[RecordingSet, dict[str, Any]]:
+    """``--room``: ``rset`` with one more recorded background, ``ROOM``, made of the audio files
+    of ``paths`` (``train_onset --room``'s rule, and its check that each lasts 0.25 s), and
+    what the report says of it: the files and a digest of their bytes, so that
+    ``hearing_compare`` pairs only runs over the same recordings. Why: the benchmark's rooms
+    are a game's few seconds of rain or machines; a robot's own room is what decides whether
+    the shipped file or one adapted to it (``train_onset --room``) is the one to run."""
+    load_room(paths)  # ValueError with a one-line reason: missing, empty or too short
+    files = room_files(paths)
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.read_bytes())
+    rset = replace(rset, backgrounds={**rset.backgrounds, ROOM: ("your recordings", tuple(map(str, files)))})
+    return rset, {"files": [str(f) for f in files], "sha256": digest.hexdigest()}
 
 
 def at_background_level(track: np.ndarray) -> np.ndarray:
@@ -450,9 +473,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write-backgrounds", type=Path, default=None, metavar="DIR",
                     help="write nothing else: the --background-part of each background as 16 kHz WAV "
                     "files in DIR (speech: 5 min; white and pink: 1 min), the room for train_onset --room")
+    ap.add_argument("--room", type=lambda t: tuple(v for v in t.split(",") if v), default=(), metavar="PATH[,...]",
+                    help="your room's recordings (audio files or folders of them, no actions in them, e.g. from "
+                    "`avag bag audio`): a background named 'room' that always plays as a room plays it, the "
+                    "set's actions over it, and alone for up to --alone-s; the default --backgrounds becomes 'room'")
     ap.add_argument("--cache", type=Path, default=default_cache_dir() / "hearing_bench")
     args = ap.parse_args(argv)
-    rset = SETS[args.recordings]
+    rset, room = SETS[args.recordings], None
+    if args.room:
+        try:
+            rset, room = with_room(rset, args.room)
+        except ValueError as e:
+            print(f"hearing_bench: {e}", file=sys.stderr)
+            return 2
     missing = rset.missing()
     if missing:
         print(f"hearing_bench: {len(missing)} recordings missing (first: {missing[0]}); "
@@ -476,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = np.random.default_rng(args.seed)
     snrs = [float(s) for s in args.snrs.split(",")]
-    names = (args.backgrounds.split(",") if args.backgrounds
+    names = (args.backgrounds.split(",") if args.backgrounds else [ROOM] if room
              else ["speech", *rset.backgrounds, "white", "pink", "gated"])
     unknown = [n for n in names if n not in ("speech", "white", "pink", "gated", *rset.backgrounds)]
     if unknown:
@@ -490,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     mix_s = 2.0 + 3.6 * len(actions) * args.repeats + 3.0
     for name in mixed:
         joins: list[float] = []  # where a recorded background's excerpts join (none in speech or noise)
-        if args.mix_play == "continuous" and name in rset.backgrounds:
+        if (args.mix_play == "continuous" or name == ROOM) and name in rset.backgrounds:
             bg = played_as_in_a_room(name, mix_s, args.seed, rset, args.background_part, salt=(1,), joins=joins)
         else:
             bg = background(name, mix_s, rng, args.cache, rset, args.background_part, joins)
@@ -536,13 +569,18 @@ def main(argv: list[str] | None = None) -> int:
         return row
 
     alone = []
-    for name in ("speech", "music", "white"):
+    for name in ("speech", "music", "white", ROOM):
         if name not in names:
             continue
         if name in rset.backgrounds:  # recorded: as a room plays it (the target's), then as excerpts
+            seconds = args.alone_s
+            if name == ROOM:  # each of your recordings about once: no longer than they are
+                seconds = min(seconds, sum(x.size for x in recorded(rset.backgrounds[ROOM][1], args.background_part)) / SR)
             whole: list[float] = []
-            track = played_as_in_a_room(name, args.alone_s, args.seed, rset, args.background_part, joins=whole)
+            track = played_as_in_a_room(name, seconds, args.seed, rset, args.background_part, joins=whole)
             alone.append(play_alone(name, "continuous", within_full_scale(track), whole))
+            if name == ROOM:  # a room's excerpts would be jumps it never makes
+                continue
             cut: list[float] = []
             track = background(name, args.alone_s, rng, args.cache, rset, args.background_part, cut)
             alone.append(play_alone(name, "excerpts", within_full_scale(track), cut))
@@ -563,7 +601,8 @@ def main(argv: list[str] | None = None) -> int:
             gated["explain"] = why
     rtf = cpu_total / audio_total if audio_total else 0.0
     print(f"recordings={rset.name}  detector={cfg.detector}  chunks of {CHUNK} samples at {SR} Hz, {len(actions)} actions x "
-          f"{args.repeats} per background and SNR, recorded backgrounds under them played as {args.mix_play}")
+          f"{args.repeats} per background and SNR, recorded backgrounds under them played as {args.mix_play}"
+          + (f" (room: as a room plays it, {len(room['files'])} file(s))" if room else ""))
     print(f"{'background':<10} {'SNR dB':>6} {'recall':>7} {'precision':>9} {'onset p50/p90 ms':>17} "
           f"{'FA/min':>7}" + (f" {'heard recall':>12} {'heard precision':>15}" if head else ""))
     for r in rows:
@@ -621,6 +660,7 @@ def main(argv: list[str] | None = None) -> int:
     print("worst at 5 dB / alone:", ", ".join(f"{k}={v:.3g}" if v is not None else f"{k}=-"
                                               for k, v in verdict.items()))
     payload = {"recordings": rset.name, "background_part": args.background_part, "mix_play": args.mix_play,
+               "room": room,
                "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
                "chunk": CHUNK,
                "rows": rows, "per_snr": summary, "misses_by_action": by_action, "alone": alone, "gated": gated,

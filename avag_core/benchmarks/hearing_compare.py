@@ -59,6 +59,8 @@ def paired_rows(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str] = (
     for key, default in (("recordings", None), ("background_part", "whole"), ("mix_play", "excerpts")):
         if a.get(key, default) != b.get(key, default):
             raise Unpaired(f"{key} differ: {a.get(key, default)} against {b.get(key, default)}")
+    if (a.get("room") or {}).get("sha256") != (b.get("room") or {}).get("sha256"):  # --room: the same recordings
+        raise Unpaired("the runs played different --room recordings (or only one of them played any)")
     if [(r["background"], r["snr_db"]) for r in ra] != [(r["background"], r["snr_db"]) for r in rb]:
         raise Unpaired("the runs have different backgrounds or SNRs")
     for x, y in zip(ra, rb, strict=True):

@@ -265,16 +265,23 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".opus")
 ROOM_MIN_S = 0.25  # longer than the cross-fades of an excerpt (background_track skips shorter ones)
 
 
-def load_room(paths: tuple[str, ...]) -> list[np.ndarray]:
-    """``train_onset --room``: recordings of the room the robot works in (files, or folders
-    of audio files), at 16 kHz. Why: a background the model has never heard (a fire's pops,
-    a machine's clanks) can score as high as an action; a few minutes of the room, with no
-    actions in them, teach it that this room's sounds are background."""
+def room_files(paths: tuple[str, ...]) -> list[Path]:
+    """The audio files of ``--room`` (files, or folders of audio files, in name order): one
+    rule for ``train_onset --room`` and ``hearing_bench --room``."""
     files: list[Path] = []
     for p in map(Path, paths):
         if not p.exists():
             raise ValueError(f"--room: {p} does not exist")
         files += sorted(f for f in p.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES) if p.is_dir() else [p]
+    return files
+
+
+def load_room(paths: tuple[str, ...]) -> list[np.ndarray]:
+    """``train_onset --room``: recordings of the room the robot works in (files, or folders
+    of audio files), at 16 kHz. Why: a background the model has never heard (a fire's pops,
+    a machine's clanks) can score as high as an action; a few minutes of the room, with no
+    actions in them, teach it that this room's sounds are background."""
+    files = room_files(paths)
     recs = [load_mono(f, SR) for f in files]
     short = [str(f) for f, r in zip(files, recs, strict=True) if r.size < ROOM_MIN_S * SR]
     if not recs or short:
