@@ -18,6 +18,7 @@ from avag_core.data.synth.backgrounds import (
     active_power,
     background_power,
     background_track,
+    in_turn,
     load_mono,
     place,
     playlist,
@@ -424,8 +425,8 @@ def test_a_playlist_loops_a_short_recording_until_it_has_played_loop_s():
 def test_your_own_room_plays_under_the_actions_and_alone_and_pairs_only_with_itself(monkeypatch, tmp_path, capsys):
     """``--room``: the user's recordings (here WAVs as ``avag bag audio`` writes them: a quiet
     hiss with three real stamps in it, and a hiss alone) are a background named ``room`` that
-    plays as a room plays it, under the mixes too; alone, no longer than the room itself, each
-    stamp in it is a false event; the report names the files and a digest of them, so
+    plays as a room plays it under the mixes (never as excerpts); alone, each recording once,
+    in name order, each stamp is one false event; the report names the files and a digest of them, so
     ``hearing_compare`` pairs the run with one over the same room and refuses another room.
     ``--background-part first --write-backgrounds`` writes the first half of each recording,
     the half to adapt on."""
@@ -452,12 +453,12 @@ def test_your_own_room_plays_under_the_actions_and_alone_and_pairs_only_with_its
     report = json.loads(out.read_text())
     files = (str(room / "a_stamps.wav"), str(room / "b_hiss.wav"))
     mix_s = round(2.0 + 3.6 * 4 + 3.0, 3)
-    # the mixes play it as a room does (mix_play stays the default excerpts), then alone for 22 s, not 600
-    assert calls == [("room", mix_s, (1,), files), ("room", 22.0, (), files)]
+    # the mixes play it as a room does (mix_play stays the default excerpts)
+    assert calls == [("room", mix_s, (1,), files)]
     assert [r["background"] for r in report["rows"]] == ["room"] and report["rows"][0]["joins"] >= 1
-    (alone,) = report["alone"]
-    assert (alone["background"], alone["play"], alone["seconds"]) == ("room", "continuous", 22.0)
-    assert alone["events"] >= 3 and alone["fa_per_min"] == pytest.approx(alone["events"] * 60 / 22.0)
+    (alone,) = report["alone"]  # 16 s, then 6 s, one 50 ms cross-fade: not 600 s
+    assert (alone["background"], alone["play"], alone["seconds"], alone["joins"]) == ("room", "continuous", 21.95, 1)
+    assert alone["events"] == 3 and alone["fa_per_min"] == pytest.approx(3 * 60 / 21.95)
     assert report["worst"]["fa_per_min_alone"] == alone["fa_per_min"]
     assert report["room"]["files"] == list(files) and report["gated"] is None
     assert "room alone:" in capsys.readouterr().out
@@ -481,3 +482,17 @@ def test_your_own_room_plays_under_the_actions_and_alone_and_pairs_only_with_its
     assert hb.main([*common, "--room", str(tmp_path / "none"), "--json", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "does not exist" in err
+
+
+def test_in_turn_plays_each_recording_once_whole_in_order():
+    """``in_turn`` (a room's recordings alone, ``--room``): every recording once, from its
+    start, in the given order, cross-faded where one ends; the joins are where each fades in."""
+    sr = 16000
+    recs = [np.full(round(s * sr), v, np.float32) for v, s in ((1.0, 1.0), (2.0, 0.5), (3.0, 2.0))]
+    joins: list[float] = []
+    x = in_turn(recs, sr, joins=joins)
+    assert x.size == round((3.5 - 2 * 0.05) * sr) and joins == pytest.approx([0.95, 1.4])
+    pure = x[np.isin(x, [1.0, 2.0, 3.0])]
+    assert list(pure[np.r_[True, np.diff(pure) != 0]]) == [1.0, 2.0, 3.0]
+    # the last plays whole: faded in and out over 50 ms, as every piece, its 1.9 s between heard as recorded
+    assert abs(np.count_nonzero(x == 3.0) - round(1.9 * sr)) <= 2 and x[-1] == 0.0

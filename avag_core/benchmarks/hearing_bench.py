@@ -73,6 +73,7 @@ from avag_core.data.synth.backgrounds import (
     background_power,
     background_track,
     gain_for_snr,
+    in_turn,
     load_mono,
     place,
     playlist,
@@ -572,15 +573,16 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("speech", "music", "white", ROOM):
         if name not in names:
             continue
-        if name in rset.backgrounds:  # recorded: as a room plays it (the target's), then as excerpts
-            seconds = args.alone_s
-            if name == ROOM:  # each of your recordings about once: no longer than they are
-                seconds = min(seconds, sum(x.size for x in recorded(rset.backgrounds[ROOM][1], args.background_part)) / SR)
+        if name == ROOM:  # each of your recordings once, in name order, up to --alone-s in all
             whole: list[float] = []
-            track = played_as_in_a_room(name, seconds, args.seed, rset, args.background_part, joins=whole)
+            track = in_turn(recorded(rset.backgrounds[ROOM][1], args.background_part), SR, joins=whole)
+            track = at_background_level(track)[: round(args.alone_s * SR)]
+            whole = [j for j in whole if j < track.size / SR]
+            alone.append(play_alone(ROOM, "continuous", within_full_scale(track), whole))
+        elif name in rset.backgrounds:  # recorded: as a room plays it (the target's), then as excerpts
+            whole = []
+            track = played_as_in_a_room(name, args.alone_s, args.seed, rset, args.background_part, joins=whole)
             alone.append(play_alone(name, "continuous", within_full_scale(track), whole))
-            if name == ROOM:  # a room's excerpts would be jumps it never makes
-                continue
             cut: list[float] = []
             track = background(name, args.alone_s, rng, args.cache, rset, args.background_part, cut)
             alone.append(play_alone(name, "excerpts", within_full_scale(track), cut))

@@ -180,6 +180,27 @@ def playlist(recordings: Sequence[np.ndarray], seconds: float, rng: np.random.Ge
     return out[:total]
 
 
+def in_turn(recordings: Sequence[np.ndarray], sample_rate: int = 16000, *,
+            joins: list[float] | None = None) -> np.ndarray:
+    """Each recording once, whole, in the given order, cross-faded (50 ms) where one ends.
+    Why: a room's own recordings, scored alone for the false events a robot would act on
+    (``hearing_bench --room``), are heard as they were made, each once; ``playlist`` starts
+    at a random point and loops a short one, so some would be heard twice and others never.
+    ``joins`` (a list) receives the time of each cross-fade."""
+    usable = [r.astype(np.float32) for r in recordings if r.size > 2 * round(_FADE_S * sample_rate)]
+    if not usable:
+        raise ValueError("in_turn needs at least one recording longer than two cross-fades")
+    fade = round(_FADE_S * sample_rate)
+    total, out, ramp = _empty_track((sum(r.size for r in usable) - fade * (len(usable) - 1)) / sample_rate,
+                                    sample_rate)
+    pos = 0
+    for rec in usable:
+        if pos > 0 and joins is not None:
+            joins.append(pos / sample_rate)
+        pos = _lay(out, rec.copy(), pos, ramp, pos > 0)
+    return out[:total]
+
+
 def reference_onset(x: np.ndarray, sample_rate: int = 16000) -> float:
     """Where a clean action clip starts, in seconds: its first 10 ms block within
     ``ACTIVE_DB`` of its loudest 10 ms (the ground truth the hearing benchmark, the onset
