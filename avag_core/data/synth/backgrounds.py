@@ -187,10 +187,10 @@ def in_turn(recordings: Sequence[np.ndarray], sample_rate: int = 16000, *,
     (``hearing_bench --room``), are heard as they were made, each once; ``playlist`` starts
     at a random point and loops a short one, so some would be heard twice and others never.
     ``joins`` (a list) receives the time of each cross-fade."""
-    usable = [r.astype(np.float32) for r in recordings if r.size > 2 * round(_FADE_S * sample_rate)]
+    fade = round(_FADE_S * sample_rate)
+    usable = [r.astype(np.float32) for r in recordings if r.size > 2 * fade]
     if not usable:
         raise ValueError("in_turn needs at least one recording longer than two cross-fades")
-    fade = round(_FADE_S * sample_rate)
     total, out, ramp = _empty_track((sum(r.size for r in usable) - fade * (len(usable) - 1)) / sample_rate,
                                     sample_rate)
     pos = 0
