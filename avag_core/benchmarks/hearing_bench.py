@@ -219,6 +219,32 @@ def with_room(rset: RecordingSet, paths: tuple[str, ...]) -> tuple[RecordingSet,
     return rset, {"files": [str(f) for f in files], "sha256": digest.hexdigest()}
 
 
+def room_track(rset: RecordingSet, seconds: float, part: str, joins: list[float],
+               seed: int | None = None) -> np.ndarray:
+    """Your room's recordings (``--room``) at the benchmark's background level, each whole from
+    its start (``in_turn``), up to ``seconds``: with ``seed`` (the mixes) in an order drawn from
+    it, over and over until ``seconds`` are filled (never one twice in a row); without, each once
+    in name order (the room alone). Why not ``playlist``: a stretch recorded in a room is no loop
+    made to repeat seamlessly, and looped every few seconds, or cut in at a random point, its
+    joins would be sudden changes the room never made (the benchmark's second halves showed how
+    a detector hears those, docs/hearing.md). Why a drawn order for the mixes: another
+    ``--seed`` puts other recordings under the actions."""
+    recs = recorded(rset.backgrounds[ROOM][1], part)
+    order = list(range(len(recs)))
+    if seed is not None:
+        rng = np.random.default_rng([seed, *ROOM.encode()])
+        order = []
+        while sum(recs[i].size for i in order) < seconds * SR + SR:  # + 1 s: the cross-fades
+            turn = list(rng.permutation(len(recs)))
+            if order and turn[0] == order[-1] and len(turn) > 1:
+                turn = turn[1:] + turn[:1]
+            order += turn
+    heard: list[float] = []
+    track = at_background_level(in_turn([recs[i] for i in order], SR, joins=heard))[: round(seconds * SR)]
+    joins += [j for j in heard if j < track.size / SR]
+    return track
+
+
 def at_background_level(track: np.ndarray) -> np.ndarray:
     """``track`` scaled to the benchmark's background level, -20 dBFS mean power."""
     return track * (0.1 / max(1e-9, float(np.sqrt(background_power(track)))))
@@ -476,8 +502,9 @@ def main(argv: list[str] | None = None) -> int:
                     "files in DIR (speech: 5 min; white and pink: 1 min), the room for train_onset --room")
     ap.add_argument("--room", type=lambda t: tuple(v for v in t.split(",") if v), default=(), metavar="PATH[,...]",
                     help="your room's recordings (audio files or folders of them, no actions in them, e.g. from "
-                    "`avag bag audio`): a background named 'room' that always plays as a room plays it, the "
-                    "set's actions over it, and alone for up to --alone-s; the default --backgrounds becomes 'room'")
+                    "`avag bag audio`): a background named 'room', each recording whole, in an order drawn from "
+                    "--seed, over and over under the set's actions, and each once in name order alone (up to "
+                    "--alone-s); the default --backgrounds becomes 'room'")
     ap.add_argument("--cache", type=Path, default=default_cache_dir() / "hearing_bench")
     args = ap.parse_args(argv)
     rset, room = SETS[args.recordings], None
@@ -524,7 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     mix_s = 2.0 + 3.6 * len(actions) * args.repeats + 3.0
     for name in mixed:
         joins: list[float] = []  # where a recorded background's excerpts join (none in speech or noise)
-        if (args.mix_play == "continuous" or name == ROOM) and name in rset.backgrounds:
+        if name == ROOM:
+            bg = room_track(rset, mix_s, args.background_part, joins, args.seed)
+        elif args.mix_play == "continuous" and name in rset.backgrounds:
             bg = played_as_in_a_room(name, mix_s, args.seed, rset, args.background_part, salt=(1,), joins=joins)
         else:
             bg = background(name, mix_s, rng, args.cache, rset, args.background_part, joins)
@@ -575,9 +604,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if name == ROOM:  # each of your recordings once, in name order, up to --alone-s in all
             whole: list[float] = []
-            track = in_turn(recorded(rset.backgrounds[ROOM][1], args.background_part), SR, joins=whole)
-            track = at_background_level(track)[: round(args.alone_s * SR)]
-            whole = [j for j in whole if j < track.size / SR]
+            track = room_track(rset, args.alone_s, args.background_part, whole)
             alone.append(play_alone(ROOM, "continuous", within_full_scale(track), whole))
         elif name in rset.backgrounds:  # recorded: as a room plays it (the target's), then as excerpts
             whole = []
