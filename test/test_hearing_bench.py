@@ -427,9 +427,8 @@ def test_your_own_room_plays_under_the_actions_and_alone_and_pairs_only_with_its
     hiss with three real stamps in it, and a hiss alone) are a background named ``room``: each
     recording whole, from its start, in a drawn order under the mixes (never as excerpts, nor as
     a playlist that loops a short one), once in name order alone, where each stamp is one false
-    event; the report
-    names the files and a digest of them, so
-    ``hearing_compare`` pairs the run with one over the same room and refuses another room.
+    event; the report names the files and a digest of them, so ``hearing_compare`` pairs the
+    run with one over the same room and refuses another room.
     ``--background-part first --write-backgrounds`` writes the first half of each recording,
     the half to adapt on."""
     monkeypatch.setitem(hb.SETS, "heldout", small_set())
@@ -481,10 +480,12 @@ def test_your_own_room_plays_under_the_actions_and_alone_and_pairs_only_with_its
     assert sorted((f.name, sf.info(f).frames) for f in halves.iterdir()) == [
         ("heldout_room_0_first.wav", 8 * hb.SR), ("heldout_room_1_first.wav", 3 * hb.SR)]
 
-    capsys.readouterr()
-    assert hb.main([*common, "--room", str(tmp_path / "none"), "--json", str(out)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "does not exist" in err
+    (tmp_path / "not_audio.wav").write_text("not a recording")
+    for bad, reason in ((tmp_path / "none", "does not exist"), (tmp_path / "not_audio.wav", "cannot decode")):
+        capsys.readouterr()
+        assert hb.main([*common, "--room", str(bad), "--json", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and reason in err
 
 
 def test_in_turn_plays_each_recording_once_whole_in_order():

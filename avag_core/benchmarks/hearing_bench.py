@@ -80,8 +80,9 @@ from avag_core.data.synth.backgrounds import (
     reference_onset,
     within_full_scale,
 )
+from avag_core.errors import AvagError
 from avag_core.events import AudioEventTracker, EventConfig, SoundEvent
-from avag_core.events.onset_data import load_room, room_files
+from avag_core.events.onset_data import check_room, room_files
 from avag_core.user_cache import default_cache_dir
 
 SR = 16000
@@ -179,16 +180,18 @@ def background(name: str, seconds: float, rng: np.random.Generator, cache: Path,
 
 
 @functools.cache
+def decoded(path: str) -> np.ndarray:
+    """One recording at 16 kHz, decoded and resampled once per process (a run plays each one
+    up to three ways: the mixes, and alone as excerpts and as a playlist; ``--room`` checks
+    it first); read-only, as every track is built from copies."""
+    x = load_mono(path, SR)
+    x.setflags(write=False)
+    return x
+
+
 def recorded(paths: tuple[str, ...], part: str) -> tuple[np.ndarray, ...]:
-    """The ``part`` half of each recording of a recorded background, decoded and resampled
-    once per process (a run plays each one up to three ways: the mixes, and alone as excerpts
-    and as a playlist); read-only, as every track is built from copies."""
-    out = []
-    for p in paths:
-        x = part_of(load_mono(p, SR), part)
-        x.setflags(write=False)
-        out.append(x)
-    return tuple(out)
+    """The ``part`` half of each recording of a recorded background (views of ``decoded``)."""
+    return tuple(part_of(decoded(p), part) for p in paths)
 
 
 def played_as_in_a_room(name: str, seconds: float, seed: int, rset: RecordingSet = BENCH,
@@ -205,16 +208,17 @@ def played_as_in_a_room(name: str, seconds: float, seed: int, rset: RecordingSet
 
 def with_room(rset: RecordingSet, paths: tuple[str, ...]) -> tuple[RecordingSet, dict[str, Any]]:
     """``--room``: ``rset`` with one more recorded background, ``ROOM``, made of the audio files
-    of ``paths`` (``train_onset --room``'s rule, and its check that each lasts 0.25 s), and
-    what the report says of it: the files and a digest of their bytes, so that
+    of ``paths`` (``train_onset --room``'s rule and its check, ``room_files`` and ``check_room``),
+    and what the report says of it: the files and a digest of their decoded audio, so that
     ``hearing_compare`` pairs only runs over the same recordings. Why: the benchmark's rooms
     are a game's few seconds of rain or machines; a robot's own room is what decides whether
     the shipped file or one adapted to it (``train_onset --room``) is the one to run."""
-    load_room(paths)  # ValueError with a one-line reason: missing, empty or too short
-    files = room_files(paths)
+    files = room_files(paths)  # ValueError with a one-line reason: missing, empty or too short
+    recs = [decoded(str(f)) for f in files]  # decoded once: the run plays these same arrays
+    check_room(paths, files, recs)
     digest = hashlib.sha256()
-    for f in files:
-        digest.update(f.read_bytes())
+    for x in recs:
+        digest.update(x.tobytes())
     rset = replace(rset, backgrounds={**rset.backgrounds, ROOM: ("your recordings", tuple(map(str, files)))})
     return rset, {"files": [str(f) for f in files], "sha256": digest.hexdigest()}
 
@@ -233,12 +237,13 @@ def room_track(rset: RecordingSet, seconds: float, part: str, joins: list[float]
     order = list(range(len(recs)))
     if seed is not None:
         rng = np.random.default_rng([seed, *ROOM.encode()])
-        order = []
-        while sum(recs[i].size for i in order) < seconds * SR + SR:  # + 1 s: the cross-fades
+        order, filled = [], 0
+        while filled < seconds * SR + SR:  # + 1 s: the cross-fades
             turn = list(rng.permutation(len(recs)))
             if order and turn[0] == order[-1] and len(turn) > 1:
                 turn = turn[1:] + turn[:1]
             order += turn
+            filled += sum(r.size for r in recs)
     heard: list[float] = []
     track = at_background_level(in_turn([recs[i] for i in order], SR, joins=heard))[: round(seconds * SR)]
     joins += [j for j in heard if j < track.size / SR]
@@ -511,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.room:
         try:
             rset, room = with_room(rset, args.room)
-        except ValueError as e:
+        except (AvagError, ValueError) as e:  # missing, empty, too short, or not audio
             print(f"hearing_bench: {e}", file=sys.stderr)
             return 2
     missing = rset.missing()
@@ -631,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
     rtf = cpu_total / audio_total if audio_total else 0.0
     print(f"recordings={rset.name}  detector={cfg.detector}  chunks of {CHUNK} samples at {SR} Hz, {len(actions)} actions x "
           f"{args.repeats} per background and SNR, recorded backgrounds under them played as {args.mix_play}"
-          + (f" (room: as a room plays it, {len(room['files'])} file(s))" if room else ""))
+          + (f" (room: {len(room['files'])} file(s), each whole, in a drawn order)" if room else ""))
     print(f"{'background':<10} {'SNR dB':>6} {'recall':>7} {'precision':>9} {'onset p50/p90 ms':>17} "
           f"{'FA/min':>7}" + (f" {'heard recall':>12} {'heard precision':>15}" if head else ""))
     for r in rows:

@@ -25,6 +25,7 @@ import hashlib
 import re
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -283,11 +284,17 @@ def load_room(paths: tuple[str, ...]) -> list[np.ndarray]:
     actions in them, teach it that this room's sounds are background."""
     files = room_files(paths)
     recs = [load_mono(f, SR) for f in files]
+    check_room(paths, files, recs)
+    return recs
+
+
+def check_room(paths: tuple[str, ...], files: list[Path], recs: Sequence[np.ndarray]) -> None:
+    """ValueError with a one-line reason unless ``--room`` gave at least one recording and each
+    (``recs``, decoded from ``files`` at 16 kHz) lasts ``ROOM_MIN_S``."""
     short = [str(f) for f, r in zip(files, recs, strict=True) if r.size < ROOM_MIN_S * SR]
     if not recs or short:
         raise ValueError(f"--room needs audio files of at least {ROOM_MIN_S:g} s "
                          f"(got {len(recs)} file(s) from {', '.join(paths)}" + (f"; too short: {short[0]})" if short else ")"))
-    return recs
 
 
 def _excerpt(recs: list[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
