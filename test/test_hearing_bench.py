@@ -462,7 +462,7 @@ def test_your_own_room_plays_under_the_actions_and_alone_and_pairs_only_with_its
     assert (alone["background"], alone["play"], alone["seconds"], alone["joins"]) == ("room", "continuous", 21.95, 1)
     assert alone["events"] == 3 and alone["fa_per_min"] == pytest.approx(3 * 60 / 21.95)
     assert report["worst"]["fa_per_min_alone"] == alone["fa_per_min"]
-    assert report["room"]["files"] == list(files) and report["gated"] is None
+    assert report["rooms"]["room"]["files"] == list(files) and report["gated"] is None
     assert "room alone:" in capsys.readouterr().out
 
     again = tmp_path / "again.json"
@@ -473,7 +473,9 @@ def test_your_own_room_plays_under_the_actions_and_alone_and_pairs_only_with_its
     with pytest.raises(hc.Unpaired, match="--room"):
         hc.paired_rows(report, json.loads(other.read_text()))
     with pytest.raises(hc.Unpaired, match="--room"):  # a room against the set's own backgrounds
-        hc.paired_rows(report, {**report, "room": None})
+        hc.paired_rows(report, {**report, "rooms": None})
+    old = {k: v for k, v in report.items() if k != "rooms"}  # written before rooms had names
+    assert len(hc.paired_rows({**old, "room": report["rooms"]["room"]}, report)) == 1
 
     halves = tmp_path / "adapt"
     assert hb.main([*common, "--room", str(room), "--background-part", "first", "--write-backgrounds", str(halves)]) == 0
@@ -486,6 +488,42 @@ def test_your_own_room_plays_under_the_actions_and_alone_and_pairs_only_with_its
         assert hb.main([*common, "--room", str(bad), "--json", str(out)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and reason in err
+
+
+def test_named_rooms_play_each_under_the_actions_and_alone_in_one_run(monkeypatch, tmp_path, capsys):
+    """``--room NAME=PATH``, once per room: each room is its own background of one run, under
+    the actions and alone, and the report names each room's files and digest, so a run over
+    other rooms does not pair with it; a name that is already a background (speech) or two
+    rooms under one name exit 2 with the reason."""
+    monkeypatch.setitem(hb.SETS, "heldout", small_set())
+    stamp = load_mono(AUDIO / "action_stamp.flac", hb.SR)
+    stamped = hiss(16.0, 0)
+    for k in range(3):
+        place(stamped, stamp, round((3.0 + 5.0 * k) * hb.SR), 0.3 / float(np.abs(stamp).max()))
+    kitchen, hall = tmp_path / "stamps.wav", tmp_path / "hiss.wav"
+    sf.write(kitchen, stamped, hb.SR)
+    sf.write(hall, hiss(12.0, 1), hb.SR)
+    common = ["--recordings", "heldout", "--snrs", "10", "--alone-s", "600", "--cache", str(tmp_path / "c")]
+    both, one = tmp_path / "both.json", tmp_path / "one.json"
+    assert hb.main([*common, "--room", f"kitchen={kitchen}", "--room", f"hall={hall}", "--json", str(both)]) == 0
+    assert "kitchen: 1 file(s)" in capsys.readouterr().out
+    report = json.loads(both.read_text())
+    assert [r["background"] for r in report["rows"]] == ["kitchen", "hall"]
+    assert all(r["actions"] == 4 for r in report["rows"])
+    assert [(a["background"], a["events"], a["seconds"]) for a in report["alone"]] == [
+        ("kitchen", 3, 16.0), ("hall", 0, 12.0)]
+    assert {n: r["files"] for n, r in report["rooms"].items()} == {"kitchen": [str(kitchen)], "hall": [str(hall)]}
+    assert hb.main([*common, "--room", f"hall={hall}", "--json", str(one)]) == 0
+    with pytest.raises(hc.Unpaired, match="--room"):
+        hc.paired_rows(report, json.loads(one.read_text()))
+
+    capsys.readouterr()
+    assert hb.main([*common, "--room", f"speech={hall}", "--json", str(one)]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert "'speech' is already a background" in err
+    with pytest.raises(SystemExit) as exit_:
+        hb.main([*common, "--room", f"a={hall}", "--room", f"a={kitchen}", "--json", str(one)])
+    assert exit_.value.code == 2 and "each room needs its own NAME" in capsys.readouterr().err
 
 
 def test_in_turn_plays_each_recording_once_whole_in_order():

@@ -180,10 +180,12 @@ def test_jobs_train_members_in_their_own_processes_and_write_the_same_file(monke
     each member trains in a worker process (not the command's, one each), fresh members and a
     room fine-tuning of a mixed file alike, and the file is the same tensors and metadata as
     the members trained in turn; N below 1 or not a number: one usage line, exit 2, nothing
-    written; a worker that dies: one line, exit 1, nothing written."""
+    written; a worker that dies: one line, exit 1, nothing written; the command stopped with
+    SIGTERM while its workers train: they end with it (none trains on, orphaned)."""
     import os
     import subprocess
     import sys
+    import time
     from collections import Counter
     from pathlib import Path
 
@@ -236,6 +238,30 @@ def test_jobs_train_members_in_their_own_processes_and_write_the_same_file(monke
     assert proc.returncode == 1 and not bad.exists()
     assert err.strip().splitlines() == [
         f"train_onset: error: a training process died (out of memory? fewer --jobs than 2); nothing written to {bad}"]
+
+    # the command stopped with SIGTERM while its workers train: they end with it, none trains on
+    pids.unlink(missing_ok=True)
+    proc = subprocess.Popen([sys.executable, str(here / "train_onset_small.py"), "--out", str(bad), "--jobs", "2",
+                             *runs["fresh"]], env={**env, "HOLD": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120.0
+    while not (pids.exists() and len(pids.read_text().split()) == 2) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = [int(p) for p in pids.read_text().split()]
+    assert len(workers) == 2 and proc.pid not in workers
+    proc.terminate()
+    proc.wait(timeout=60)
+
+    def running(pid: int) -> bool:  # a zombie no one reaped has ended too
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 60.0
+    while any(map(running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(running, workers)) and not bad.exists()
 
 
 def test_the_benchmark_plays_one_half_of_each_background_and_writes_the_other(tmp_path):

@@ -2,7 +2,8 @@
 a script by ``test_onset_room``: ``--jobs`` spawns its workers, and a spawned worker imports
 this script again, so they train on the same library. ``PIDS`` (a file): each process that
 makes a stream appends its id (``TOGETHER``: below); ``KILL`` set: every worker dies at
-once, without a word.
+once, without a word; ``HOLD`` set: every worker appends its id and then trains on for ten
+minutes (until something stops it).
 Before training, the script's own process runs a backward pass as ``torch.compile`` runs it
 (AOTAutograd): after that, torch refuses autograd in a forked child, so workers that were
 forked, not spawned, fail here."""
@@ -40,10 +41,18 @@ def _killed(*_args: object) -> None:
     os._exit(9)
 
 
+def _held(*_args: object) -> None:
+    with Path(os.environ["PIDS"]).open("a") as f:
+        f.write(f"{os.getpid()}\n")
+    time.sleep(600.0)
+
+
 train_onset.load_library = small_library
 train_onset.make_stream = _logged
 if os.environ.get("KILL"):
     train_onset.train_member = _killed
+if os.environ.get("HOLD"):
+    train_onset.train_member = _held
 
 if __name__ == "__main__":
     import torch

@@ -40,6 +40,8 @@ Prints a table and writes JSON. Setup (Debian/Ubuntu, as root or with sudo):
     # adapt on the first half of each recording, score the second
     python -m avag_core.benchmarks.hearing_bench --room room/ --background-part first --write-backgrounds adapt/
     python -m avag_core.benchmarks.hearing_bench --room room/ --background-part second --json shipped.json
+    # several rooms in one run, each its own background: long real recordings (scripts/real_rooms.sh)
+    python -m avag_core.benchmarks.hearing_bench --room rain=rooms/rain --room street=rooms/street --json rooms.json
 
 Matching: a detection is a hit when its onset lies within [-0.1 s, +0.3 s] of an
 unmatched action's reference onset (the first 10 ms of the clean action within 20 dB of
@@ -56,6 +58,7 @@ import bisect
 import functools
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -95,7 +98,8 @@ TARGETS = {"recall_5db": 0.9, "precision_5db": 0.9, "onset_p90_ms": 50.0, "fa_pe
            "rtf_percent": 2.0}
 
 PARTS = ("whole", "first", "second")
-ROOM = "room"  # the background of ``--room``: the user's own recordings
+ROOM = "room"  # the background of an unnamed ``--room``: the user's own recordings
+ROOM_NAME = re.compile(r"[a-z][a-z0-9_-]*")  # ``--room NAME=PATH``: a background's name in the table and JSON
 GATED_PEAK = 0.1  # -20 dBFS: the peak of every action on the gated input
 GATED_SPACING_S = 3.6  # start to start (at least 1.2 s of zeros after each action)
 JOIN_NEAR_S = 0.15  # a false event this near a join of two recordings or excerpts is counted as the join's
@@ -206,37 +210,51 @@ def played_as_in_a_room(name: str, seconds: float, seed: int, rset: RecordingSet
     return at_background_level(playlist(recs, seconds, rng, SR, joins=joins))
 
 
-def with_room(rset: RecordingSet, paths: tuple[str, ...]) -> tuple[RecordingSet, dict[str, Any]]:
-    """``--room``: ``rset`` with one more recorded background, ``ROOM``, made of the audio files
-    of ``paths`` (``train_onset --room``'s rule and its check, ``room_files`` and ``check_room``),
-    and what the report says of it: the files and a digest of their decoded audio, so that
+def room_arg(text: str) -> tuple[str, tuple[str, ...]]:
+    """One ``--room [NAME=]PATH[,...]``: the background's name (``ROOM`` without one) and paths."""
+    name, sep, paths = text.partition("=")
+    if not (sep and ROOM_NAME.fullmatch(name)):  # no name: a path may hold "=" itself
+        name, paths = ROOM, text
+    return name, tuple(v for v in paths.split(",") if v)
+
+
+def with_rooms(rset: RecordingSet, rooms: dict[str, tuple[str, ...]]) -> tuple[RecordingSet, dict[str, Any]]:
+    """``--room``: ``rset`` with one more recorded background per room, made of the audio files
+    of its paths (``train_onset --room``'s rule and its check, ``room_files`` and ``check_room``),
+    and what the report says of each: the files and a digest of their decoded audio, so that
     ``hearing_compare`` pairs only runs over the same recordings. Why: the benchmark's rooms
     are a game's few seconds of rain or machines; a robot's own room is what decides whether
     the shipped file or one adapted to it (``train_onset --room``) is the one to run."""
-    files = room_files(paths)  # ValueError with a one-line reason: missing, empty or too short
-    recs = [decoded(str(f)) for f in files]  # decoded once: the run plays these same arrays
-    check_room(paths, files, recs)
-    digest = hashlib.sha256()
-    for x in recs:
-        digest.update(x.tobytes())
-    rset = replace(rset, backgrounds={**rset.backgrounds, ROOM: ("your recordings", tuple(map(str, files)))})
-    return rset, {"files": [str(f) for f in files], "sha256": digest.hexdigest()}
+    taken = {"speech", "white", "pink", "gated", *rset.backgrounds}.intersection(rooms)
+    if taken:
+        raise ValueError(f"--room: {sorted(taken)[0]!r} is already a background of the {rset.name} set")
+    report, backgrounds = {}, dict(rset.backgrounds)
+    for name, paths in rooms.items():
+        files = room_files(paths)  # ValueError with a one-line reason: missing, empty or too short
+        recs = [decoded(str(f)) for f in files]  # decoded once: the run plays these same arrays
+        check_room(paths, files, recs)
+        digest = hashlib.sha256()
+        for x in recs:
+            digest.update(x.tobytes())
+        backgrounds[name] = ("your recordings", tuple(map(str, files)))
+        report[name] = {"files": [str(f) for f in files], "sha256": digest.hexdigest()}
+    return replace(rset, backgrounds=backgrounds), report
 
 
 def room_track(rset: RecordingSet, seconds: float, part: str, joins: list[float],
-               seed: int | None = None) -> np.ndarray:
-    """Your room's recordings (``--room``) at the benchmark's background level, each whole from
-    its start (``in_turn``), up to ``seconds``: with ``seed`` (the mixes) in an order drawn from
-    it, over and over until ``seconds`` are filled (never one twice in a row); without, each once
+               seed: int | None = None, name: str = ROOM) -> np.ndarray:
+    """A room's recordings (``--room``; ``name`` as given there) at the benchmark's background
+    level, each whole from its start (``in_turn``), up to ``seconds``: with ``seed`` (the mixes)
+    in an order drawn from it, over and over until ``seconds`` are filled (never one twice in a row); without, each once
     in name order (the room alone). Why not ``playlist``: a stretch recorded in a room is no loop
     made to repeat seamlessly, and looped every few seconds, or cut in at a random point, its
     joins would be sudden changes the room never made (the benchmark's second halves showed how
     a detector hears those, docs/hearing.md). Why a drawn order for the mixes: another
     ``--seed`` puts other recordings under the actions."""
-    recs = recorded(rset.backgrounds[ROOM][1], part)
+    recs = recorded(rset.backgrounds[name][1], part)
     order = list(range(len(recs)))
     if seed is not None:
-        rng = np.random.default_rng([seed, *ROOM.encode()])
+        rng = np.random.default_rng([seed, *name.encode()])
         order, filled = [], 0
         while filled < seconds * SR + SR:  # + 1 s: the cross-fades
             turn = list(rng.permutation(len(recs)))
@@ -505,17 +523,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write-backgrounds", type=Path, default=None, metavar="DIR",
                     help="write nothing else: the --background-part of each background as 16 kHz WAV "
                     "files in DIR (speech: 5 min; white and pink: 1 min), the room for train_onset --room")
-    ap.add_argument("--room", type=lambda t: tuple(v for v in t.split(",") if v), default=(), metavar="PATH[,...]",
+    ap.add_argument("--room", type=room_arg, action="append", default=[], metavar="[NAME=]PATH[,...]",
                     help="your room's recordings (audio files or folders of them, no actions in them, e.g. from "
-                    "`avag bag audio`): a background named 'room', each recording whole, in an order drawn from "
+                    "`avag bag audio`): a background named NAME ('room' without one; give --room once per room), "
+                    "each recording whole, in an order drawn from "
                     "--seed, over and over under the set's actions, and each once in name order alone (up to "
-                    "--alone-s); the default --backgrounds becomes 'room'")
+                    "--alone-s); the default --backgrounds becomes the rooms")
     ap.add_argument("--cache", type=Path, default=default_cache_dir() / "hearing_bench")
     args = ap.parse_args(argv)
-    rset, room = SETS[args.recordings], None
+    rset, rooms = SETS[args.recordings], None
     if args.room:
+        named = dict(args.room)
+        if len(named) < len(args.room):
+            ap.error("--room: each room needs its own NAME (NAME=PATH[,...])")
         try:
-            rset, room = with_room(rset, args.room)
+            rset, rooms = with_rooms(rset, named)
         except (AvagError, ValueError) as e:  # missing, empty, too short, or not audio
             print(f"hearing_bench: {e}", file=sys.stderr)
             return 2
@@ -542,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = np.random.default_rng(args.seed)
     snrs = [float(s) for s in args.snrs.split(",")]
-    names = (args.backgrounds.split(",") if args.backgrounds else [ROOM] if room
+    names = (args.backgrounds.split(",") if args.backgrounds else list(rooms) if rooms
              else ["speech", *rset.backgrounds, "white", "pink", "gated"])
     unknown = [n for n in names if n not in ("speech", "white", "pink", "gated", *rset.backgrounds)]
     if unknown:
@@ -556,8 +578,8 @@ def main(argv: list[str] | None = None) -> int:
     mix_s = 2.0 + 3.6 * len(actions) * args.repeats + 3.0
     for name in mixed:
         joins: list[float] = []  # where a recorded background's excerpts join (none in speech or noise)
-        if name == ROOM:
-            bg = room_track(rset, mix_s, args.background_part, joins, args.seed)
+        if rooms and name in rooms:
+            bg = room_track(rset, mix_s, args.background_part, joins, args.seed, name)
         elif args.mix_play == "continuous" and name in rset.backgrounds:
             bg = played_as_in_a_room(name, mix_s, args.seed, rset, args.background_part, salt=(1,), joins=joins)
         else:
@@ -604,13 +626,13 @@ def main(argv: list[str] | None = None) -> int:
         return row
 
     alone = []
-    for name in ("speech", "music", "white", ROOM):
+    for name in ("speech", "music", "white", *(rooms or ())):
         if name not in names:
             continue
-        if name == ROOM:  # each of your recordings once, in name order, up to --alone-s in all
+        if rooms and name in rooms:  # each of the room's recordings once, in name order, up to --alone-s in all
             whole: list[float] = []
-            track = room_track(rset, args.alone_s, args.background_part, whole)
-            alone.append(play_alone(ROOM, "continuous", within_full_scale(track), whole))
+            track = room_track(rset, args.alone_s, args.background_part, whole, name=name)
+            alone.append(play_alone(name, "continuous", within_full_scale(track), whole))
         elif name in rset.backgrounds:  # recorded: as a room plays it (the target's), then as excerpts
             whole = []
             track = played_as_in_a_room(name, args.alone_s, args.seed, rset, args.background_part, joins=whole)
@@ -634,9 +656,11 @@ def main(argv: list[str] | None = None) -> int:
         if why is not None:
             gated["explain"] = why
     rtf = cpu_total / audio_total if audio_total else 0.0
+    plays = [f"the set's recorded backgrounds under them played as {args.mix_play}"] if any(
+        n in rset.backgrounds and n not in (rooms or {}) for n in mixed) else []
+    plays += [f"{n}: {len(r['files'])} file(s), each whole, in a drawn order" for n, r in (rooms or {}).items()]
     print(f"recordings={rset.name}  detector={cfg.detector}  chunks of {CHUNK} samples at {SR} Hz, {len(actions)} actions x "
-          f"{args.repeats} per background and SNR, recorded backgrounds under them played as {args.mix_play}"
-          + (f" (room: {len(room['files'])} file(s), each whole, in a drawn order)" if room else ""))
+          f"{args.repeats} per background and SNR" + "".join(f"; {t}" for t in plays))
     print(f"{'background':<10} {'SNR dB':>6} {'recall':>7} {'precision':>9} {'onset p50/p90 ms':>17} "
           f"{'FA/min':>7}" + (f" {'heard recall':>12} {'heard precision':>15}" if head else ""))
     for r in rows:
@@ -694,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
     print("worst at 5 dB / alone:", ", ".join(f"{k}={v:.3g}" if v is not None else f"{k}=-"
                                               for k, v in verdict.items()))
     payload = {"recordings": rset.name, "background_part": args.background_part, "mix_play": args.mix_play,
-               "room": room,
+               "rooms": rooms,
                "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
                "chunk": CHUNK,
                "rows": rows, "per_snr": summary, "misses_by_action": by_action, "alone": alone, "gated": gated,

@@ -49,6 +49,13 @@ def _slots(run: dict[str, Any], name: str) -> list[dict[str, Any]]:
     return rows
 
 
+def room_digests(run: dict[str, Any]) -> dict[str, str]:
+    """Each ``--room`` background's name and the digest of its recordings (reports written
+    before rooms had names hold one room, ``room``)."""
+    rooms = run.get("rooms") or ({"room": run["room"]} if run.get("room") else {})
+    return {name: r["sha256"] for name, r in rooms.items()}
+
+
 def paired_rows(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str] = ("A", "B")) -> list[tuple[dict, dict]]:
     """The rows of both runs, pair by pair; ``Unpaired`` unless both scored the same
     recording set, mixes and action times."""
@@ -59,7 +66,7 @@ def paired_rows(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str] = (
     for key, default in (("recordings", None), ("background_part", "whole"), ("mix_play", "excerpts")):
         if a.get(key, default) != b.get(key, default):
             raise Unpaired(f"{key} differ: {a.get(key, default)} against {b.get(key, default)}")
-    if (a.get("room") or {}).get("sha256") != (b.get("room") or {}).get("sha256"):  # --room: the same recordings
+    if room_digests(a) != room_digests(b):  # --room: the same recordings, under the same names
         raise Unpaired("the runs played different --room recordings (or only one of them played any)")
     if [(r["background"], r["snr_db"]) for r in ra] != [(r["background"], r["snr_db"]) for r in rb]:
         raise Unpaired("the runs have different backgrounds or SNRs")
