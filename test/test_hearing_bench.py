@@ -510,6 +510,8 @@ def test_named_rooms_play_each_under_the_actions_and_alone_in_one_run(monkeypatc
     report = json.loads(both.read_text())
     assert [r["background"] for r in report["rows"]] == ["kitchen", "hall"]
     assert all(r["actions"] == 4 for r in report["rows"])
+    kitchen_row, hall_row = report["rows"]  # each under its own recordings: the stamps only under the kitchen's
+    assert kitchen_row["false_alarms"] > 0 and hall_row["false_alarms"] == 0 and hall_row["hits"] == 4
     assert [(a["background"], a["events"], a["seconds"]) for a in report["alone"]] == [
         ("kitchen", 3, 16.0), ("hall", 0, 12.0)]
     assert {n: r["files"] for n, r in report["rooms"].items()} == {"kitchen": [str(kitchen)], "hall": [str(hall)]}
