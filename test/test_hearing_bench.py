@@ -492,8 +492,8 @@ def test_your_own_room_plays_under_the_actions_and_alone_and_pairs_only_with_its
 
 def test_named_rooms_play_each_under_the_actions_and_alone_in_one_run(monkeypatch, tmp_path, capsys):
     """``--room NAME=PATH``, once per room: each room is its own background of one run, under
-    the actions and alone, and the report names each room's files and digest, so a run over
-    other rooms does not pair with it; a name that is already a background (speech) or two
+    the actions and alone, its mixes the same as in a run over it alone, and the report names
+    each room's files and digest, so a run over other rooms does not pair with it; a name that is already a background (speech) or two
     rooms under one name exit 2 with the reason."""
     monkeypatch.setitem(hb.SETS, "heldout", small_set())
     stamp = load_mono(AUDIO / "action_stamp.flac", hb.SR)
@@ -516,8 +516,12 @@ def test_named_rooms_play_each_under_the_actions_and_alone_in_one_run(monkeypatc
         ("kitchen", 3, 16.0), ("hall", 0, 12.0)]
     assert {n: r["files"] for n, r in report["rooms"].items()} == {"kitchen": [str(kitchen)], "hall": [str(hall)]}
     assert hb.main([*common, "--room", f"hall={hall}", "--json", str(one)]) == 0
+    alone_run = json.loads(one.read_text())
+    (hall_alone,) = alone_run["rows"]  # as in a run over the hall alone: the kitchen before it changes nothing
+    assert {k: hall_alone[k] for k in ("onsets_s", "action_names", "hit", "false")} == {
+        k: hall_row[k] for k in ("onsets_s", "action_names", "hit", "false")}
     with pytest.raises(hc.Unpaired, match="--room"):
-        hc.paired_rows(report, json.loads(one.read_text()))
+        hc.paired_rows(report, alone_run)
 
     capsys.readouterr()
     assert hb.main([*common, "--room", f"speech={hall}", "--json", str(one)]) == 2

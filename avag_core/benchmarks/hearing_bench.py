@@ -578,15 +578,19 @@ def main(argv: list[str] | None = None) -> int:
     mix_s = 2.0 + 3.6 * len(actions) * args.repeats + 3.0
     for name in mixed:
         joins: list[float] = []  # where a recorded background's excerpts join (none in speech or noise)
+        draw = rng
         if rooms and name in rooms:
             bg = room_track(rset, mix_s, args.background_part, joins, args.seed, name)
+            # each room's actions drawn as in a run over that room alone: its figures do not
+            # depend on which rooms came before it in the run
+            draw = np.random.default_rng(args.seed)
         elif args.mix_play == "continuous" and name in rset.backgrounds:
             bg = played_as_in_a_room(name, mix_s, args.seed, rset, args.background_part, salt=(1,), joins=joins)
         else:
             bg = background(name, mix_s, rng, args.cache, rset, args.background_part, joins)
         for snr in snrs:
             acts, played = actions * args.repeats, []
-            mix, onsets = build_mix(bg, acts, snr, rng, played)
+            mix, onsets = build_mix(bg, acts, snr, draw, played)
             (events, cpu, after), why = detect(mix, onsets)
             cpu_total += cpu
             decided += after
