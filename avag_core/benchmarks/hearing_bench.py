@@ -41,7 +41,7 @@ Prints a table and writes JSON. Setup (Debian/Ubuntu, as root or with sudo):
     python -m avag_core.benchmarks.hearing_bench --room room/ --background-part first --write-backgrounds adapt/
     python -m avag_core.benchmarks.hearing_bench --room room/ --background-part second --json shipped.json
     # several rooms in one run, each its own background: long real recordings (scripts/real_rooms.sh)
-    python -m avag_core.benchmarks.hearing_bench --room rain=rooms/rain --room street=rooms/street --json rooms.json
+    python -m avag_core.benchmarks.hearing_bench --room rainfall=rooms/rainfall --room street=rooms/street --json rooms.json
 
 Matching: a detection is a hit when its onset lies within [-0.1 s, +0.3 s] of an
 unmatched action's reference onset (the first 10 ms of the clean action within 20 dB of
