@@ -35,7 +35,9 @@ for p in "${packages[@]}"; do
     (cd "$debs" && apt-get download "$p" >/dev/null) ||
       { echo "real_rooms.sh: apt-get download $p failed (run apt-get update as root first?)" >&2; exit 1; }
   fi
-  dpkg-deb -x "$(compgen -G "$debs/${p}_*.deb" | head -1)" "$debs/x"
+  if [[ ! -e "$debs/x/.$p" ]]; then  # unpacked once; a second run only links
+    dpkg-deb -x "$(compgen -G "$debs/${p}_*.deb" | head -1)" "$debs/x" && touch "$debs/x/.$p"
+  fi
 done
 g="$debs/x/usr/share/games"
 room() {  # room NAME FILE...: links the recordings into DIR/NAME

@@ -245,8 +245,8 @@ def room_track(rset: RecordingSet, seconds: float, part: str, joins: list[float]
                seed: int | None = None, name: str = ROOM) -> np.ndarray:
     """A room's recordings (``--room``; ``name`` as given there) at the benchmark's background
     level, each whole from its start (``in_turn``), up to ``seconds``: with ``seed`` (the mixes)
-    in an order drawn from it, over and over until ``seconds`` are filled (never one twice in a row); without, each once
-    in name order (the room alone). Why not ``playlist``: a stretch recorded in a room is no loop
+    in an order drawn from it, over and over until ``seconds`` are filled (never one twice in a
+    row); without, each once in name order (the room alone). Why not ``playlist``: a stretch recorded in a room is no loop
     made to repeat seamlessly, and looped every few seconds, or cut in at a random point, its
     joins would be sudden changes the room never made (the benchmark's second halves showed how
     a detector hears those, docs/hearing.md). Why a drawn order for the mixes: another
@@ -255,13 +255,12 @@ def room_track(rset: RecordingSet, seconds: float, part: str, joins: list[float]
     order = list(range(len(recs)))
     if seed is not None:
         rng = np.random.default_rng([seed, *name.encode()])
-        order, filled = [], 0
-        while filled < seconds * SR + SR:  # + 1 s: the cross-fades
+        order, turns = [], int(np.ceil((seconds * SR + SR) / sum(r.size for r in recs)))  # + 1 s: the cross-fades
+        for _ in range(turns):
             turn = list(rng.permutation(len(recs)))
             if order and turn[0] == order[-1] and len(turn) > 1:
                 turn = turn[1:] + turn[:1]
             order += turn
-            filled += sum(r.size for r in recs)
     heard: list[float] = []
     track = at_background_level(in_turn([recs[i] for i in order], SR, joins=heard))[: round(seconds * SR)]
     joins += [j for j in heard if j < track.size / SR]
@@ -531,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
                     "--alone-s); the default --backgrounds becomes the rooms")
     ap.add_argument("--cache", type=Path, default=default_cache_dir() / "hearing_bench")
     args = ap.parse_args(argv)
-    rset, rooms = SETS[args.recordings], None
+    rset, rooms = SETS[args.recordings], {}
     if args.room:
         named = dict(args.room)
         if len(named) < len(args.room):
@@ -579,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in mixed:
         joins: list[float] = []  # where a recorded background's excerpts join (none in speech or noise)
         draw = rng
-        if rooms and name in rooms:
+        if name in rooms:
             bg = room_track(rset, mix_s, args.background_part, joins, args.seed, name)
             # each room's actions drawn as in a run over that room alone: its figures do not
             # depend on which rooms came before it in the run
@@ -630,10 +629,10 @@ def main(argv: list[str] | None = None) -> int:
         return row
 
     alone = []
-    for name in ("speech", "music", "white", *(rooms or ())):
+    for name in ("speech", "music", "white", *rooms):
         if name not in names:
             continue
-        if rooms and name in rooms:  # each of the room's recordings once, in name order, up to --alone-s in all
+        if name in rooms:  # each of the room's recordings once, in name order, up to --alone-s in all
             whole: list[float] = []
             track = room_track(rset, args.alone_s, args.background_part, whole, name=name)
             alone.append(play_alone(name, "continuous", within_full_scale(track), whole))
@@ -661,8 +660,8 @@ def main(argv: list[str] | None = None) -> int:
             gated["explain"] = why
     rtf = cpu_total / audio_total if audio_total else 0.0
     plays = [f"the set's recorded backgrounds under them played as {args.mix_play}"] if any(
-        n in rset.backgrounds and n not in (rooms or {}) for n in mixed) else []
-    plays += [f"{n}: {len(r['files'])} file(s), each whole, in a drawn order" for n, r in (rooms or {}).items()]
+        n in rset.backgrounds and n not in rooms for n in mixed) else []
+    plays += [f"{n}: {len(r['files'])} file(s), each whole, in a drawn order" for n, r in rooms.items()]
     print(f"recordings={rset.name}  detector={cfg.detector}  chunks of {CHUNK} samples at {SR} Hz, {len(actions)} actions x "
           f"{args.repeats} per background and SNR" + "".join(f"; {t}" for t in plays))
     print(f"{'background':<10} {'SNR dB':>6} {'recall':>7} {'precision':>9} {'onset p50/p90 ms':>17} "
