@@ -493,8 +493,8 @@ def test_your_own_room_plays_under_the_actions_and_alone_and_pairs_only_with_its
 def test_named_rooms_play_each_under_the_actions_and_alone_in_one_run(monkeypatch, tmp_path, capsys):
     """``--room NAME=PATH``, once per room: each room is its own background of one run, under
     the actions and alone, its mixes the same as in a run over it alone, and the report names
-    each room's files and digest, so a run over other rooms does not pair with it; a name that is already a background (speech) or two
-    rooms under one name exit 2 with the reason."""
+    each room's files and digest, so a run over other rooms does not pair with it; a name that
+    is already a background (speech) or two rooms under one name exit 2 with the reason."""
     monkeypatch.setitem(hb.SETS, "heldout", small_set())
     stamp = load_mono(AUDIO / "action_stamp.flac", hb.SR)
     stamped = hiss(16.0, 0)
