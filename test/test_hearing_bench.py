@@ -463,7 +463,14 @@ def test_your_own_room_plays_under_the_actions_and_alone_and_pairs_only_with_its
     assert alone["events"] == 3 and alone["fa_per_min"] == pytest.approx(3 * 60 / 21.95)
     assert report["worst"]["fa_per_min_alone"] == alone["fa_per_min"]
     assert report["rooms"]["room"]["files"] == list(files) and report["gated"] is None
-    assert "room alone:" in capsys.readouterr().out
+    # where to listen: each false event alone is named by its file and its time in that file
+    stamps_at = [3.0 + 5.0 * k + reference_onset(stamp, hb.SR) for k in range(3)]
+    assert [w["file"] for w in alone["where"]] == [files[0]] * 3
+    assert [w["at_s"] for w in alone["where"]] == pytest.approx(stamps_at, abs=0.05)
+    assert all(w["rise_db"] > 20 for w in alone["where"])  # each a stamp far over the hiss
+    printed = capsys.readouterr().out
+    assert "room alone:" in printed and "the 2 s before): " + ", ".join(
+        f"a_stamps.wav {w['at_s']:.2f} {w['rise_db']:+.0f} dB" for w in alone["where"]) in printed
 
     again = tmp_path / "again.json"
     assert hb.main([*common, "--room", str(room), "--json", str(again)]) == 0
@@ -488,6 +495,38 @@ def test_your_own_room_plays_under_the_actions_and_alone_and_pairs_only_with_its
         assert hb.main([*common, "--room", str(bad), "--json", str(out)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and reason in err
+
+
+def test_a_place_in_a_rooms_alone_track_is_named_by_its_file_and_its_time_in_the_whole_file(tmp_path):
+    """``in_recordings``: a time in a room's alone track (its recordings once each, in name
+    order, cross-faded) is in the recording that had begun by then, at the time since it began;
+    with ``--background-part second`` that time counts from the file's start, not the half's."""
+    files = []
+    for name, seconds in (("a.wav", 4.0), ("b.wav", 6.0)):
+        sf.write(tmp_path / name, hiss(seconds, len(files)), hb.SR)
+        files.append(str(tmp_path / name))
+    for part, halves in (("whole", (4.0, 6.0)), ("second", (2.0, 3.0))):
+        joins: list[float] = []
+        track = hb.room_track(hb.with_rooms(hb.BENCH, {"r": tuple(files)})[0], 60.0, part, joins, name="r")
+        assert joins == pytest.approx([halves[0] - 0.05]) and track.size / hb.SR == pytest.approx(sum(halves) - 0.05)
+        skip = {"whole": 0.0, "second": 1.0}[part]
+        where = hb.in_recordings(tuple(files), part, joins, [0.5, joins[0] - 0.01, joins[0] + 0.01, track.size / hb.SR])
+        assert [w["file"] for w in where] == [files[0], files[0], files[1], files[1]]
+        assert [w["at_s"] for w in where] == pytest.approx(
+            [0.5 + 2.0 * skip, halves[0] - 0.06 + 2.0 * skip, 0.01 + 3.0 * skip, halves[1] + 3.0 * skip], abs=1e-3)
+
+
+def test_a_false_events_rise_is_its_loudest_20_ms_over_the_median_of_the_2_s_before():
+    """``rise_db``: hiss that steps up 20 dB rose 20 dB at the step, a click in the hiss by its
+    own level, and the hiss itself by about nothing."""
+    x = hiss(6.0, 0).astype(np.float64)
+    x /= np.sqrt(np.mean(x ** 2))
+    stepped = np.concatenate([x[: 3 * hb.SR], 10.0 * x[3 * hb.SR:]])
+    assert hb.rise_db(stepped, 3.0) == pytest.approx(20.0, abs=1.0)
+    clicked = x.copy()
+    clicked[4 * hb.SR: 4 * hb.SR + hb.SR // 50] *= 100.0  # one 20 ms frame 40 dB up
+    assert hb.rise_db(clicked, 3.9) == pytest.approx(40.0, abs=1.0)
+    assert abs(hb.rise_db(x, 3.0)) < 1.5 and hb.rise_db(x, 5.999) < 1.5  # the end of a track: no error
 
 
 def test_named_rooms_play_each_under_the_actions_and_alone_in_one_run(monkeypatch, tmp_path, capsys):

@@ -99,6 +99,7 @@ TARGETS = {"recall_5db": 0.9, "precision_5db": 0.9, "onset_p90_ms": 50.0, "fa_pe
 
 PARTS = ("whole", "first", "second")
 ROOM = "room"  # the background of an unnamed ``--room``: the user's own recordings
+WHERE_SHOWN = 12  # a room alone: how many false events' places the table prints (the JSON holds all)
 ROOM_NAME = re.compile(r"[a-z][a-z0-9_-]*")  # ``--room NAME=PATH``: a background's name in the table and JSON
 GATED_PEAK = 0.1  # -20 dBFS: the peak of every action on the gated input
 GATED_SPACING_S = 3.6  # start to start (at least 1.2 s of zeros after each action)
@@ -265,6 +266,35 @@ def room_track(rset: RecordingSet, seconds: float, part: str, joins: list[float]
     track = at_background_level(in_turn([recs[i] for i in order], SR, joins=heard))[: round(seconds * SR)]
     joins += [j for j in heard if j < track.size / SR]
     return track
+
+
+def in_recordings(files: tuple[str, ...], part: str, joins: list[float], times: list[float]) -> list[dict[str, Any]]:
+    """Where each of ``times`` (s into a room's alone track, ``room_track`` without a seed) lies
+    in the room's recordings: the file and the seconds into it (into the whole file, also when
+    ``part`` is its second half). Why: a false event alone is worth hearing, and a room is
+    minutes of several recordings; these say where to listen."""
+    starts = [0.0, *joins]  # each recording's start in the track: in name order, one after another
+    out = []
+    for t in times:
+        k = bisect.bisect_right(starts, t) - 1
+        skipped = len(decoded(files[k])) // 2 / SR if part == "second" else 0.0
+        out.append({"file": files[k], "at_s": round(t - starts[k] + skipped, 3)})
+    return out
+
+
+def rise_db(track: np.ndarray, t: float) -> float:
+    """How far the loudest 20 ms of the half second from ``t`` rose over the median 20 ms of
+    the 2 s before it, in dB. Why: a false event alone that rose well over its room is a sound
+    the room made (a drop, a horn), not the detector hearing the room itself as new."""
+    hop, i = SR // 50, min(round(t * SR), track.size - SR // 50)
+
+    def levels(lo: int, hi: int) -> np.ndarray:
+        x = track[max(0, lo):hi].astype(np.float64)
+        n = x.size // hop
+        return np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1) if n else np.zeros(1)
+
+    before, after = levels(i - 2 * SR, i), levels(i, i + SR // 2)
+    return round(10 * float(np.log10((after.max() + 1e-12) / (np.median(before) + 1e-12))), 1)
 
 
 def at_background_level(track: np.ndarray) -> np.ndarray:
@@ -620,6 +650,10 @@ def main(argv: list[str] | None = None) -> int:
                "fa_per_min": len(events) / (bg.size / SR / 60)}
         if joins is not None:  # a recorded background: how many of its false events began at a join
             row.update(joins=len(joins), at_joins=at_joins([e.onset_time for e in events], joins))
+            if name in rooms:
+                row["where"] = [{**w, "rise_db": rise_db(bg, e.onset_time)} for w, e in zip(
+                    in_recordings(rset.backgrounds[name][1], args.background_part, joins,
+                                  [e.onset_time for e in events]), events, strict=True)]
         if why is not None:
             row["explain"] = why
         if head is not None:
@@ -693,6 +727,11 @@ def main(argv: list[str] | None = None) -> int:
                  if "at_joins" in a else "")
               + (f"; accepted as actions by the head: {a['accepted']} = {a['accepted_per_min']:.2f} per minute"
                  if "accepted" in a else ""))
+        if a.get("where"):
+            print(f"  {a['background']} alone, where each false event began (file, seconds into it, its rise over "
+                  "the 2 s before): " + ", ".join(f"{Path(w['file']).name} {w['at_s']:.2f} {w['rise_db']:+.0f} dB"
+                                                 for w in a["where"][:WHERE_SHOWN])
+                + (f" and {len(a['where']) - WHERE_SHOWN} more (all in the JSON)" if len(a["where"]) > WHERE_SHOWN else ""))
     if gated:
         print(f"gated microphone (exact zeros between sounds, each action peaking at {gated['peak_dbfs']:g} dBFS): "
               f"{gated['hits']} of {gated['actions']} actions found, {gated['false_alarms']} false events")
