@@ -15,6 +15,7 @@ from avag_core.benchmarks import hearing_bench as hb
 from avag_core.benchmarks import hearing_compare as hc
 from avag_core.data.synth.backgrounds import (
     HEADROOM_PEAK,
+    Piece,
     active_power,
     background_power,
     background_track,
@@ -292,12 +293,13 @@ def test_music_alone_is_scored_as_a_room_plays_it_and_also_as_the_mixes_excerpt_
     stamp = load_mono(AUDIO / "action_stamp.flac", hb.SR)
     given = []
 
-    def room_track(name, seconds, seed, rset, part, joins):
+    def room_track(name, seconds, seed, rset, part, joins, pieces):
         x = 0.001 * np.random.default_rng(seed).standard_normal(round(seconds * hb.SR)).astype(np.float32)
         for k in range(5):
             place(x, stamp, round((2.0 + 3.5 * k) * hb.SR), 0.5 / float(np.abs(stamp).max()))
         given.append((name, seed, part))
         joins.append(2.0)  # the first stamp: a join here
+        pieces.append(Piece(0.0, 0, 1.0))  # as if played from 1 s into the set's one recording
         return x
 
     monkeypatch.setattr(hb, "played_as_in_a_room", room_track)
@@ -312,6 +314,11 @@ def test_music_alone_is_scored_as_a_room_plays_it_and_also_as_the_mixes_excerpt_
     assert excerpts["joins"] >= 2 and 0 <= excerpts["at_joins"] <= excerpts["events"]
     assert (continuous["joins"], continuous["at_joins"]) == (1, 1)
     assert continuous["events"] >= 5 > excerpts["events"]
+    stamps = [w for w in continuous["where"] if w["rise_db"] > 20]  # the five stamps, found in "their" recording
+    assert [w["at_s"] for w in stamps] == pytest.approx([3.0 + 3.5 * k + reference_onset(stamp, hb.SR)
+                                                         for k in range(5)], abs=0.05)
+    assert {w["file"] for w in continuous["where"]} == {str(AUDIO / "music_city_blues.flac")}
+    assert "where" not in excerpts  # excerpts jump about: no place to listen to
     assert report["worst"]["fa_per_min_alone"] == continuous["fa_per_min"]
 
 
@@ -322,9 +329,9 @@ def test_the_continuous_track_is_a_playlist_of_the_sets_recordings_at_the_backgr
     rset = small_set(backgrounds={"music": ("test data", (city,))})
     seen = []
 
-    def spy(recs, seconds, rng, sr, joins):
+    def spy(recs, seconds, rng, sr, joins, pieces):
         seen.append([r.size for r in recs])
-        return playlist(recs, seconds, rng, sr, joins=joins)
+        return playlist(recs, seconds, rng, sr, joins=joins, pieces=pieces)
 
     monkeypatch.setattr(hb, "playlist", spy)
     x = hb.played_as_in_a_room("music", 12.0, 0, rset, "second")
@@ -387,9 +394,9 @@ def test_mixes_can_play_a_recorded_background_as_a_room_plays_it(monkeypatch, tm
     calls = []
     real = hb.played_as_in_a_room
 
-    def spy(name, seconds, seed, rset, part, salt=(), joins=None):
+    def spy(name, seconds, seed, rset, part, salt=(), joins=None, pieces=None):
         calls.append((name, round(seconds), salt))
-        return real(name, seconds, seed, rset, part, salt, joins)
+        return real(name, seconds, seed, rset, part, salt, joins, pieces)
 
     monkeypatch.setattr(hb, "played_as_in_a_room", spy)
     outs = {}
@@ -422,6 +429,25 @@ def test_a_playlist_loops_a_short_recording_until_it_has_played_loop_s():
     assert len(joins) >= 15  # about one join per 1 s pass
 
 
+def test_a_playlists_pieces_say_which_recording_plays_each_sample_and_from_where():
+    """``pieces``: each pass a playlist laid (the first from a random point, loops from their
+    start) names its recording by its index in the list given, a recording too short to play
+    included in the count, so that a sound in the track can be found in its recording."""
+    sr, fade = 16000, 800
+    recs = [np.zeros(100, np.float32)] + [(v + np.arange(n) / n).astype(np.float32)  # value: recording, then where
+                                          for v, n in ((1.0, 9000), (2.0, 20000), (3.0, 7000))]
+    for seed in range(3):
+        pieces: list[Piece] = []
+        x = playlist(recs, 6.0, np.random.default_rng(seed), sr, loop_s=1.0, pieces=pieces)
+        assert pieces[0].at_s == 0.0 and pieces[0].from_s > 0.0 and all(q.from_s == 0.0 for q in pieces[1:])
+        assert {q.index for q in pieces} == {1, 2, 3} and any(a.index == b.index for a, b in itertools.pairwise(pieces))
+        ends = [q.at_s for q in pieces[1:]] + [x.size / sr]
+        for q, end in zip(pieces, ends, strict=True):
+            k = np.arange(round(q.at_s * sr) + fade, round(end * sr))  # past its fade-in, before the next one
+            rec = recs[q.index]
+            assert np.allclose(x[k], rec[k - round(q.at_s * sr) + round(q.from_s * sr)], atol=1e-6)
+
+
 def test_your_own_room_plays_under_the_actions_and_alone_and_pairs_only_with_itself(monkeypatch, tmp_path, capsys):
     """``--room``: the user's recordings (here WAVs as ``avag bag audio`` writes them: a quiet
     hiss with three real stamps in it, and a hiss alone) are a background named ``room``: each
@@ -443,9 +469,9 @@ def test_your_own_room_plays_under_the_actions_and_alone_and_pairs_only_with_its
     calls = []
     real = hb.played_as_in_a_room
 
-    def spy(name, seconds, seed, rset, part, salt=(), joins=None):
+    def spy(name, seconds, seed, rset, part, salt=(), joins=None, pieces=None):
         calls.append((name, round(seconds, 3), salt, rset.backgrounds[name][1]))
-        return real(name, seconds, seed, rset, part, salt, joins)
+        return real(name, seconds, seed, rset, part, salt, joins, pieces)
 
     monkeypatch.setattr(hb, "played_as_in_a_room", spy)
     out = tmp_path / "room.json"
@@ -468,6 +494,8 @@ def test_your_own_room_plays_under_the_actions_and_alone_and_pairs_only_with_its
     assert [w["file"] for w in alone["where"]] == [files[0]] * 3
     assert [w["at_s"] for w in alone["where"]] == pytest.approx(stamps_at, abs=0.05)
     assert all(w["rise_db"] > 20 for w in alone["where"])  # each a stamp far over the hiss
+    assert alone["by_file"] == [{"file": files[0], "seconds": 15.95, "events": 3},  # up to the cross-fade
+                                {"file": files[1], "seconds": 6.0, "events": 0}]
     printed = capsys.readouterr().out
     assert "room alone:" in printed and "the 2 s before): " + ", ".join(
         f"a_stamps.wav {w['at_s']:.2f} {w['rise_db']:+.0f} dB" for w in alone["where"]) in printed
@@ -507,13 +535,19 @@ def test_a_place_in_a_rooms_alone_track_is_named_by_its_file_and_its_time_in_the
         files.append(str(tmp_path / name))
     for part, halves in (("whole", (4.0, 6.0)), ("second", (2.0, 3.0))):
         joins: list[float] = []
-        track = hb.room_track(hb.with_rooms(hb.BENCH, {"r": tuple(files)})[0], 60.0, part, joins, name="r")
+        pieces: list[Piece] = []
+        track = hb.room_track(hb.with_rooms(hb.BENCH, {"r": tuple(files)})[0], 60.0, part, joins, name="r",
+                              pieces=pieces)
         assert joins == pytest.approx([halves[0] - 0.05]) and track.size / hb.SR == pytest.approx(sum(halves) - 0.05)
+        assert pieces == [Piece(0.0, 0, 0.0), Piece(joins[0], 1, 0.0)]
         skip = {"whole": 0.0, "second": 1.0}[part]
-        where = hb.in_recordings(tuple(files), part, joins, [0.5, joins[0] - 0.01, joins[0] + 0.01, track.size / hb.SR])
+        where = hb.in_recordings(tuple(files), part, pieces, [0.5, joins[0] - 0.01, joins[0] + 0.01, track.size / hb.SR])
         assert [w["file"] for w in where] == [files[0], files[0], files[1], files[1]]
         assert [w["at_s"] for w in where] == pytest.approx(
             [0.5 + 2.0 * skip, halves[0] - 0.06 + 2.0 * skip, 0.01 + 3.0 * skip, halves[1] + 3.0 * skip], abs=1e-3)
+        tally = hb.by_file(tuple(files), pieces, track.size / hb.SR, [w["file"] for w in where])
+        assert [(r["file"], r["events"]) for r in tally] == [(files[0], 2), (files[1], 2)]
+        assert [r["seconds"] for r in tally] == pytest.approx([halves[0] - 0.05, halves[1]], abs=0.01)
 
 
 def test_a_false_events_rise_is_its_loudest_20_ms_over_the_median_of_the_2_s_before():
@@ -527,6 +561,7 @@ def test_a_false_events_rise_is_its_loudest_20_ms_over_the_median_of_the_2_s_bef
     clicked[4 * hb.SR: 4 * hb.SR + hb.SR // 50] *= 100.0  # one 20 ms frame 40 dB up
     assert hb.rise_db(clicked, 3.9) == pytest.approx(40.0, abs=1.0)
     assert abs(hb.rise_db(x, 3.0)) < 1.5 and hb.rise_db(x, 5.999) < 1.5  # the end of a track: no error
+    assert hb.rise_db(clicked, 0.4) is None and hb.rise_db(clicked, 0.5) is not None  # no room heard before it
 
 
 def test_named_rooms_play_each_under_the_actions_and_alone_in_one_run(monkeypatch, tmp_path, capsys):

@@ -73,6 +73,7 @@ from avag_core.benchmarks import hearing_explain
 from avag_core.benchmarks.hearing_sets import BENCH, SETS, RecordingSet
 from avag_core.data.array_cache import cached_array
 from avag_core.data.synth.backgrounds import (
+    Piece,
     background_power,
     background_track,
     gain_for_snr,
@@ -99,7 +100,7 @@ TARGETS = {"recall_5db": 0.9, "precision_5db": 0.9, "onset_p90_ms": 50.0, "fa_pe
 
 PARTS = ("whole", "first", "second")
 ROOM = "room"  # the background of an unnamed ``--room``: the user's own recordings
-WHERE_SHOWN = 12  # a room alone: how many false events' places the table prints (the JSON holds all)
+WHERE_SHOWN = 12  # a recorded background alone: how many false events' places are printed (the JSON holds all)
 ROOM_NAME = re.compile(r"[a-z][a-z0-9_-]*")  # ``--room NAME=PATH``: a background's name in the table and JSON
 GATED_PEAK = 0.1  # -20 dBFS: the peak of every action on the gated input
 GATED_SPACING_S = 3.6  # start to start (at least 1.2 s of zeros after each action)
@@ -201,14 +202,14 @@ def recorded(paths: tuple[str, ...], part: str) -> tuple[np.ndarray, ...]:
 
 def played_as_in_a_room(name: str, seconds: float, seed: int, rset: RecordingSet = BENCH,
                         part: str = "whole", salt: tuple[int, ...] = (),
-                        joins: list[float] | None = None) -> np.ndarray:
+                        joins: list[float] | None = None, pieces: list[Piece] | None = None) -> np.ndarray:
     """A recorded background, whole recordings one after another, a short one looped
-    (``playlist``), at -20 dBFS; its join times go to ``joins``. Drawn from its own random
+    (``playlist``), at -20 dBFS; its join times go to ``joins``, what it played to ``pieces``. Drawn from its own random
     stream (``seed``, the name and ``salt``: the mixes' is not the alone track's), so that
     adding it left every other draw of a run as it was."""
     recs = recorded(rset.backgrounds[name][1], part)
     rng = np.random.default_rng([seed, *name.encode(), *salt])
-    return at_background_level(playlist(recs, seconds, rng, SR, joins=joins))
+    return at_background_level(playlist(recs, seconds, rng, SR, joins=joins, pieces=pieces))
 
 
 def room_arg(text: str) -> tuple[str, tuple[str, ...]]:
@@ -243,7 +244,7 @@ def with_rooms(rset: RecordingSet, rooms: dict[str, tuple[str, ...]]) -> tuple[R
 
 
 def room_track(rset: RecordingSet, seconds: float, part: str, joins: list[float],
-               seed: int | None = None, name: str = ROOM) -> np.ndarray:
+               seed: int | None = None, name: str = ROOM, pieces: list[Piece] | None = None) -> np.ndarray:
     """A room's recordings (``--room``; ``name`` as given there) at the benchmark's background
     level, each whole from its start (``in_turn``), up to ``seconds``: with ``seed`` (the mixes)
     in an order drawn from it, over and over until ``seconds`` are filled (never one twice in a
@@ -251,7 +252,7 @@ def room_track(rset: RecordingSet, seconds: float, part: str, joins: list[float]
     made to repeat seamlessly, and looped every few seconds, or cut in at a random point, its
     joins would be sudden changes the room never made (the benchmark's second halves showed how
     a detector hears those, docs/hearing.md). Why a drawn order for the mixes: another
-    ``--seed`` puts other recordings under the actions."""
+    ``--seed`` puts other recordings under the actions. What it played goes to ``pieces``."""
     recs = recorded(rset.backgrounds[name][1], part)
     order = list(range(len(recs)))
     if seed is not None:
@@ -263,35 +264,67 @@ def room_track(rset: RecordingSet, seconds: float, part: str, joins: list[float]
                 turn = turn[1:] + turn[:1]
             order += turn
     heard: list[float] = []
-    track = at_background_level(in_turn([recs[i] for i in order], SR, joins=heard))[: round(seconds * SR)]
+    laid: list[Piece] = []
+    track = at_background_level(in_turn([recs[i] for i in order], SR, joins=heard, pieces=laid))[: round(seconds * SR)]
     joins += [j for j in heard if j < track.size / SR]
+    if pieces is not None:  # each piece named by its recording in the room, not by its place in ``order``
+        pieces += [replace(q, index=order[q.index]) for q in laid if q.at_s < track.size / SR]
     return track
 
 
-def in_recordings(files: tuple[str, ...], part: str, joins: list[float], times: list[float]) -> list[dict[str, Any]]:
-    """Where each of ``times`` (s into a room's alone track, ``room_track`` without a seed) lies
-    in the room's recordings: the file and the seconds into it (into the whole file, also when
-    ``part`` is its second half). Why: a false event alone is worth hearing, and a room is
-    minutes of several recordings; these say where to listen."""
-    starts = [0.0, *joins]  # each recording's start in the track: in name order, one after another
+def where_lines(row: dict[str, Any]) -> list[str]:
+    """The printed lines of an alone row's ``where`` and ``by_file``: the first ``WHERE_SHOWN``
+    places, then the recordings that started false events."""
+    def place(w: dict[str, Any]) -> str:
+        rise = "at the start" if w["rise_db"] is None else f"{w['rise_db']:+.0f} dB"
+        return f"{Path(w['file']).name} {w['at_s']:.2f} {rise}"
+
+    more = len(row["where"]) - WHERE_SHOWN
+    return [f"  {alone_name(row)}, where each false event began (file, seconds into it, its rise over the 2 s "
+            "before): " + ", ".join(map(place, row["where"][:WHERE_SHOWN]))
+            + (f" and {more} more (all in the JSON)" if more > 0 else ""),
+            f"  {alone_name(row)}, false events by recording (events in seconds played): " + ", ".join(
+                f"{Path(r['file']).name} {r['events']} in {r['seconds']:.0f} s" for r in row["by_file"] if r["events"])]
+
+
+def in_recordings(files: tuple[str, ...], part: str, pieces: list[Piece], times: list[float]) -> list[dict[str, Any]]:
+    """Where each of ``times`` (s into a track that played ``pieces`` of ``files``) lies in the
+    recordings: the file and the seconds into it (into the whole file, also when ``part`` is
+    its second half). Why: a false event alone is worth hearing, and a room or a playlist is
+    minutes of several recordings, some looped; these say where to listen."""
+    starts = [q.at_s for q in pieces]
     out = []
     for t in times:
-        k = bisect.bisect_right(starts, t) - 1
-        skipped = len(decoded(files[k])) // 2 / SR if part == "second" else 0.0
-        out.append({"file": files[k], "at_s": round(t - starts[k] + skipped, 3)})
+        q = pieces[bisect.bisect_right(starts, t) - 1]
+        skipped = len(decoded(files[q.index])) // 2 / SR if part == "second" else 0.0
+        out.append({"file": files[q.index], "at_s": round(t - q.at_s + q.from_s + skipped, 3)})
     return out
 
 
-def rise_db(track: np.ndarray, t: float) -> float:
+def by_file(files: tuple[str, ...], pieces: list[Piece], seconds: float, heard_in: list[str]) -> list[dict[str, Any]]:
+    """Per recording a track of ``seconds`` played (``pieces``): how long it played and how
+    many false events began in it (``heard_in``: each event's file), most events first. Why:
+    one loop played over can hold most of a track's false events."""
+    played = dict.fromkeys(files, 0.0)
+    for q, end in zip(pieces, [*(q.at_s for q in pieces[1:]), seconds], strict=True):
+        played[files[q.index]] += end - q.at_s
+    rows = [{"file": f, "seconds": round(s, 2), "events": heard_in.count(f)} for f, s in played.items() if s > 0]
+    return sorted(rows, key=lambda r: (-r["events"], r["file"]))
+
+
+def rise_db(track: np.ndarray, t: float) -> float | None:
     """How far the loudest 20 ms of the half second from ``t`` rose over the median 20 ms of
-    the 2 s before it, in dB. Why: a false event alone that rose well over its room is a sound
-    the room made (a drop, a horn), not the detector hearing the room itself as new."""
+    the 2 s before it, in dB; None within the track's first half second (no room heard yet).
+    Why: a false event alone that rose well over its room is a sound the room made (a drop, a
+    horn), not the detector hearing the room itself as new."""
     hop, i = SR // 50, min(round(t * SR), track.size - SR // 50)
+    if i < SR // 2:
+        return None
 
     def levels(lo: int, hi: int) -> np.ndarray:
         x = track[max(0, lo):hi].astype(np.float64)
         n = x.size // hop
-        return np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1) if n else np.zeros(1)
+        return np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1)
 
     before, after = levels(i - 2 * SR, i), levels(i, i + SR // 2)
     return round(10 * float(np.log10((after.max() + 1e-12) / (np.median(before) + 1e-12))), 1)
@@ -641,7 +674,8 @@ def main(argv: list[str] | None = None) -> int:
                 h = score(kept, onsets)
                 rows[-1]["heard"] = {k: h[k] for k in ("detections", "hits", "recall", "precision")}
 
-    def play_alone(name: str, play: str, bg: np.ndarray, joins: list[float] | None) -> dict[str, Any]:
+    def play_alone(name: str, play: str, bg: np.ndarray, joins: list[float] | None,
+                   pieces: list[Piece] | None = None) -> dict[str, Any]:
         nonlocal cpu_total, audio_total
         (events, cpu, _after), why = detect(bg, [])
         cpu_total += cpu
@@ -650,10 +684,11 @@ def main(argv: list[str] | None = None) -> int:
                "fa_per_min": len(events) / (bg.size / SR / 60)}
         if joins is not None:  # a recorded background: how many of its false events began at a join
             row.update(joins=len(joins), at_joins=at_joins([e.onset_time for e in events], joins))
-            if name in rooms:
-                row["where"] = [{**w, "rise_db": rise_db(bg, e.onset_time)} for w, e in zip(
-                    in_recordings(rset.backgrounds[name][1], args.background_part, joins,
-                                  [e.onset_time for e in events]), events, strict=True)]
+        if pieces is not None:  # whole recordings: where to hear each false event, and which recordings start most
+            files = rset.backgrounds[name][1]
+            row["where"] = [{**w, "rise_db": rise_db(bg, e.onset_time)} for w, e in zip(
+                in_recordings(files, args.background_part, pieces, [e.onset_time for e in events]), events, strict=True)]
+            row["by_file"] = by_file(files, pieces, bg.size / SR, [w["file"] for w in row["where"]])
         if why is not None:
             row["explain"] = why
         if head is not None:
@@ -668,12 +703,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if name in rooms:  # each of the room's recordings once, in name order, up to --alone-s in all
             whole: list[float] = []
-            track = room_track(rset, args.alone_s, args.background_part, whole, name=name)
-            alone.append(play_alone(name, "continuous", within_full_scale(track), whole))
+            laid: list[Piece] = []
+            track = room_track(rset, args.alone_s, args.background_part, whole, name=name, pieces=laid)
+            alone.append(play_alone(name, "continuous", within_full_scale(track), whole, laid))
         elif name in rset.backgrounds:  # recorded: as a room plays it (the target's), then as excerpts
-            whole = []
-            track = played_as_in_a_room(name, args.alone_s, args.seed, rset, args.background_part, joins=whole)
-            alone.append(play_alone(name, "continuous", within_full_scale(track), whole))
+            whole, laid = [], []
+            track = played_as_in_a_room(name, args.alone_s, args.seed, rset, args.background_part, joins=whole,
+                                        pieces=laid)
+            alone.append(play_alone(name, "continuous", within_full_scale(track), whole, laid))
             cut: list[float] = []
             track = background(name, args.alone_s, rng, args.cache, rset, args.background_part, cut)
             alone.append(play_alone(name, "excerpts", within_full_scale(track), cut))
@@ -728,10 +765,7 @@ def main(argv: list[str] | None = None) -> int:
               + (f"; accepted as actions by the head: {a['accepted']} = {a['accepted_per_min']:.2f} per minute"
                  if "accepted" in a else ""))
         if a.get("where"):
-            print(f"  {a['background']} alone, where each false event began (file, seconds into it, its rise over "
-                  "the 2 s before): " + ", ".join(f"{Path(w['file']).name} {w['at_s']:.2f} {w['rise_db']:+.0f} dB"
-                                                 for w in a["where"][:WHERE_SHOWN])
-                + (f" and {len(a['where']) - WHERE_SHOWN} more (all in the JSON)" if len(a["where"]) > WHERE_SHOWN else ""))
+            print("\n".join(where_lines(a)))
     if gated:
         print(f"gated microphone (exact zeros between sounds, each action peaking at {gated['peak_dbfs']:g} dBFS): "
               f"{gated['hits']} of {gated['actions']} actions found, {gated['false_alarms']} false events")

@@ -15,6 +15,7 @@ background's mean power over the whole track, digital silence left out.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from math import ceil
 from pathlib import Path
 
@@ -131,6 +132,17 @@ def _empty_track(seconds: float, sample_rate: int) -> tuple[int, np.ndarray, np.
     return total, np.zeros(total + fade, np.float32), np.linspace(0.0, 1.0, fade, dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class Piece:
+    """One pass of a recording laid into a track (``playlist``, ``in_turn``): where the track
+    begins to play it, which recording (its index in the list given) and from how far into it.
+    Why: a sound heard in the track can then be found, and listened to, in its recording."""
+
+    at_s: float
+    index: int
+    from_s: float
+
+
 def _lay(out: np.ndarray, piece: np.ndarray, pos: int, ramp: np.ndarray, fade_in: bool) -> int:
     """Add ``piece`` (faded in when ``fade_in``, always faded out) into ``out`` at ``pos``;
     where the next piece goes: one cross-fade before this one's end."""
@@ -144,14 +156,15 @@ def _lay(out: np.ndarray, piece: np.ndarray, pos: int, ramp: np.ndarray, fade_in
 
 
 def playlist(recordings: Sequence[np.ndarray], seconds: float, rng: np.random.Generator,
-             sample_rate: int = 16000, *, loop_s: float = 30.0, joins: list[float] | None = None) -> np.ndarray:
+             sample_rate: int = 16000, *, loop_s: float = 30.0, joins: list[float] | None = None,
+             pieces: list[Piece] | None = None) -> np.ndarray:
     """A ``seconds`` long track of whole recordings, as a room plays them: the first from a
     random point, then each in turn from its start, in a random order drawn again each round
     (never one twice in a row), cross-faded (50 ms) only where one ends. A recording shorter
     than ``loop_s`` plays that many times over (from its start; the first pass of the first
     one from its random point), as a loop does: a 4 s rain loop is one rain, not a new sound
     every 4 s. ``joins`` (a list) receives the time of each cross-fade, a loop into itself
-    included.
+    included; ``pieces`` (a list) each pass laid (``Piece``).
 
     Why not ``background_track``: its 2-8 s excerpts jump from one piece to the middle of
     another every few seconds, a change no room makes and one a detector rightly hears as a
@@ -159,7 +172,7 @@ def playlist(recordings: Sequence[np.ndarray], seconds: float, rng: np.random.Ge
     """
     total, out, ramp = _empty_track(seconds, sample_rate)
     fade = ramp.size
-    usable = [r.astype(np.float32) for r in recordings if r.size > 2 * fade]
+    usable = [(k, r.astype(np.float32)) for k, r in enumerate(recordings) if r.size > 2 * fade]
     if not usable:
         raise ValueError("playlist needs at least one recording longer than two cross-fades")
     pos, last = 0, -1
@@ -168,35 +181,39 @@ def playlist(recordings: Sequence[np.ndarray], seconds: float, rng: np.random.Ge
         if order[0] == last and order.size > 1:  # never one piece twice in a row
             order = np.roll(order, -1)
         for i in order:
-            rec, last = usable[i], int(i)
+            (k, rec), last = usable[i], int(i)
             start = int(rng.integers(0, rec.size - 2 * fade)) if pos == 0 else 0
             for _ in range(max(1, ceil(loop_s * sample_rate / (rec.size - fade)))):
                 if pos >= total:
                     break
                 if pos > 0 and joins is not None:
                     joins.append(pos / sample_rate)
+                if pieces is not None:
+                    pieces.append(Piece(pos / sample_rate, k, start / sample_rate))
                 pos = _lay(out, rec[start:].copy(), pos, ramp, pos > 0)
                 start = 0
     return out[:total]
 
 
 def in_turn(recordings: Sequence[np.ndarray], sample_rate: int = 16000, *,
-            joins: list[float] | None = None) -> np.ndarray:
+            joins: list[float] | None = None, pieces: list[Piece] | None = None) -> np.ndarray:
     """Each recording once, whole, in the given order, cross-faded (50 ms) where one ends.
     Why: a room's own recordings, scored alone for the false events a robot would act on
     (``hearing_bench --room``), are heard as they were made, each once; ``playlist`` starts
     at a random point and loops a short one, so some would be heard twice and others never.
-    ``joins`` (a list) receives the time of each cross-fade."""
+    ``joins`` (a list) receives the time of each cross-fade, ``pieces`` (a list) each recording laid."""
     fade = round(_FADE_S * sample_rate)
-    usable = [r.astype(np.float32) for r in recordings if r.size > 2 * fade]
+    usable = [(k, r.astype(np.float32)) for k, r in enumerate(recordings) if r.size > 2 * fade]
     if not usable:
         raise ValueError("in_turn needs at least one recording longer than two cross-fades")
-    total, out, ramp = _empty_track((sum(r.size for r in usable) - fade * (len(usable) - 1)) / sample_rate,
+    total, out, ramp = _empty_track((sum(r.size for _, r in usable) - fade * (len(usable) - 1)) / sample_rate,
                                     sample_rate)
     pos = 0
-    for rec in usable:
+    for k, rec in usable:
         if pos > 0 and joins is not None:
             joins.append(pos / sample_rate)
+        if pieces is not None:
+            pieces.append(Piece(pos / sample_rate, k, 0.0))
         pos = _lay(out, rec.copy(), pos, ramp, pos > 0)
     return out[:total]
 
