@@ -10,8 +10,10 @@ for the room; the input checks would otherwise clip it), then fed to
 Speech and music are also played alone (10 min each by default) to count false alarms;
 music twice: as a room plays it, whole pieces one after another (``playlist``: the target's
 measure), and in the mixes' 2-8 s excerpts (``background_track``), whose jumps from one
-piece into the middle of another the detector hears as new sounds. Each mix and the
-excerpts count their false events that began at such a join; ``--mix-play continuous`` plays
+piece into the middle of another the detector hears as new sounds. Played whole, a false
+event alone is found in its recording (the file, the seconds into it, its rise over the 2 s
+before: ``where``; events and seconds played per recording: ``by_file``), so it can be
+listened to. Each mix and the excerpts count their false events that began at such a join; ``--mix-play continuous`` plays
 the recorded backgrounds under the actions as a room plays them too.
 Then a noise-gated microphone (``gated``): every action at one peak level with exact zeros
 between them, as a noise gate or suppressor sends them (no background, so no SNR).
@@ -204,9 +206,9 @@ def played_as_in_a_room(name: str, seconds: float, seed: int, rset: RecordingSet
                         part: str = "whole", salt: tuple[int, ...] = (),
                         joins: list[float] | None = None, pieces: list[Piece] | None = None) -> np.ndarray:
     """A recorded background, whole recordings one after another, a short one looped
-    (``playlist``), at -20 dBFS; its join times go to ``joins``, what it played to ``pieces``. Drawn from its own random
-    stream (``seed``, the name and ``salt``: the mixes' is not the alone track's), so that
-    adding it left every other draw of a run as it was."""
+    (``playlist``), at -20 dBFS; its join times go to ``joins``, what it played to
+    ``pieces``. Drawn from its own random stream (``seed``, the name and ``salt``: the mixes'
+    is not the alone track's), so that adding it left every other draw of a run as it was."""
     recs = recorded(rset.backgrounds[name][1], part)
     rng = np.random.default_rng([seed, *name.encode(), *salt])
     return at_background_level(playlist(recs, seconds, rng, SR, joins=joins, pieces=pieces))
