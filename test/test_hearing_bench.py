@@ -528,7 +528,8 @@ def test_your_own_room_plays_under_the_actions_and_alone_and_pairs_only_with_its
 def test_a_place_in_a_rooms_alone_track_is_named_by_its_file_and_its_time_in_the_whole_file(tmp_path):
     """``in_recordings``: a time in a room's alone track (its recordings once each, in name
     order, cross-faded) is in the recording that had begun by then, at the time since it began;
-    with ``--background-part second`` that time counts from the file's start, not the half's."""
+    with ``--background-part second`` that time counts from the file's start, not the half's.
+    Under the mixes (a drawn order, over and over) each piece still names its own recording."""
     files = []
     for name, seconds in (("a.wav", 4.0), ("b.wav", 6.0)):
         sf.write(tmp_path / name, hiss(seconds, len(files)), hb.SR)
@@ -548,6 +549,19 @@ def test_a_place_in_a_rooms_alone_track_is_named_by_its_file_and_its_time_in_the
         tally = hb.by_file(tuple(files), pieces, track.size / hb.SR, [w["file"] for w in where])
         assert [(r["file"], r["events"]) for r in tally] == [(files[0], 2), (files[1], 2)]
         assert [r["seconds"] for r in tally] == pytest.approx([halves[0] - 0.05, halves[1]], abs=0.01)
+    # under the mixes the recordings play in a drawn order, over and over: each piece still names its own
+    loud = tmp_path / "loud"
+    loud.mkdir()
+    for name, seconds, gain in (("a.wav", 1.0, 0.01), ("b.wav", 1.5, 0.1), ("c.wav", 2.0, 0.5)):
+        sf.write(loud / name, gain * hiss(seconds, 0) / np.abs(hiss(seconds, 0)).max(), hb.SR)
+    room = tuple(sorted(map(str, loud.iterdir())))
+    pieces = []
+    track = hb.room_track(hb.with_rooms(hb.BENCH, {"r": room})[0], 20.0, "whole", [], seed=3, name="r", pieces=pieces)
+    assert len(pieces) > 6 and [q.index for q in pieces[:3]] != [0, 1, 2]
+    gains = (0.01, 0.1, 0.5)  # the files' peaks, in name order: the level of each piece says which it is
+    per_gain = [float(np.abs(track[round(q.at_s * hb.SR) + 1600: round(q.at_s * hb.SR) + 8000]).max()) / gains[q.index]
+                for q in pieces[:-1]]
+    assert max(per_gain) < 1.3 * min(per_gain)
 
 
 def test_a_false_events_rise_is_its_loudest_20_ms_over_the_median_of_the_2_s_before():
