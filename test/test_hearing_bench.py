@@ -566,7 +566,8 @@ def test_a_place_in_a_rooms_alone_track_is_named_by_its_file_and_its_time_in_the
 
 def test_a_false_events_rise_is_its_loudest_20_ms_over_the_median_of_the_2_s_before():
     """``rise_db``: hiss that steps up 20 dB rose 20 dB at the step, a click in the hiss by its
-    own level, and the hiss itself by about nothing."""
+    own level, and the hiss itself by about nothing; with no room before it (the track's first
+    half second, a gate's zeros) there is nothing to rise over."""
     x = hiss(6.0, 0).astype(np.float64)
     x /= np.sqrt(np.mean(x ** 2))
     stepped = np.concatenate([x[: 3 * hb.SR], 10.0 * x[3 * hb.SR:]])
@@ -576,6 +577,10 @@ def test_a_false_events_rise_is_its_loudest_20_ms_over_the_median_of_the_2_s_bef
     assert hb.rise_db(clicked, 3.9) == pytest.approx(40.0, abs=1.0)
     assert abs(hb.rise_db(x, 3.0)) < 1.5 and hb.rise_db(x, 5.999) < 1.5  # the end of a track: no error
     assert hb.rise_db(clicked, 0.4) is None and hb.rise_db(clicked, 0.5) is not None  # no room heard before it
+    gated = x.copy()
+    gated[1 * hb.SR: 3 * hb.SR] = 0.0  # a noise gate's zeros, then a click: no room either
+    gated[3 * hb.SR: 3 * hb.SR + hb.SR // 50] *= 100.0
+    assert hb.rise_db(gated, 3.0) is None and abs(hb.rise_db(gated, 5.2)) < 1.5  # the hiss heard again
 
 
 def test_named_rooms_play_each_under_the_actions_and_alone_in_one_run(monkeypatch, tmp_path, capsys):

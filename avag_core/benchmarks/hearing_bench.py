@@ -75,6 +75,7 @@ from avag_core.benchmarks import hearing_explain
 from avag_core.benchmarks.hearing_sets import BENCH, SETS, RecordingSet
 from avag_core.data.array_cache import cached_array
 from avag_core.data.synth.backgrounds import (
+    SILENCE_POWER,
     Piece,
     background_power,
     background_track,
@@ -278,7 +279,7 @@ def where_lines(row: dict[str, Any]) -> list[str]:
     """The printed lines of an alone row's ``where`` and ``by_file``: the first ``WHERE_SHOWN``
     places, then the recordings that started false events."""
     def place(w: dict[str, Any]) -> str:
-        rise = "at the start" if w["rise_db"] is None else f"{w['rise_db']:+.0f} dB"
+        rise = "after no sound" if w["rise_db"] is None else f"{w['rise_db']:+.0f} dB"
         return f"{Path(w['file']).name} {w['at_s']:.2f} {rise}"
 
     more = len(row["where"]) - WHERE_SHOWN
@@ -316,9 +317,9 @@ def by_file(files: tuple[str, ...], pieces: list[Piece], seconds: float, heard_i
 
 def rise_db(track: np.ndarray, t: float) -> float | None:
     """How far the loudest 20 ms of the half second from ``t`` rose over the median 20 ms of
-    the 2 s before it, in dB; None within the track's first half second (no room heard yet).
-    Why: a false event alone that rose well over its room is a sound the room made (a drop, a
-    horn), not the detector hearing the room itself as new."""
+    the 2 s before it, in dB; None where no room was heard before it (the track's first half
+    second, or digital silence). Why: a false event alone that rose well over its room is a
+    sound the room made (a drop, a horn), not the detector hearing the room itself as new."""
     hop, i = SR // 50, min(round(t * SR), track.size - SR // 50)
     if i < SR // 2:
         return None
@@ -329,6 +330,8 @@ def rise_db(track: np.ndarray, t: float) -> float | None:
         return np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1)
 
     before, after = levels(i - 2 * SR, i), levels(i, i + SR // 2)
+    if np.median(before) <= SILENCE_POWER:
+        return None
     return round(10 * float(np.log10((after.max() + 1e-12) / (np.median(before) + 1e-12))), 1)
 
 

@@ -26,7 +26,7 @@ from avag_core.data.audio_io import load_audio
 RECORDINGS = Path(__file__).parent / "recordings"  # shipped backgrounds (see LICENSES.md there)
 ACTIVE_DB = 20.0  # frames this far below the loudest 10 ms frame still count as the action
 HEADROOM_PEAK = 10 ** (-1 / 20)  # -1 dBFS: the loudest sample of a mix after within_full_scale
-_SILENCE_POWER = 1e-10  # -100 dBFS: digital silence, left out of background power
+SILENCE_POWER = 1e-10  # -100 dBFS: digital silence, left out of background power
 _FADE_S = 0.05
 
 
@@ -77,7 +77,7 @@ def background_power(track: np.ndarray) -> float:
     if m == 0:
         return float(sq.mean()) if sq.size else 0.0
     blocks = sq[: m * n].reshape(m, n).mean(axis=1)
-    live = blocks[blocks > _SILENCE_POWER]
+    live = blocks[blocks > SILENCE_POWER]
     return float(live.mean()) if live.size else 0.0
 
 
