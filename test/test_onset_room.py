@@ -3,6 +3,8 @@ scoring it on the half of each benchmark background it never heard
 (``hearing_bench --background-part``, ``--write-backgrounds``). Tiny models and the
 committed clips, so the tests run in seconds."""
 
+import time
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -185,7 +187,6 @@ def test_jobs_train_members_in_their_own_processes_and_write_the_same_file(monke
     import os
     import subprocess
     import sys
-    import time
     from collections import Counter
     from pathlib import Path
 

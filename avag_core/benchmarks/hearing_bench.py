@@ -13,8 +13,9 @@ measure), and in the mixes' 2-8 s excerpts (``background_track``), whose jumps f
 piece into the middle of another the detector hears as new sounds. Played whole, a false
 event alone is found in its recording (the file, the seconds into it, its rise over the 2 s
 before: ``where``; events and seconds played per recording: ``by_file``), so it can be
-listened to. Each mix and the excerpts count their false events that began at such a join; ``--mix-play continuous`` plays
-the recorded backgrounds under the actions as a room plays them too.
+listened to. Each mix and the excerpts count their false events that began at such a join;
+``--mix-play continuous`` plays the recorded backgrounds under the actions as a room plays
+them too.
 Then a noise-gated microphone (``gated``): every action at one peak level with exact zeros
 between them, as a noise gate or suppressor sends them (no background, so no SNR).
 
@@ -251,11 +252,12 @@ def room_track(rset: RecordingSet, seconds: float, part: str, joins: list[float]
     """A room's recordings (``--room``; ``name`` as given there) at the benchmark's background
     level, each whole from its start (``in_turn``), up to ``seconds``: with ``seed`` (the mixes)
     in an order drawn from it, over and over until ``seconds`` are filled (never one twice in a
-    row); without, each once in name order (the room alone). Why not ``playlist``: a stretch recorded in a room is no loop
-    made to repeat seamlessly, and looped every few seconds, or cut in at a random point, its
-    joins would be sudden changes the room never made (the benchmark's second halves showed how
-    a detector hears those, docs/hearing.md). Why a drawn order for the mixes: another
-    ``--seed`` puts other recordings under the actions. What it played goes to ``pieces``."""
+    row); without, each once in name order (the room alone). Its joins go to ``joins``, what it
+    played to ``pieces``. Why not ``playlist``: a stretch recorded in a room is no loop made to
+    repeat seamlessly, and looped every few seconds, or cut in at a random point, its joins
+    would be sudden changes the room never made (the benchmark's second halves showed how a
+    detector hears those, docs/hearing.md). Why a drawn order for the mixes: another ``--seed``
+    puts other recordings under the actions."""
     recs = recorded(rset.backgrounds[name][1], part)
     order = list(range(len(recs)))
     if seed is not None:
@@ -266,12 +268,12 @@ def room_track(rset: RecordingSet, seconds: float, part: str, joins: list[float]
             if order and turn[0] == order[-1] and len(turn) > 1:
                 turn = turn[1:] + turn[:1]
             order += turn
-    heard: list[float] = []
     laid: list[Piece] = []
-    track = at_background_level(in_turn([recs[i] for i in order], SR, joins=heard, pieces=laid))[: round(seconds * SR)]
-    joins += [j for j in heard if j < track.size / SR]
-    if pieces is not None:  # each piece named by its recording in the room, not by its place in ``order``
-        pieces += [replace(q, index=order[q.index]) for q in laid if q.at_s < track.size / SR]
+    track = at_background_level(in_turn([recs[i] for i in order], SR, pieces=laid))[: round(seconds * SR)]
+    laid = [replace(q, index=order[q.index]) for q in laid if q.at_s < track.size / SR]  # by recording, not turn
+    joins += [q.at_s for q in laid[1:]]  # each piece after the first fades in over the one before
+    if pieces is not None:
+        pieces += laid
     return track
 
 
