@@ -200,7 +200,8 @@ def test_head_count_cuts_each_event_where_the_detector_put_it(shipped_checkpoint
 
 def test_the_learned_detector_decides_its_hindsight_later_than_flux():
     """What a robot waits after a sound: release_s of quiet, plus the learned model's
-    hindsight (shape.lookahead frames); flux decides on the frame itself."""
+    hindsight (shape.lookahead frames), plus at most one block (learned_block_s: the frames
+    it gathers to score in one pass); flux decides on the frame itself."""
     import numpy as np
 
     from avag_core.data.synth.sounds import synth_action_sound
@@ -212,14 +213,20 @@ def test_the_learned_detector_decides_its_hindsight_later_than_flux():
     for k, t in enumerate((2, 6, 10)):
         hit = synth_action_sound("hit", np.random.default_rng(k), hb.SR, duration=1.0)
         track[t * hb.SR:t * hb.SR + hit.size] += hit
-    after = {d: hb.run_detector(track, EventConfig(detector=d)).decided_after_s for d in ("flux", "learned")}
-    assert len(after["flux"]) == len(after["learned"]) == 3
-    hindsight = shared_weights(None)[0].lookahead * 256 / hb.SR
     cfg = EventConfig()
+    runs = {name: hb.run_detector(track, c) for name, c in (
+        ("flux", EventConfig(detector="flux")), ("learned", cfg), ("unblocked", EventConfig(learned_block_s=0.0)))}
+    after = {name: run.decided_after_s for name, run in runs.items()}
+    assert [len(a) for a in after.values()] == [3, 3, 3]
+    times = {name: [(e.start_time, e.onset_time, e.end_time) for e in run.events] for name, run in runs.items()}
+    assert times["learned"] == times["unblocked"]
+    hindsight = shared_weights(None)[0].lookahead * 256 / hb.SR
     quiet = cfg.release_s - cfg.post_roll_s  # the event's end includes its post-roll
     chunk = hb.CHUNK / hb.SR  # an event is returned with the chunk that completes it
     assert all(quiet <= a <= quiet + chunk + 0.02 for a in after["flux"]), after
-    assert all(quiet + hindsight <= a <= quiet + hindsight + chunk + 0.02 for a in after["learned"]), after
+    assert all(quiet + hindsight <= a <= quiet + hindsight + chunk + 0.02 for a in after["unblocked"]), after
+    assert all(quiet + hindsight <= a <= quiet + hindsight + cfg.learned_block_s + chunk + 0.02
+               for a in after["learned"]), after
 
 
 @pytest.mark.skipif(bool(hb.BENCH.missing()), reason="the benchmark's Debian recordings are not installed")

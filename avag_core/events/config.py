@@ -45,6 +45,11 @@ class EventConfig:
         0.25, "learned detector: least time between two onsets (a new onset ends the event in progress; "
         "a stronger one sooner, after the probability fell under learned_on, becomes the event's onset)",
         lo=0.0, hi=10.0)
+    learned_block_s: float = setting(
+        0.128, "learned detector: audio gathered before the onset model scores it, all its frames in one "
+        "batched pass: the same events for less CPU (a 32 ms chunk at a time costs about twice as much), each "
+        "decided up to this much later (their peak level over the floor may differ a little); 0 = each chunk "
+        "as it comes", lo=0.0, hi=1.0)
 
     # --- stream / ring buffer ---
     sample_rate: int = setting(16000, "rate everything is converted to (the model's front end is 16 kHz)",

@@ -123,6 +123,11 @@ class SoundEventDetector:
             from avag_core.events.learned import LearnedOnsetScorer
 
             self._learned = LearnedOnsetScorer(self._frame, self._hop, self.sample_rate, cfg.onset_weights)
+        # samples gathered before a chunk is analysed: the learned detector scores learned_block_s
+        # in one pass (its cost is mostly numpy's per-call overhead, not arithmetic); the others
+        # analyse each chunk as it comes (their floors and thresholds move once per chunk)
+        block = max(1, round(cfg.learned_block_s * self.sample_rate / self._hop)) if self._learned is not None else 1
+        self._least = self._frame + (block - 1) * self._hop
         self._levels = BandLevels(self._frame, self.sample_rate, cfg.bands, cfg.band_lo_hz,
                                   min(cfg.band_hi_hz, self.sample_rate / 2), cfg.silence_db)
         self._background = BandBackground(self._hist_len, self._levels.bands, cfg.band_quantile)
@@ -236,7 +241,7 @@ class SoundEventDetector:
             self._soft_reset_framing(t)
         elif abs(t - expected) > max(self._hop / self.sample_rate, self.config.stamp_tolerance_s):
             self.discontinuities += 1
-            events.extend(self._on_input_clock(self._close(self._last_time())))
+            events.extend(self._on_input_clock(self._drain() + self._close(self._last_time())))
             if t < expected - self.config.backjump_reset_s:
                 self.reset()
                 self._epoch, t = t_in, 0.0
@@ -253,24 +258,33 @@ class SoundEventDetector:
 
     def flush(self) -> list[SoundEvent]:
         """End of stream: close the event in progress (if long enough)."""
-        return self._on_input_clock(self._close(self._last_time()))
+        return self._on_input_clock(self._drain() + self._close(self._last_time()))
+
+    def _drain(self) -> list[SoundEvent]:
+        """Analyse every whole frame still gathered (``learned_block_s``): before the stream
+        ends or breaks, so a gathered block gives the events it would have given chunk by chunk."""
+        return self._analyse(np.zeros(0, np.float32), least=self._frame) if self._pending.size >= self._frame else []
 
     def _last_time(self) -> float:
         st = self._stream_rel()
         return st if st is not None else 0.0
 
     # ------------------------------------------------------------------ analysis
-    def _analyse(self, x: np.ndarray) -> list[SoundEvent]:
+    def _analyse(self, x: np.ndarray, least: int | None = None) -> list[SoundEvent]:
+        """Frame and analyse the samples gathered so far once there are ``least`` of them
+        (default: a block, ``learned_block_s``); the rest wait for the next chunk."""
         buf = np.concatenate([self._pending, x]) if self._pending.size else x
-        if buf.size < self._frame:
+        if buf.size < (self._least if least is None else least):
             self._pending = buf
             return []
         n_frames = 1 + (buf.size - self._frame) // self._hop
         buf = np.ascontiguousarray(buf, dtype=np.float32)
         # overlapping frames as a strided view (no copy; cheaper than sliding_window_view)
         frames = np.ndarray((n_frames, self._frame), np.float32, buf, 0, (self._hop * 4, 4))
-        base = self._anchor_t + self._consumed / self.sample_rate
-        times = base + np.arange(n_frames) * (self._hop / self.sample_rate)
+        # each frame's time from its sample index in the segment, not summed hop by hop: the
+        # same frame gets the same time (to the last bit) whatever chunks the audio came in, so
+        # a tie (quiet for exactly release_s) resolves the same way live, offline and in blocks
+        times = self._anchor_t + (self._consumed + np.arange(n_frames) * self._hop) / self.sample_rate
         if self._flux:
             events = self._analyse_bands(frames, times)
         elif self._learned is not None:
