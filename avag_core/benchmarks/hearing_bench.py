@@ -788,7 +788,8 @@ def main(argv: list[str] | None = None) -> int:
              if decided else None)
     if delay:
         print(f"an event is known to be over {delay['p50']:.3f} s (p50), {delay['p90']:.3f} s (p90) after its end "
-              f"(release_s {cfg.release_s:g} s and the detector's hindsight)")
+              f"(release_s {cfg.release_s:g} s" + (f", the onset model's hindsight and learned_block_s "
+                                                    f"{cfg.learned_block_s:g} s)" if cfg.detector == "learned" else ")"))
     errs_all = [r["onset_p90_ms"] for r in at5 if r["onset_p90_ms"] is not None]
     verdict = {
         "recall_5db": min((r["recall"] for r in at5), default=None),
