@@ -95,6 +95,20 @@ def test_per_snr_summary_pools_hits_over_backgrounds_and_counts_those_meeting_ta
     assert (low["backgrounds_meeting_targets"], low["backgrounds"]) == (1, 2)
 
 
+@pytest.mark.parametrize("given, named", [("learned_block_s=5", "learned_block_s must be <= 1.0"),
+                                           ("no_such=1", "'no_such' is not an event setting"),
+                                           ("learned_on=abc", "learned_on='abc' is not a float"),
+                                           ("learned_on", "NAME=VALUE")])
+def test_a_wrong_setting_exits_2_with_one_line_before_anything_runs(capsys, tmp_path, given, named):
+    """Before, a setting out of its range, unknown or of the wrong type ended in a traceback."""
+    with pytest.raises(SystemExit) as stop:
+        hb.main(["--set", given, "--json", str(tmp_path / "out.json")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert named in err[-1] and "error: --set" in err[-1] and "Traceback" not in "".join(err)
+    assert not (tmp_path / "out.json").exists()
+
+
 def test_missing_recordings_exit_2_with_the_install_line(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(hb.SETS, "bench", replace(hb.BENCH, actions=(("no-such-package", str(tmp_path / "nothing.wav")),)))
     assert hb.main(["--json", str(tmp_path / "out.json")]) == 2

@@ -600,6 +600,24 @@ def main(argv: list[str] | None = None) -> int:
                     "--alone-s); the default --backgrounds becomes the rooms")
     ap.add_argument("--cache", type=Path, default=default_cache_dir() / "hearing_bench")
     args = ap.parse_args(argv)
+    cfg = EventConfig()
+    if any("=" not in s for s in args.set):
+        ap.error("--set takes NAME=VALUE")
+    overrides = dict(s.split("=", 1) for s in args.set)
+    if args.detector:
+        overrides["detector"] = args.detector
+    try:
+        for k, v in overrides.items():
+            if not hasattr(cfg, k):
+                raise ValueError(f"{k!r} is not an event setting (avag_core/events/config.py)")
+            cur = getattr(cfg, k)
+            try:
+                setattr(cfg, k, type(cur)(v) if not isinstance(cur, bool) else v.lower() in ("1", "true"))
+            except ValueError:
+                raise ValueError(f"{k}={v!r} is not a {type(cur).__name__}") from None
+        cfg.validate()
+    except ValueError as e:  # one line, as every CLI here: a wrong name, value or range
+        ap.error(f"--set: {e}")
     rset, rooms = SETS[args.recordings], {}
     if args.room:
         named = dict(args.room)
@@ -617,14 +635,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.quick:
         args.alone_s = 120.0
-    cfg = EventConfig()
-    overrides = dict(s.split("=", 1) for s in args.set)
-    if args.detector:
-        overrides["detector"] = args.detector
-    for k, v in overrides.items():
-        cur = getattr(cfg, k)
-        setattr(cfg, k, type(cur)(v) if not isinstance(cur, bool) else v.lower() in ("1", "true"))
-    cfg.validate()
     if args.explain and cfg.detector != "learned":
         ap.error("--explain needs the learned detector (it reads the onset model's probabilities)")
 
