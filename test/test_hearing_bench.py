@@ -96,9 +96,9 @@ def test_per_snr_summary_pools_hits_over_backgrounds_and_counts_those_meeting_ta
 
 
 @pytest.mark.parametrize("given, named", [("learned_block_s=5", "learned_block_s must be <= 1.0"),
-                                           ("no_such=1", "'no_such' is not an event setting"),
-                                           ("learned_on=abc", "learned_on='abc' is not a float"),
-                                           ("learned_on", "NAME=VALUE")])
+                                           ("no_such=1", "unknown config key(s) no_such"),
+                                           ("learned_on=abc", "learned_on expects float, got 'abc'"),
+                                           ("learned_on", "'learned_on' must look like")])
 def test_a_wrong_setting_exits_2_with_one_line_before_anything_runs(capsys, tmp_path, given, named):
     """Before, a setting out of its range, unknown or of the wrong type ended in a traceback."""
     with pytest.raises(SystemExit) as stop:

@@ -74,6 +74,7 @@ import numpy as np
 
 from avag_core.benchmarks import hearing_explain
 from avag_core.benchmarks.hearing_sets import BENCH, SETS, RecordingSet
+from avag_core.config import from_dict, parse_overrides
 from avag_core.data.array_cache import cached_array
 from avag_core.data.synth.backgrounds import (
     SILENCE_POWER,
@@ -600,23 +601,13 @@ def main(argv: list[str] | None = None) -> int:
                     "--alone-s); the default --backgrounds becomes the rooms")
     ap.add_argument("--cache", type=Path, default=default_cache_dir() / "hearing_bench")
     args = ap.parse_args(argv)
-    cfg = EventConfig()
-    if any("=" not in s for s in args.set):
-        ap.error("--set takes NAME=VALUE")
-    overrides = dict(s.split("=", 1) for s in args.set)
-    if args.detector:
-        overrides["detector"] = args.detector
-    try:
-        for k, v in overrides.items():
-            if not hasattr(cfg, k):
-                raise ValueError(f"{k!r} is not an event setting (avag_core/events/config.py)")
-            cur = getattr(cfg, k)
-            try:
-                setattr(cfg, k, type(cur)(v) if not isinstance(cur, bool) else v.lower() in ("1", "true"))
-            except ValueError:
-                raise ValueError(f"{k}={v!r} is not a {type(cur).__name__}") from None
-        cfg.validate()
-    except ValueError as e:  # one line, as every CLI here: a wrong name, value or range
+    try:  # the project's own override parsing (YAML values, unknown names refused), then the ranges
+        overrides = parse_overrides(args.set)
+        if args.detector:
+            overrides["detector"] = args.detector
+        # ``onset_weights=`` (nothing after it) is the shipped file, as in the YAML
+        cfg = from_dict(EventConfig, {k: "" if v is None else v for k, v in overrides.items()}).validate()
+    except (AvagError, ValueError) as e:  # one line, as every CLI here: a wrong name, value or range
         ap.error(f"--set: {e}")
     rset, rooms = SETS[args.recordings], {}
     if args.room:
@@ -797,9 +788,9 @@ def main(argv: list[str] | None = None) -> int:
     delay = ({"p50": float(np.percentile(decided, 50)), "p90": float(np.percentile(decided, 90))}
              if decided else None)
     if delay:
-        print(f"an event is known to be over {delay['p50']:.3f} s (p50), {delay['p90']:.3f} s (p90) after its end "
-              f"(release_s {cfg.release_s:g} s" + (f", the onset model's hindsight and learned_block_s "
-                                                    f"{cfg.learned_block_s:g} s)" if cfg.detector == "learned" else ")"))
+        waits = f"release_s {cfg.release_s:g} s" + (
+            f", the onset model's hindsight and learned_block_s {cfg.learned_block_s:g} s" if cfg.detector == "learned" else "")
+        print(f"an event is known to be over {delay['p50']:.3f} s (p50), {delay['p90']:.3f} s (p90) after its end ({waits})")
     errs_all = [r["onset_p90_ms"] for r in at5 if r["onset_p90_ms"] is not None]
     verdict = {
         "recall_5db": min((r["recall"] for r in at5), default=None),
