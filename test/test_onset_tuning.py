@@ -723,3 +723,39 @@ def test_overlapping_actions_start_while_the_previous_still_sounds():
     finally:
         od._heard_over = real
     assert heard and all(heard)
+
+
+@pytest.mark.parametrize("grid, says", [
+    ("learned_on=0.5,abc", "learned_on expects float, got 'abc'"),
+    ("learned_on=0.5,5", "learned_on must be <= 1.0"),
+    ("no_such_setting=1", "unknown config key(s) no_such_setting"),
+    ("learned_on", "expected an EventConfig setting NAME=V1,V2,..."),
+])
+def test_a_wrong_grid_value_exits_2_with_one_line_before_any_stream_is_drawn(monkeypatch, capsys, grid, says):
+    """``--grid`` values are read and range-checked as ``hearing_bench --set`` reads them (the
+    project's override parsing), every value before the (minutes long) stream drawing starts."""
+    def no_streams(*a, **k):
+        raise AssertionError("streams drawn before the grid was checked")
+
+    monkeypatch.setattr(ot, "heldout_streams", no_streams)
+    monkeypatch.setattr(ot, "training_sources", lambda: {"action": ["a"], "music": ["m"], "ambient": ["b"]})
+    with pytest.raises(SystemExit) as bad:
+        ot.main(["--streams", "1", "--grid", grid])
+    assert bad.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f": error: --grid {grid}: " in last and says in last, last
+
+
+def test_grid_values_take_each_fields_type(monkeypatch, tmp_path):
+    """A bool, a blank weights path (the shipped file) and an int-looking float come out as the
+    field's type, in the row's settings."""
+    monkeypatch.setattr(ot, "heldout_streams", lambda *a, **k: [])
+    seen = []
+    monkeypatch.setattr(ot, "evaluate", lambda streams, cfg: seen.append(cfg) or {
+        "actions": 0, "detections": 0, "recall": 1.0, "precision": 1.0, "f1": 1.0, "onset_p90_ms": None})
+    monkeypatch.setattr(ot, "training_sources", lambda: {"action": ["a"], "music": ["m"], "ambient": ["b"]})
+    assert ot.main(["--streams", "1", "--grid", "learned_on=1", "--grid", "onset_weights=",
+                    "--grid", "reset_on_rate_change=yes"]) == 0
+    (cfg,) = seen
+    assert cfg.detector == "learned" and cfg.learned_on == 1.0 and isinstance(cfg.learned_on, float)
+    assert cfg.onset_weights == "" and cfg.reset_on_rate_change is True

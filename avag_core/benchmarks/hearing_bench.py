@@ -558,6 +558,17 @@ def write_backgrounds(out: Path, names: list[str], rset: RecordingSet, part: str
     return 0
 
 
+def event_config(overrides: dict[str, Any]) -> EventConfig:
+    """The event settings that ``overrides`` (name -> value as YAML reads it) make of the defaults.
+
+    The project's own override parsing, as the configs use it: unknown names are refused,
+    values converted to each field's type, and the ranges checked (``AvagError`` or
+    ``ValueError``, one line). A blank value (``onset_weights=``) is the empty string, as in
+    the YAML: the shipped file. Shared with ``onset_tuning --grid``.
+    """
+    return from_dict(EventConfig, {k: "" if v is None else v for k, v in overrides.items()}).validate()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", type=Path, default=Path("hearing_bench.json"))
@@ -601,12 +612,11 @@ def main(argv: list[str] | None = None) -> int:
                     "--alone-s); the default --backgrounds becomes the rooms")
     ap.add_argument("--cache", type=Path, default=default_cache_dir() / "hearing_bench")
     args = ap.parse_args(argv)
-    try:  # the project's own override parsing (YAML values, unknown names refused), then the ranges
+    try:
         overrides = parse_overrides(args.set)
         if args.detector:
             overrides["detector"] = args.detector
-        # ``onset_weights=`` (nothing after it) is the shipped file, as in the YAML
-        cfg = from_dict(EventConfig, {k: "" if v is None else v for k, v in overrides.items()}).validate()
+        cfg = event_config(overrides)
     except (AvagError, ValueError) as e:  # one line, as every CLI here: a wrong name, value or range
         ap.error(f"--set: {e}")
     rset, rooms = SETS[args.recordings], {}

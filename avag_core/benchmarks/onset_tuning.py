@@ -26,8 +26,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import yaml
 
-from avag_core.benchmarks.hearing_bench import run_detector, score
+from avag_core.benchmarks.hearing_bench import event_config, run_detector, score
+from avag_core.errors import AvagError
 from avag_core.events import EventConfig
 from avag_core.events.onset_data import (
     HOP,
@@ -98,15 +100,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=default_cache_dir() / "onset_train")
     args = ap.parse_args(argv)
-    base = replace(EventConfig(), detector="learned")
     axes = []
     for g in args.grid:
-        name, _, values = g.partition("=")
-        if not hasattr(base, name) or not values:
+        name, sep, values = g.partition("=")
+        if not sep or not name:
             ap.error(f"--grid {g}: expected an EventConfig setting NAME=V1,V2,...")
-        kind = type(getattr(base, name))
-        parse = (lambda v: v.lower() in ("1", "true")) if kind is bool else kind
-        axes.append([(name, parse(v)) for v in values.split(",")])
+        # each value read and checked as --set reads it (hearing_bench), before any stream is drawn
+        axis = []
+        for v in values.split(","):
+            try:
+                value = getattr(event_config({"detector": "learned", name: yaml.safe_load(v)}), name)
+            except (AvagError, ValueError, yaml.YAMLError) as e:
+                ap.error(f"--grid {g}: {str(e).splitlines()[0]}")
+            axis.append((name, value))
+        axes.append(axis)
     missing = [kind for kind, paths in training_sources().items() if not paths]
     if missing or shutil.which("espeak-ng") is None:
         what = ", ".join(missing + ([] if shutil.which("espeak-ng") else ["espeak-ng"]))
@@ -116,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     streams = heldout_streams(args.streams, args.seed, args.cache, args.retakes, args.headroom, args.gated)
     rows = []
     for combo in itertools.product(*axes) if axes else [()]:
-        cfg = replace(base, **dict(combo)).validate()
+        cfg = event_config({"detector": "learned", **dict(combo)})
         rows.append({"settings": dict(combo), **evaluate(streams, cfg)})
     rows.sort(key=lambda r: -r["f1"])
     drawn = f", {args.retakes:g} of them other takes" if args.retakes else ""
