@@ -179,6 +179,44 @@ def test_the_gated_input_is_each_action_at_one_peak_with_exact_zeros_between(tmp
     assert "gated microphone" in capsys.readouterr().out
 
 
+def test_the_paused_input_is_a_background_that_pauses_right_before_each_action(tmp_path, capsys):
+    """``paused``: 4 s of the background, then a pause of PAUSES_S in turn (exact zeros, every
+    other round PAUSE_QUIET_DB quieter), then the action at PAUSED_SNR_DB as the background
+    comes back; a run scores it over the set's speech and music, after every other draw."""
+    from audio_clips import load
+
+    actions = [(n, load(f"action_{n}")) for n in ("chink", "coins", "raze", "stamp")] * 2
+    bg = hb.at_background_level(np.tile(load("music_city_blues"), 3))
+    x, onsets = hb.paused_mix(bg, actions)
+    assert len(onsets) == len(actions)
+    lead = slice(0, 4 * hb.SR)  # the background alone: the mix's scale within full scale
+    scale = float(np.dot(x[lead], bg[lead]) / np.dot(bg[lead], bg[lead]))
+    t = 4.0
+    for k, (_, a) in enumerate(actions):
+        gap = hb.PAUSES_S[k % len(hb.PAUSES_S)]
+        s, start = round(t * hb.SR), round((t + gap) * hb.SR)
+        assert onsets[k] == pytest.approx(t + gap + reference_onset(a, hb.SR))
+        pause, before = x[s:start].astype(np.float64), x[s - hb.SR:s].astype(np.float64)
+        np.testing.assert_allclose(before, scale * bg[s - hb.SR:s], atol=1e-6)  # the background plays up to it
+        if k // len(hb.PAUSES_S) % 2 == 0:
+            assert not pause.any(), k
+        else:
+            np.testing.assert_allclose(pause, scale * 10 ** (-hb.PAUSE_QUIET_DB / 20) * bg[s:start], atol=1e-7)
+        t += gap + max(4.0, a.size / hb.SR + 1.2)
+    out = tmp_path / "p.json"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(hb.SETS, "heldout", small_set(backgrounds={"music": ("test data", (str(AUDIO / "music_city_blues.flac"),))}))
+        assert hb.main(["--recordings", "heldout", "--backgrounds", "music,paused", "--snrs", "10", "--alone-s", "5",
+                        "--cache", str(tmp_path / "c"), "--json", str(out)]) == 0
+        assert hb.main(["--recordings", "heldout", "--backgrounds", "music", "--snrs", "10", "--alone-s", "5",
+                        "--cache", str(tmp_path / "c"), "--json", str(tmp_path / "q.json")]) == 0
+    report, without = json.loads(out.read_text()), json.loads((tmp_path / "q.json").read_text())
+    assert [r["background"] for r in report["paused"]] == list(hb.PAUSED_OVER)
+    assert all(r["actions"] == 4 and r["snr_db"] == hb.PAUSED_SNR_DB for r in report["paused"])
+    assert report["rows"] == without["rows"]  # its own draw: the other rows stay as they were
+    assert "pausing before each action" in capsys.readouterr().out
+
+
 def test_the_two_recording_sets_share_no_file_and_install_as_documented():
     """The install line a missing recording prints is the one the module's docstring shows."""
     bench, held = hb.SETS["bench"], hb.SETS["heldout"]

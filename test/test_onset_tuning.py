@@ -759,3 +759,61 @@ def test_grid_values_take_each_fields_type(monkeypatch, tmp_path):
     (cfg,) = seen
     assert cfg.detector == "learned" and cfg.learned_on == 1.0 and isinstance(cfg.learned_on, float)
     assert cfg.onset_weights == "" and cfg.reset_on_rate_change is True
+
+
+def test_paused_streams_put_a_pause_of_the_background_right_before_actions():
+    """``StreamRecipe.pause_p`` (train_onset --pauses): the background pauses right before an
+    action's onset, as exact zeros (labels muted as for a dropout, the action's onset kept) or
+    PAUSE_QUIET_DB quieter, never cutting into an earlier action; the onset stays a weighted
+    onset. Only actions at least PAUSE_MIN_SNR_DB over the background (2/3 of the recipe's
+    SNR range) are paused, half of them into zeros. Why: with no such streams the only sound
+    after a background's pause was the background coming back, and the shipped members missed
+    actions after a pause."""
+    from avag_core.events.onset_data import PAUSE_MIN_SNR_DB, PAUSE_QUIET_DB, SNR_DB
+
+    def pauses(p: float) -> tuple[int, int, int]:
+        onsets = zeros = quiet = 0
+        for seed in range(30):
+            audio, labels = make_stream(small_library(None, 0), np.random.default_rng(seed), StreamRecipe(pause_p=p))
+            level = 10 * np.log10(np.median(audio.astype(np.float64) ** 2) + 1e-20)  # the background's
+            for k in np.flatnonzero(labels[:, 0] * labels[:, 2] > 0):
+                if k < 12 or labels[k - 1, 0]:
+                    continue
+                onsets += 1
+                before = audio[(k - 10) * HOP:(k - 1) * HOP].astype(np.float64)  # 144 ms ending 16 ms before the frame
+                if not before.any():
+                    zeros += 1
+                    assert not labels[k - 10:k - 1, :2].any(), (seed, k)  # nothing starts or sounds in the zeros
+                elif 10 * np.log10(np.mean(before ** 2) + 1e-20) < level - PAUSE_QUIET_DB[0] + 6:
+                    quiet += 1
+        return onsets, zeros, quiet
+
+    share = (SNR_DB[1] - PAUSE_MIN_SNR_DB) / (SNR_DB[1] - SNR_DB[0])
+    onsets, zeros, quiet = pauses(1.0)
+    assert onsets > 40 and min(zeros, quiet) > onsets * share / 2 * 0.6, (onsets, zeros, quiet)
+    onsets, zeros, quiet = pauses(0.0)  # without the option: a dropout's zeros or a silent stream now and then
+    assert onsets > 40 and zeros + quiet < onsets * 0.15, (onsets, zeros, quiet)
+
+
+def test_paused_streams_also_pause_the_background_on_its_own():
+    """``_pauses_alone``: as many pauses again where no action is near, the background coming
+    back on its own: a weighted frame with no onset (with only pauses that end in an action,
+    the members learned that any sound out of a quiet stretch is one, and music after a rest
+    started false events)."""
+    from avag_core.events.onset_data import PAUSE_QUIET_DB
+
+    def alone(p: float) -> int:
+        count = 0
+        for seed in range(30):
+            audio, labels = make_stream(small_library(None, 0), np.random.default_rng(seed), StreamRecipe(pause_p=p))
+            hops = audio[: audio.size // HOP * HOP].astype(np.float64).reshape(-1, HOP)
+            level = 10 * np.log10((hops ** 2).mean(axis=1) + 1e-20)
+            low = np.concatenate([level < np.median(level) - PAUSE_QUIET_DB[0] + 6, [False]])
+            edges = np.flatnonzero(np.diff(np.concatenate([[False], low]).astype(int)))
+            for s, e in zip(edges[::2], edges[1::2], strict=True):  # quiet or silent stretches [s, e) in hops
+                if (e - s) * HOP >= 0.2 * SR and 40 < e < labels.shape[0] - 32 and not labels[e - 2:e + 32, 0].any():
+                    assert labels[e:e + 4, 2].min() > 0, (seed, e)  # taught as no onset, not left out
+                    count += 1
+        return count
+
+    assert alone(1.0) >= alone(0.0) + 10

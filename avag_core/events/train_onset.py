@@ -50,6 +50,8 @@ from avag_core.events.onset_data import (
     MORE_RECORDINGS,
     OVERLAP_AFTER_S,
     OVERLAP_HEARD_DB,
+    PAUSE_QUIET_DB,
+    PAUSE_S,
     RETAKE_EQ_DB,
     RETAKE_P,
     RETAKE_SPEED,
@@ -248,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of streams with no background: each action rises out of exact zeros, "
                     f"its quiet lead-in included (what a noise suppressor sends); default {SILENT_P:g}, "
                     "the shipped weights' recipe")
+    ap.add_argument("--pauses", type=share_arg, default=0.0, metavar="P",
+                    help="share of actions that come right after a pause of the background "
+                    f"({PAUSE_S[0]:g}-{PAUSE_S[1]:g} s of exact zeros or, as often, {PAUSE_QUIET_DB[0]:g}-"
+                    f"{PAUSE_QUIET_DB[1]:g} dB quieter; onset_data._pause), and as many pauses with no action after them; default 0, the shipped weights' recipe")
     ap.add_argument("--headroom", action=argparse.BooleanOptionalAction, default=False,
                     help="scale each training mix within full scale before the deliberate clipping of a hot "
                     "input (15 %% of the streams); without it the loud mixes clip wherever they exceed it")
@@ -339,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "snr_db": ",".join(f"{v:g}" for v in args.snr_db),
                                        "retakes": str(args.retakes), "headroom": str(int(args.headroom)),
                                        "gated": str(args.gated), "overlap": str(args.overlap),
-                                       "silent": str(args.silent),
+                                       "silent": str(args.silent), "pauses": str(args.pauses),
                                        "hard_negatives": f"{args.hard_negatives:g}",
                                        "band_mask": f"{args.band_mask:g}",
                                        **adapted})
@@ -402,7 +408,7 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape, start: 
     recipe = StreamRecipe(short_action_p=args.short_actions, ambient_p=args.ambient_share, snr_db=args.snr_db,
                           retake_p=args.retakes, headroom=args.headroom,
                           room_p=args.room_share if lib.room else 0.0, gate_p=args.gated,
-                          overlap_p=args.overlap, silent_p=args.silent)
+                          overlap_p=args.overlap, silent_p=args.silent, pause_p=args.pauses)
     xs, ys = _stream_store(lib, rng, args.streams + args.val_streams, recipe, shape)
     xv, yv = _with_context(xs[args.streams:], shape), ys[args.streams:]
     xs, ys = xs[: args.streams], ys[: args.streams]
