@@ -181,7 +181,7 @@ def test_the_gated_input_is_each_action_at_one_peak_with_exact_zeros_between(tmp
 
 def test_the_paused_input_is_a_background_that_pauses_right_before_each_action(tmp_path, capsys):
     """``paused``: 4 s of the background, then a pause of PAUSES_S in turn (exact zeros, every
-    other round PAUSE_QUIET_DB quieter), then the action at PAUSED_SNR_DB as the background
+    other round PAUSED_QUIET_DB quieter), then the action at PAUSED_SNR_DB as the background
     comes back; a run scores it over the set's speech and music, after every other draw."""
     from audio_clips import load
 
@@ -201,7 +201,7 @@ def test_the_paused_input_is_a_background_that_pauses_right_before_each_action(t
         if k // len(hb.PAUSES_S) % 2 == 0:
             assert not pause.any(), k
         else:
-            np.testing.assert_allclose(pause, scale * 10 ** (-hb.PAUSE_QUIET_DB / 20) * bg[s:start], atol=1e-7)
+            np.testing.assert_allclose(pause, scale * 10 ** (-hb.PAUSED_QUIET_DB / 20) * bg[s:start], atol=1e-7)
         t += gap + max(4.0, a.size / hb.SR + 1.2)
     out = tmp_path / "p.json"
     with pytest.MonkeyPatch.context() as mp:

@@ -115,7 +115,7 @@ GATED_SPACING_S = 3.6  # start to start (at least 1.2 s of zeros after each acti
 JOIN_NEAR_S = 0.15  # a false event this near a join of two recordings or excerpts is counted as the join's
 PAUSED_OVER = ("speech", "music")  # the paused input: the backgrounds that pause before each action
 PAUSES_S = (0.3, 0.6, 1.0, 1.5)  # ... how long they pause, in turn
-PAUSE_QUIET_DB = 40.0  # ... every other round of pauses: this much quieter instead of exact zeros
+PAUSED_QUIET_DB = 40.0  # ... every other round of pauses: this much quieter instead of exact zeros
 PAUSED_SNR_DB = 10.0  # ... and the action's SNR over that background
 
 
@@ -401,7 +401,7 @@ def gated_mix(actions: list[tuple[str, np.ndarray]]) -> tuple[np.ndarray, list[f
 
 def paused_mix(bg: np.ndarray, actions: list[tuple[str, np.ndarray]]) -> tuple[np.ndarray, list[float]]:
     """A background that pauses right before each action: 4 s of ``bg``, then a pause (PAUSES_S
-    in turn; exact zeros, every other round PAUSE_QUIET_DB quieter), then the action at
+    in turn; exact zeros, every other round PAUSED_QUIET_DB quieter), then the action at
     PAUSED_SNR_DB over ``bg`` as the background comes back with it. What a robot hears when
     music rests, a voice stops or a gate closes and then something is knocked. The shipped
     members miss a good share of them (28 of 40 found over the benchmark's music, 33 of 40
@@ -416,7 +416,10 @@ def paused_mix(bg: np.ndarray, actions: list[tuple[str, np.ndarray]]) -> tuple[n
         s, start = round(t * SR), round((t + gap) * SR)
         if start + x.size >= mix.size:
             break
-        mix[s:start] *= 0.0 if (k // len(PAUSES_S)) % 2 == 0 else np.float32(10 ** (-PAUSE_QUIET_DB / 20))
+        if (k // len(PAUSES_S)) % 2 == 0:
+            mix[s:start] = 0.0
+        else:
+            mix[s:start] *= np.float32(10 ** (-PAUSED_QUIET_DB / 20))
         place(mix, x, start, gain_for_snr(x, bp, PAUSED_SNR_DB, SR))
         onsets.append(t + gap + reference_onset(x, SR))
         t += gap + max(4.0, x.size / SR + 1.2)
@@ -790,7 +793,7 @@ def main(argv: list[str] | None = None) -> int:
             matched = match(run.events, onsets)
             s = score(run.events, onsets, matched)
             s.pop("onset_errors_ms")
-            paused.append({"background": name, "pauses_s": list(PAUSES_S), "quiet_db": PAUSE_QUIET_DB,
+            paused.append({"background": name, "pauses_s": list(PAUSES_S), "quiet_db": PAUSED_QUIET_DB,
                            "snr_db": PAUSED_SNR_DB, **s, **outcomes(run.events, onsets, matched),
                            "action_names": [n for n, _ in acts][: len(onsets)]})
             if why is not None:

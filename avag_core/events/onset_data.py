@@ -60,13 +60,13 @@ GATE_BLOCK = 64  # _gate: samples per open/closed decision (4 ms)
 GATE_ABOVE_DB = (3.0, 20.0)  # _gate: threshold range above the stream's median level
 GATE_HOLD_S = (0.05, 0.5)  # _gate: range of how long the gate stays open after the last loud block
 OVERLAP_AFTER_S = (0.15, 0.8)  # make_stream: an overlapping action's onset, after the previous one's
+OVERLAP_HEARD_DB = 3.0  # ... is labelled an onset only this far above what already sounds there
 PAUSE_S = (0.2, 2.5)  # _pause: how long the background pauses before an action
 PAUSE_QUIET_DB = (25.0, 60.0)  # _pause: how far a pause that is not exact zeros lies under the background
 PAUSE_CLEAR_S = 0.5  # _pauses_alone: no action sounds within this of a pause that ends on its own
 PAUSE_MIN_SNR_DB = 5.0  # _pause: only before actions at least this far over the background (a quieter one
 # after a pause is as loud as the background coming back; fine-tuned without this floor the members lost
 # event F1 on the hearing benchmark, with it they did not: checkpoints/onset.md)
-OVERLAP_HEARD_DB = 3.0  # ... is labelled an onset only this far above what already sounds there
 _RETAKE_KNOTS_HZ = np.geomspace(60.0, 7000.0, 6)
 
 LC = "/usr/share/games/lincity-ng/sounds/"
@@ -594,8 +594,7 @@ def make_stream(lib: Library, rng: np.random.Generator,
     labels = np.zeros((frames, 3), np.float32)
     labels[:, 2] = 1.0
     t = rng.uniform(0.6, 3.0)
-    free_from = 0  # where the last action placed ends (a pause never cuts into it)
-    placed: list[tuple[int, int]] = []  # each action's samples as placed
+    placed: list[tuple[int, int]] = []  # each action's samples as placed (a pause never cuts into one)
     sounding = np.zeros(frames + 1, np.float64)  # per hop: power of the actions placed so far
     while rng.random() > 0.1:
         src = lib.actions[int(rng.integers(len(lib.actions)))]
@@ -614,9 +613,9 @@ def make_stream(lib: Library, rng: np.random.Generator,
         if recipe.pause_p > 0 and snr >= PAUSE_MIN_SNR_DB and rng.random() < recipe.pause_p:
             # the background pauses right before the onset (the action's quiet lead-in with it),
             # never into an earlier action, and comes back with the action
+            free_from = placed[-1][1] if placed else 0
             _pause(mix, labels, max(free_from, on - round(rng.uniform(*PAUSE_S) * SR)), on, rng)
-        free_from = start + x.size
-        placed.append((start, free_from))
+        placed.append((start, start + x.size))
         k_on = max(0, on // HOP - 1)
         # active: until the action's last frame within 10 dB of the background power (with no
         # background, within 40 dB of its loudest hop)
