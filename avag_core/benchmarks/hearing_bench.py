@@ -770,34 +770,29 @@ def main(argv: list[str] | None = None) -> int:
         else:  # made as it plays (speech read on, noise)
             track = background(name, args.alone_s, rng, args.cache, rset, args.background_part)
             alone.append(play_alone(name, "continuous", within_full_scale(track), None))
-    gated = None
-    if "gated" in names:  # after every random draw: the other rows stay as they were
-        acts = actions * args.repeats
-        mix, onsets = gated_mix(acts)
+    def own_input(mix: np.ndarray, onsets: list[float], acts: list[tuple[str, np.ndarray]]) -> dict[str, Any]:
+        """An input of its own (gated, paused): actions found and false events, slot by slot,
+        and why with --explain; not in the runtime line."""
         run, why = detect(mix, onsets)
         matched = match(run.events, onsets)
         s = score(run.events, onsets, matched)
         s.pop("onset_errors_ms")
-        gated = {"peak_dbfs": 20 * float(np.log10(GATED_PEAK)), **s, **outcomes(run.events, onsets, matched),
-                 "action_names": [n for n, _ in acts]}
+        out = {**s, **outcomes(run.events, onsets, matched), "action_names": [n for n, _ in acts][: len(onsets)]}
         if why is not None:
-            gated["explain"] = why
+            out["explain"] = why
+        return out
+
+    acts = actions * args.repeats
+    gated = None
+    if "gated" in names:  # after every random draw: the other rows stay as they were
+        gated = {"peak_dbfs": 20 * float(np.log10(GATED_PEAK)), **own_input(*gated_mix(acts), acts)}
     paused = []
     if "paused" in names:  # its own draw, after every other: the other rows stay as they were
         pause_rng = np.random.default_rng([args.seed, 2])
-        acts = actions * args.repeats
         for name in PAUSED_OVER:
             bg = background(name, 6.0 * len(acts) + 8.0, pause_rng, args.cache, rset, args.background_part)
-            mix, onsets = paused_mix(bg, acts)
-            run, why = detect(mix, onsets)  # not in the runtime line, as the gated input is not
-            matched = match(run.events, onsets)
-            s = score(run.events, onsets, matched)
-            s.pop("onset_errors_ms")
             paused.append({"background": name, "pauses_s": list(PAUSES_S), "quiet_db": PAUSED_QUIET_DB,
-                           "snr_db": PAUSED_SNR_DB, **s, **outcomes(run.events, onsets, matched),
-                           "action_names": [n for n, _ in acts][: len(onsets)]})
-            if why is not None:
-                paused[-1]["explain"] = why
+                           "snr_db": PAUSED_SNR_DB, **own_input(*paused_mix(bg, acts), acts)})
     rtf = cpu_total / audio_total if audio_total else 0.0
     plays = [f"the set's recorded backgrounds under them played as {args.mix_play}"] if any(
         n in rset.backgrounds and n not in rooms for n in mixed) else []

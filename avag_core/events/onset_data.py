@@ -560,13 +560,12 @@ def _pauses_alone(mix: np.ndarray, labels: np.ndarray, placed: list[tuple[int, i
     onset. Why: pauses that all end in an action would teach that any sound out of a quiet
     stretch is one; music after a rest is the counter-example (it did not lower the cost the
     fine-tuning showed: checkpoints/onset.md)."""
-    n = mix.size
+    clear = round(PAUSE_CLEAR_S * SR)
     for _ in placed:
         if rng.random() >= p:
             continue
-        e = int(rng.integers(round(1.0 * SR), n))
+        e = int(rng.integers(SR, mix.size))  # the background back at least 1 s into the stream
         s = max(0, e - round(rng.uniform(*PAUSE_S) * SR))
-        clear = round(PAUSE_CLEAR_S * SR)
         if not any(a < e + clear and s < b for a, b in placed):
             _pause(mix, labels, s, e, rng)
 

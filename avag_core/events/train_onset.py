@@ -253,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pauses", type=share_arg, default=0.0, metavar="P",
                     help="share of actions that come right after a pause of the background "
                     f"({PAUSE_S[0]:g}-{PAUSE_S[1]:g} s of exact zeros or, as often, {PAUSE_QUIET_DB[0]:g}-"
-                    f"{PAUSE_QUIET_DB[1]:g} dB quieter; onset_data._pause), and as many pauses with no action after them; default 0, the shipped weights' recipe")
+                    f"{PAUSE_QUIET_DB[1]:g} dB quieter; onset_data._pause), and as many pauses with no action "
+                    "after them; default 0, the shipped weights' recipe")
     ap.add_argument("--headroom", action=argparse.BooleanOptionalAction, default=False,
                     help="scale each training mix within full scale before the deliberate clipping of a hot "
                     "input (15 %% of the streams); without it the loud mixes clip wherever they exceed it")
