@@ -3,7 +3,8 @@ a script by ``test_onset_room``: ``--jobs`` spawns its workers, and a spawned wo
 this script again, so they train on the same library. ``PIDS`` (a file): each process that
 makes a stream appends its id (``TOGETHER``: below); ``KILL`` set: every worker dies at
 once, without a word; ``HOLD`` set: every worker appends its id and then trains on for ten
-minutes (until something stops it).
+minutes (until something stops it); ``DIE_AFTER_STATES=N``: the process dies, without a
+word, right after it has written its N-th member state (``train_onset --resume``).
 Before training, the script's own process runs a backward pass as ``torch.compile`` runs it
 (AOTAutograd): after that, torch refuses autograd in a forked child, so workers that were
 forked, not spawned, fail here."""
@@ -53,6 +54,18 @@ if os.environ.get("KILL"):
     train_onset.train_member = _killed
 if os.environ.get("HOLD"):
     train_onset.train_member = _held
+if os.environ.get("DIE_AFTER_STATES"):
+    _save_state = train_onset.save_member_state
+    _states = 0
+
+    def _save_then_die(*args: object, **kwargs: object) -> None:
+        global _states
+        _save_state(*args, **kwargs)
+        _states += 1
+        if _states >= int(os.environ["DIE_AFTER_STATES"]):
+            os._exit(9)
+
+    train_onset.save_member_state = _save_then_die
 
 if __name__ == "__main__":
     import torch

@@ -4,6 +4,8 @@
     python -m avag_core.events.train_onset --out onset.safetensors --seed 0,1,2    # an ensemble
     python -m avag_core.events.train_onset --out onset.safetensors --seed 0,1,2 --jobs 3   # the same file, sooner
     python -m avag_core.events.train_onset --out onset.safetensors --join s0.safetensors,s1.safetensors
+    # a run that was stopped: the same command with --resume (each member from its last epoch)
+    python -m avag_core.events.train_onset --out onset.safetensors --seed 0,1,2 --resume
     # the shipped file: six plain members and six with the convolution along the bands
     python -m avag_core.events.train_onset --out plain.safetensors --seed 0,1,2,3,4,5
     python -m avag_core.events.train_onset --out across.safetensors --seed 0,1,2,3,4,5 --across 8 --epochs 15
@@ -76,6 +78,7 @@ from avag_core.events.onset_model import (
     load_onset_model,
     save_onset_model,
 )
+from avag_core.events.onset_state import load_member_state, recipe_of, save_member_state, state_path
 from avag_core.user_cache import default_cache_dir
 
 _ONSET_POS_WEIGHT = 4.0
@@ -299,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"share of training streams with a run of 1-{BAND_MASK_WIDTH} adjacent mel bands hidden from "
                     "the model (mask_bands); default 0, the shipped weights' recipe")
     ap.add_argument("--cache", type=Path, default=default_cache_dir() / "onset_train")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue a stopped run of this command: each member from the state it wrote after "
+                    "its last whole epoch (OUT.seedN.state.pt; removed once OUT is written), the same "
+                    "tensors as a run never stopped; a state of another recipe is refused")
     ap.add_argument("--join", type=lambda t: [Path(v) for v in t.split(",")], default=None, metavar="A,B,...",
                     help="train nothing: write one file holding every member of these trained files (one "
                     "input and timing, --across may differ; e.g. members trained in parallel with one seed each)")
@@ -324,6 +331,16 @@ def main(argv: list[str] | None = None) -> int:
         args.seed = args.seed or (0,)
     if args.streams < args.batch or args.epochs < 1:
         ap.error(f"--streams ({args.streams}) must hold at least one --batch ({args.batch}) and --epochs must be >= 1")
+    states = [state_path(args.out, seed) for seed in args.seed]
+    if args.resume:
+        try:
+            for seed, path in zip(args.seed, states, strict=True):
+                load_member_state(path, seed, recipe_of(args))
+        except AvagError as e:
+            ap.error(str(e))
+    elif any(p.is_file() for p in states):
+        print(f"train_onset: starting anew over the states of a stopped run next to {args.out} "
+              "(--resume continues it)", file=sys.stderr)
     _one_thread()
     t0 = time.time()
     try:
@@ -350,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
                                        "hard_negatives": f"{args.hard_negatives:g}",
                                        "band_mask": f"{args.band_mask:g}",
                                        **adapted})
+    for path in states:
+        path.unlink(missing_ok=True)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) in {time.time() - t0:.0f} s")
     return 0
 
@@ -400,9 +419,17 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape, start: 
                  room: list[np.ndarray] | None = None) -> OnsetNet:
     """One model from its own seed's streams: the same tensors whether trained alone
     (``--seed 1``) or as a member (``--seed 0,1,2``). From ``start``'s weights when given
-    (``--init``), with a share of the streams over ``room`` (``--room``)."""
+    (``--init``), with a share of the streams over ``room`` (``--room``); from its state after
+    its last whole epoch with ``--resume`` (onset_state)."""
     t0 = time.time()
     torch.manual_seed(seed)
+    recipe_text, state_file = recipe_of(args), state_path(args.out, seed)
+    state = load_member_state(state_file, seed, recipe_text) if args.resume else None
+    if state is not None and state["epoch"] >= args.epochs:  # no streams needed
+        model = OnsetNet(shape=shape if start is None else start.shape)
+        model.load_state_dict(state["model"])
+        print(f"seed {seed}: trained before (--resume)", flush=True)
+        return model
     lib = load_library(args.cache, seed, args.synth_actions, args.more_recordings)
     lib.room = room or []
     rng = np.random.default_rng(seed)
@@ -424,7 +451,16 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape, start: 
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
     mask_gen = torch.Generator().manual_seed(1000 + seed)
-    for epoch in range(args.epochs):
+    done = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        gen.set_state(state["gens"][0])
+        mask_gen.set_state(state["gens"][1])
+        done = state["epoch"]
+        print(f"seed {seed}: resumed after epoch {done}/{args.epochs}", flush=True)
+    for epoch in range(done, args.epochs):
         model.train()
         order = torch.randperm(args.streams, generator=gen)
         total = 0.0
@@ -444,6 +480,8 @@ def train_member(args: argparse.Namespace, seed: int, shape: OnsetShape, start: 
             val = float(loss_of(model(xv), yv))
         print(f"seed {seed} epoch {epoch + 1}/{args.epochs}: train {total / (args.streams // args.batch):.4f} "
               f"val {val:.4f}  {frame_report(model, xv, yv)}  ({time.time() - t0:.0f} s)", flush=True)
+        save_member_state(state_file, seed=seed, recipe=recipe_text, epoch=epoch + 1, model=model, opt=opt,
+                          sched=sched, gens=[gen, mask_gen])
     return model
 
 
