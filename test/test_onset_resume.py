@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from safetensors.numpy import load_file
 
-from avag_core.events.onset_state import state_path
+from avag_core.events.onset_state import FORMAT, state_path
 from avag_core.weights.checkpoint import read_safetensors
 
 HERE = Path(__file__).parent
@@ -69,6 +70,12 @@ def test_a_state_of_another_recipe_or_a_damaged_one_is_refused_in_one_line(tmp_p
     assert damaged.returncode == 2 and not out.exists()
     assert damaged.stderr.strip().splitlines()[-1].startswith(
         f"train_onset_small.py: error: {state_path(out, 1)} cannot be read as a member's training state")
+
+    torch.save({"format": FORMAT, "seed": 1}, state_path(out, 1))  # the tag, but not a whole state
+    partial = train(tmp_path, "--out", str(out), *RUN, "--resume")
+    assert partial.returncode == 2 and not out.exists()
+    assert partial.stderr.strip().splitlines()[-1] == (
+        f"train_onset_small.py: error: {state_path(out, 1)} is not a member's training state of train_onset")
 
     # without --resume the run starts anew over the states (and says so), the same file as never stopped
     anew = train(tmp_path, "--out", str(out), *RUN)

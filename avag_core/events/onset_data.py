@@ -542,8 +542,9 @@ def _pause(mix: np.ndarray, labels: np.ndarray, s: int, e: int, rng: np.random.G
     an action, the only sound after a background's pause in training was that background
     coming back (the dropouts, speech's own pauses: no onset), and the shipped members miss
     many actions 0.3-1.5 s after music, a voice or a fire went quiet (docs/hearing.md, "An
-    action after a pause"; fine-tuned with this option they find them, at a cost elsewhere
-    that kept them out of the shipped file: checkpoints/onset.md)."""
+    action after a pause"; fine-tuned with this option, or with half of them trained anew
+    with it, they find them, at a cost elsewhere that kept them out of the shipped file:
+    checkpoints/onset.md)."""
     if e - s < HOP:
         return
     if rng.random() < 0.5:

@@ -23,6 +23,7 @@ from avag_core.errors import AvagError
 from avag_core.training.state import atomic_torch_save
 
 FORMAT = "avag-onset-member-state-1"
+_KEYS = {"format", "seed", "recipe", "epoch", "model", "opt", "sched", "gens"}
 # arguments that do not change what a member learns: where it goes, how many train at once
 _NOT_RECIPE = ("out", "jobs", "resume", "cache", "join", "seed")
 
@@ -55,7 +56,7 @@ def load_member_state(path: Path, seed: int, recipe: dict[str, str]) -> dict[str
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a foreign or damaged file
         raise AvagError(f"{path} cannot be read as a member's training state: {e}".splitlines()[0]) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or state.get("format") != FORMAT or not state.keys() >= _KEYS:
         raise AvagError(f"{path} is not a member's training state of train_onset")
     if state["seed"] != seed:
         raise AvagError(f"{path} holds the member of seed {state['seed']}, not {seed}")
